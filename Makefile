@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with Python: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+APP    ?= django
+
+.PHONY: demo test lint typecheck unit docs bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[hiredis,django,flask,test,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## run an example app (APP=django|flask) on an embedded Redis unless CACHEKIT_REDIS_URL is set
+	$(PY) -m example_$(APP)
+
+test: lint typecheck unit  ## everything CI checks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+docs: $(STAMP)  ## regenerate docs/errors.md from the error registry
+	$(VENV)/bin/cachekit-web explain --markdown > docs/errors.md
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""cachekit-web: a safe-by-default Redis cache for Django and Flask."""
+
+from .core.client import DEFAULT, AsyncCacheClient, CacheClient, Result
+from .core.codec import Entry
+from .core.errors import (
+    BackendAuthError,
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    CachekitError,
+    CircuitOpenError,
+    ClientClosedError,
+    ConfigurationError,
+    DeserializationError,
+    IntegrityError,
+    InvalidKeyError,
+    LockTimeoutError,
+    SerializationError,
+    ValueTooLargeError,
+)
+from .core.health import HealthReport
+from .core.settings import Settings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT",
+    "AsyncCacheClient",
+    "BackendAuthError",
+    "BackendConnectionError",
+    "BackendError",
+    "BackendTimeoutError",
+    "CacheClient",
+    "CachekitError",
+    "CircuitOpenError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "DeserializationError",
+    "Entry",
+    "HealthReport",
+    "IntegrityError",
+    "InvalidKeyError",
+    "LockTimeoutError",
+    "Result",
+    "SerializationError",
+    "Settings",
+    "ValueTooLargeError",
+    "__version__",
+]

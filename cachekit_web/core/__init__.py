@@ -1,0 +1,1 @@
+"""Framework-agnostic core: imports neither Django nor Flask."""

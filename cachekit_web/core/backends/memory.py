@@ -1,0 +1,230 @@
+"""In-process TTL + LRU store: the embedded default, tests and an L1 tier."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+
+class _MemoryLock:
+    """A named lock with expiry, like a Redis lock but inside one process."""
+
+    def __init__(self, store: MemoryBackend, name: str, timeout: float) -> None:
+        self._store, self._name, self._timeout = store, name, timeout
+        self._token = uuid.uuid4().hex
+
+    def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
+        deadline = time.monotonic() + (blocking_timeout or 0.0)
+        while True:
+            if self._store.set(self._name, self._token.encode(), self._timeout, nx=True):
+                return True
+            if not blocking or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+    def release(self) -> None:
+        with self._store._lock:
+            if self._store.get(self._name) == self._token.encode():
+                self._store.delete(self._name)
+
+
+class MemoryBackend:
+    """A dict with per-key expiry and least-recently-used eviction."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self.max_entries = max_entries
+        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        self._lock = threading.RLock()
+        self.evictions = 0
+
+    def __repr__(self) -> str:
+        return f"<MemoryBackend entries={len(self._data)}>"
+
+    def describe(self) -> str:
+        """Where the data lives, safe to show."""
+        return "memory://"
+
+    def _live(self, key: str) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        value, expires = item
+        if expires is not None and expires <= time.monotonic():
+            del self._data[key]
+            return None
+        self._data.move_to_end(key)
+        return value
+
+    @staticmethod
+    def _expiry(ttl: float | None) -> float | None:
+        return None if ttl is None else time.monotonic() + ttl
+
+    def _store(self, key: str, value: bytes, expires: float | None) -> None:
+        self._data[key] = (value, expires)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+            self.evictions += 1
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        with self._lock:
+            return [self._live(k) for k in keys]
+
+    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+        with self._lock:
+            if nx and self._live(key) is not None:
+                return False
+            self._store(key, value, self._expiry(ttl))
+            return True
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+        with self._lock:
+            expires = self._expiry(ttl)
+            for k, v in items.items():
+                self._store(k, v, expires)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            present = self._live(key) is not None
+            self._data.pop(key, None)
+            return present
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        with self._lock:
+            return sum(self.delete(k) for k in keys)
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        with self._lock:
+            value = self._live(key)
+            if value is None:
+                return False
+            self._store(key, value, self._expiry(ttl))
+            return True
+
+    def ttl(self, key: str) -> float | None:
+        with self._lock:
+            if self._live(key) is None:
+                return 0.0
+            expires = self._data[key][1]
+            return None if expires is None else max(0.0, expires - time.monotonic())
+
+    def exists(self, key: str) -> bool:
+        with self._lock:
+            return self._live(key) is not None
+
+    def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
+        with self._lock:
+            value = self._live(key)
+            if value is None:
+                return None
+            new = fn(value)
+            self._data[key] = (new, self._data[key][1])
+            return new
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [k for k in self._data if k.startswith(prefix)]
+            for k in doomed:
+                del self._data[k]
+            return len(doomed)
+
+    def lock(self, name: str, timeout: float) -> _MemoryLock:
+        return _MemoryLock(self, name, timeout)
+
+    def ping(self) -> float:
+        return 0.0
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "server": "memory",
+                "keys": len(self._data),
+                "max_entries": self.max_entries,
+                "evicted_keys": self.evictions,
+            }
+
+    def close(self) -> None:
+        return None
+
+
+class _AsyncMemoryLock:
+    def __init__(self, inner: _MemoryLock) -> None:
+        self._inner = inner
+
+    async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
+        import asyncio
+
+        deadline = time.monotonic() + (blocking_timeout or 0.0)
+        while True:
+            if self._inner.acquire(blocking=False):
+                return True
+            if not blocking or time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+
+    async def release(self) -> None:
+        self._inner.release()
+
+
+class AsyncMemoryBackend:
+    """The memory store with an async face (no I/O, so no awaiting inside)."""
+
+    def __init__(self, store: MemoryBackend) -> None:
+        self.store = store
+
+    def describe(self) -> str:
+        """Where the data lives, safe to show."""
+        return self.store.describe()
+
+    async def get(self, key: str) -> bytes | None:
+        return self.store.get(key)
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        return self.store.get_many(keys)
+
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+        return self.store.set(key, value, ttl, nx=nx)
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+        self.store.set_many(items, ttl)
+
+    async def delete(self, key: str) -> bool:
+        return self.store.delete(key)
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        return self.store.delete_many(keys)
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        return self.store.touch(key, ttl)
+
+    async def ttl(self, key: str) -> float | None:
+        return self.store.ttl(key)
+
+    async def exists(self, key: str) -> bool:
+        return self.store.exists(key)
+
+    async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
+        return self.store.update(key, fn)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return self.store.delete_prefix(prefix)
+
+    def lock(self, name: str, timeout: float) -> _AsyncMemoryLock:
+        return _AsyncMemoryLock(self.store.lock(name, timeout))
+
+    async def ping(self) -> float:
+        return 0.0
+
+    async def info(self) -> dict[str, Any]:
+        return self.store.info()
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,184 @@
+"""Key ring: HKDF subkeys, AES-256-GCM sealing and HMAC signing.
+
+Errors from ``cryptography`` are translated here, at this one boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+import threading
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import ConfigurationError, IntegrityError
+
+NONCE_SIZE = 12
+TAG_SIZE = 16
+MAC_SIZE = 16
+KEY_ID_SIZE = 4
+_MIN_KEY_BYTES = 32
+
+
+class _NonceSource:
+    """96-bit nonces: an 8-byte random per-process prefix and a 4-byte counter.
+
+    The prefix is redrawn after fork() and whenever the counter wraps, so a
+    nonce never repeats within a process and forked children never share one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reseed()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._reseed_after_fork)
+
+    def _reseed(self) -> None:
+        self._prefix = os.urandom(8)
+        self._counter = 0
+
+    def _reseed_after_fork(self) -> None:
+        self._lock = threading.Lock()  # the parent's lock may have been held at fork time
+        self._reseed()
+
+    def next(self) -> bytes:
+        """Return a fresh nonce."""
+        with self._lock:
+            if self._counter >= 0xFFFFFFFF:
+                self._reseed()
+            self._counter += 1
+            return self._prefix + struct.pack(">I", self._counter)
+
+
+NONCES = _NonceSource()
+
+
+def parse_master_key(value: str, name: str = "MASTER_KEY") -> bytes:
+    """Decode a hex master key of at least 32 bytes, or raise E002."""
+    text = value.strip()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigurationError(f"{name} is not hexadecimal", code="E002") from None
+    if len(raw) < _MIN_KEY_BYTES:
+        raise ConfigurationError(
+            f"{name} is {len(raw)} bytes; at least {_MIN_KEY_BYTES} are needed", code="E002"
+        )
+    return raw
+
+
+def _hkdf(secret: bytes, purpose: str, namespace: str) -> bytes:
+    info = f"cachekit-web/v1/{purpose}/{namespace}".encode()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+
+
+def fingerprint(secret: bytes) -> str:
+    """A short, non-reversible identifier for a key, safe to show."""
+    return hashlib.sha256(b"cachekit-web/fingerprint/" + secret).hexdigest()[:16]
+
+
+class _Sealer:
+    """One AES-GCM key and its id."""
+
+    def __init__(self, master: bytes, namespace: str) -> None:
+        key = _hkdf(master, "aes-256-gcm", namespace)
+        self.key_id = hashlib.sha256(b"cachekit-web/key-id/" + key).digest()[:KEY_ID_SIZE]
+        self.aead = AESGCM(key)
+        self.fingerprint = fingerprint(master)
+
+
+class KeyRing:
+    """The current key (seals and opens) and previous keys (open only)."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        master_key: str | None = None,
+        previous_keys: tuple[str, ...] = (),
+        signing_key: str | bytes | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self._current: _Sealer | None = None
+        self._openers: dict[bytes, _Sealer] = {}
+        if master_key:
+            self._current = _Sealer(parse_master_key(master_key), namespace)
+            self._openers[self._current.key_id] = self._current
+            for i, old in enumerate(previous_keys):
+                sealer = _Sealer(parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]"), namespace)
+                self._openers.setdefault(sealer.key_id, sealer)
+        self._mac_key: bytes | None = None
+        self._mac_id = b"\0" * KEY_ID_SIZE
+        if signing_key:
+            secret = signing_key.encode() if isinstance(signing_key, str) else signing_key
+            self._mac_key = _hkdf(secret, "hmac-sha256", namespace)
+            self._mac_id = hashlib.sha256(b"cachekit-web/key-id/" + self._mac_key).digest()[
+                :KEY_ID_SIZE
+            ]
+
+    def __repr__(self) -> str:
+        return f"<KeyRing encrypted={self.encrypted} fingerprint={self.fingerprint}>"
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether values are sealed with AES-GCM."""
+        return self._current is not None
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether frames are encrypted or signed (so pickle may be read)."""
+        return self._current is not None or self._mac_key is not None
+
+    @property
+    def fingerprint(self) -> str | None:
+        """Fingerprint of the current master key, never the key."""
+        return self._current.fingerprint if self._current else None
+
+    @property
+    def key_id(self) -> bytes:
+        """Id written into the frame header for new values."""
+        return self._current.key_id if self._current else self._mac_id
+
+    def seal(self, header: bytes, key: bytes, payload: bytes) -> bytes:
+        """Encrypt payload bound to header and cache key; returns nonce + ciphertext."""
+        assert self._current is not None
+        nonce = NONCES.next()
+        return nonce + self._current.aead.encrypt(nonce, payload, header + key)
+
+    def open(self, key_id: bytes, header: bytes, key: bytes, body: bytes) -> bytes:
+        """Decrypt a sealed body, or raise E003."""
+        sealer = self._openers.get(key_id)
+        if sealer is None:
+            raise IntegrityError("value sealed with an unknown key", code="E003")
+        if len(body) < NONCE_SIZE + TAG_SIZE:
+            raise IntegrityError("sealed value is truncated", code="E003")
+        try:
+            return sealer.aead.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header + key)
+        except InvalidTag:
+            raise IntegrityError("authentication tag mismatch", code="E003") from None
+
+    def sign(self, header: bytes, key: bytes, payload: bytes) -> bytes:
+        """Return payload followed by its truncated HMAC-SHA256."""
+        assert self._mac_key is not None
+        return payload + self._mac(header, key, payload)
+
+    def verify(self, key_id: bytes, header: bytes, key: bytes, body: bytes) -> bytes:
+        """Check a signed body and return its payload, or raise E003."""
+        if self._mac_key is None or key_id != self._mac_id:
+            raise IntegrityError("value signed with an unknown key", code="E003")
+        if len(body) < MAC_SIZE:
+            raise IntegrityError("signed value is truncated", code="E003")
+        payload, tag = body[:-MAC_SIZE], body[-MAC_SIZE:]
+        if not hmac.compare_digest(tag, self._mac(header, key, payload)):
+            raise IntegrityError("signature mismatch", code="E003")
+        return payload
+
+    def _mac(self, header: bytes, key: bytes, payload: bytes) -> bytes:
+        assert self._mac_key is not None
+        msg = header + struct.pack(">I", len(key)) + key + payload
+        return hmac.new(self._mac_key, msg, hashlib.sha256).digest()[:MAC_SIZE]

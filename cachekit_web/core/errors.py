@@ -1,0 +1,435 @@
+"""The error registry and the exception hierarchy built from it.
+
+Every failure cachekit-web reports has a stable code (``E001`` ...). The
+registry below is the single source: exceptions, ``cachekit-web explain``
+and ``docs/errors.md`` are all generated from it.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    """One registry entry: what a code means and what to do about it."""
+
+    code: str
+    title: str
+    category: str
+    retryable: bool
+    slo: bool
+    causes: tuple[str, ...]
+    fix: str
+    trips_breaker: bool = False
+
+    def explain(self) -> str:
+        """Return the entry as plain text for a terminal."""
+        lines = [
+            f"{self.code}: {self.title}",
+            f"  category:      {self.category}",
+            f"  retryable:     {'yes' if self.retryable else 'no'}",
+            f"  counts to SLO: {'yes' if self.slo else 'no'}",
+            f"  trips breaker: {'yes' if self.trips_breaker else 'no'}",
+            "  likely causes:",
+            *(f"    - {c}" for c in self.causes),
+            f"  fix: {self.fix}",
+        ]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """Return the entry as a Markdown section."""
+        causes = "\n".join(f"- {c}" for c in self.causes)
+        return (
+            f"## {self.code}: {self.title}\n\n"
+            f"| category | retryable | counts toward SLO | trips the breaker |\n"
+            f"|---|---|---|---|\n"
+            f"| {self.category} | {_yn(self.retryable)} | {_yn(self.slo)} | "
+            f"{_yn(self.trips_breaker)} |\n\n"
+            f"Likely causes:\n\n{causes}\n\nFix: {self.fix}\n"
+        )
+
+
+def _yn(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _spec(
+    code: str,
+    title: str,
+    category: str,
+    *,
+    retryable: bool,
+    slo: bool,
+    causes: tuple[str, ...],
+    fix: str,
+    trips_breaker: bool = False,
+) -> ErrorSpec:
+    return ErrorSpec(code, title, category, retryable, slo, causes, fix, trips_breaker)
+
+
+REGISTRY: dict[str, ErrorSpec] = {
+    s.code: s
+    for s in (
+        _spec(
+            "E001", "Master key required but not set", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "ENCRYPTION is 'required' but CACHEKIT_MASTER_KEY is empty or missing",
+                "the variable is set in one process (shell) but not in the app's environment",
+            ),
+            fix="Generate a key with `python -c \"import secrets; print(secrets.token_hex(32))\"` "
+            "and set it as CACHEKIT_MASTER_KEY (or MASTER_KEY in OPTIONS / app.config).",
+        ),
+        _spec(
+            "E002", "Master key is malformed", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "the key is not hexadecimal",
+                "the key is shorter than 32 bytes (64 hex characters)",
+                "quotes or whitespace were pasted into the value",
+            ),
+            fix="Use 64 or more hex characters, e.g. the output of `openssl rand -hex 32`.",
+        ),
+        _spec(
+            "E003", "Stored value failed authentication", "integrity",
+            retryable=False, slo=False,
+            causes=(
+                "the master key or SECRET_KEY changed and the old key is not in "
+                "PREVIOUS_MASTER_KEYS",
+                "the value was copied to another key or modified inside Redis",
+                "another application writes to the same keys",
+            ),
+            fix="Nothing is lost: the entry is treated as a miss and deleted. After a key "
+            "rotation, list the old key in CACHEKIT_PREVIOUS_MASTER_KEYS until old entries expire.",
+        ),
+        _spec(
+            "E010", "Cannot connect to Redis", "connection",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "Redis is not running or was restarted",
+                "the URL's host, port or socket path is wrong",
+                "a firewall or the network refuses the connection",
+            ),
+            fix="Check the server (`redis-cli -u $CACHEKIT_REDIS_URL ping`) and the URL. "
+            "Reads miss and writes are skipped until it is back.",
+        ),
+        _spec(
+            "E011", "Timed out connecting to Redis", "connection",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "the server is overloaded, paused or unreachable",
+                "SOCKET_CONNECT_TIMEOUT is too small for the network's latency",
+            ),
+            fix="Check the server's load and latency; raise CACHEKIT_SOCKET_CONNECT_TIMEOUT "
+            "only if the network is known to be slow.",
+        ),
+        _spec(
+            "E012", "Connection pool exhausted", "connection",
+            retryable=True, slo=True,
+            causes=(
+                "more concurrent cache calls than CONNECTION_POOL_SIZE connections",
+                "slow commands hold connections longer than POOL_TIMEOUT",
+            ),
+            fix="Raise CACHEKIT_CONNECTION_POOL_SIZE to at least your worker thread count, "
+            "or find what makes commands slow.",
+        ),
+        _spec(
+            "E020", "Value cannot be serialized", "serialization",
+            retryable=False, slo=False,
+            causes=(
+                "the value's type has no msgpack encoding and the pickle fallback is off",
+                "no master key or signing key is configured, so pickle is refused",
+            ),
+            fix="Cache plain data (dict, list, str, numbers, dates, Decimal, UUID), or configure "
+            "MASTER_KEY or SIGNING_KEY so that other objects can be stored in sealed frames.",
+        ),
+        _spec(
+            "E021", "Stored value cannot be decoded", "serialization",
+            retryable=False, slo=False,
+            causes=(
+                "the entry was written by another program or an older format",
+                "the bytes in Redis are corrupt",
+            ),
+            fix="Nothing is lost: the entry is treated as a miss and deleted.",
+        ),
+        _spec(
+            "E022", "Value too large", "serialization",
+            retryable=False, slo=False,
+            causes=("the encoded value is larger than MAX_VALUE_SIZE",),
+            fix="Cache smaller pieces, or raise CACHEKIT_MAX_VALUE_SIZE deliberately.",
+        ),
+        _spec(
+            "E023", "Invalid cache key", "usage",
+            retryable=False, slo=False,
+            causes=(
+                "the key is empty or not a string",
+                "the key is longer than MAX_KEY_LENGTH",
+            ),
+            fix="Use a non-empty string key; hash long inputs before using them as keys.",
+        ),
+        _spec(
+            "E030", "Circuit breaker open", "availability",
+            retryable=True, slo=True,
+            causes=(
+                "recent calls to Redis failed more than CIRCUIT_BREAKER_FAILURE_THRESHOLD "
+                "times within CIRCUIT_BREAKER_WINDOW seconds",
+            ),
+            fix="Fix the underlying E010/E011/E06x errors. The breaker probes again after "
+            "CIRCUIT_BREAKER_RECOVERY_TIMEOUT seconds and closes by itself.",
+        ),
+        _spec(
+            "E040", "Redis URL missing", "configuration",
+            retryable=False, slo=False,
+            causes=("neither CACHEKIT_REDIS_URL nor REDIS_URL nor an explicit URL is set",),
+            fix="Set CACHEKIT_REDIS_URL, e.g. redis://127.0.0.1:6379/0 (or memory:// for a "
+            "process-local cache).",
+        ),
+        _spec(
+            "E041", "Unknown setting name", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "a typo in a setting name",
+                "a variable with the wrong prefix, such as CACHE_REDIS_URL",
+                "a Flask-Caching or django-redis option that cachekit-web does not read",
+            ),
+            fix="Use the name suggested in the message; every setting is listed in the README.",
+        ),
+        _spec(
+            "E042", "Invalid setting value", "configuration",
+            retryable=False, slo=False,
+            causes=("a setting has the wrong type or is out of range",),
+            fix="Correct the value named in the message; the README's table gives each type.",
+        ),
+        _spec(
+            "E050", "Lock acquisition timed out", "concurrency",
+            retryable=True, slo=False,
+            causes=(
+                "another process holds the recompute lock for longer than LOCK_WAIT",
+                "a crashed holder's lock has not yet expired (LOCK_TIMEOUT)",
+            ),
+            fix="The value is computed without the lock (strict mode raises instead). "
+            "If it recurs, make the computation faster or raise LOCK_WAIT.",
+        ),
+        _spec(
+            "E060", "Authentication to the backend refused", "authentication",
+            retryable=False, slo=True,
+            causes=(
+                "wrong password or user name in the URL",
+                "the ACL user lacks permission for a command cachekit-web uses",
+            ),
+            fix="Check the credentials in the URL and the user's ACL (needs GET, SET, DEL, "
+            "SCAN, EVALSHA and friends). Alert whoever owns the Redis credentials.",
+        ),
+        _spec(
+            "E061", "Backend overloaded or rate-limited", "backend",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "the server refuses new clients (maxclients reached)",
+                "the server is busy running a long script or loading its dataset",
+            ),
+            fix="Reduce load or raise the server's limits; requests miss until it recovers.",
+        ),
+        _spec(
+            "E062", "Backend server error", "backend",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "the node is read-only (a replica after failover), or the cluster is down",
+                "the server cannot persist (MISCONF) or is failing over",
+            ),
+            fix="Check the server's log and role; the client follows a new primary by itself "
+            "when it is reached through Sentinel or Cluster.",
+        ),
+        _spec(
+            "E063", "Request rejected by the backend", "backend",
+            retryable=False, slo=False,
+            causes=(
+                "a key holds a value of another type (WRONGTYPE), written by another program",
+                "the server does not support a command (too old a version)",
+            ),
+            fix="Give cachekit-web its own NAMESPACE or database; Redis 6.2 or newer is needed.",
+        ),
+        _spec(
+            "E064", "Backend request timed out", "connection",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "the server is paused, swapping or running a slow command",
+                "SOCKET_TIMEOUT is too small for the value sizes in use",
+            ),
+            fix="Look at the server's SLOWLOG and latency. Reads miss until it answers again.",
+        ),
+        _spec(
+            "E065", "Connection lost during a request", "connection",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "the server was restarted or killed while a request was in flight",
+                "an idle connection was closed by the server or a proxy (timeout setting)",
+            ),
+            fix="Transient: the request is retried once on a fresh connection. If it recurs, "
+            "check the server's `timeout` setting and proxies between client and server.",
+        ),
+        _spec(
+            "E066", "Backend out of memory", "backend",
+            retryable=False, slo=True,
+            causes=(
+                "maxmemory is reached and the eviction policy is noeviction",
+            ),
+            fix="Set `maxmemory-policy allkeys-lru` (a cache should evict) or give Redis more "
+            "memory. Writes are dropped until then; reads still work.",
+        ),
+        _spec(
+            "E067", "Unexpected reply from the backend", "backend",
+            retryable=True, slo=True, trips_breaker=True,
+            causes=(
+                "something other than Redis listens on the port",
+                "a proxy between client and server corrupted the stream",
+            ),
+            fix="Check that the URL points at a Redis server.",
+        ),
+        _spec(
+            "E068", "Client is closed", "usage",
+            retryable=False, slo=False,
+            causes=("a cache call was made after close()",),
+            fix="Create a new client, or do not close a client that is still in use.",
+        ),
+    )
+}
+
+
+def lookup(code: str) -> ErrorSpec:
+    """Return the registry entry for ``code`` (case-insensitive)."""
+    return REGISTRY[code.upper()]
+
+
+class CachekitError(Exception):
+    """Base of every cachekit-web error; ``.code`` names its registry entry."""
+
+    default_code: ClassVar[str] = "E000"
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        self.code = code or self.default_code
+        self.spec = REGISTRY[self.code]
+        self.message = message or self.spec.title
+        super().__init__(f"[{self.code}] {self.message}")
+
+    @property
+    def retryable(self) -> bool:
+        """Whether trying again later may succeed."""
+        return self.spec.retryable
+
+    @property
+    def trips_breaker(self) -> bool:
+        """Whether this failure counts toward opening the circuit breaker."""
+        return self.spec.trips_breaker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self.code))
+
+
+def _rebuild(cls: type[CachekitError], message: str, code: str) -> CachekitError:
+    return cls(message, code=code)
+
+
+class ConfigurationError(CachekitError, ValueError):
+    """Settings are missing, malformed or unknown (E001, E002, E040, E041, E042)."""
+
+    default_code = "E042"
+
+
+class IntegrityError(CachekitError, ValueError):
+    """A stored value failed authentication and was not used (E003)."""
+
+    default_code = "E003"
+
+
+class SerializationError(CachekitError, TypeError):
+    """A value cannot be turned into bytes (E020)."""
+
+    default_code = "E020"
+
+
+class DeserializationError(CachekitError, pickle.UnpicklingError):
+    """Stored bytes cannot be turned back into a value (E021)."""
+
+    default_code = "E021"
+
+
+class ValueTooLargeError(CachekitError, ValueError):
+    """An encoded value exceeds MAX_VALUE_SIZE (E022)."""
+
+    default_code = "E022"
+
+
+class InvalidKeyError(CachekitError, ValueError):
+    """A cache key is empty, not a string or too long (E023)."""
+
+    default_code = "E023"
+
+
+class LockTimeoutError(CachekitError, TimeoutError):
+    """A recompute lock could not be acquired within LOCK_WAIT (E050)."""
+
+    default_code = "E050"
+
+
+class ClientClosedError(CachekitError, RuntimeError):
+    """The client was used after close() (E068)."""
+
+    default_code = "E068"
+
+
+class BackendError(CachekitError):
+    """The backend (Redis) failed; see subclasses for the kind of failure."""
+
+    default_code = "E062"
+
+
+class BackendConnectionError(BackendError, ConnectionError):
+    """Redis cannot be reached or the connection dropped (E010, E012, E065)."""
+
+    default_code = "E010"
+
+
+class BackendTimeoutError(BackendError, TimeoutError):
+    """Redis did not answer in time (E011, E064)."""
+
+    default_code = "E064"
+
+
+class BackendAuthError(BackendError, PermissionError):
+    """Redis refused the credentials (E060)."""
+
+    default_code = "E060"
+
+
+class CircuitOpenError(BackendError):
+    """The circuit breaker is open; Redis is not being called (E030)."""
+
+    default_code = "E030"
+
+
+def all_codes() -> list[str]:
+    """Return every registered code in order."""
+    return sorted(REGISTRY)
+
+
+def markdown_table() -> str:
+    """Render the whole registry as the Markdown document docs/errors.md."""
+    head = (
+        "# cachekit-web error codes\n\n"
+        "Generated from `cachekit_web/core/errors.py` by `make docs` "
+        "(`cachekit-web explain --markdown`); do not edit by hand.\n\n"
+        "| code | title | category | retryable |\n|---|---|---|---|\n"
+    )
+    rows = "".join(
+        f"| [{s.code}](#{s.code.lower()}-{_anchor(s.title)}) | {s.title} | {s.category} | "
+        f"{_yn(s.retryable)} |\n"
+        for s in REGISTRY.values()
+    )
+    return head + rows + "\n" + "\n".join(s.markdown() for s in REGISTRY.values())
+
+
+def _anchor(title: str) -> str:
+    return "-".join("".join(c for c in title.lower() if c.isalnum() or c == " ").split())

@@ -1,0 +1,96 @@
+"""HealthReport: what the health pages, `doctor` and monitoring read."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import REGISTRY, CachekitError
+
+# Error rate over the last minute above which the cache is reported degraded.
+DEGRADED_ERROR_RATE = 0.05
+
+
+@dataclass
+class HealthReport:
+    """Status of one cache client; JSON-serializable through as_dict()."""
+
+    status: str
+    backend: str
+    namespace: str
+    checked_at: float
+    ping_ms: float | None
+    error: dict[str, str] | None
+    server: dict[str, Any]
+    breaker: dict[str, Any]
+    metrics: dict[str, Any]
+    encryption: dict[str, Any]
+    pending_deletes: int
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict for json.dumps."""
+        return asdict(self)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the status is 'ok'."""
+        return self.status == "ok"
+
+    def errors_explained(self) -> list[dict[str, Any]]:
+        """Errors by code with their registry titles and fixes, most frequent first."""
+        counts = self.metrics.get("errors_by_code", {})
+        out = []
+        for code, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+            spec = REGISTRY.get(code)
+            out.append({
+                "code": code, "count": n,
+                "title": spec.title if spec else "", "fix": spec.fix if spec else "",
+            })
+        return out
+
+
+def build_report(
+    *,
+    backend: str,
+    namespace: str,
+    ping: float | None,
+    ping_error: CachekitError | None,
+    info: dict[str, Any],
+    breaker: dict[str, Any],
+    metrics: dict[str, Any],
+    encrypted: bool,
+    signed: bool,
+    key_fingerprint: str | None,
+    pending_deletes: int,
+) -> HealthReport:
+    """Assemble a report and decide its status (ok / degraded / down)."""
+    if ping_error is not None or breaker["state"] == "open":
+        status = "down"
+    elif (
+        breaker["state"] == "half_open"
+        or metrics["error_rates"]["1m"] > DEGRADED_ERROR_RATE
+        or pending_deletes
+    ):
+        status = "degraded"
+    else:
+        status = "ok"
+    return HealthReport(
+        status=status,
+        backend=backend,
+        namespace=namespace,
+        checked_at=time.time(),
+        ping_ms=None if ping is None else round(ping * 1000, 3),
+        error=None if ping_error is None else {"code": ping_error.code,
+                                               "message": ping_error.message},
+        server=info,
+        breaker=breaker,
+        metrics=metrics,
+        encryption={
+            "encrypted": encrypted,
+            "signed": signed and not encrypted,
+            "key_fingerprint": key_fingerprint,
+        },
+        pending_deletes=pending_deletes,
+    )

@@ -1,0 +1,84 @@
+"""Single-flight: concurrent misses for one key inside a process compute once.
+
+Across processes the client adds a distributed lock from the backend
+(redis-py's Lock on Redis); this module is the in-process half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+
+class Flight:
+    """One in-progress computation that other threads can wait for."""
+
+    __slots__ = ("_done", "ok", "value")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.value: Any = None
+        self.ok = False
+
+    def resolve(self, value: Any) -> None:
+        """Publish the computed value to the waiters."""
+        self.value, self.ok = value, True
+        self._done.set()
+
+    def abandon(self) -> None:
+        """Wake the waiters without a value (the leader failed)."""
+        self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the leader; True only if it produced a value in time."""
+        return self._done.wait(timeout) and self.ok
+
+
+class Flights:
+    """The flights in progress, by key."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[str, Flight] = {}
+
+    def join(self, key: str) -> tuple[Flight, bool]:
+        """Return the flight for ``key`` and whether the caller leads it."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = Flight()
+            return flight, True
+
+    def leave(self, key: str, flight: Flight) -> None:
+        """The leader is done: forget the flight and wake anyone still waiting."""
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        flight.abandon()
+
+
+class AsyncFlights:
+    """Single-flight for coroutines, one table per event loop."""
+
+    def __init__(self) -> None:
+        self._flights: dict[tuple[int, str], asyncio.Future[Any]] = {}
+
+    def join(self, key: str) -> tuple[asyncio.Future[Any], bool]:
+        """Return the future for ``key`` and whether the caller leads it."""
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), key)
+        fut = self._flights.get(slot)
+        if fut is not None and not fut.done() and fut.get_loop() is loop:
+            return fut, False
+        fut = self._flights[slot] = loop.create_future()
+        return fut, True
+
+    def leave(self, key: str, fut: asyncio.Future[Any]) -> None:
+        """The leader is done: forget the future."""
+        slot = (id(fut.get_loop()), key)
+        if self._flights.get(slot) is fut:
+            del self._flights[slot]
+        if not fut.done():
+            fut.cancel()

@@ -1,0 +1,245 @@
+"""One Settings object: every option, its default, and its environment name.
+
+The same name is used everywhere: env ``CACHEKIT_<NAME>``, Flask
+``app.config["CACHEKIT_<NAME>"]`` and Django ``OPTIONS["<NAME>"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import environ
+
+from .errors import ConfigurationError
+
+ENV_PREFIX = "CACHEKIT_"
+
+# Prefixes people reach for by habit (Flask-Caching, django-redis); reported, never read.
+_FOREIGN_PREFIXES = ("CACHE_", "CACHES_", "CACHEKIT", "CACHE_KIT_", "DJANGO_REDIS_", "REDIS_CACHE_")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every cachekit-web option with its default; build with from_env or from_mapping."""
+
+    REDIS_URL: str | None = None
+    NAMESPACE: str = "cachekit"
+    MASTER_KEY: str | None = field(default=None, repr=False)
+    PREVIOUS_MASTER_KEYS: tuple[str, ...] = field(default=(), repr=False)
+    ENCRYPTION: str = "auto"  # auto: encrypt when MASTER_KEY is set; required: E001 without it
+    SIGNING_KEY: str | None = field(default=None, repr=False)
+    PICKLE_FALLBACK: bool = True
+    DEFAULT_TIMEOUT: float | None = 300.0
+    MAX_VALUE_SIZE: int = 8 * 1024 * 1024
+    MAX_KEY_LENGTH: int = 1024
+    COMPRESS_MIN_SIZE: int = 1024
+    SOCKET_TIMEOUT: float = 1.0
+    SOCKET_CONNECT_TIMEOUT: float = 1.0
+    CONNECTION_POOL_SIZE: int = 50
+    POOL_TIMEOUT: float = 0.5
+    RETRIES: int = 1
+    HEALTH_CHECK_INTERVAL: float = 30.0
+    SSL_CERT_REQS: str = "required"
+    SSL_CA_CERTS: str | None = None
+    CIRCUIT_BREAKER_ENABLED: bool = True
+    CIRCUIT_BREAKER_FAILURE_THRESHOLD: int = 5
+    CIRCUIT_BREAKER_WINDOW: float = 30.0
+    CIRCUIT_BREAKER_RECOVERY_TIMEOUT: float = 10.0
+    CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS: int = 1
+    PENDING_DELETES_MAX: int = 10_000
+    LOCK_TIMEOUT: float = 30.0
+    LOCK_WAIT: float = 5.0
+    STRICT: bool = False
+    LOG_INTERVAL: float = 30.0
+    MEMORY_MAX_ENTRIES: int = 10_000
+    REPLICA_READS: bool = True
+
+    def replace(self, **changes: Any) -> Settings:
+        """Return a copy with some settings changed (names checked)."""
+        return Settings.from_mapping(changes, base=self)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """All setting names, without prefix."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_mapping(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        base: Settings | None = None,
+        prefix: str = "",
+        extra_names: Iterable[str] = (),
+    ) -> Settings:
+        """Build settings from a dict of NAME -> value; unknown names raise E041."""
+        known = set(cls.names()) | set(extra_names)
+        changes: dict[str, Any] = {}
+        for raw_name, value in values.items():
+            name = raw_name[len(prefix):] if prefix and raw_name.startswith(prefix) else raw_name
+            name = name.upper()
+            if name not in known:
+                raise unknown_setting(raw_name, known, prefix)
+            if name in cls.names():
+                changes[name] = _coerce(name, value)
+        settings = dataclasses.replace(base or cls(), **changes)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def from_env(
+        cls,
+        environ_map: Mapping[str, str] | None = None,
+        *,
+        extra_names: Iterable[str] = (),
+        **overrides: Any,
+    ) -> Settings:
+        """Build settings from CACHEKIT_* variables (REDIS_URL as a fallback), then overrides."""
+        env_map = os.environ if environ_map is None else environ_map
+        check_env_names(env_map, extra_names)
+        reader = environ.Env()
+        reader.ENVIRON = env_map  # read from the given mapping, not only os.environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            var = ENV_PREFIX + f.name
+            if var in env_map:
+                values[f.name] = _read_env(reader, var, f.name)
+        if "REDIS_URL" not in values and env_map.get("REDIS_URL"):
+            values["REDIS_URL"] = env_map["REDIS_URL"]
+        values.update({k.upper(): v for k, v in overrides.items()})
+        return cls.from_mapping(values, extra_names=extra_names)
+
+    def validate(self) -> None:
+        """Raise E042 for values out of range, E001/E002 for key problems."""
+        if self.ENCRYPTION not in ("auto", "required"):
+            raise ConfigurationError(
+                f"ENCRYPTION must be 'auto' or 'required', not {self.ENCRYPTION!r}", code="E042"
+            )
+        if self.ENCRYPTION == "required" and not self.MASTER_KEY:
+            raise ConfigurationError(
+                "ENCRYPTION is 'required' but no MASTER_KEY is set", code="E001"
+            )
+        for name in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "POOL_TIMEOUT",
+                     "CIRCUIT_BREAKER_WINDOW", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT",
+                     "LOCK_TIMEOUT", "LOCK_WAIT"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be > 0", code="E042")
+        for name in ("CONNECTION_POOL_SIZE", "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                     "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS", "MAX_VALUE_SIZE", "MAX_KEY_LENGTH",
+                     "MEMORY_MAX_ENTRIES"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name} must be >= 1", code="E042")
+        if self.RETRIES < 0 or self.RETRIES > 3:
+            raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
+        if ":" in self.NAMESPACE or not self.NAMESPACE:
+            raise ConfigurationError("NAMESPACE must be non-empty and contain no ':'", code="E042")
+
+    def require_url(self) -> str:
+        """Return REDIS_URL or raise E040."""
+        if not self.REDIS_URL:
+            raise ConfigurationError(
+                "no Redis URL: set CACHEKIT_REDIS_URL (or REDIS_URL)", code="E040"
+            )
+        return self.REDIS_URL
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to show: secrets replaced by whether they are set."""
+        from .backends import redact_url
+
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _SECRET_NAMES:
+                value = bool(value)
+            elif f.name == "REDIS_URL" and value:
+                value = redact_url(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+
+_SECRET_NAMES = frozenset({"MASTER_KEY", "PREVIOUS_MASTER_KEYS", "SIGNING_KEY"})
+_TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings)}
+
+
+def unknown_setting(raw_name: str, known: Iterable[str], prefix: str = "") -> ConfigurationError:
+    """Build the E041 error for an unknown name, with a did-you-mean."""
+    bare = raw_name.upper()
+    for p in (prefix, *_FOREIGN_PREFIXES):
+        if p and bare.startswith(p):
+            bare = bare[len(p):]
+            break
+    match = difflib.get_close_matches(bare, list(known), n=1, cutoff=0.6)
+    hint = f"; did you mean {prefix or ''}{match[0]}?" if match else ""
+    return ConfigurationError(f"unknown setting {raw_name!r}{hint}", code="E041")
+
+
+def check_env_names(env_map: Mapping[str, str], extra_names: Iterable[str] = ()) -> None:
+    """Raise E041 for CACHEKIT_* typos and wrong-prefix cache variables in the environment."""
+    known = set(Settings.names()) | set(extra_names)
+    for var in env_map:
+        if var.startswith(ENV_PREFIX):
+            if var[len(ENV_PREFIX):] not in known:
+                raise unknown_setting(var, known, ENV_PREFIX)
+        elif var.startswith(_FOREIGN_PREFIXES) and not var.startswith(ENV_PREFIX):
+            bare = var
+            for p in _FOREIGN_PREFIXES:
+                if var.startswith(p):
+                    bare = var[len(p):]
+                    break
+            if bare in known:
+                raise ConfigurationError(
+                    f"environment variable {var!r} is not read; did you mean {ENV_PREFIX}{bare}?",
+                    code="E041",
+                )
+
+
+def _read_env(reader: environ.Env, var: str, name: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        if "bool" in kind:
+            return reader.bool(var)
+        if "tuple" in kind:
+            return tuple(reader.list(var))
+        if "float" in kind:
+            raw = reader.str(var)
+            return None if raw.lower() in ("", "none", "never") else float(raw)
+        if kind == "int":
+            return reader.int(var)
+        return reader.str(var) or None
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{var} has an invalid value", code="E042") from exc
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _TYPES[name]
+    try:
+        if "tuple" in kind:
+            if isinstance(value, str):
+                return tuple(v for v in (p.strip() for p in value.split(",")) if v)
+            return tuple(value or ())
+        if value is None:
+            if "None" in kind:
+                return None
+            raise TypeError(name)
+        if "bool" in kind:
+            if isinstance(value, str):
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if "float" in kind:
+            return float(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise TypeError(name)
+            return int(value)
+        if "str" in kind:
+            return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"setting {name} has an invalid value", code="E042") from exc
+    return value
