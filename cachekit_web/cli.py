@@ -6,7 +6,7 @@ import argparse
 import secrets
 import sys
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from .core.errors import REGISTRY, CachekitError, markdown_table
 
@@ -21,11 +21,11 @@ def explain(code: str | None, *, list_all: bool = False, markdown: bool = False,
         for spec in REGISTRY.values():
             out.write(f"{spec.code}  {spec.category:<15} {spec.title}\n")
         return 0
-    spec = REGISTRY.get(code.upper())
-    if spec is None:
+    found = REGISTRY.get(code.upper())
+    if found is None:
         out.write(f"unknown code {code!r}; `cachekit-web explain --list` shows them all\n")
         return 2
-    out.write(spec.explain() + "\n")
+    out.write(found.explain() + "\n")
     return 0
 
 
@@ -46,7 +46,7 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
     return 0 if not failed else 1
 
 
-def doctor_checks(url: str | None, overrides: dict[str, object] | None = None) -> list[Check]:
+def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> list[Check]:
     """The checks `doctor` runs: settings, keys, connectivity, a sealed round trip."""
     from .core.client import CacheClient
     from .core.settings import Settings
@@ -57,7 +57,7 @@ def doctor_checks(url: str | None, overrides: dict[str, object] | None = None) -
         extra = dict(overrides or {})
         if url:
             extra["REDIS_URL"] = url
-        s = Settings.from_env(**extra)
+        s = Settings.from_env(None, **extra)
         s.require_url()
         state["settings"] = s
         return "environment and settings are valid"

@@ -26,7 +26,6 @@ from .errors import (
     CachekitError,
     CircuitOpenError,
     ClientClosedError,
-    ConfigurationError,
     DeserializationError,
     IntegrityError,
     InvalidKeyError,
@@ -158,7 +157,9 @@ def make_async_backend(url: str, settings: Settings) -> AsyncBackend:
 
 def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
     if settings is None:
-        settings = Settings.from_env(**({"REDIS_URL": url} if url else {}), **overrides)
+        if url:
+            overrides = {**overrides, "REDIS_URL": url}
+        settings = Settings.from_env(None, **overrides)
     else:
         changes = dict(overrides)
         if url:
@@ -414,7 +415,7 @@ class CacheClient(_ClientBase):
             return {}
         out: dict[str, Any] = {}
         now = time.time()
-        for key, fk, raw in zip(keys, fks, raws):
+        for key, fk, raw in zip(keys, fks, raws, strict=True):
             entry = self._decode(fk, raw)
             self._count_lookup(entry, now)
             if entry is not None and self._fresh(entry, now):
@@ -538,7 +539,7 @@ class CacheClient(_ClientBase):
             value = default + delta
             if self.backend.set(fk, self._encode(fk, value), self._ttl(DEFAULT), nx=True):
                 return value
-            return self.backend.update(fk, bump) and seen[0]
+            return seen[0] if self.backend.update(fk, bump) is not None else None
 
         try:
             result = self._call("incr", run)
@@ -737,7 +738,7 @@ class AsyncCacheClient(_ClientBase):
             return {}
         out: dict[str, Any] = {}
         now = time.time()
-        for key, fk, raw in zip(keys, fks, raws):
+        for key, fk, raw in zip(keys, fks, raws, strict=True):
             entry = self._decode(fk, raw)
             self._count_lookup(entry, now)
             if entry is not None and self._fresh(entry, now):
@@ -859,7 +860,7 @@ class AsyncCacheClient(_ClientBase):
             value = default + delta
             if await self.backend.set(fk, self._encode(fk, value), self._ttl(DEFAULT), nx=True):
                 return value
-            return await self.backend.update(fk, bump) and seen[0]
+            return seen[0] if await self.backend.update(fk, bump) is not None else None
 
         try:
             result = await self._call("incr", run)
@@ -907,7 +908,9 @@ class AsyncCacheClient(_ClientBase):
             except (asyncio.TimeoutError, CachekitError, _FlightFailed):
                 return Result(await _run_compute(compute), "miss")
         try:
-            result = await self._lead(key, fk, compute, timeout, stale_ttl, should_cache, stale)
+            result: Result[T] = await self._lead(
+                key, fk, compute, timeout, stale_ttl, should_cache, stale
+            )
             if not flight.done():
                 flight.set_result(result.value)
             return result

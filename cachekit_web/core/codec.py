@@ -17,7 +17,7 @@ import struct
 import uuid
 import zlib
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import msgpack
 
@@ -48,9 +48,8 @@ _FRESH = struct.Struct(">d")
 HEADER_SIZE = _HEAD.size
 
 # msgpack extension type codes; part of the stored format, never renumber.
-X_TUPLE, X_SET, X_FROZENSET, X_DATETIME, X_DATE, X_TIME, X_TIMEDELTA, X_DECIMAL, X_UUID, X_BIGINT = (
-    range(1, 11)
-)
+(X_TUPLE, X_SET, X_FROZENSET, X_DATETIME, X_DATE, X_TIME, X_TIMEDELTA, X_DECIMAL, X_UUID,
+ X_BIGINT) = range(1, 11)
 
 
 class Entry(NamedTuple):
@@ -61,7 +60,7 @@ class Entry(NamedTuple):
 
 
 def _pack(obj: Any) -> bytes:
-    return msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True)
+    return cast(bytes, msgpack.packb(obj, default=_default, strict_types=True, use_bin_type=True))
 
 
 def _tz_encode(tz: dt.tzinfo | None) -> Any:

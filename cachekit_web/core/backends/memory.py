@@ -85,11 +85,12 @@ class MemoryBackend:
             self._store(key, value, self._expiry(ttl))
             return True
 
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         with self._lock:
             expires = self._expiry(ttl)
             for k, v in items.items():
                 self._store(k, v, expires)
+            return True
 
     def delete(self, key: str) -> bool:
         with self._lock:
@@ -193,8 +194,8 @@ class AsyncMemoryBackend:
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
         return self.store.set(key, value, ttl, nx=nx)
 
-    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
-        self.store.set_many(items, ttl)
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
+        return self.store.set_many(items, ttl)
 
     async def delete(self, key: str) -> bool:
         return self.store.delete(key)

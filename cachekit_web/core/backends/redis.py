@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aredis
@@ -47,7 +47,11 @@ class PoolExhausted(redis.ConnectionError):
     """No pooled connection became free within POOL_TIMEOUT."""
 
 
-_PASSTHROUGH = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError, redis.exceptions.BusyLoadingError)
+_PASSTHROUGH = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.BusyLoadingError,
+)
 
 # redis-py exception type -> (our exception class, code). Looked up along the MRO.
 _ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
@@ -128,7 +132,7 @@ class _UnixConnection(_ConnectPhaseMixin, sconn.UnixDomainSocketConnection):
 class _Pool(redis.BlockingConnectionPool):
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return super().get_connection(*args, **kwargs)
+            return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
             raise
         except redis.ConnectionError as exc:
@@ -162,7 +166,7 @@ class _AsyncUnixConnection(_AsyncConnectPhaseMixin, aconn.UnixDomainSocketConnec
 class _AsyncPool(aredis.BlockingConnectionPool):
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().get_connection(*args, **kwargs)
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
             raise
         except redis.ConnectionError as exc:
@@ -204,7 +208,7 @@ def pool_options(url: str, settings: Settings) -> dict[str, Any]:
 
 
 def _ms(ttl: float | None) -> int | None:
-    return None if ttl is None else max(1, int(round(ttl * 1000)))
+    return None if ttl is None else max(1, round(ttl * 1000))
 
 
 def _escape_glob(text: str) -> str:
@@ -229,7 +233,7 @@ class RedisBackend:
         self.pool = _Pool.from_url(
             url, connection_class=_SYNC_CLASSES[scheme_of(url)], **options
         )
-        self.client = redis.Redis(connection_pool=self.pool)
+        self.client: Any = redis.Redis(connection_pool=self.pool)  # redis-py typing is loose
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self._url}>"
@@ -240,27 +244,28 @@ class RedisBackend:
 
     def get(self, key: str) -> bytes | None:
         with translated():
-            return self.client.get(key)  # type: ignore[no-any-return]
+            return cast("bytes | None", self.client.get(key))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
         with translated():
-            return self.client.mget(keys)  # type: ignore[no-any-return]
+            return cast("list[bytes | None]", self.client.mget(keys))
 
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
         with translated():
             return bool(self.client.set(key, value, px=_ms(ttl), nx=nx))
 
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
-            return
+            return True
         with translated():
             pipe = self.client.pipeline(transaction=False)
             px = _ms(ttl)
             for k, v in items.items():
                 pipe.set(k, v, px=px)
             pipe.execute()
+        return True
 
     def delete(self, key: str) -> bool:
         with translated():
@@ -378,7 +383,7 @@ class AsyncRedisBackend:
         self.pool = _AsyncPool.from_url(
             url, connection_class=_ASYNC_CLASSES[scheme_of(url)], **options
         )
-        self.client = aredis.Redis(connection_pool=self.pool)
+        self.client: Any = aredis.Redis(connection_pool=self.pool)
 
     def __repr__(self) -> str:
         return f"<AsyncRedisBackend {self._url}>"
@@ -389,27 +394,28 @@ class AsyncRedisBackend:
 
     async def get(self, key: str) -> bytes | None:
         with translated():
-            return await self.client.get(key)  # type: ignore[no-any-return]
+            return cast("bytes | None", await self.client.get(key))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
         with translated():
-            return await self.client.mget(keys)  # type: ignore[no-any-return]
+            return cast("list[bytes | None]", await self.client.mget(keys))
 
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
         with translated():
             return bool(await self.client.set(key, value, px=_ms(ttl), nx=nx))
 
-    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> None:
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
-            return
+            return True
         with translated():
             pipe = self.client.pipeline(transaction=False)
             px = _ms(ttl)
             for k, v in items.items():
                 pipe.set(k, v, px=px)
             await pipe.execute()
+        return True
 
     async def delete(self, key: str) -> bool:
         with translated():
