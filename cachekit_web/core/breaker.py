@@ -36,7 +36,7 @@ Listener = Callable[[Transition], None]
 
 
 class CircuitBreaker:
-    """Counts infrastructure failures in a rolling window and opens when there are too many."""
+    """Opens after FAILURE_THRESHOLD failures within WINDOW seconds with no success between."""
 
     def __init__(
         self,
@@ -105,8 +105,9 @@ class CircuitBreaker:
             return  # hot path: nothing to do
         fired = None
         with self._lock:
+            # A success ends a run of failures: sporadic blips on a busy site never add up.
+            self._failures.clear()
             if self._state is State.HALF_OPEN:
-                self._failures.clear()
                 fired = self._move(State.CLOSED, "probe succeeded")
         self._notify(fired)
 
