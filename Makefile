@@ -27,8 +27,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-docs: $(STAMP)  ## regenerate docs/errors.md from the error registry
+docs: $(STAMP)  ## regenerate docs/errors.md and the README's settings table
 	$(VENV)/bin/cachekit-web explain --markdown > docs/errors.md
+	$(PY) -m cachekit_web.cli readme README.md
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

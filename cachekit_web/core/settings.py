@@ -164,6 +164,59 @@ class Settings:
         return out
 
 
+# One line per setting: the README's settings table is generated from this.
+DESCRIPTIONS: dict[str, str] = {
+    "REDIS_URL": "Where the cache lives: redis://, rediss:// (TLS), unix://, memory:// "
+    "(falls back to REDIS_URL).",
+    "NAMESPACE": "Prefix of every key; clear() removes only this namespace.",
+    "MASTER_KEY": "Hex key, at least 32 bytes: values are AES-256-GCM encrypted when set.",
+    "PREVIOUS_MASTER_KEYS": "Comma-separated old master keys, used only to read during rotation.",
+    "ENCRYPTION": "auto (encrypt when MASTER_KEY is set) or required (refuse to start without).",
+    "SIGNING_KEY": "Secret for HMAC-signed frames when there is no MASTER_KEY (adapters derive "
+    "it from SECRET_KEY).",
+    "PICKLE_FALLBACK": "Store types msgpack cannot carry with pickle, only inside authenticated "
+    "frames.",
+    "DEFAULT_TIMEOUT": "Seconds a value lives when no timeout is given; none = forever.",
+    "MAX_VALUE_SIZE": "Largest encoded value in bytes; larger ones are refused (E022).",
+    "MAX_KEY_LENGTH": "Longest key in characters (E023).",
+    "COMPRESS_MIN_SIZE": "Values at least this many bytes are zlib-compressed when it helps.",
+    "SOCKET_TIMEOUT": "Seconds to wait for a Redis reply.",
+    "SOCKET_CONNECT_TIMEOUT": "Seconds to wait for a connection.",
+    "CONNECTION_POOL_SIZE": "Connections per process; callers wait POOL_TIMEOUT for a free one.",
+    "POOL_TIMEOUT": "Seconds to wait for a free pooled connection (E012 after).",
+    "RETRIES": "Retries of a lost connection (not of a timeout), 0 to 3.",
+    "HEALTH_CHECK_INTERVAL": "Seconds idle before a pooled connection is PINGed before use.",
+    "SSL_CERT_REQS": "rediss:// certificate check: required, optional or none.",
+    "SSL_CA_CERTS": "Path of the CA bundle for rediss://.",
+    "CIRCUIT_BREAKER_ENABLED": "Turn Redis failures into fast misses.",
+    "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "Failures in a row (within the window) that open the "
+    "breaker.",
+    "CIRCUIT_BREAKER_WINDOW": "Seconds over which failures are counted.",
+    "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "Seconds the breaker stays open before probing again.",
+    "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "Probe calls allowed while half-open.",
+    "PENDING_DELETES_MAX": "Deletes remembered during an outage; beyond it the namespace is "
+    "cleared on recovery.",
+    "LOCK_TIMEOUT": "Seconds a recompute lock is held at most (a crashed holder's lock expires).",
+    "LOCK_WAIT": "Seconds a caller waits for another's recompute before computing itself (E050).",
+    "STRICT": "Raise typed errors instead of failing open.",
+    "LOG_INTERVAL": "Seconds between two log lines for the same error code.",
+    "MEMORY_MAX_ENTRIES": "Entries kept by a memory:// cache before LRU eviction.",
+    "REPLICA_READS": "Send reads to replicas when the URL names some.",
+}
+
+
+def settings_markdown() -> str:
+    """The settings table (name, environment variable, default, meaning) as Markdown."""
+    rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
+    defaults = Settings()
+    for f in fields(Settings):
+        value = getattr(defaults, f.name)
+        shown = "-" if value in (None, ()) else f"`{value}`"
+        rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name}` | {shown} | "
+                    f"{DESCRIPTIONS.get(f.name, '')} |")
+    return "\n".join(rows) + "\n"
+
+
 _SECRET_NAMES = frozenset({"MASTER_KEY", "PREVIOUS_MASTER_KEYS", "SIGNING_KEY"})
 _TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings)}
 
