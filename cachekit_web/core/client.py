@@ -30,6 +30,7 @@ from .errors import (
     IntegrityError,
     InvalidKeyError,
     LockTimeoutError,
+    SerializationError,
 )
 from .health import HealthReport, build_report
 from .locks import AsyncFlights, Flights
@@ -50,6 +51,8 @@ DEFAULT: Any = _Default()
 """Timeout sentinel: use the DEFAULT_TIMEOUT setting."""
 
 _MISSING: Any = object()
+# Raised by codec work inside a backend call: about the data, not the backend's health.
+_DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
 _UNAVAILABLE: Any = object()
 _CHUNK = 1000
 _MEMORY_STORES: dict[str, MemoryBackend] = {}
@@ -280,6 +283,7 @@ class _ClientBase:
         self._check_open()
         if self.breaker.allow():
             return True
+        self.metrics.count("ops")
         self.metrics.error("E030")
         if self.strict:
             raise CircuitOpenError(f"{op} skipped: circuit breaker open", code="E030")
@@ -366,6 +370,9 @@ class CacheClient(_ClientBase):
             if self.pending:
                 self._flush_pending()
             result = fn(*args)
+        except _DATA_ERRORS:
+            self.breaker.record_success()  # the backend answered; the data was bad
+            raise
         except CachekitError as exc:
             self._failed(op, exc)
             return _UNAVAILABLE  # type: ignore[no-any-return]
@@ -384,7 +391,7 @@ class CacheClient(_ClientBase):
         except CachekitError:
             self.pending.restore(keys, clear)
             raise
-        log.info("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
+        log.debug("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
 
     @property
     def available(self) -> bool:
@@ -691,6 +698,9 @@ class AsyncCacheClient(_ClientBase):
             if self.pending:
                 await self._flush_pending()
             result = await fn(*args)
+        except _DATA_ERRORS:
+            self.breaker.record_success()
+            raise
         except CachekitError as exc:
             self._failed(op, exc)
             return _UNAVAILABLE  # type: ignore[no-any-return]
