@@ -59,6 +59,11 @@ class Settings:
     MEMORY_MAX_ENTRIES: int = 10_000
     REPLICA_READS: bool = True
 
+    def __repr__(self) -> str:
+        # The URL may carry a password and the keys are secrets: show the redacted view.
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.public_dict().items())
+        return f"Settings({shown})"
+
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with some settings changed (names checked)."""
         return Settings.from_mapping(changes, base=self)
