@@ -192,3 +192,12 @@ def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None =
 def _token(text: str) -> str:
     safe = "".join(c if c.isalnum() or c in "-._" else "-" for c in text)
     return safe or "none"
+
+
+def normalized_query(query_string: str | bytes) -> str:
+    """A query string with its parameters in a stable order, so ?a=1&b=2 and ?b=2&a=1 match."""
+    from urllib.parse import parse_qsl, urlencode
+
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    return urlencode(sorted(parse_qsl(query_string, keep_blank_values=True)))
