@@ -137,6 +137,29 @@ REGISTRY: dict[str, ErrorSpec] = {
             "or find what makes commands slow.",
         ),
         _spec(
+            "E013", "A cluster node is unreachable", "connection",
+            retryable=True, slo=True,
+            causes=(
+                "one Redis Cluster primary was killed, restarted or partitioned away",
+                "the cluster has not yet promoted a replica for the lost node's slots",
+            ),
+            fix="Keys on the other nodes are still served; keys on the lost node miss until it "
+            "or a promoted replica answers. The breaker stays closed: only that node is "
+            "skipped, and retried every CIRCUIT_BREAKER_RECOVERY_TIMEOUT seconds.",
+        ),
+        _spec(
+            "E014", "Topology change in progress", "connection",
+            retryable=True, slo=True,
+            causes=(
+                "Sentinel is failing over: the old primary is gone and no new one is known yet",
+                "a Redis Cluster slot is migrating (TRYAGAIN) or kept redirecting (MOVED/ASK)",
+                "a request reached a primary that was just demoted to a replica",
+            ),
+            fix="Transient: requests miss for the few seconds the failover or resharding takes "
+            "and the client follows the new primary by itself. If it persists, check "
+            "`SENTINEL masters` or `CLUSTER INFO`.",
+        ),
+        _spec(
             "E020", "Value cannot be serialized", "serialization",
             retryable=False, slo=False,
             causes=(
