@@ -304,8 +304,11 @@ class _ClientBase:
 
     def _on_transition(self, t: Transition) -> None:
         level = logging.WARNING if t.new is State.OPEN else logging.INFO
-        log.log(level, "[E030] circuit breaker %s -> %s (%s)", t.old.value, t.new.value, t.reason,
-                extra={"cachekit_code": "E030"})
+        message = f"circuit breaker {t.old.value} -> {t.new.value} ({t.reason})"
+        if t.old is State.CLOSED or t.new is State.CLOSED:
+            log.log(level, "[E030] %s", message, extra={"cachekit_code": "E030"})
+        else:  # open <-> half_open repeats every recovery timeout while down: rate-limit it
+            self._logger.emit(level, "E030", message)
 
     def _lock_name(self, fk: str) -> str:
         return fk + ":lock"
