@@ -103,6 +103,10 @@ class _PendingDeletes:
             self._clear = False
             return keys, clear
 
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._keys.pop(key, None)
+
     def restore(self, keys: list[str], clear: bool) -> None:
         if clear:
             self.clear_all()
@@ -144,6 +148,10 @@ def make_backend(url: str, settings: Settings) -> Backend:
     """Build the synchronous backend a URL names."""
     if scheme_of(url) == "memory":
         return _memory_store(url, settings)
+    if "+" in scheme_of(url) or settings.REPLICA_URLS:  # cluster, sentinel, replicas
+        from .backends.sentinel import make_topology_backend
+
+        return make_topology_backend(url, settings)
     from .backends.redis import RedisBackend
 
     return RedisBackend(url, settings)
@@ -474,6 +482,7 @@ class CacheClient(_ClientBase):
                 return True
             # An unreadable entry (bad frame) blocks nothing: replace it.
             if self._decode(fk, self.backend.get(fk)) is None:
+                self.pending.discard(fk)  # overwritten now: a later delete would lose the value
                 return self.backend.set(fk, data, ttl)
             return False
 
@@ -798,6 +807,7 @@ class AsyncCacheClient(_ClientBase):
             if await self.backend.set(fk, data, ttl, nx=True):
                 return True
             if self._decode(fk, await self.backend.get(fk)) is None:
+                self.pending.discard(fk)
                 return await self.backend.set(fk, data, ttl)
             return False
 
