@@ -58,6 +58,7 @@ class Settings:
     LOG_INTERVAL: float = 30.0
     MEMORY_MAX_ENTRIES: int = 10_000
     REPLICA_READS: bool = True
+    REPLICA_URLS: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         # The URL may carry a password and the keys are secrets: show the redacted view.
@@ -129,6 +130,12 @@ class Settings:
             raise ConfigurationError(
                 "ENCRYPTION is 'required' but no MASTER_KEY is set", code="E001"
             )
+        from .crypto import parse_master_key  # E002 at configuration time, not first use
+
+        if self.MASTER_KEY:
+            parse_master_key(self.MASTER_KEY)
+        for i, old in enumerate(self.PREVIOUS_MASTER_KEYS):
+            parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]")
         for name in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "POOL_TIMEOUT",
                      "CIRCUIT_BREAKER_WINDOW", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT",
                      "LOCK_TIMEOUT", "LOCK_WAIT"):
@@ -163,6 +170,8 @@ class Settings:
                 value = bool(value)
             elif f.name == "REDIS_URL" and value:
                 value = redact_url(value)
+            elif f.name == "REPLICA_URLS":
+                value = [redact_url(u) for u in value]
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -206,7 +215,9 @@ DESCRIPTIONS: dict[str, str] = {
     "STRICT": "Raise typed errors instead of failing open.",
     "LOG_INTERVAL": "Seconds between two log lines for the same error code.",
     "MEMORY_MAX_ENTRIES": "Entries kept by a memory:// cache before LRU eviction.",
-    "REPLICA_READS": "Send reads to replicas when the URL names some.",
+    "REPLICA_READS": "Send reads to replicas when there are some (REPLICA_URLS, Sentinel, or "
+    "a cluster URL with ?replica_reads=1); writes and locks always go to the primary.",
+    "REPLICA_URLS": "Comma-separated redis:// URLs of read replicas of the REDIS_URL primary.",
 }
 
 

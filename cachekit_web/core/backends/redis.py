@@ -17,7 +17,7 @@ import redis.asyncio.connection as aconn
 import redis.connection as sconn
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from redis.sentinel import MasterNotFoundError
+from redis.sentinel import MasterNotFoundError, SlaveNotFoundError
 
 from ..errors import (
     BackendAuthError,
@@ -60,6 +60,7 @@ _ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
     redis.exceptions.NoPermissionError: (BackendAuthError, "E060"),
     redis.exceptions.AuthenticationWrongNumberOfArgsError: (BackendAuthError, "E060"),
     PoolExhausted: (BackendConnectionError, "E012"),
+    redis.exceptions.MaxConnectionsError: (BackendConnectionError, "E012"),
     ConnectRefused: (BackendConnectionError, "E010"),
     ConnectTimeout: (BackendTimeoutError, "E011"),
     redis.TimeoutError: (BackendTimeoutError, "E064"),
@@ -67,9 +68,15 @@ _ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
     redis.ConnectionError: (BackendConnectionError, "E065"),
     redis.exceptions.OutOfMemoryError: (BackendError, "E066"),
     redis.exceptions.ReadOnlyError: (BackendError, "E062"),
+    # Topology: redirections and failovers are not failures of the server (E013/E014
+    # do not trip the breaker); a cluster that refuses every slot is (E062).
     redis.exceptions.ClusterDownError: (BackendError, "E062"),
-    redis.exceptions.TryAgainError: (BackendError, "E062"),
-    MasterNotFoundError: (BackendConnectionError, "E010"),
+    redis.exceptions.TryAgainError: (BackendConnectionError, "E014"),
+    redis.exceptions.AskError: (BackendConnectionError, "E014"),  # MovedError is a subclass
+    redis.exceptions.SlotNotCoveredError: (BackendConnectionError, "E013"),
+    MasterNotFoundError: (BackendConnectionError, "E014"),
+    SlaveNotFoundError: (BackendConnectionError, "E014"),
+    redis.exceptions.RedisClusterException: (BackendConnectionError, "E010"),
     redis.exceptions.InvalidResponse: (BackendError, "E067"),
     redis.exceptions.ResponseError: (BackendError, "E063"),
     redis.exceptions.DataError: (BackendError, "E063"),
@@ -99,7 +106,7 @@ def translated() -> Iterator[None]:
         yield
     except CachekitError:
         raise
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
         raise translate(exc) from None
 
 

@@ -1,0 +1,258 @@
+"""Sentinel-managed primaries and read replicas, on redis-py's own Sentinel support.
+
+Writes, locks, read-modify-write and clear always go to the primary; plain
+reads (get, get_many, ttl, exists) go to a replica when REPLICA_READS is on,
+and fall back to the primary when no replica answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import redis
+from redis.sentinel import (
+    MasterNotFoundError,
+    Sentinel,
+    SentinelConnectionPool,
+    SentinelManagedConnection,
+    SentinelManagedSSLConnection,
+    SlaveNotFoundError,
+)
+
+from ..errors import ConfigurationError
+from ..settings import Settings
+from . import Backend, redact_url, scheme_of
+from .cluster import NodeGuard, node_options, node_report, parse_hosts_url
+from .redis import (
+    _SYNC_CLASSES,
+    ConnectRefused,
+    ConnectTimeout,
+    RedisBackend,
+    _Pool,
+    pool_options,
+    translate,
+    translated,
+)
+
+T = TypeVar("T")
+
+_PASS = (
+    MasterNotFoundError,
+    SlaveNotFoundError,
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.BusyLoadingError,
+)
+
+
+class _SentinelPhase:
+    """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except _PASS:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
+
+class _SentinelConnection(_SentinelPhase, SentinelManagedConnection):
+    pass
+
+
+class _SentinelSslConnection(_SentinelPhase, SentinelManagedSSLConnection):
+    pass
+
+
+def _is_sentinel(url: str) -> bool:
+    return scheme_of(url) in ("redis+sentinel", "rediss+sentinel")
+
+
+class _ReplicaReads:
+    """Reads through ``self.reader`` (a replica), falling back to ``self.client`` (primary)."""
+
+    client: Any
+    readers: list[tuple[str, Any]]
+    reader_guard: NodeGuard
+    _rr: Any
+
+    def _read(self, call: Callable[[Any], T]) -> T:
+        for _ in range(len(self.readers)):
+            name, reader = self.readers[next(self._rr) % len(self.readers)]
+            if not self.reader_guard.admit(name):
+                continue
+            try:
+                result = call(reader)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self.reader_guard.failed(name)
+                continue  # a lost replica costs nothing: the primary answers instead
+            except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+                raise translate(exc) from None
+            self.reader_guard.ok(name)
+            return result
+        with translated():
+            return call(self.client)
+
+    def get(self, key: str) -> bytes | None:
+        return cast("bytes | None", self._read(lambda c: c.get(key)))
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return cast("list[bytes | None]", self._read(lambda c: c.mget(keys)))
+
+    def ttl(self, key: str) -> float | None:
+        ms = int(self._read(lambda c: c.pttl(key)))
+        if ms == -1:
+            return None
+        return 0.0 if ms < 0 else ms / 1000.0
+
+    def exists(self, key: str) -> bool:
+        return bool(self._read(lambda c: c.exists(key)))
+
+
+class ReplicatedRedisBackend(_ReplicaReads, RedisBackend):
+    """A plain primary (REDIS_URL) with read replicas (REPLICA_URLS)."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self.readers = []
+        self._replica_pools: list[Any] = []
+        if settings.REPLICA_READS:
+            for rurl in settings.REPLICA_URLS:
+                pool = _Pool.from_url(rurl, connection_class=_SYNC_CLASSES[scheme_of(rurl)],
+                                      **pool_options(rurl, settings))
+                self._replica_pools.append(pool)
+                self.readers.append((redact_url(rurl), redis.Redis(connection_pool=pool)))
+        self._rr = itertools.count()
+        self.reader_guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
+        self._all_urls = [redact_url(url), *(redact_url(u) for u in settings.REPLICA_URLS)]
+
+    def __repr__(self) -> str:
+        return f"<ReplicatedRedisBackend {self._url} +{len(self.readers)} replicas>"
+
+    def describe(self) -> str:
+        """Primary and replicas, passwords redacted."""
+        return ", ".join(self._all_urls)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """The primary and each replica with role, latency, memory and reachability."""
+        out = [node_report(self._url, "primary", self.client.ping, self.client.info)]
+        for name, reader in self.readers:
+            out.append(node_report(name, "replica", reader.ping, reader.info,
+                                   down=self.reader_guard.is_down(name)))
+        return out
+
+    def close(self) -> None:
+        super().close()
+        for pool in self._replica_pools:
+            pool.disconnect()
+
+
+class SentinelBackend(_ReplicaReads, RedisBackend):
+    """A primary found through Sentinel; follows failovers without a restart."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        # Deliberately not RedisBackend.__init__: the pools come from Sentinel.
+        self._url = redact_url(url)
+        spec = parse_hosts_url(url, 26379)
+        if not spec.path:
+            raise ConfigurationError(
+                f"a Sentinel URL needs the service name: redis+sentinel://host:port/"
+                f"<service>[/db], got {self._url}", code="E042")
+        self.service = spec.path[0]
+        try:
+            db = int(spec.path[1]) if len(spec.path) > 1 else int(spec.query.get("db", 0))
+        except ValueError:
+            raise ConfigurationError(f"bad database number in {self._url}",
+                                     code="E042") from None
+        data = node_options(settings, spec.tls)
+        data.pop("ssl", None)
+        data["db"] = db
+        if spec.username:
+            data["username"] = spec.username
+        if spec.password:
+            data["password"] = spec.password
+        retry_opts = pool_options("redis://x", settings)
+        data["retry"] = retry_opts["retry"]
+        data["retry_on_timeout"] = False
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": settings.SOCKET_TIMEOUT,
+            "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
+        }
+        if spec.query.get("sentinel_password"):
+            sentinel_kwargs["password"] = spec.query["sentinel_password"]
+        conn_class = _SentinelSslConnection if spec.tls else _SentinelConnection
+        self.sentinel: Any = cast(Any, Sentinel(  # type: ignore[no-untyped-call]
+            list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
+        self.client: Any = self.sentinel.master_for(
+            self.service, connection_pool_class=SentinelConnectionPool,
+            connection_class=conn_class)
+        self.pool = self.client.connection_pool
+        self.readers: list[tuple[str, Any]] = []
+        if settings.REPLICA_READS:
+            self.readers.append(("replicas", self.sentinel.slave_for(
+                self.service, connection_pool_class=SentinelConnectionPool,
+                connection_class=conn_class)))
+        self._rr = itertools.count()
+        self.reader_guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
+
+    def __repr__(self) -> str:
+        return f"<SentinelBackend {self._url}>"
+
+    def primary_address(self) -> tuple[str, int]:
+        """The (host, port) Sentinel currently names as primary; raises E014 if none."""
+        with translated():
+            host, port = self.sentinel.discover_master(self.service)
+        return str(host), int(port)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Sentinels, the primary and its replicas, with role, latency, memory, reachability."""
+        out: list[dict[str, Any]] = []
+        for s in self.sentinel.sentinels:
+            kw = s.connection_pool.connection_kwargs
+            out.append(node_report(f"{kw['host']}:{kw['port']}", "sentinel", s.ping, dict))
+        try:
+            host, port = self.primary_address()
+        except Exception:
+            out.append({"node": "?", "role": "primary", "reachable": False, "latency_ms": None,
+                        "used_memory": None, "used_memory_human": None, "error": "E014"})
+            return out
+        kwargs = self.client.connection_pool.connection_kwargs
+        shared = {k: kwargs[k] for k in ("username", "password", "socket_timeout",
+                                         "socket_connect_timeout") if kwargs.get(k)}
+        addresses = [("primary", host, port)]
+        with contextlib.suppress(redis.RedisError, OSError):
+            addresses += [("replica", h, p) for h, p in
+                          self.sentinel.discover_slaves(self.service)]
+        for role, h, p in addresses:
+            with redis.Redis(host=h, port=p, **shared) as conn:
+                out.append(node_report(f"{h}:{p}", role, conn.ping, conn.info))
+        return out
+
+    def close(self) -> None:
+        for _, reader in self.readers:
+            reader.connection_pool.disconnect()
+        self.client.connection_pool.disconnect()
+        for s in self.sentinel.sentinels:
+            s.connection_pool.disconnect()
+
+
+def make_topology_backend(url: str, settings: Settings) -> Backend:
+    """The backend for a cluster, sentinel or replicated URL (None-free dispatch)."""
+    scheme = scheme_of(url)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .cluster import ClusterBackend
+
+        return ClusterBackend(url, settings)
+    if _is_sentinel(url):
+        return SentinelBackend(url, settings)
+    if settings.REPLICA_URLS:
+        return ReplicatedRedisBackend(url, settings)
+    raise ConfigurationError(f"no topology backend for {redact_url(url)}", code="E042")
