@@ -12,8 +12,9 @@ from .core.errors import REGISTRY, CachekitError, markdown_table
 
 
 def explain(code: str | None, *, list_all: bool = False, markdown: bool = False,
-            out: TextIO = sys.stdout) -> int:
+            out: TextIO | None = None) -> int:
     """Print one registry entry, the list of codes, or the Markdown document."""
+    out = out or sys.stdout  # looked up per call, so redirected stdout is honoured
     if markdown:
         out.write(markdown_table())
         return 0
