@@ -136,12 +136,6 @@ class Settings:
             parse_master_key(self.MASTER_KEY)
         for i, old in enumerate(self.PREVIOUS_MASTER_KEYS):
             parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]")
-        from .crypto import parse_master_key  # E002 at configuration time, not first use
-
-        if self.MASTER_KEY:
-            parse_master_key(self.MASTER_KEY)
-        for i, old in enumerate(self.PREVIOUS_MASTER_KEYS):
-            parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]")
         for name in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "POOL_TIMEOUT",
                      "CIRCUIT_BREAKER_WINDOW", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT",
                      "LOCK_TIMEOUT", "LOCK_WAIT"):
