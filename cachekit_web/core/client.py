@@ -329,7 +329,8 @@ class _ClientBase:
             raise LockTimeoutError("recompute lock not acquired within LOCK_WAIT", code="E050")
 
     def _report(self, ping: float | None, ping_error: CachekitError | None,
-                info: dict[str, Any]) -> HealthReport:
+                info: dict[str, Any],
+                nodes: list[dict[str, Any]] | None = None) -> HealthReport:
         return build_report(
             backend=self.describe(),
             namespace=self.namespace,
@@ -342,6 +343,7 @@ class _ClientBase:
             signed=self.codec.keyring.authenticated,
             key_fingerprint=self.codec.keyring.fingerprint,
             pending_deletes=len(self.pending),
+            nodes=nodes,
         )
 
 
@@ -651,7 +653,13 @@ class CacheClient(_ClientBase):
             info = self.backend.info()
         except CachekitError as exc:
             error = exc
-        return self._report(ping, error, info)
+        nodes: list[dict[str, Any]] = []
+        if hasattr(self.backend, "nodes"):  # cluster, sentinel, replicas: one entry per node
+            try:
+                nodes = self.backend.nodes()
+            except CachekitError as exc:
+                error = error or exc
+        return self._report(ping, error, info, nodes)
 
     def close(self) -> None:
         """Release connections; further calls raise E068."""
@@ -982,7 +990,13 @@ class AsyncCacheClient(_ClientBase):
             info = await self.backend.info()
         except CachekitError as exc:
             error = exc
-        return self._report(ping, error, info)
+        nodes: list[dict[str, Any]] = []
+        if hasattr(self.backend, "nodes"):  # cluster, sentinel, replicas: one entry per node
+            try:
+                nodes = await self.backend.nodes()
+            except CachekitError as exc:
+                error = error or exc
+        return self._report(ping, error, info, nodes)
 
     async def close(self) -> None:
         """Release connections; further calls raise E068."""

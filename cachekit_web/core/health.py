@@ -64,14 +64,17 @@ def build_report(
     signed: bool,
     key_fingerprint: str | None,
     pending_deletes: int,
+    nodes: list[dict[str, Any]] | None = None,
 ) -> HealthReport:
     """Assemble a report and decide its status (ok / degraded / down)."""
+    nodes = nodes or []
     if ping_error is not None or breaker["state"] == "open":
         status = "down"
     elif (
         breaker["state"] == "half_open"
         or metrics["error_rates"]["1m"] > DEGRADED_ERROR_RATE
         or pending_deletes
+        or any(not n.get("reachable") for n in nodes)  # one lost node of a topology
     ):
         status = "degraded"
     else:
@@ -93,4 +96,5 @@ def build_report(
             "key_fingerprint": key_fingerprint,
         },
         pending_deletes=pending_deletes,
+        nodes=nodes,
     )
