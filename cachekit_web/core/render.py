@@ -7,7 +7,7 @@ interpolated is escaped, and the report itself never carries secrets.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
@@ -89,8 +89,12 @@ def svg_chart(series: Sequence[Mapping[str, Any]], *, width: int = 720, height: 
     return "".join(parts) + f'<div class="ck-legend">{legend}</div>'
 
 
-def render_dashboard(report: HealthReport, *, json_url: str | None = None) -> str:
-    """The dashboard body (a <div>, with its own <style>) for one HealthReport."""
+def render_dashboard(report: HealthReport, *, json_url: str | None = None,
+                     error_url: Callable[[str], str] | None = None) -> str:
+    """The dashboard body (a <div>, with its own <style>) for one HealthReport.
+
+    ``error_url(code)``, when given, links each error code to its explanation.
+    """
     d = report.as_dict()
     metrics, breaker = d["metrics"], d["breaker"]
     colour = _STATUS_COLOURS.get(report.status, "#555")
@@ -147,8 +151,17 @@ def render_dashboard(report: HealthReport, *, json_url: str | None = None) -> st
     out.append("<h2>Errors by code</h2>")
     explained = report.errors_explained()
     if explained:
-        out.append(_table([(e["code"], e["count"], e["title"], e["fix"]) for e in explained],
-                          ("code", "count", "what", "fix")))
+        if error_url is None:
+            out.append(_table([(e["code"], e["count"], e["title"], e["fix"]) for e in explained],
+                              ("code", "count", "what", "fix")))
+        else:
+            rows = "".join(
+                f'<tr><td><a class="ck-code" href="{escape(error_url(e["code"]))}">'
+                f'{escape(e["code"])}</a></td><td>{escape(_fmt(e["count"]))}</td>'
+                f'<td>{escape(e["title"])}</td><td>{escape(e["fix"])}</td></tr>'
+                for e in explained)
+            out.append("<table><tr><th>code</th><th>count</th><th>what</th><th>fix</th></tr>"
+                       f"{rows}</table>")
     else:
         out.append("<p>No errors recorded.</p>")
     rates = ", ".join(f"{k} {v * 100:.1f}%" for k, v in metrics.get("error_rates", {}).items())
