@@ -1,0 +1,122 @@
+"""Flask configuration -> core Settings: app.config["CACHEKIT_<NAME>"], then the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.errors import ConfigurationError
+from ..core.settings import ENV_PREFIX, Settings, unknown_setting
+
+PREFIX = ENV_PREFIX  # "CACHEKIT_": one name per setting everywhere
+
+
+@dataclass(frozen=True)
+class FlaskOptions:
+    """Settings only the Flask adapter reads (beyond the core Settings)."""
+
+    HEALTH_ENABLED: bool = False
+    HEALTH_URL_PREFIX: str = "/_cachekit/health"
+    HEALTH_TOKEN: str | None = None
+    SOURCE_CHECK: bool = False
+    CACHE_STATUS_HEADER: bool = True
+
+    def __repr__(self) -> str:
+        token = "set" if self.HEALTH_TOKEN else "unset"
+        return (f"FlaskOptions(HEALTH_ENABLED={self.HEALTH_ENABLED}, "
+                f"HEALTH_URL_PREFIX={self.HEALTH_URL_PREFIX!r}, HEALTH_TOKEN={token}, "
+                f"SOURCE_CHECK={self.SOURCE_CHECK}, "
+                f"CACHE_STATUS_HEADER={self.CACHE_STATUS_HEADER})")
+
+
+EXTRA_NAMES = ("HEALTH_ENABLED", "HEALTH_URL_PREFIX", "HEALTH_TOKEN", "SOURCE_CHECK",
+               "CACHE_STATUS_HEADER")
+_BOOL_EXTRAS = ("HEALTH_ENABLED", "SOURCE_CHECK", "CACHE_STATUS_HEADER")
+
+# Flask-Caching's keys -> what to write instead. None of them is read.
+FLASK_CACHING_KEYS: dict[str, str] = {
+    "CACHE_TYPE": "remove it: cachekit always talks to Redis (or memory:// for tests); "
+                  "set CACHEKIT_REDIS_URL",
+    "CACHE_REDIS_URL": "CACHEKIT_REDIS_URL",
+    "CACHE_REDIS_HOST": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
+    "CACHE_REDIS_PORT": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
+    "CACHE_REDIS_DB": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
+    "CACHE_REDIS_PASSWORD": "CACHEKIT_REDIS_URL = 'redis://:PASSWORD@HOST:PORT/DB'",
+    "CACHE_REDIS_SENTINELS": "CACHEKIT_REDIS_URL (Sentinel is not supported yet)",
+    "CACHE_REDIS_SENTINEL_MASTER": "CACHEKIT_REDIS_URL (Sentinel is not supported yet)",
+    "CACHE_REDIS_CLUSTER": "CACHEKIT_REDIS_URL (Cluster is not supported yet)",
+    "CACHE_DEFAULT_TIMEOUT": "CACHEKIT_DEFAULT_TIMEOUT",
+    "CACHE_KEY_PREFIX": "CACHEKIT_NAMESPACE (no ':' allowed)",
+    "CACHE_THRESHOLD": "CACHEKIT_MEMORY_MAX_ENTRIES (memory:// only)",
+    "CACHE_SOURCE_CHECK": "CACHEKIT_SOURCE_CHECK",
+    "CACHE_OPTIONS": "the individual CACHEKIT_* settings (e.g. CACHEKIT_SOCKET_TIMEOUT)",
+    "CACHE_ARGS": "the individual CACHEKIT_* settings",
+    "CACHE_NO_NULL_WARNING": "remove it",
+    "CACHE_IGNORE_ERRORS": "remove it: errors never escape unless CACHEKIT_STRICT is true",
+    "CACHE_DIR": "remove it: no filesystem cache",
+    "CACHE_MEMCACHED_SERVERS": "remove it: no memcached support",
+    "CACHE_UWSGI_NAME": "remove it: no uWSGI cache support",
+}
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, str)):
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    raise ConfigurationError(f"{PREFIX}{name} must be a boolean", code="E042")
+
+
+def check_config_names(config: Mapping[str, Any]) -> None:
+    """Raise E041 listing every unknown CACHEKIT_ key and every Flask-Caching key we do not read."""
+    known = set(Settings.names()) | set(EXTRA_NAMES)
+    problems: list[str] = []
+    for key in config:
+        if not isinstance(key, str):
+            continue
+        if key.startswith(PREFIX):
+            if key[len(PREFIX):] not in known:
+                problems.append(unknown_setting(key, known, PREFIX).message)
+        elif key in FLASK_CACHING_KEYS:
+            problems.append(f"{key} is a Flask-Caching setting and is not read; "
+                            f"use {FLASK_CACHING_KEYS[key]}")
+        elif key.startswith("CACHE_"):
+            problems.append(f"{key} is not read by cachekit-web; its settings are named "
+                            f"{PREFIX}<NAME> (see docs/flask.md)")
+    if problems:
+        raise ConfigurationError("; ".join(problems), code="E041")
+
+
+def load(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> tuple[Settings, FlaskOptions]:
+    """Build core Settings and Flask options from app.config, the environment as fallback."""
+    env = os.environ if environ is None else environ
+    check_config_names(config)
+    overrides: dict[str, Any] = {}
+    extras: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(key, str) and key.startswith(PREFIX):
+            name = key[len(PREFIX):]
+            (extras if name in EXTRA_NAMES else overrides)[name] = value
+    for name in EXTRA_NAMES:
+        if name not in extras and PREFIX + name in env:
+            extras[name] = env[PREFIX + name]
+    if not overrides.get("MASTER_KEY") and not overrides.get("SIGNING_KEY") \
+            and not env.get(PREFIX + "MASTER_KEY") and not env.get(PREFIX + "SIGNING_KEY") \
+            and config.get("SECRET_KEY"):
+        # The app's SECRET_KEY authenticates cached values when no cachekit key is given.
+        secret = config["SECRET_KEY"]
+        overrides["SIGNING_KEY"] = secret.decode() if isinstance(secret, bytes) else str(secret)
+    settings = Settings.from_env(env, extra_names=EXTRA_NAMES, **overrides)
+    for name in _BOOL_EXTRAS:
+        if name in extras:
+            extras[name] = _as_bool(name, extras[name])
+    if extras.get("HEALTH_TOKEN") == "":
+        extras["HEALTH_TOKEN"] = None
+    prefix = extras.get("HEALTH_URL_PREFIX")
+    if prefix is not None and not str(prefix).startswith("/"):
+        raise ConfigurationError(f"{PREFIX}HEALTH_URL_PREFIX must start with '/'", code="E042")
+    return settings, FlaskOptions(**extras)

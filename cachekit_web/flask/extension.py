@@ -1,0 +1,736 @@
+"""The Cache extension: Flask-Caching's API, translated to the core client.
+
+All caching decisions (stampede protection, stale-while-revalidate, fail-open)
+are the core client's; this module maps Flask conventions onto it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import inspect
+import secrets
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask, current_app, has_app_context, has_request_context, request, session
+from flask.wrappers import Response
+
+from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Result
+from ..core.health import HealthReport
+from ..core.settings import Settings
+from ..core.web import (
+    CACHE_STATUS_HEADER,
+    StoredPage,
+    cache_status,
+    normalized_query,
+    request_cacheable,
+    response_uncacheable_reason,
+    view_cache_key,
+)
+from . import config as _config
+from .keys import canonical
+
+EXTENSION_KEY = "cachekit"
+TEMPLATE_FRAGMENT_KEY_TEMPLATE = "_template_fragment_cache_%s%s"
+_PAGE = "__cachekit_page__"
+_DEFAULT_VIEW_PREFIX = "view/%s"
+
+HashMethod = Callable[..., Any]
+
+
+class CachedResponse(Response):
+    """A response that carries its own cache timeout (seconds), as in Flask-Caching."""
+
+    def __init__(self, response: Response, timeout: float | None) -> None:
+        super().__init__(response.get_data(), status=response.status,
+                         headers=list(response.headers.items()))
+        self.timeout = timeout
+
+
+def make_template_fragment_key(fragment_name: str, vary_on: Iterable[Any] | None = None) -> str:
+    """The cache key of a ``{% cache %}`` fragment (same format as Flask-Caching)."""
+    parts = [str(v) for v in (vary_on or ())]
+    if parts:
+        fragment_name = f"{fragment_name}_"
+    return TEMPLATE_FRAGMENT_KEY_TEMPLATE % (fragment_name, "_".join(parts))
+
+
+class _LoopClients:
+    """One AsyncCacheClient per running event loop (redis.asyncio pools are loop-bound).
+
+    Flask runs each async view in a fresh loop, so a client lives while at least one
+    caller in its loop uses it and is closed after; all share the sync client's breaker,
+    metrics, codec and pending deletes.
+    """
+
+    def __init__(self, sync: CacheClient) -> None:
+        self.sync = sync
+        self._lock = threading.Lock()
+        self._by_loop: dict[int, tuple[asyncio.AbstractEventLoop, AsyncCacheClient, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[AsyncCacheClient]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            entry = self._by_loop.get(id(loop))
+            if entry is not None and entry[0] is loop:
+                client, refs = entry[1], entry[2] + 1
+            else:
+                client, refs = AsyncCacheClient.sharing(self.sync), 1
+            self._by_loop[id(loop)] = (loop, client, refs)
+        try:
+            yield client
+        finally:
+            with self._lock:
+                loop_, client_, refs = self._by_loop[id(loop)]
+                if refs <= 1:
+                    del self._by_loop[id(loop)]
+                else:
+                    self._by_loop[id(loop)] = (loop_, client_, refs - 1)
+            if refs <= 1:
+                await client.backend.close()
+
+
+@dataclass
+class _State:
+    """What one Cache keeps per app (in app.extensions)."""
+
+    settings: Settings
+    options: _config.FlaskOptions
+    client: CacheClient
+    async_clients: _LoopClients = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.async_clients = _LoopClients(self.client)
+
+
+@dataclass
+class _Marker:
+    """A computed value that must not be stored as-is (or is stored with its own timeout)."""
+
+    deliver: Any
+    reason: str | None = None
+    store: Any = None
+    timeout: Any = None
+
+
+def _storable(value: Any) -> bool:
+    return not isinstance(value, _Marker)
+
+
+def _wants_args(fn: Callable[..., Any]) -> bool:
+    try:
+        return bool(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+
+
+def _session_accessed() -> bool:
+    return bool(getattr(session, "accessed", False)) if has_request_context() else False
+
+
+def _source_hash(f: Callable[..., Any], hash_method: HashMethod) -> str:
+    try:
+        source = inspect.getsource(f)
+    except (OSError, TypeError):
+        source = getattr(getattr(f, "__code__", None), "co_code", b"").hex()
+    return str(hash_method(source.encode("utf-8")).hexdigest())[:16]
+
+
+def _is_dispatched(wrapper: Callable[..., Any]) -> bool:
+    """Whether ``wrapper`` is (part of) the view serving the current request."""
+    if not has_request_context() or request.endpoint is None:
+        return False
+    fn: Any = current_app.view_functions.get(request.endpoint)
+    for _ in range(32):  # bounded walk down the decorator chain
+        if fn is None:
+            return False
+        if fn is wrapper:
+            return True
+        view_class = getattr(fn, "view_class", None)
+        if view_class is not None:
+            names = (request.method.lower(), "get", "dispatch_request")
+            return any(inspect.getattr_static(view_class, n, None) is wrapper for n in names)
+        fn = getattr(fn, "__wrapped__", None)
+    return False
+
+
+class Cache:
+    """Flask-Caching-compatible cache for one or more Flask apps, backed by the core client."""
+
+    def __init__(self, app: Flask | None = None, with_jinja2_ext: bool = True,
+                 config: Mapping[str, Any] | None = None) -> None:
+        self.app = app
+        self.with_jinja2_ext = with_jinja2_ext
+        self.config = dict(config) if config else None
+        self._health_authorization: Callable[[], bool] | None = None
+        if app is not None:
+            self.init_app(app, config)
+
+    def __repr__(self) -> str:
+        return f"<Cache app={self.app.name if self.app else None!r}>"
+
+    # -- setup -------------------------------------------------------------
+    def init_app(self, app: Flask, config: Mapping[str, Any] | None = None) -> None:
+        """Read CACHEKIT_* settings, build the client and register Jinja, CLI and health."""
+        merged: dict[str, Any] = dict(app.config)
+        merged.update(config or self.config or {})
+        settings, options = _config.load(merged)
+        state = _State(settings, options, CacheClient(settings))
+        app.extensions.setdefault(EXTENSION_KEY, {})[self] = state
+        if self.with_jinja2_ext:
+            from .jinja import CacheExtension
+
+            app.jinja_env.add_extension(CacheExtension)
+            app.jinja_env.cachekit_cache = self  # type: ignore[attr-defined]
+        from .cli import make_group
+
+        if "cachekit" not in app.cli.commands:
+            app.cli.add_command(make_group(self))
+        if options.HEALTH_ENABLED:
+            from .health import make_blueprint
+
+            app.register_blueprint(make_blueprint(self), url_prefix=options.HEALTH_URL_PREFIX)
+
+    def health_authorization(self, fn: Callable[[], bool]) -> Callable[[], bool]:
+        """Decorator: ``fn()`` (run in the request) says whether the dashboard may be shown."""
+        self._health_authorization = fn
+        return fn
+
+    def _state(self) -> _State:
+        proxy: Any = current_app
+        app: Any = proxy._get_current_object() if has_app_context() else self.app
+        for candidate in (app, self.app):
+            if candidate is not None:
+                found = candidate.extensions.get(EXTENSION_KEY, {}).get(self)
+                if found is not None:
+                    return found  # type: ignore[no-any-return]
+        raise RuntimeError("this Cache is not initialised for the current app: call "
+                           "cache.init_app(app) and use it inside an app context")
+
+    @property
+    def client(self) -> CacheClient:
+        """The core client for the current app."""
+        return self._state().client
+
+    @property
+    def cache(self) -> CacheClient:
+        """The core client (Flask-Caching exposes its backend under this name)."""
+        return self.client
+
+    @property
+    def settings(self) -> Settings:
+        """The core settings for the current app."""
+        return self._state().settings
+
+    def health(self) -> HealthReport:
+        """The core HealthReport for the current app."""
+        return self.client.health()
+
+    # -- Flask-Caching's timeouts: None = default, 0 = forever ---------------
+    @staticmethod
+    def _timeout(timeout: Any) -> Any:
+        if timeout is None:
+            return DEFAULT
+        if timeout == 0:
+            return None
+        return timeout
+
+    # -- proxy methods ---------------------------------------------------------
+    def get(self, key: str) -> Any:
+        """The cached value or None."""
+        return self.client.get(key)
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` holds a value."""
+        return self.client.has_key(key)
+
+    def set(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        """Store ``value`` (timeout None = default, 0 = forever); False if dropped."""
+        return self.client.set(key, value, self._timeout(timeout))
+
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool:
+        """Store ``value`` only if ``key`` is absent."""
+        return self.client.add(key, value, self._timeout(timeout))
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True if it existed."""
+        return self.client.delete(key)
+
+    def delete_many(self, *keys: str) -> list[str]:
+        """Delete several keys; returns the keys handled (empty if the cache is unavailable)."""
+        client = self.client
+        client.delete_many(keys)
+        return list(keys) if client.available else []
+
+    def unlink(self, *keys: str) -> list[str]:
+        """Same as delete_many (Redis UNLINK semantics are the backend's concern)."""
+        return self.delete_many(*keys)
+
+    def get_many(self, *keys: str) -> list[Any]:
+        """Values for ``keys`` in order, None where missing."""
+        found = self.client.get_many(keys)
+        return [found.get(k) for k in keys]
+
+    def get_dict(self, *keys: str) -> dict[str, Any]:
+        """{key: value or None} for ``keys``."""
+        found = self.client.get_many(keys)
+        return {k: found.get(k) for k in keys}
+
+    def set_many(self, mapping: Mapping[str, Any], timeout: float | None = None) -> list[str]:
+        """Store several values; returns the keys that were not stored."""
+        return self.client.set_many(mapping, self._timeout(timeout))
+
+    def clear(self) -> bool:
+        """Delete every key of this app's namespace (never FLUSHDB)."""
+        client = self.client
+        client.clear()
+        return client.available
+
+    def inc(self, key: str, delta: int = 1) -> int | None:
+        """Atomically add ``delta`` (a missing key counts as 0); None if unavailable."""
+        return self.client.incr(key, delta, default=0)
+
+    def dec(self, key: str, delta: int = 1) -> int | None:
+        """Atomically subtract ``delta``."""
+        return self.client.decr(key, delta, default=0)
+
+    # -- shared by cached and memoize ----------------------------------------
+    def _bypass(self, unless: Callable[..., Any] | None, f: Callable[..., Any],
+                args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        if not callable(unless):
+            return False
+        return (unless(f, *args, **kwargs) if _wants_args(unless) else unless()) is True
+
+    @staticmethod
+    def _forced(forced_update: Callable[..., Any] | None, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> bool:
+        if not callable(forced_update):
+            return False
+        return (forced_update(*args, **kwargs) if _wants_args(forced_update)
+                else forced_update()) is True
+
+    def _package(self, rv: Any, view: bool, response_filter: Callable[[Any], Any] | None,
+                 cache_none: bool, accessed_before: bool) -> Any:
+        """Turn a fresh return value into what is stored, or a _Marker saying why not."""
+        if inspect.isgenerator(rv) and not view:
+            rv = list(rv)
+        if view or isinstance(rv, Response):
+            resp = current_app.make_response(rv)
+            reason: str | None = None
+            if view and not accessed_before and _session_accessed():
+                reason = "session"  # the page depends on the visitor's cookie
+            reason = reason or response_uncacheable_reason(
+                resp.status_code, list(resp.headers.items()), streaming=resp.is_streamed)
+            if reason is None and response_filter is not None and not response_filter(rv):
+                reason = "response-filter"
+            if reason is not None:
+                return _Marker(resp, reason)
+            page = {_PAGE: StoredPage.capture(resp.status_code, list(resp.headers.items()),
+                                              resp.get_data(),
+                                              resp.mimetype_params.get("charset")).as_value()}
+            timeout = getattr(rv, "timeout", None) if isinstance(rv, CachedResponse) else None
+            if timeout is not None:
+                return _Marker(resp, None, page, self._timeout(timeout))
+            return page
+        if rv is None and not cache_none:
+            return _Marker(rv, "none")
+        if response_filter is not None and not response_filter(rv):
+            return _Marker(rv, "response-filter")
+        return rv
+
+    @staticmethod
+    def _thaw(value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1 and _PAGE in value:
+            page = StoredPage.from_value(value[_PAGE])
+            if page is not None:
+                resp = current_app.response_class(page.body, status=page.status,
+                                                  headers=list(page.headers))
+                resp.headers["Age"] = str(page.age())
+                return resp
+        return value
+
+    def _finish(self, value: Any, status: str, detail: str | None, view: bool,
+                hit_indication: bool) -> Any:
+        """Deliver a value; views get the Cache-Status (and optional hit_cache) header."""
+        value = value.deliver if isinstance(value, _Marker) else self._thaw(value)
+        if not view:
+            return value
+        resp = current_app.make_response(value)
+        if status != "hit":
+            resp.headers.pop("Age", None)
+        if self._state().options.CACHE_STATUS_HEADER:
+            resp.headers[CACHE_STATUS_HEADER] = cache_status(status, detail=detail)
+        if hit_indication and status in ("hit", "stale"):
+            resp.headers["hit_cache"] = "True"
+        return resp
+
+    @staticmethod
+    def _settle(value: Any, mine: list[Any]) -> tuple[Any, str | None, bool]:
+        """(value, detail, recompute?) after a fetch: markers are never shared with waiters."""
+        if isinstance(value, _Marker):
+            if not mine:
+                return value, None, True
+            return value, value.reason, False
+        return value, None, False
+
+    # -- cached ------------------------------------------------------------------
+    def cached(
+        self,
+        timeout: float | None = None,
+        key_prefix: str | Callable[[], str] = _DEFAULT_VIEW_PREFIX,
+        unless: Callable[..., Any] | None = None,
+        forced_update: Callable[..., Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        query_string: bool | None = None,
+        hash_method: HashMethod = hashlib.sha256,
+        cache_none: bool = False,
+        make_cache_key: Callable[..., str] | None = None,
+        source_check: bool | None = None,
+        response_hit_indication: bool = False,
+        stale_ttl: float | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Cache a view (by method + full URL + query string) or a function (by key_prefix)."""
+        include_query = query_string is not False
+
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            fname = f"{f.__module__}.{f.__qualname__}"
+            is_async = inspect.iscoroutinefunction(f)
+            wrapper: Any = None
+
+            def default_make_cache_key(*args: Any, use_request: bool = True,
+                                       **kwargs: Any) -> str:
+                check = self._state().options.SOURCE_CHECK if source_check is None \
+                    else source_check
+                if callable(key_prefix):
+                    key = str(key_prefix())
+                elif "%s" in key_prefix:
+                    if not has_request_context():
+                        raise RuntimeError(
+                            "a view's cache key needs a request: use it inside "
+                            "app.test_request_context(path)")
+                    url = request.base_url
+                    query = normalized_query(request.query_string) if include_query else ""
+                    if query:
+                        url += "?" + query
+                    prefix = "" if key_prefix == _DEFAULT_VIEW_PREFIX \
+                        else key_prefix % request.path
+                    if not _is_dispatched(wrapper):
+                        prefix = f"{prefix}|{fname}" if prefix else fname
+                    key = view_cache_key(url, method=request.method, prefix=prefix)
+                else:
+                    key = key_prefix
+                if check:
+                    key += ":src" + _source_hash(f, hash_method)
+                return key
+
+            def key_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+                if make_cache_key is not None:
+                    return make_cache_key(*args, **kwargs)
+                return wrapper.make_cache_key(*args, **kwargs)  # type: ignore[no-any-return]
+
+            def unsafe_method() -> bool:
+                return has_request_context() and not request_cacheable(request.method)
+
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                if self._bypass(unless, f, args, kwargs):
+                    return await f(*args, **kwargs)
+                view = _is_dispatched(wrapper)
+                if unsafe_method():
+                    return self._finish(await f(*args, **kwargs), "method", None, view,
+                                        False)
+                state = self._state()
+                key = key_for(args, kwargs)
+                mine: list[Any] = []
+
+                async def compute() -> Any:
+                    accessed = _session_accessed()
+                    value = self._package(await f(*args, **kwargs), view, response_filter,
+                                          cache_none, accessed)
+                    mine.append(value)
+                    return value
+
+                async with state.async_clients.use() as client:
+                    if self._forced(forced_update, args, kwargs):
+                        result: Result[Any] = Result(await compute(), "miss")
+                        if _storable(result.value):
+                            await client.set(key, result.value, self._timeout(
+                                wrapper.cache_timeout), stale_ttl=stale_ttl)
+                    else:
+                        result = await client.fetch(
+                            key, compute, self._timeout(wrapper.cache_timeout),
+                            stale_ttl, _storable)
+                    value, detail, again = self._settle(result.value, mine)
+                    if again:
+                        value = await compute()
+                        detail = value.reason if isinstance(value, _Marker) else None
+                    if isinstance(value, _Marker) and value.store is not None:
+                        await client.set(key, value.store, value.timeout, stale_ttl=stale_ttl)
+                status = "uncacheable" if detail else result.status
+                return self._finish(value, status, detail, view, response_hit_indication)
+            def swrapper(*args: Any, **kwargs: Any) -> Any:
+                if self._bypass(unless, f, args, kwargs):
+                    return f(*args, **kwargs)
+                view = _is_dispatched(wrapper)
+                if unsafe_method():
+                    return self._finish(f(*args, **kwargs), "method", None, view, False)
+                client = self._state().client
+                key = key_for(args, kwargs)
+                mine: list[Any] = []
+
+                def compute() -> Any:
+                    accessed = _session_accessed()
+                    value = self._package(f(*args, **kwargs), view, response_filter,
+                                          cache_none, accessed)
+                    mine.append(value)
+                    return value
+
+                timeout_ = self._timeout(wrapper.cache_timeout)
+                if self._forced(forced_update, args, kwargs):
+                    result: Result[Any] = Result(compute(), "miss")
+                    if _storable(result.value):
+                        client.set(key, result.value, timeout_, stale_ttl=stale_ttl)
+                else:
+                    result = client.fetch(key, compute, timeout_, stale_ttl, _storable)
+                value, detail, again = self._settle(result.value, mine)
+                if again:
+                    value = compute()
+                    detail = value.reason if isinstance(value, _Marker) else None
+                if isinstance(value, _Marker) and value.store is not None:
+                    client.set(key, value.store, value.timeout, stale_ttl=stale_ttl)
+                status = "uncacheable" if detail else result.status
+                return self._finish(value, status, detail, view, response_hit_indication)
+
+            wrapper = awrapper if is_async else swrapper
+            functools.update_wrapper(wrapper, f)
+            wrapper.uncached = f
+            wrapper.cache_timeout = timeout
+            wrapper.make_cache_key = default_make_cache_key
+            return wrapper  # type: ignore[no-any-return]
+
+        return decorator
+
+    # -- memoize -----------------------------------------------------------------
+    def memoize(
+        self,
+        timeout: float | None = None,
+        make_name: Callable[[str], str] | None = None,
+        unless: Callable[..., Any] | None = None,
+        forced_update: Callable[..., Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
+        hash_method: HashMethod = hashlib.sha256,
+        cache_none: bool = False,
+        source_check: bool | None = None,
+        args_to_ignore: Iterable[str] | None = None,
+        stale_ttl: float | None = None,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Cache a function's result per arguments; works on methods and async functions."""
+        ignore = frozenset(args_to_ignore or ())
+
+        def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
+            memo = _Memo(self, f, make_name, hash_method, source_check, ignore)
+            is_async = inspect.iscoroutinefunction(f)
+            wrapper: Any = None
+
+            async def awrapper(*args: Any, **kwargs: Any) -> Any:
+                if self._bypass(unless, f, args, kwargs):
+                    return await f(*args, **kwargs)
+                state = self._state()
+                mine: list[Any] = []
+
+                async def compute() -> Any:
+                    value = self._package(await f(*args, **kwargs), False, response_filter,
+                                          cache_none, False)
+                    mine.append(value)
+                    return value
+
+                async with state.async_clients.use() as client:
+                    fkey, ikey, digest = memo.parts(args, kwargs)
+                    versions = await _aversions(client, [k for k in (fkey, ikey) if k])
+                    if versions is None:
+                        return self._finish(await compute(), "bypass", None, False, False)
+                    key = memo.key(versions, digest)
+                    timeout_ = self._timeout(wrapper.cache_timeout)
+                    if self._forced(forced_update, args, kwargs):
+                        result: Result[Any] = Result(await compute(), "miss")
+                        if _storable(result.value):
+                            await client.set(key, result.value, timeout_, stale_ttl=stale_ttl)
+                    else:
+                        result = await client.fetch(key, compute, timeout_, stale_ttl,
+                                                    _storable)
+                    value, _, again = self._settle(result.value, mine)
+                    if again:
+                        value = await compute()
+                return self._finish(value, result.status, None, False, False)
+            def swrapper(*args: Any, **kwargs: Any) -> Any:
+                if self._bypass(unless, f, args, kwargs):
+                    return f(*args, **kwargs)
+                client = self._state().client
+                mine: list[Any] = []
+
+                def compute() -> Any:
+                    value = self._package(f(*args, **kwargs), False, response_filter,
+                                          cache_none, False)
+                    mine.append(value)
+                    return value
+
+                key = memo.make_cache_key(f, *args, **kwargs)
+                if key is None:
+                    return self._finish(compute(), "bypass", None, False, False)
+                timeout_ = self._timeout(wrapper.cache_timeout)
+                if self._forced(forced_update, args, kwargs):
+                    result: Result[Any] = Result(compute(), "miss")
+                    if _storable(result.value):
+                        client.set(key, result.value, timeout_, stale_ttl=stale_ttl)
+                else:
+                    result = client.fetch(key, compute, timeout_, stale_ttl, _storable)
+                value, _, again = self._settle(result.value, mine)
+                if again:
+                    value = compute()
+                return self._finish(value, result.status, None, False, False)
+
+            wrapper = awrapper if is_async else swrapper
+            functools.update_wrapper(wrapper, f)
+            wrapper.uncached = f
+            wrapper.cache_timeout = timeout
+            wrapper.make_cache_key = memo.make_cache_key
+            wrapper.delete_memoized = lambda: self.delete_memoized(wrapper)
+            wrapper._cachekit_memo = memo
+            return wrapper  # type: ignore[no-any-return]
+
+        return decorator
+
+    def _memo_of(self, f: Any) -> tuple[_Memo, Any]:
+        target = getattr(f, "__func__", f)
+        bound_to = getattr(f, "__self__", None)
+        memo = getattr(target, "_cachekit_memo", None)
+        if not isinstance(memo, _Memo):
+            raise TypeError(f"{f!r} is not a function memoized by this cache; pass the "
+                            "decorated function (deleting by name is not supported)")
+        return memo, bound_to
+
+    def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Forget memoized results: all of them, one instance's, or those for given arguments."""
+        memo, bound_to = self._memo_of(f)
+        if bound_to is not None:
+            args = (bound_to, *args)
+        client = self.client
+        if args[1 if bound_to is not None else 0:] or kwargs:
+            key = memo.make_cache_key(memo.f, *args, **kwargs)
+            if key is not None:
+                client.delete(key)
+            return
+        self._drop_version(memo, bound_to)
+
+    def delete_memoized_verhash(self, f: Callable[..., Any], *args: Any) -> None:
+        """Drop the version token of a memoized function (or of one instance, if bound)."""
+        memo, bound_to = self._memo_of(f)
+        self._drop_version(memo, bound_to)
+
+    def _drop_version(self, memo: _Memo, bound_to: Any) -> None:
+        if bound_to is not None and not isinstance(bound_to, type) and memo.kind == "self":
+            key = memo.instance_version_key(bound_to)
+            if key is not None:
+                self.client.delete(key)
+                return
+        self.client.delete(memo.function_version_key)
+
+
+class _Memo:
+    """How one memoized function turns its arguments into keys."""
+
+    def __init__(self, cache: Cache, f: Callable[..., Any], make_name: Callable[[str], str] | None,
+                 hash_method: HashMethod, source_check: bool | None,
+                 ignore: frozenset[str]) -> None:
+        self.cache = cache
+        self.f = f
+        self.signature = inspect.signature(f)
+        params = list(self.signature.parameters)
+        self.first = params[0] if params else None
+        self.kind = self.first if self.first in ("self", "cls") else None
+        name = f"{f.__module__}.{f.__qualname__}"
+        self.fname = make_name(name) if make_name else name
+        self.hash_method = hash_method
+        self.source_check = source_check
+        self.ignore = ignore
+        self.function_version_key = f"memver:{self.fname}"
+
+    def _hash(self, value: Any) -> str:
+        return str(self.hash_method(repr(value).encode("utf-8")).hexdigest())
+
+    def instance_version_key(self, instance: Any) -> str | None:
+        if self.kind != "self" or "self" in self.ignore:
+            return None
+        ident = canonical(instance, f"'self' of {self.fname}")
+        return f"{self.function_version_key}:{self._hash(ident)[:24]}"
+
+    def parts(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str | None, str]:
+        """(function version key, instance version key or None, digest of the arguments)."""
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        items: list[Any] = []
+        instance_key = None
+        for name, value in bound.arguments.items():
+            if name in self.ignore:
+                continue
+            if self.kind == "self" and name == self.first:
+                instance_key = self.instance_version_key(value)
+                continue
+            items.append((name, canonical(value, f"argument {name!r} of {self.fname}")))
+        check = self.cache._state().options.SOURCE_CHECK if self.source_check is None \
+            else self.source_check
+        if check:
+            items.append(("__source__", _source_hash(self.f, self.hash_method)))
+        return self.function_version_key, instance_key, self._hash(items)
+
+    def key(self, versions: list[str], digest: str) -> str:
+        return f"memo:{self.fname}:{'.'.join(versions)}:{digest}"
+
+    def make_cache_key(self, f: Any, *args: Any, **kwargs: Any) -> str | None:
+        """The key for these arguments (None when the cache is unavailable)."""
+        fkey, ikey, digest = self.parts(args, kwargs)
+        versions = _versions(self.cache.client, [k for k in (fkey, ikey) if k])
+        return None if versions is None else self.key(versions, digest)
+
+
+def _versions(client: CacheClient, keys: list[str]) -> list[str] | None:
+    found = client.get_many(keys)
+    out = []
+    for k in keys:
+        v = found.get(k)
+        if not isinstance(v, str):
+            if not client.available:
+                return None
+            token = secrets.token_hex(4)
+            if client.add(k, token, timeout=None):
+                v = token
+            else:
+                v = client.get(k)
+                if not isinstance(v, str):
+                    return None
+        out.append(v)
+    return out
+
+
+async def _aversions(client: AsyncCacheClient, keys: list[str]) -> list[str] | None:
+    found = await client.get_many(keys)
+    out = []
+    for k in keys:
+        v = found.get(k)
+        if not isinstance(v, str):
+            if not client.available:
+                return None
+            token = secrets.token_hex(4)
+            if await client.add(k, token, timeout=None):
+                v = token
+            else:
+                v = await client.get(k)
+                if not isinstance(v, str):
+                    return None
+        out.append(v)
+    return out
