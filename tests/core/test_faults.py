@@ -291,6 +291,10 @@ def test_e012_pool_exhausted(own_redis: EmbeddedRedis) -> None:
             client.get("k")
         assert info.value.code == "E012" and isinstance(info.value, ConnectionError)
         assert time.perf_counter() - start < 0.6
+        lenient = CacheClient(client.settings.replace(STRICT=False), backend=client.backend)
+        assert lenient.get("k", "miss") == "miss"
+        assert lenient.metrics.errors == {"E012": 1}
+        assert lenient.breaker.state is State.CLOSED  # pool pressure is not an outage
     finally:
         own_redis.resume()
         t.join(5)
@@ -316,7 +320,7 @@ def test_outage_logs_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     caplog.set_level(logging.DEBUG, logger="cachekit_web")
     breaker_on = CacheClient.from_url(url)
-    breaker_off = CacheClient.from_url(url, CIRCUIT_BREAKER_ENABLED=False)
+    breaker_off = CacheClient.from_url(url, CIRCUIT_BREAKER_ENABLED=False, RETRIES=0)
     for c in (breaker_on, breaker_off):
         caplog.clear()
         for i in range(200):

@@ -108,6 +108,19 @@ def test_value_moved_to_another_key_is_refused(make_client: MakeClient, raw: red
         assert client.get("b", "dflt") == "dflt"
 
 
+def test_strict_mode_raises_e003(make_client: MakeClient, raw: redis.Redis) -> None:
+    client = make_client(MASTER_KEY=KEY_A, STRICT=True)
+    client.set("a", "x", 60)
+    raw.set(client.full_key("b"), raw.get(client.full_key("a")) or b"")
+    with pytest.raises(IntegrityError) as info:
+        client.get("b")
+    assert info.value.code == "E003"
+    raw.set(client.full_key("c"), b"junk")
+    with pytest.raises(DeserializationError) as info2:
+        client.get("c")
+    assert info2.value.code == "E021"
+
+
 def test_codec_decode_raises_e003_for_moved_frame() -> None:
     codec = Codec(KeyRing(namespace="n", master_key=KEY_A))
     frame = codec.encode(b"n:a", "x")
