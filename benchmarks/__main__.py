@@ -68,9 +68,11 @@ def _banner(cfg: Config, sections: Sequence[str]) -> str:
     import redis
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (
         f"## cachekit-web benchmarks, {now}\n\n"
-        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores; "
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores "
+        f"(load average {load}); "
         f"redis-server {_redis_version()} (private, 127.0.0.1); redis-py {redis.__version__}; "
         f"django {django.__version__}; msgpack {'.'.join(map(str, msgpack.version))}\n"
         f"repeats={cfg.repeats}{' (quick)' if cfg.quick else ''}; sections: "

@@ -17,8 +17,8 @@ from .harness import (
     Batch,
     Config,
     Table,
+    fmt_paired,
     fmt_rate,
-    fmt_ratio,
     fmt_spread,
     fmt_us,
     large_value,
@@ -88,10 +88,10 @@ def run_codec(cfg: Config) -> Table:
                 raise AssertionError(f"{name} does not round-trip the {label}")
         stats = measure({name: _round_trip(p, value) for name, p in pairs.items()},
                         n, cfg.repeats)
-        p_base, m_base = stats["pickle"].median, stats["msgpack"].median
+        p_base, m_base = stats["pickle"], stats["msgpack"]
         for name, (encode, _) in pairs.items():
             s = stats[name]
             table.add(label, name, f"{len(encode(value)):,}", fmt_rate(s.median),
-                      fmt_us(s.median), fmt_spread(s), fmt_ratio(p_base, s.median),
-                      fmt_ratio(m_base, s.median))
+                      fmt_us(s.median), fmt_spread(s), fmt_paired(p_base, s),
+                      fmt_paired(m_base, s))
     return table

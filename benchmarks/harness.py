@@ -158,7 +158,22 @@ def fmt_duration(seconds: float) -> str:
 
 def fmt_ratio(base_seconds: float, seconds: float) -> str:
     """Speed relative to the baseline: >1 means faster than it."""
-    return f"{base_seconds / seconds:.2f}x" if seconds > 0 else "-"
+    if seconds <= 0:
+        return "-"
+    ratio = base_seconds / seconds
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
+
+
+def fmt_paired(base: Stat, stat: Stat) -> str:
+    """Speed relative to the baseline, as the median of per-repeat ratios.
+
+    The contenders run interleaved within each repeat, so pairing the samples of
+    one repeat cancels slow drift in machine load better than a ratio of medians.
+    """
+    if len(base.samples) != len(stat.samples) or min(stat.samples) <= 0:
+        return fmt_ratio(base.median, stat.median)
+    ratio = statistics.median(b / s for b, s in zip(base.samples, stat.samples, strict=True))
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
 
 
 def fmt_spread(stat: Stat) -> str:

@@ -12,8 +12,8 @@ from .harness import (
     Config,
     Stat,
     Table,
+    fmt_paired,
     fmt_rate,
-    fmt_ratio,
     fmt_spread,
     fmt_us,
     large_value,
@@ -55,11 +55,11 @@ def _setter(c: Contender, keys: Sequence[str], value: Any) -> Batch:
 
 def _rows(table: Table, label: str, contenders: Sequence[Contender],
           stats: dict[str, Stat]) -> None:
-    base = stats[contenders[0].name].median
+    base = stats[contenders[0].name]
     for c in contenders:
         s = stats[c.name]
         table.add(label, c.name, fmt_rate(s.median), fmt_us(s.median), fmt_spread(s),
-                  fmt_ratio(base, s.median))
+                  fmt_paired(base, s))
 
 
 def run_getset(contenders: Sequence[Contender], cfg: Config) -> Table:
