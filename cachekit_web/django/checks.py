@@ -1,0 +1,85 @@
+"""System checks (``manage.py check``) for every CACHES entry that uses CachekitCache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from ..core.errors import CachekitError
+
+BACKEND_PATHS = ("cachekit_web.django.CachekitCache", "cachekit_web.django.backend.CachekitCache")
+
+
+def cachekit_aliases() -> list[str]:
+    """The CACHES aliases served by CachekitCache."""
+    return [alias for alias, conf in getattr(settings, "CACHES", {}).items()
+            if conf.get("BACKEND") in BACKEND_PATHS]
+
+
+def _message(alias: str, exc: CachekitError) -> str:
+    return f"CACHES[{alias!r}]: [{exc.code}] {exc.message}"
+
+
+def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Settings errors (E001, E002, E040, E041, E042) and value authentication."""
+    from .backend import build_settings
+
+    messages: list[CheckMessage] = []
+    for alias in cachekit_aliases():
+        conf = settings.CACHES[alias]
+        try:
+            built = build_settings(conf.get("LOCATION"), conf)
+        except CachekitError as exc:
+            messages.append(Error(_message(alias, exc), hint=exc.spec.fix, obj=alias,
+                                  id=f"cachekit.{exc.code}"))
+            continue
+        try:
+            from ..core.crypto import parse_master_key
+
+            for name, key in (("MASTER_KEY", built.MASTER_KEY),
+                              *(("PREVIOUS_MASTER_KEYS", k) for k in built.PREVIOUS_MASTER_KEYS)):
+                if key:
+                    parse_master_key(key, name)
+        except CachekitError as exc:
+            messages.append(Error(_message(alias, exc), hint=exc.spec.fix, obj=alias,
+                                  id=f"cachekit.{exc.code}"))
+            continue
+        if not built.MASTER_KEY and not built.SIGNING_KEY:
+            messages.append(Warning(
+                f"CACHES[{alias!r}]: cached values are not authenticated: no MASTER_KEY or "
+                "SIGNING_KEY, and no SECRET_KEY to derive a signing key from; responses, "
+                "model instances and other pickled objects cannot be cached",
+                hint="Set SECRET_KEY (a signing key is derived from it) or OPTIONS['MASTER_KEY'] "
+                "(`cachekit-web doctor` prints a new one).",
+                obj=alias, id="cachekit.E020"))
+    return messages
+
+
+def check_connectivity(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A warning (with its code) when Redis cannot be reached: the site still runs, uncached."""
+    from django.core.cache import caches
+
+    from .backend import CachekitCache
+
+    messages: list[CheckMessage] = []
+    for alias in cachekit_aliases():
+        try:
+            cache = caches[alias]
+        except CachekitError:
+            continue  # reported by check_configuration
+        if not isinstance(cache, CachekitCache):
+            continue
+        try:
+            cache.client.backend.ping()
+        except CachekitError as exc:
+            messages.append(Warning(
+                f"CACHES[{alias!r}]: Redis at {cache.client.describe()} is unreachable: "
+                f"[{exc.code}] {exc.message}; pages will be served uncached",
+                hint=exc.spec.fix, obj=alias, id=f"cachekit.{exc.code}"))
+    return messages
+
+
+register(check_configuration, Tags.caches)
+register(check_connectivity, Tags.caches)

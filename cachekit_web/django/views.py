@@ -1,0 +1,221 @@
+"""cache_page for Django views, and helpers to invalidate pages and fragments.
+
+The rules (what is cacheable, the key, the Cache-Status header) live in
+``cachekit_web.core.web``; stampede protection and stale-while-revalidate in
+the core client's ``fetch``. This module only translates Django requests and
+responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils.cache import patch_response_headers, patch_vary_headers
+
+from ..core import web
+from .backend import CachekitCache
+
+Outcome = dict[str, Any]
+
+
+def get_cache(cache: str | None = None) -> CachekitCache:
+    """The CachekitCache for an alias (default: CACHE_MIDDLEWARE_ALIAS)."""
+    alias = cache or getattr(settings, "CACHE_MIDDLEWARE_ALIAS", "default")
+    backend = caches[alias]
+    if not isinstance(backend, CachekitCache):
+        raise TypeError(f"CACHES[{alias!r}] is not a cachekit_web.django.CachekitCache")
+    return backend
+
+
+def _prefix(key_prefix: str | None) -> str:
+    if key_prefix is not None:
+        return key_prefix
+    return str(getattr(settings, "CACHE_MIDDLEWARE_KEY_PREFIX", "") or "")
+
+
+def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
+                   vary_on_headers: Iterable[str] = ()) -> str:
+    """The cache key of the page ``request`` asks for (method, full URL, varying headers)."""
+    names = list(vary_on_headers)
+    return web.view_cache_key(
+        request.build_absolute_uri(),
+        method=request.method or "GET",
+        headers={n: request.headers.get(n, "") for n in names},
+        vary_on=names,
+        prefix=_prefix(key_prefix),
+    )
+
+
+def invalidate_page(target: HttpRequest | str, *, headers: dict[str, str] | None = None,
+                    vary_on_headers: Iterable[str] = (), key_prefix: str | None = None,
+                    cache: str | None = None) -> bool:
+    """Delete a cached page, given a request for it or its absolute URL; True if it existed.
+
+    Pass the same ``vary_on_headers`` and ``key_prefix`` as to cache_page, and for a
+    URL the header values the cached variant was requested with.
+    """
+    names = list(vary_on_headers)
+    if isinstance(target, HttpRequest):
+        key = page_cache_key(target, key_prefix=key_prefix, vary_on_headers=names)
+    else:
+        key = web.view_cache_key(target, headers=headers or {}, vary_on=names,
+                                 prefix=_prefix(key_prefix))
+    return get_cache(cache).delete(key)
+
+
+def invalidate_fragment(fragment_name: str, *vary_on: Any, cache: str | None = None) -> bool:
+    """Delete a {% cache %} fragment, given the same name and vary-on values; True if it existed."""
+    backend = caches[cache or "default"]
+    return bool(backend.delete(web.fragment_cache_key(fragment_name, vary_on)))
+
+
+def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
+                        vary_on: Iterable[str]) -> str | None:
+    keyed = {v.lower() for v in vary_on}
+    reason = web.response_uncacheable_reason(
+        response.status_code, list(response.items()), keyed_headers=keyed,
+        streaming=bool(getattr(response, "streaming", False)),
+    )
+    if reason is None and response.cookies:
+        reason = "set-cookie"
+    # Middleware that runs after the view makes the page depend on the visitor:
+    # a touched session adds Vary: Cookie, a used CSRF token sets a cookie.
+    session = getattr(request, "session", None)
+    if reason is None and session is not None and getattr(session, "accessed", False) \
+            and "cookie" not in keyed:
+        reason = "session"
+    if reason is None and request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
+        reason = "csrf"
+    return reason
+
+
+def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | None,
+             vary_on: tuple[str, ...], outcome: Outcome) -> dict[str, Any] | None:
+    """What the leader stores: a StoredPage value, or None when the response is not cacheable."""
+    render = getattr(response, "render", None)
+    if callable(render) and not getattr(response, "is_rendered", True):
+        response = render()
+    outcome["response"] = response
+    reason = _uncacheable_reason(request, response, vary_on)
+    if reason is not None:
+        outcome["reason"] = reason
+        return None
+    if vary_on:
+        patch_vary_headers(response, vary_on)
+    if timeout is not None:
+        patch_response_headers(response, int(timeout))
+    assert isinstance(response, HttpResponse)
+    page = web.StoredPage.capture(response.status_code, list(response.items()),
+                                  response.content, response.charset)
+    return page.as_value()
+
+
+def _from_page(page: web.StoredPage) -> HttpResponse:
+    response = HttpResponse(page.body, status=page.status)
+    for name, value in page.headers:
+        response[name] = value
+    response["Age"] = str(page.age())
+    return response
+
+
+def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
+                   timeout: float | None) -> str:
+    if "response" in outcome:  # this request ran the view
+        if status == "bypass":
+            return web.cache_status("bypass")
+        if "reason" in outcome:
+            return web.cache_status("uncacheable", detail=outcome["reason"])
+        return web.cache_status(status, stored=status == "miss")
+    if status == "hit" and page is not None and timeout is not None:
+        return web.cache_status("hit", ttl=max(0.0, timeout - page.age()))
+    return web.cache_status(status)
+
+
+def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: str | None = None,
+               stale_ttl: float | None = None, vary_on_headers: Iterable[str] = ()
+               ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Cache a view's GET/HEAD 200 responses for ``timeout`` seconds, one render per key.
+
+    A drop-in for Django's ``cache_page`` with stampede protection, an optional
+    ``stale_ttl`` window during which a stale page is served while one request
+    re-renders it, and a ``Cache-Status`` header on every response.
+    """
+    vary_on = tuple(vary_on_headers)
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        if asyncio.iscoroutinefunction(view):
+            @functools.wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                return await _serve_async(request, lambda: view(request, *args, **kwargs))
+
+            return async_wrapper
+
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            return _serve(request, lambda: view(request, *args, **kwargs))
+
+        return wrapper
+
+    def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
+        response[web.CACHE_STATUS_HEADER] = header
+        return response
+
+    def _serve(request: HttpRequest, call: Callable[[], HttpResponseBase]) -> HttpResponseBase:
+        backend = get_cache(cache)
+        method = (request.method or "GET").upper()
+        if not web.request_cacheable(method):
+            return _direct(call(), web.cache_status("method"))
+        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on)
+        if method == "HEAD":
+            # HEAD is answered from GET's entry, but never fills it.
+            page = web.StoredPage.from_value(backend.get(key))
+            if page is not None:
+                return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
+            return _direct(call(), web.cache_status("miss", detail="head"))
+        outcome: Outcome = {}
+        result = backend.fetch(
+            key, lambda: _capture(request, call(), timeout, vary_on, outcome), timeout,
+            stale_ttl=stale_ttl, should_cache=lambda v: v is not None,
+        )
+        return _finish(request, call, result.value, result.status, outcome)
+
+    def _finish(request: HttpRequest, call: Callable[[], HttpResponseBase], value: Any,
+                status: str, outcome: Outcome) -> HttpResponseBase:
+        if "response" in outcome:
+            response: HttpResponseBase = outcome["response"]
+            return _direct(response, _status_header(status, outcome, None, timeout))
+        page = web.StoredPage.from_value(value)
+        if page is None:
+            # Another request rendered a page that may not be shared: render our own.
+            return _direct(call(), web.cache_status("uncacheable", detail="shared"))
+        return _direct(_from_page(page), _status_header(status, outcome, page, timeout))
+
+    async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
+        backend = get_cache(cache)
+        method = (request.method or "GET").upper()
+        if not web.request_cacheable(method):
+            return _direct(await call(), web.cache_status("method"))
+        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on)
+        if method == "HEAD":
+            page = web.StoredPage.from_value(await backend.aget(key))
+            if page is not None:
+                return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
+            return _direct(await call(), web.cache_status("miss", detail="head"))
+        outcome: Outcome = {}
+
+        async def compute() -> dict[str, Any] | None:
+            return _capture(request, await call(), timeout, vary_on, outcome)
+
+        result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,
+                                      should_cache=lambda v: v is not None)
+        if "response" not in outcome and web.StoredPage.from_value(result.value) is None:
+            return _direct(await call(), web.cache_status("uncacheable", detail="shared"))
+        return _finish(request, call, result.value, result.status, outcome)
+
+    return decorator
