@@ -213,7 +213,8 @@ class _ClientBase:
             half_open_max_calls=settings.CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS,
             enabled=settings.CIRCUIT_BREAKER_ENABLED,
         )
-        self.breaker.add_listener(self._on_transition)
+        if breaker is None:  # a shared breaker is already logged by the client that owns it
+            self.breaker.add_listener(self._on_transition)
         self.metrics = metrics or Metrics()
         self.pending = _PendingDeletes(settings.PENDING_DELETES_MAX)
         self.strict = settings.STRICT
