@@ -176,3 +176,19 @@ def test_async_memory_backend() -> None:
         await c.close()
 
     run(main())
+
+
+def test_sharing_does_not_duplicate_breaker_logs(caplog: Any) -> None:
+    import logging
+
+    from cachekit_web.embedded import free_port
+
+    sync = CacheClient.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                CIRCUIT_BREAKER_FAILURE_THRESHOLD=1)
+    shared = AsyncCacheClient.sharing(sync)
+    caplog.set_level(logging.INFO, logger="cachekit_web")
+    sync.get("k")
+    opened = [r for r in caplog.records if "closed -> open" in r.getMessage()]
+    assert len(opened) == 1
+    assert shared.breaker.state is State.OPEN
+    sync.close()
