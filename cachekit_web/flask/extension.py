@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, current_app, has_app_context, has_request_context, request, session
+from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.wrappers import Response
 
 from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Result
@@ -131,7 +131,11 @@ def _wants_args(fn: Callable[..., Any]) -> bool:
 
 
 def _session_accessed() -> bool:
-    return bool(getattr(session, "accessed", False)) if has_request_context() else False
+    """Whether the view read the session, checked without marking it read ourselves."""
+    from flask import globals as flask_globals
+
+    ctx = flask_globals._cv_request.get(None)
+    return bool(getattr(getattr(ctx, "_session", None), "accessed", False))
 
 
 def _source_hash(f: Callable[..., Any], hash_method: HashMethod) -> str:
