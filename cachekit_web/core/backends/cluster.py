@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, LoadBalancingStrategy, RedisCluster
 from redis.retry import Retry
 
 from ..errors import BackendConnectionError, CachekitError, ConfigurationError, LockTimeoutError
@@ -33,11 +33,9 @@ T = TypeVar("T")
 # Errors that mean "this node cannot be reached", as opposed to "it answered no".
 _UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
 # Replies inside a node pipeline that mean "ask redis-py to route this again".
-_REROUTE = (
-    redis.exceptions.AskError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterDownError,
-)
+_REROUTE = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
+# A node that answers CLUSTERDOWN (restarting, or cut off from the majority) serves nothing.
+_NODE_DOWN = redis.exceptions.ClusterDownError
 
 # Compare-and-set: the read-modify-write behind incr, in one slot, without WATCH.
 _CAS = """
@@ -288,7 +286,8 @@ class ClusterBackend:
                     self._rc = RedisCluster(
                         startup_nodes=list(self._seeds),
                         require_full_coverage=False,
-                        read_from_replicas=self._read_from_replicas,
+                        load_balancing_strategy=(LoadBalancingStrategy.ROUND_ROBIN
+                                                 if self._read_from_replicas else None),
                         retry=Retry(NoBackoff(), self._retries),
                         **self._options,
                     )
@@ -311,8 +310,9 @@ class ClusterBackend:
         primaries = [n.name for n in self.cluster.get_primaries()]
         if primaries and all(self.guard.is_down(n) for n in primaries):
             return translate(exc)
-        return BackendConnectionError(f"cluster node {name} unreachable "
-                                      f"({type(exc).__name__})", code="E013")
+        what = "reports the cluster down" if isinstance(exc, _NODE_DOWN) else "unreachable"
+        return BackendConnectionError(f"cluster node {name} {what} ({type(exc).__name__})",
+                                      code="E013")
 
     def _on_key(self, key: str, call: Callable[[Any], T]) -> T:
         """Run ``call(cluster)`` for a command on ``key``, guarding the key's node."""
@@ -323,7 +323,7 @@ class ClusterBackend:
                                          code="E013")
         try:
             result = call(self.cluster)
-        except _UNREACHABLE as exc:
+        except (*_UNREACHABLE, _NODE_DOWN) as exc:
             raise self._unreachable(node.name, exc) from None
         except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise translate(exc) from None
@@ -353,13 +353,15 @@ class ClusterBackend:
         queue: Callable[[Any, list[str]], int],
         accept: Callable[[list[int], list[Any]], None],
         again: Callable[[list[int]], None],
+        *,
+        partial_ok: bool = False,
     ) -> list[int]:
         """Send one pipeline per node; returns the positions whose node could not be reached.
 
         ``queue(pipe, slot_keys)`` queues a slot's commands and says how many,
         ``accept(positions, replies)`` takes their replies, ``again(positions)``
-        re-sends through redis-py's routing when the slot moved. Raises only
-        if no node could be reached.
+        re-sends through redis-py's routing when the slot moved. Raises if no
+        node could be reached, unless ``partial_ok`` (deletes: the caller defers them).
         """
         groups = self._by_node(keys)
         placed = {i for _, slots in groups.values() for p in slots.values() for i in p}
@@ -382,6 +384,11 @@ class ClusterBackend:
                 continue
             except redis.RedisError as exc:
                 raise translate(exc) from None
+            if any(isinstance(r, _NODE_DOWN) for r in replies):
+                self.guard.failed(name)
+                missed.extend(positions)
+                last = (name, next(r for r in replies if isinstance(r, _NODE_DOWN)))
+                continue
             reached += 1
             self._node_ok(name)
             at = 0
@@ -396,8 +403,10 @@ class ClusterBackend:
                         raise translate(r)
                 accept(slot_positions, chunk)
         if not reached and last is not None:
-            raise self._unreachable(*last)
-        if not reached and missed:
+            error = self._unreachable(*last)
+            if not partial_ok or error.code != "E013":
+                raise error
+        if not reached and missed and not partial_ok:
             raise BackendConnectionError("no reachable cluster node owns these keys",
                                          code="E013")
         return missed
@@ -494,7 +503,7 @@ class ClusterBackend:
             for i in positions:
                 removed[0] += int(self._routed(lambda rc, k=keys[i]: rc.delete(k)))  # type: ignore[misc]
 
-        missed = self._fan_out(keys, queue, accept, again)
+        missed = self._fan_out(keys, queue, accept, again, partial_ok=True)
         if missed:
             self.deferred.add(keys[i] for i in missed)
         return removed[0]

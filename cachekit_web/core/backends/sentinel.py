@@ -125,7 +125,7 @@ class ReplicatedRedisBackend(_ReplicaReads, RedisBackend):
         self.readers = []
         self._replica_pools: list[Any] = []
         if settings.REPLICA_READS:
-            for rurl in settings.REPLICA_URLS:
+            for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
                 pool = _Pool.from_url(rurl, connection_class=_SYNC_CLASSES[scheme_of(rurl)],
                                       **pool_options(rurl, settings))
                 self._replica_pools.append(pool)
