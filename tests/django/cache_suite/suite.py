@@ -16,7 +16,7 @@ BASE = {
 }
 
 
-# Redis has no MAX_ENTRIES culling, so (like Django's own Redis tests) the cull aliases are left out.
+# Redis has no MAX_ENTRIES culling: like Django's Redis tests, the cull aliases are left out.
 @override_settings(CACHES=caches_setting_for_tests(base=BASE, exclude={"cull", "zero_cull"}))
 class CachekitCacheTests(BaseCacheTests, TestCase):
     """Every BaseCacheTests test, run against CachekitCache."""

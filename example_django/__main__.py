@@ -1,0 +1,60 @@
+"""`python -m example_django`: migrate, then serve the example on an embedded Redis.
+
+An embedded redis-server is started unless CACHEKIT_REDIS_URL is set. A demo
+superuser ("admin") is created with a random password, printed once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+from typing import Any
+
+
+def main(argv: list[str]) -> int:
+    from cachekit_web.embedded import EmbeddedRedis, free_port
+
+    # SIGTERM (e.g. from a process manager) must still stop the embedded redis-server.
+    def stop(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    server = None
+    if not os.environ.get("CACHEKIT_REDIS_URL"):
+        server = EmbeddedRedis().start()
+        os.environ["CACHEKIT_REDIS_URL"] = server.url
+        print(f"started an embedded redis-server on 127.0.0.1:{server.port}", flush=True)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_django.settings")
+    try:
+        import django
+        from django.contrib.auth import get_user_model
+        from django.core.management import call_command
+
+        django.setup()
+        call_command("migrate", interactive=False, verbosity=0)
+        password = os.environ.get("EXAMPLE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        users = get_user_model()
+        admin_user = users.objects.filter(username="admin").first()
+        if admin_user is None:
+            users.objects.create_superuser("admin", "admin@example.invalid", password)
+            login = f"admin / {password}"
+        else:
+            login = "admin (existing user; password unchanged)"
+        port = int(argv[0]) if argv else int(os.environ.get("PORT") or free_port())
+        print(f"example_django running at http://127.0.0.1:{port}/", flush=True)
+        print(f"  slow cached page: http://127.0.0.1:{port}/slow/", flush=True)
+        print(f"  cache health:     http://127.0.0.1:{port}/admin/cachekit/health/ "
+              f"(log in as {login})", flush=True)
+        call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, verbosity=1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

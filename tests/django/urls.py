@@ -1,0 +1,99 @@
+"""Test URLs: the example site plus views exercising cache_page options."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+
+from cachekit_web.django import cache_page
+
+CALLS: dict[str, int] = {}
+_LOCK = threading.Lock()
+
+
+def _count(name: str) -> int:
+    with _LOCK:
+        CALLS[name] = CALLS.get(name, 0) + 1
+        return CALLS[name]
+
+
+@cache_page(60)
+def plain(request: HttpRequest) -> HttpResponse:
+    n = _count("plain")
+    return HttpResponse(f"plain {n} {request.GET.urlencode()}")
+
+
+@cache_page(60)
+def slow(request: HttpRequest) -> HttpResponse:
+    import time
+
+    n = _count("slow")
+    time.sleep(0.3)
+    return HttpResponse(f"slow {n}")
+
+
+@cache_page(60)
+def status(request: HttpRequest, code: int) -> HttpResponse:
+    n = _count("status")
+    return HttpResponse(f"status {n}", status=code)
+
+
+@cache_page(60)
+def cookie(request: HttpRequest) -> HttpResponse:
+    n = _count("cookie")
+    response = HttpResponse(f"cookie {n}")
+    response.set_cookie("who", f"visitor-{n}")
+    return response
+
+
+@cache_page(60)
+def private(request: HttpRequest) -> HttpResponse:
+    n = _count("private")
+    response = HttpResponse(f"private {n}")
+    response["Cache-Control"] = "private"
+    return response
+
+
+@cache_page(60, vary_on_headers=("Accept-Language",))
+def varying(request: HttpRequest) -> HttpResponse:
+    n = _count("varying")
+    return HttpResponse(f"{request.headers.get('Accept-Language', '-')} {n}")
+
+
+@cache_page(60)
+def undeclared_vary(request: HttpRequest) -> HttpResponse:
+    n = _count("undeclared_vary")
+    response = HttpResponse(f"undeclared {n}")
+    response["Vary"] = "Accept-Language"
+    return response
+
+
+@cache_page(1, stale_ttl=30)
+def stale(request: HttpRequest) -> HttpResponse:
+    n = _count("stale")
+    return HttpResponse(f"stale {n}")
+
+
+@cache_page(60)
+async def async_view(request: HttpRequest) -> HttpResponse:
+    n = _count("async")
+    await asyncio.sleep(0)
+    return HttpResponse(f"async {n}")
+
+
+urlpatterns = [
+    path("t/plain/", plain),
+    path("t/slow/", slow),
+    path("t/status/<int:code>/", status),
+    path("t/cookie/", cookie),
+    path("t/private/", private),
+    path("t/varying/", varying),
+    path("t/undeclared-vary/", undeclared_vary),
+    path("t/stale/", stale),
+    path("t/async/", async_view),
+    path("cache/", include("cachekit_web.django.urls")),
+    path("", include("example_django.urls")),
+]
