@@ -1,0 +1,69 @@
+"""`flask cachekit doctor|explain|stats|clear`."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from cachekit_web.flask import Cache
+from cachekit_web.flask.cli import PROGRESS_THRESHOLD
+
+from .conftest import AppFactory
+
+
+def test_doctor_and_explain(make_app: AppFactory) -> None:
+    app, _ = make_app()
+    runner = app.test_cli_runner()
+    out = runner.invoke(args=["cachekit", "doctor"])
+    assert out.exit_code == 0, out.output
+    assert "all checks passed" in out.output and "HMAC-signed" in out.output
+    assert "s3cr3t-flask-key" not in out.output
+    out = runner.invoke(args=["cachekit", "explain", "E030"])
+    assert out.exit_code == 0 and "E030" in out.output and "breaker" in out.output.lower()
+    assert runner.invoke(args=["cachekit", "explain", "E999"]).exit_code == 2
+
+
+def test_doctor_fails_with_code_when_redis_is_unreachable(make_app: AppFactory) -> None:
+    app, _ = make_app(CACHEKIT_REDIS_URL="redis://127.0.0.1:1/0",
+                      CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2)
+    out = app.test_cli_runner().invoke(args=["cachekit", "doctor"])
+    assert out.exit_code == 1 and "FAIL" in out.output and "E01" in out.output
+
+
+def test_stats(app_cache: tuple[Flask, Cache]) -> None:
+    app, cache = app_cache
+    cache.set("a", 1)
+    cache.get("a")
+    out = app.test_cli_runner().invoke(args=["cachekit", "stats"])
+    assert out.exit_code == 0
+    assert "hit rate:   100.0%" in out.output and "keys:       1" in out.output
+    out = app.test_cli_runner().invoke(args=["cachekit", "stats", "--json"])
+    assert '"status"' in out.output
+
+
+def test_clear_asks_and_touches_only_this_namespace(make_app: AppFactory) -> None:
+    app, cache = make_app()
+    other_app, other = make_app(CACHEKIT_NAMESPACE="t-cli-other")
+    with other_app.app_context():
+        other.set("keep", 1)
+    with app.app_context():
+        cache.set_many({f"k{i}": i for i in range(10)})
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["cachekit", "clear"], input="n\n")
+    assert refused.exit_code == 1 and "Delete 10 keys" in refused.output
+    done = runner.invoke(args=["cachekit", "clear"], input="y\n")
+    assert done.exit_code == 0 and "removed 10 keys" in done.output
+    with app.app_context():
+        assert cache.get("k1") is None
+    with other_app.app_context():
+        assert other.get("keep") == 1
+        other.clear()
+
+
+def test_clear_large_namespace_shows_progress(app_cache: tuple[Flask, Cache]) -> None:
+    app, cache = app_cache
+    n = PROGRESS_THRESHOLD + 500
+    for start in range(0, n, 500):
+        cache.set_many({f"k{i}": i for i in range(start, min(n, start + 500))})
+    out = app.test_cli_runner().invoke(args=["cachekit", "clear", "--yes"])
+    assert out.exit_code == 0 and f"removed {n} keys" in out.output
+    assert "clearing" in out.output

@@ -1,0 +1,89 @@
+"""The health dashboard blueprint: protection, HTML with its chart, JSON."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask, request
+
+from cachekit_web.flask import Cache
+
+from .conftest import AppFactory
+
+URL = "/_cachekit/health/"
+
+
+def test_dashboard_is_404_without_protection(make_app: AppFactory) -> None:
+    app, _ = make_app(CACHEKIT_HEALTH_ENABLED=True)
+    c = app.test_client()
+    assert c.get(URL).status_code == 404
+    assert c.get(URL + "health.json").status_code == 404
+
+
+def test_dashboard_is_absent_unless_enabled(make_app: AppFactory) -> None:
+    app, _ = make_app(CACHEKIT_HEALTH_TOKEN="tok")
+    assert app.test_client().get(URL, headers={"Authorization": "Bearer tok"}).status_code == 404
+
+
+TOKEN = "Xy7_s3cret.token"
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    (None, 401), ("Bearer wrong", 403), ("Basic dG9rOnRvaw==", 403), ("good", 200),
+])
+def test_bearer_token(make_app: AppFactory, header: str | None, status: int) -> None:
+    app, _ = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN=TOKEN)
+    if header == "good":
+        header = f"Bearer {TOKEN}"
+    headers = {"Authorization": header} if header else {}
+    r = app.test_client().get(URL, headers=headers)
+    assert r.status_code == status
+    if status == 401:
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+    if status == 200:
+        assert r.headers["Cache-Control"] == "no-store"
+        assert TOKEN.encode() not in r.data
+
+
+def test_authorization_callback(make_app: AppFactory) -> None:
+    app, cache = make_app(CACHEKIT_HEALTH_ENABLED=True)
+
+    @cache.health_authorization
+    def staff_only() -> bool:
+        return request.headers.get("X-Staff") == "yes"
+
+    c = app.test_client()
+    assert c.get(URL).status_code == 403
+    assert c.get(URL, headers={"X-Staff": "yes"}).status_code == 200
+
+
+def test_dashboard_content(make_app: AppFactory) -> None:
+    app, cache = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN="t",
+                          CACHEKIT_HEALTH_URL_PREFIX="/ops/cache")
+    with app.app_context():
+        cache.set("a", 1)
+        cache.get("a"), cache.get("b")
+        cache.client.metrics.error("E010")
+    auth = {"Authorization": "Bearer t"}
+    c = app.test_client()
+    html = c.get("/ops/cache/", headers=auth).get_data(as_text=True)
+    for needle in ("<svg", "polyline", "Status:", "hit rate", "50.0%", "Circuit breaker",
+                   "closed", "E010", "redis_version", "ping (ms)"):
+        assert needle in html, needle
+    assert "s3cr3t-flask-key" not in html
+    data = c.get("/ops/cache/health.json", headers=auth).get_json()
+    assert data["status"] in ("ok", "degraded") and data["namespace"] == cache_ns(app, cache)
+    assert data["metrics"]["totals"]["hits"] == 1 and len(data["metrics"]["series"]) == 60
+    assert data["errors_explained"][0]["code"] == "E010" and data["errors_explained"][0]["fix"]
+
+
+def cache_ns(app: Flask, cache: Cache) -> str:
+    with app.app_context():
+        return cache.client.namespace
+
+
+def test_dashboard_reports_down_when_redis_is_gone(make_app: AppFactory) -> None:
+    app, _ = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN="t",
+                      CACHEKIT_REDIS_URL="redis://127.0.0.1:1/0",
+                      CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2)
+    r = app.test_client().get(URL + "health.json", headers={"Authorization": "Bearer t"})
+    assert r.status_code == 200 and r.get_json()["status"] == "down"
