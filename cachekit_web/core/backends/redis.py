@@ -6,7 +6,9 @@ through ``_ERROR_MAP`` (matched on exception type, most specific first).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
@@ -33,6 +35,11 @@ from . import redact_url, scheme_of
 
 _UPDATE_ATTEMPTS = 100
 _SCAN_BATCH = 500
+
+
+def _contention_pause(attempt: int) -> float:
+    """Seconds to wait before retrying a WATCH update: jittered, so contenders fall out of step."""
+    return random.random() * min(0.01, 0.0005 * (attempt + 1))
 
 
 class ConnectRefused(redis.ConnectionError):
@@ -306,7 +313,7 @@ class RedisBackend:
 
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated(), self.client.pipeline(transaction=True) as pipe:
-            for _ in range(_UPDATE_ATTEMPTS):
+            for attempt in range(_UPDATE_ATTEMPTS):
                 try:
                     pipe.watch(key)
                     old = pipe.get(key)
@@ -319,7 +326,7 @@ class RedisBackend:
                     pipe.execute()
                     return new
                 except redis.WatchError:
-                    continue
+                    time.sleep(_contention_pause(attempt))
         raise LockTimeoutError("too much contention on one key", code="E050")
 
     def delete_prefix(self, prefix: str) -> int:
@@ -457,7 +464,7 @@ class AsyncRedisBackend:
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated():
             async with self.client.pipeline(transaction=True) as pipe:
-                for _ in range(_UPDATE_ATTEMPTS):
+                for attempt in range(_UPDATE_ATTEMPTS):
                     try:
                         await pipe.watch(key)
                         old = await pipe.get(key)
@@ -470,7 +477,7 @@ class AsyncRedisBackend:
                         await pipe.execute()
                         return new
                     except redis.WatchError:
-                        continue
+                        await asyncio.sleep(_contention_pause(attempt))
         raise LockTimeoutError("too much contention on one key", code="E050")
 
     async def delete_prefix(self, prefix: str) -> int:
