@@ -133,6 +133,7 @@ def test_incr_atomic_under_threads(make_client: MakeClient, raw: redis.Redis) ->
         t.join(30)
     assert not errors
     assert c.get("n") == 500
+    assert c.metrics.errors["E050"] == 0
     stored = raw.get(c.full_key("n")) or b""
     assert b"500" not in stored and msgpack.packb(500) not in stored
 
