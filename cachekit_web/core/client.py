@@ -605,11 +605,11 @@ class CacheClient(_ClientBase):
                 self.metrics.count("stale")
                 return Result(stale.value, "stale")
             if flight.wait(self.settings.LOCK_WAIT):
-                return Result(flight.value, "hit")
+                return _follower_result(flight.value)
             return Result(compute(), "miss")
         try:
             result = self._lead(key, fk, compute, timeout, stale_ttl, should_cache, stale)
-            flight.resolve(result.value)
+            flight.resolve(result)
             return result
         finally:
             self._flights.leave(fk, flight)
@@ -935,8 +935,8 @@ class AsyncCacheClient(_ClientBase):
                 self.metrics.count("stale")
                 return Result(stale.value, "stale")
             try:
-                value = await asyncio.wait_for(asyncio.shield(flight), self.settings.LOCK_WAIT)
-                return Result(value, "hit")
+                shared = await asyncio.wait_for(asyncio.shield(flight), self.settings.LOCK_WAIT)
+                return _follower_result(shared)
             except (asyncio.TimeoutError, CachekitError, _FlightFailed):
                 return Result(await _run_compute(compute), "miss")
         try:
@@ -944,7 +944,7 @@ class AsyncCacheClient(_ClientBase):
                 key, fk, compute, timeout, stale_ttl, should_cache, stale
             )
             if not flight.done():
-                flight.set_result(result.value)
+                flight.set_result(result)
             return result
         except BaseException:
             if not flight.done():
@@ -1010,6 +1010,12 @@ class AsyncCacheClient(_ClientBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _follower_result(shared: Result[T]) -> Result[T]:
+    """What a caller that waited for another's computation got: a hit, unless the cache was
+    bypassed (unavailable) or the leader could only serve a stale value."""
+    return Result(shared.value, "hit" if shared.status in ("hit", "miss") else shared.status)
 
 
 class _FlightFailed(Exception):
