@@ -193,3 +193,20 @@ def test_sharing_does_not_duplicate_breaker_logs(caplog: Any) -> None:
     assert len(opened) == 1
     assert shared.breaker.state is State.OPEN
     sync.close()
+
+
+def test_async_waiting_callers_report_bypass_when_unavailable() -> None:
+    from cachekit_web.embedded import free_port
+
+    async def compute() -> int:
+        await asyncio.sleep(0.1)
+        return 1
+
+    async def main() -> list[str]:
+        c = AsyncCacheClient.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                      CIRCUIT_BREAKER_ENABLED=False, RETRIES=0)
+        results = await asyncio.gather(*(c.fetch("k", compute) for _ in range(5)))
+        await c.close()
+        return [r.status for r in results]
+
+    assert set(run(main())) == {"bypass"}

@@ -212,3 +212,26 @@ def test_e050_lock_held_elsewhere(make_client: MakeClient, raw: redis.Redis) -> 
         strict.get_or_set("k3", lambda: 1)
     assert info.value.code == "E050" and isinstance(info.value, TimeoutError)
     assert strict.metrics.errors["E050"] == 1
+
+
+def test_waiting_callers_report_bypass_when_cache_unavailable() -> None:
+    client = CacheClient.from_url(f"redis://127.0.0.1:{free_port()}/0",
+                                  CIRCUIT_BREAKER_ENABLED=False, RETRIES=0)
+    barrier = threading.Barrier(5)
+    calls = []
+
+    def compute() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 1
+
+    def run() -> str:
+        barrier.wait(5)
+        return client.fetch("k", compute).status
+
+    with ThreadPoolExecutor(5) as pool:
+        statuses = list(pool.map(lambda _: run(), range(5)))
+    # the cache was never used: no caller may report a hit (Cache-Status would lie)
+    assert set(statuses) == {"bypass"}, statuses
+    assert len(calls) < 5
+    client.close()
