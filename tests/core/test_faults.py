@@ -347,3 +347,14 @@ def test_flapping_breaker_does_not_flood_the_log(caplog: pytest.LogCaptureFixtur
     print(f"\n{calls} calls, {client.breaker.opened_count} openings, {len(records)} records")
     assert len(records) <= 10, [r.getMessage() for r in records[:20]]
     client.close()
+
+
+def test_restart_under_warm_pool_is_transparent(own_redis: EmbeddedRedis) -> None:
+    client = CacheClient.from_url(own_redis.url, **{**FAST, "RETRIES": 0})
+    client.set("k", 1)
+    own_redis.restart()  # every pooled connection is now dead
+    # the dead connection is detected when taken from the pool, so even without retries the
+    # next call works (E065 is left for connections lost while a request is in flight)
+    assert client.set("k", 2) is True and client.get("k") == 2
+    assert client.metrics.errors.total() == 0
+    client.close()
