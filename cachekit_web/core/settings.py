@@ -215,8 +215,8 @@ DESCRIPTIONS: dict[str, str] = {
     "STRICT": "Raise typed errors instead of failing open.",
     "LOG_INTERVAL": "Seconds between two log lines for the same error code.",
     "MEMORY_MAX_ENTRIES": "Entries kept by a memory:// cache before LRU eviction.",
-    "REPLICA_READS": "Send reads to replicas when there are some (REPLICA_URLS, Sentinel, or "
-    "a cluster URL with ?replica_reads=1); writes and locks always go to the primary.",
+    "REPLICA_READS": "Send reads to replicas when some are named (REPLICA_URLS, or "
+    "?replica_reads=1 on a Sentinel or Cluster URL); writes and locks always go to the primary.",
     "REPLICA_URLS": "Comma-separated redis:// URLs of read replicas of the REDIS_URL primary.",
 }
 

@@ -1,8 +1,9 @@
 """Sentinel-managed primaries and read replicas, on redis-py's own Sentinel support.
 
-Writes, locks, read-modify-write and clear always go to the primary; plain
-reads (get, get_many, ttl, exists) go to a replica when REPLICA_READS is on,
-and fall back to the primary when no replica answers.
+Writes, locks, read-modify-write and clear always go to the primary. Plain
+reads (get, get_many, ttl, exists) go to a replica when the configuration
+names replicas (REPLICA_URLS, or ``?replica_reads=1`` on a Sentinel URL) and
+REPLICA_READS is on; they fall back to the primary when no replica answers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redis.sentinel import (
     MasterNotFoundError,
     Sentinel,
@@ -185,6 +188,7 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
         sentinel_kwargs: dict[str, Any] = {
             "socket_timeout": settings.SOCKET_TIMEOUT,
             "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),  # a dead sentinel: ask the next one, now
         }
         if spec.query.get("sentinel_password"):
             sentinel_kwargs["password"] = spec.query["sentinel_password"]
@@ -196,7 +200,9 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
             connection_class=conn_class)
         self.pool = self.client.connection_pool
         self.readers: list[tuple[str, Any]] = []
-        if settings.REPLICA_READS:
+        # Opt-in per URL: a replica can lag behind a write made a moment ago.
+        if settings.REPLICA_READS and spec.query.get("replica_reads", "").lower() in (
+                "1", "true", "yes"):
             self.readers.append(("replicas", self.sentinel.slave_for(
                 self.service, connection_pool_class=SentinelConnectionPool,
                 connection_class=conn_class)))
@@ -227,6 +233,7 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
         kwargs = self.client.connection_pool.connection_kwargs
         shared = {k: kwargs[k] for k in ("username", "password", "socket_timeout",
                                          "socket_connect_timeout") if kwargs.get(k)}
+        shared["retry"] = Retry(NoBackoff(), 0)
         addresses = [("primary", host, port)]
         with contextlib.suppress(redis.RedisError, OSError):
             addresses += [("replica", h, p) for h, p in
