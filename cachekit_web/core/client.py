@@ -390,6 +390,11 @@ class CacheClient(_ClientBase):
         except CachekitError as exc:
             self._failed(op, exc)
             return _UNAVAILABLE  # type: ignore[no-any-return]
+        except BaseException:
+            # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
+            # or the breaker stays half-open (rejecting every call) forever.
+            self.breaker.release_probe()
+            raise
         finally:
             self.metrics.observe(op, time.perf_counter() - start)
         self.breaker.record_success()
@@ -725,6 +730,11 @@ class AsyncCacheClient(_ClientBase):
         except CachekitError as exc:
             self._failed(op, exc)
             return _UNAVAILABLE  # type: ignore[no-any-return]
+        except BaseException:
+            # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
+            # or the breaker stays half-open (rejecting every call) forever.
+            self.breaker.release_probe()
+            raise
         finally:
             self.metrics.observe(op, time.perf_counter() - start)
         self.breaker.record_success()
