@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -210,3 +211,29 @@ def test_async_waiting_callers_report_bypass_when_unavailable() -> None:
         return [r.status for r in results]
 
     assert set(run(main())) == {"bypass"}
+
+
+def test_cancelled_probe_does_not_wedge_the_breaker(own_redis: EmbeddedRedis) -> None:
+    async def main() -> None:
+        c = AsyncCacheClient.from_url(
+            own_redis.url, SOCKET_TIMEOUT=0.3, SOCKET_CONNECT_TIMEOUT=0.3,
+            CIRCUIT_BREAKER_FAILURE_THRESHOLD=1, CIRCUIT_BREAKER_RECOVERY_TIMEOUT=0.2)
+        await c.set("k", 1)
+        own_redis.pause()
+        await c.get("k")  # times out: the breaker opens
+        assert c.breaker.state is State.OPEN
+        await asyncio.sleep(0.25)
+        probe = asyncio.ensure_future(c.get("k"))  # the half-open probe, hanging
+        await asyncio.sleep(0.05)
+        probe.cancel()  # e.g. the HTTP client went away
+        with contextlib.suppress(asyncio.CancelledError):
+            await probe
+        own_redis.resume()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not await c.set("k", 2):
+            await asyncio.sleep(0.05)
+        assert c.breaker.state is State.CLOSED, "breaker wedged half-open after a cancel"
+        assert await c.get("k") == 2
+        await c.close()
+
+    run(main())

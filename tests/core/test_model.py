@@ -82,7 +82,7 @@ def machine_for(url: str, **extra: Any) -> type[RuleBasedStateMachine]:
 
         @invariant()
         def many_matches(self) -> None:
-            assert self.client.get_many(list(self.model) + ["absent"]) == self.model
+            assert self.client.get_many([*self.model, "absent"]) == self.model
 
         def teardown(self) -> None:
             self.client.clear()
