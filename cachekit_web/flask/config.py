@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +63,12 @@ FLASK_CACHING_KEYS: dict[str, str] = {
 }
 
 
+def derived_signing_key(secret_key: str | bytes) -> str:
+    """A signing key for cached values derived from Flask's SECRET_KEY (never the key itself)."""
+    secret = secret_key if isinstance(secret_key, bytes) else str(secret_key).encode()
+    return hmac.new(secret, b"cachekit-web/flask/signing", hashlib.sha256).hexdigest()
+
+
 def _as_bool(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -108,8 +116,7 @@ def load(
             and not env.get(PREFIX + "MASTER_KEY") and not env.get(PREFIX + "SIGNING_KEY") \
             and config.get("SECRET_KEY"):
         # The app's SECRET_KEY authenticates cached values when no cachekit key is given.
-        secret = config["SECRET_KEY"]
-        overrides["SIGNING_KEY"] = secret.decode() if isinstance(secret, bytes) else str(secret)
+        overrides["SIGNING_KEY"] = derived_signing_key(config["SECRET_KEY"])
     settings = Settings.from_env(env, extra_names=EXTRA_NAMES, **overrides)
     for name in _BOOL_EXTRAS:
         if name in extras:

@@ -9,6 +9,7 @@ from flask import Flask
 
 from cachekit_web import ConfigurationError
 from cachekit_web.flask import Cache
+from cachekit_web.flask.config import derived_signing_key
 
 from .conftest import AppFactory
 
@@ -123,6 +124,8 @@ def test_secret_key_signs_values(make_app: AppFactory) -> None:
     with app.app_context():
         ring = cache.client.codec.keyring
         assert ring.authenticated and not ring.encrypted
+        signing_key = cache.settings.SIGNING_KEY
+        assert signing_key == derived_signing_key("s3cr3t-flask-key")
         assert "s3cr3t-flask-key" not in repr(cache.client) + repr(cache.settings)
     app2, cache2 = make_app(CACHEKIT_MASTER_KEY="ab" * 32)
     with app2.app_context():
