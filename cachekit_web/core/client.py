@@ -407,7 +407,7 @@ class CacheClient(_ClientBase):
                 self.backend.delete_prefix(self._prefix)
             for i in range(0, len(keys), _CHUNK):
                 self.backend.delete_many(keys[i:i + _CHUNK])
-        except CachekitError:
+        except BaseException:  # also when cancelled: the deletes must not be forgotten
             self.pending.restore(keys, clear)
             raise
         log.debug("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
@@ -747,7 +747,7 @@ class AsyncCacheClient(_ClientBase):
                 await self.backend.delete_prefix(self._prefix)
             for i in range(0, len(keys), _CHUNK):
                 await self.backend.delete_many(keys[i:i + _CHUNK])
-        except CachekitError:
+        except BaseException:  # also when cancelled: the deletes must not be forgotten
             self.pending.restore(keys, clear)
             raise
 
