@@ -237,3 +237,29 @@ def test_cancelled_probe_does_not_wedge_the_breaker(own_redis: EmbeddedRedis) ->
         await c.close()
 
     run(main())
+
+
+def test_cancelled_replay_keeps_remembered_deletes(own_redis: EmbeddedRedis) -> None:
+    async def main() -> None:
+        c = AsyncCacheClient.from_url(
+            own_redis.url, SOCKET_TIMEOUT=0.3, SOCKET_CONNECT_TIMEOUT=0.3,
+            CIRCUIT_BREAKER_FAILURE_THRESHOLD=1, CIRCUIT_BREAKER_RECOVERY_TIMEOUT=0.2)
+        await c.set("k", 1)
+        own_redis.pause()
+        await c.get("x")  # opens the breaker
+        assert await c.delete("k") is False and len(c.pending) == 1
+        await asyncio.sleep(0.25)
+        call = asyncio.ensure_future(c.get("x"))  # replays the delete first: hangs
+        await asyncio.sleep(0.05)
+        call.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await call
+        assert len(c.pending) == 1, "a cancelled replay forgot the remembered delete"
+        own_redis.resume()
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not await c.set("probe", 1):
+            await asyncio.sleep(0.05)
+        assert len(c.pending) == 0 and await c.get("k") is None
+        await c.close()
+
+    run(main())
