@@ -104,13 +104,35 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         if "TIMEOUT" not in params and "timeout" not in params and "DEFAULT_TIMEOUT" in options:
             params["TIMEOUT"] = options["DEFAULT_TIMEOUT"]
         super().__init__(params)
-        self.settings = build_settings(location, params)
-        self._client = shared_client(self.settings)
+        self._error: ConfigurationError | None = None
+        self._shared: CacheClient | None = None
+        try:
+            self.settings = build_settings(location, params)
+        except ConfigurationError as exc:
+            # Raised on first use; `manage.py check` reports it with its code meanwhile
+            # (Django's own cache checks instantiate every backend and must not crash).
+            self._error = exc
+        else:
+            self._shared = shared_client(self.settings)
 
     def __repr__(self) -> str:
-        return f"<CachekitCache {self._client.describe()} namespace={self.settings.NAMESPACE!r}>"
+        if self._shared is None:
+            return f"<CachekitCache misconfigured: {self._error}>"
+        return f"<CachekitCache {self._shared.describe()} namespace={self.settings.NAMESPACE!r}>"
 
     # -- plumbing ---------------------------------------------------------
+    @property
+    def configuration_error(self) -> ConfigurationError | None:
+        """The settings error (E040/E041/E042/...) this cache was built with, if any."""
+        return self._error
+
+    @property
+    def _client(self) -> CacheClient:
+        if self._shared is None:
+            assert self._error is not None
+            raise self._error
+        return self._shared
+
     @property
     def client(self) -> CacheClient:
         """The shared core client behind this cache."""

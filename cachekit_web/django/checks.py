@@ -69,8 +69,8 @@ def check_connectivity(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
             cache = caches[alias]
         except CachekitError:
             continue  # reported by check_configuration
-        if not isinstance(cache, CachekitCache):
-            continue
+        if not isinstance(cache, CachekitCache) or cache.configuration_error is not None:
+            continue  # misconfiguration is reported by check_configuration
         try:
             cache.client.backend.ping()
         except CachekitError as exc:

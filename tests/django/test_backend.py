@@ -28,7 +28,7 @@ def test_unknown_option_fails_with_e041_and_did_you_mean(
         use_caches: Callable[..., Any], redis_url: str) -> None:
     use_caches({"default": cache_conf(redis_url, "x", SOCKET_TIMOUT=1)})
     with pytest.raises(ConfigurationError) as info:
-        caches["default"]
+        caches["default"].get("k")
     assert info.value.code == "E041"
     assert "did you mean SOCKET_TIMEOUT" in info.value.message
 
@@ -36,7 +36,7 @@ def test_unknown_option_fails_with_e041_and_did_you_mean(
 def test_bad_value_fails_with_e042(use_caches: Callable[..., Any], redis_url: str) -> None:
     use_caches({"default": cache_conf(redis_url, "x", SOCKET_TIMEOUT="soon")})
     with pytest.raises(ConfigurationError) as info:
-        caches["default"]
+        caches["default"].set("k", 1)
     assert info.value.code == "E042"
 
 
@@ -44,8 +44,9 @@ def test_location_falls_back_to_env_then_e040(
         use_caches: Callable[..., Any], redis_url: str, namespace: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
     use_caches({"default": {"BACKEND": BACKEND, "OPTIONS": {"NAMESPACE": namespace}}})
+    assert "E040" in repr(caches["default"])
     with pytest.raises(ConfigurationError) as info:
-        caches["default"]
+        caches["default"].get("k")
     assert info.value.code == "E040"
     monkeypatch.setenv("REDIS_URL", redis_url)
     use_caches({"default": {"BACKEND": BACKEND, "OPTIONS": {"NAMESPACE": namespace}}})
