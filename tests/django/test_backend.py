@@ -62,7 +62,7 @@ def test_signing_key_derived_from_secret_key_lets_django_objects_be_cached(
 
     from example_django.models import Article
 
-    assert cache.settings.SIGNING_KEY == derived_signing_key(settings.SECRET_KEY)
+    assert derived_signing_key(settings.SECRET_KEY) == cache.settings.SIGNING_KEY
     assert settings.SECRET_KEY not in repr(cache) and settings.SECRET_KEY not in str(
         cache.health().as_dict())
     assert not cache.client.codec.keyring.encrypted
