@@ -161,6 +161,10 @@ def make_async_backend(url: str, settings: Settings) -> AsyncBackend:
     """Build the asynchronous backend a URL names."""
     if scheme_of(url) == "memory":
         return AsyncMemoryBackend(_memory_store(url, settings))
+    if "+" in scheme_of(url) or settings.REPLICA_URLS:  # cluster, sentinel, replicas
+        from .backends.sentinel import make_async_topology_backend
+
+        return make_async_topology_backend(url, settings)
     from .backends.redis import AsyncRedisBackend
 
     return AsyncRedisBackend(url, settings)
