@@ -317,7 +317,7 @@ def test_killed_node_costs_only_its_keys(namespace: str) -> None:
         cluster.nodes[lost].kill()
 
         errors: list[BaseException] = []
-        deadline = time.monotonic() + 3.0  # past cluster-node-timeout (1 s): state settles
+        deadline = time.monotonic() + 2.0  # past cluster-node-timeout (1 s): state settles
         rounds = 0
         while time.monotonic() < deadline and rounds < 200:
             rounds += 1

@@ -666,3 +666,453 @@ class _ClusterLock:
                 inner.release()  # expired or taken over: nothing of ours to release
 
         self._backend._on_key(self._name, give)
+
+
+# -- asyncio ------------------------------------------------------------------
+class AsyncClusterBackend:
+    """The asyncio twin of ClusterBackend, on redis.asyncio.RedisCluster."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self._url = redact_url(url)
+        spec = parse_hosts_url(url, 6379)
+        if spec.scheme not in ("redis+cluster", "rediss+cluster"):
+            raise ConfigurationError(f"not a cluster URL: {self._url}", code="E042")
+        if spec.path and spec.path != ("0",):
+            raise ConfigurationError(
+                f"Redis Cluster has only database 0, not {'/'.join(spec.path)!r} in "
+                f"{self._url}", code="E042")
+        self._seeds = list(spec.hosts)
+        self._options = node_options(settings, spec.tls)
+        if spec.username:
+            self._options["username"] = spec.username
+        if spec.password:
+            self._options["password"] = spec.password
+        self._retries = settings.RETRIES
+        self._read_from_replicas = settings.REPLICA_READS and spec.query.get(
+            "replica_reads", "").lower() in ("1", "true", "yes")
+        self.guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
+        self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
+        self._replay_at = 0.0
+        self._rc: Any = None
+        self._cas: Any = None
+        self._node_clients: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"<AsyncClusterBackend {self._url}>"
+
+    def describe(self) -> str:
+        """Where the data lives, password redacted."""
+        return self._url
+
+    async def cluster(self) -> Any:
+        """The RedisCluster, initialized on first use so a cluster down at start-up fails open."""
+        if self._rc is not None:
+            return self._rc
+        from redis.asyncio.cluster import ClusterNode as AsyncNode
+        from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        options = {k: v for k, v in self._options.items() if k != "ssl"}
+        rc = AsyncRedisCluster(
+            startup_nodes=[AsyncNode(h, p) for h, p in self._seeds],
+            require_full_coverage=False,
+            load_balancing_strategy=(LoadBalancingStrategy.ROUND_ROBIN
+                                     if self._read_from_replicas else None),
+            retry=AsyncRetry(NoBackoff(), self._retries),
+            ssl=bool(self._options.get("ssl")),
+            **options,
+        )
+        try:
+            await rc.initialize()
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
+            await rc.aclose()
+            raise translate(exc) from None
+        if self._rc is None:  # another task may have won the race
+            self._rc = rc
+            self._cas = rc.register_script(_CAS)
+        else:
+            await rc.aclose()
+        return self._rc
+
+    def _node_client(self, node: Any) -> Any:
+        """A plain asyncio Redis for one node, for its pipelines (cached by node name)."""
+        client = self._node_clients.get(node.name)
+        if client is None:
+            from redis.asyncio import Redis as AsyncRedis
+            from redis.asyncio.retry import Retry as AsyncRetry
+
+            client = AsyncRedis(host=node.host, port=node.port,
+                                retry=AsyncRetry(NoBackoff(), 0), **self._options)
+            self._node_clients[node.name] = client
+        return client
+
+    async def _unreachable(self, name: str, exc: BaseException) -> CachekitError:
+        self.guard.failed(name)
+        rc = await self.cluster()
+        primaries = [n.name for n in rc.get_primaries()]
+        if primaries and all(self.guard.is_down(n) for n in primaries):
+            return translate(exc)
+        what = "reports the cluster down" if isinstance(exc, _NODE_DOWN) else "unreachable"
+        return BackendConnectionError(f"cluster node {name} {what} ({type(exc).__name__})",
+                                      code="E013")
+
+    async def _on_key(self, key: str, call: Callable[[Any], Any]) -> Any:
+        rc = await self.cluster()
+        try:
+            node = rc.nodes_manager.get_node_from_slot(rc.keyslot(key))
+        except (redis.RedisError, redis.exceptions.RedisClusterException, KeyError,
+                IndexError) as exc:
+            raise BackendConnectionError(f"no node owns this key ({type(exc).__name__})",
+                                         code="E013") from None
+        await self._maybe_replay()
+        if not self.guard.admit(node.name):
+            raise BackendConnectionError(f"cluster node {node.name} is marked unreachable",
+                                         code="E013")
+        try:
+            result = await call(rc)
+        except (*_UNREACHABLE, _NODE_DOWN) as exc:
+            raise await self._unreachable(node.name, exc) from None
+        except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
+            raise translate(exc) from None
+        self._node_ok(node.name)
+        return result
+
+    def _node_ok(self, name: str) -> None:
+        if self.guard.ok(name) and self.deferred:
+            self._replay_at = 0.0
+
+    async def _fan_out(
+        self,
+        keys: Sequence[str],
+        queue: Callable[[Any, list[str]], int],
+        accept: Callable[[list[int], list[Any]], None],
+        again: Callable[[list[int]], Any],
+        *,
+        partial_ok: bool = False,
+    ) -> list[int]:
+        """Asyncio version of ClusterBackend._fan_out (one pipeline per node)."""
+        rc = await self.cluster()
+        groups: dict[str, tuple[Any, dict[int, list[int]]]] = {}
+        missed: list[int] = []
+        for i, key in enumerate(keys):
+            slot = rc.keyslot(key)
+            try:
+                node = rc.nodes_manager.get_node_from_slot(slot)
+            except (redis.exceptions.RedisClusterException, KeyError, IndexError):
+                missed.append(i)
+                continue
+            groups.setdefault(node.name, (node, {}))[1].setdefault(slot, []).append(i)
+        last: tuple[str, BaseException] | None = None
+        reached = 0
+        for name, (node, slots) in groups.items():
+            positions = [i for p in slots.values() for i in p]
+            if not self.guard.admit(name):
+                missed.extend(positions)
+                continue
+            try:
+                pipe = self._node_client(node).pipeline(transaction=False)
+                counts = [queue(pipe, [keys[i] for i in p]) for p in slots.values()]
+                replies = await pipe.execute(raise_on_error=False)
+            except _UNREACHABLE as exc:
+                self.guard.failed(name)
+                missed.extend(positions)
+                last = (name, exc)
+                continue
+            except redis.RedisError as exc:
+                raise translate(exc) from None
+            if any(isinstance(r, _NODE_DOWN) for r in replies):
+                self.guard.failed(name)
+                missed.extend(positions)
+                last = (name, next(r for r in replies if isinstance(r, _NODE_DOWN)))
+                continue
+            reached += 1
+            self._node_ok(name)
+            at = 0
+            for slot_positions, n in zip(slots.values(), counts, strict=True):
+                chunk = replies[at:at + n]
+                at += n
+                if any(isinstance(r, _REROUTE) for r in chunk):
+                    await again(slot_positions)
+                    continue
+                for r in chunk:
+                    if isinstance(r, BaseException):
+                        raise translate(r)
+                accept(slot_positions, chunk)
+        if not reached and last is not None:
+            error = await self._unreachable(*last)
+            if not partial_ok or error.code != "E013":
+                raise error
+        if not reached and missed and not partial_ok:
+            raise BackendConnectionError("no reachable cluster node owns these keys",
+                                         code="E013")
+        return missed
+
+    async def _routed(self, call: Callable[[Any], Any]) -> Any:
+        try:
+            return await call(await self.cluster())
+        except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
+            raise translate(exc) from None
+
+    async def _maybe_replay(self) -> None:
+        if not self.deferred or time.monotonic() < self._replay_at:
+            return
+        self._replay_at = time.monotonic() + self.guard.retry_after
+        keys, prefixes = self.deferred.take()
+        for prefix in prefixes:
+            try:
+                await self.delete_prefix(prefix)
+            except CachekitError:
+                self.deferred.prefixes.add(prefix)
+        if keys:
+            try:
+                await self._delete_keys(keys)
+            except CachekitError:
+                self.deferred.add(keys)
+
+    async def get(self, key: str) -> bytes | None:
+        return cast("bytes | None", await self._on_key(key, lambda rc: rc.get(key)))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        await self._maybe_replay()
+        out: list[bytes | None] = [None] * len(keys)
+
+        def queue(pipe: Any, ks: list[str]) -> int:
+            pipe.mget(ks)
+            return 1
+
+        def accept(positions: list[int], replies: list[Any]) -> None:
+            for i, v in zip(positions, replies[0], strict=True):
+                out[i] = v
+
+        async def again(positions: list[int]) -> None:
+            for i in positions:
+                out[i] = await self._routed(lambda rc, k=keys[i]: rc.get(k))  # type: ignore[misc]
+
+        await self._fan_out(keys, queue, accept, again)
+        return out
+
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+        return bool(await self._on_key(key, lambda rc: rc.set(key, value, px=_ms(ttl), nx=nx)))
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
+        if not items:
+            return True
+        await self._maybe_replay()
+        keys = list(items)
+        px = _ms(ttl)
+
+        def queue(pipe: Any, ks: list[str]) -> int:
+            for k in ks:
+                pipe.set(k, items[k], px=px)
+            return len(ks)
+
+        async def again(positions: list[int]) -> None:
+            for i in positions:
+                await self._routed(lambda rc, k=keys[i]: rc.set(k, items[k], px=px))  # type: ignore[misc]
+
+        missed = await self._fan_out(keys, queue, lambda positions, replies: None, again)
+        if missed:
+            self.deferred.add(keys[i] for i in missed)
+            return False
+        return True
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._on_key(key, lambda rc: rc.delete(key)))
+
+    async def _delete_keys(self, keys: Sequence[str]) -> int:
+        removed = [0]
+
+        def queue(pipe: Any, ks: list[str]) -> int:
+            pipe.delete(*ks)
+            return 1
+
+        def accept(positions: list[int], replies: list[Any]) -> None:
+            removed[0] += int(replies[0])
+
+        async def again(positions: list[int]) -> None:
+            for i in positions:
+                removed[0] += int(await self._routed(
+                    lambda rc, k=keys[i]: rc.delete(k)))  # type: ignore[misc]
+
+        missed = await self._fan_out(keys, queue, accept, again, partial_ok=True)
+        if missed:
+            self.deferred.add(keys[i] for i in missed)
+        return removed[0]
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        await self._maybe_replay()
+        return await self._delete_keys(list(keys))
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        if ttl is None:
+            if not await self._on_key(key, lambda rc: rc.exists(key)):
+                return False
+            await self._on_key(key, lambda rc: rc.persist(key))
+            return True
+        ms = _ms(ttl) or 1
+        return bool(await self._on_key(key, lambda rc: rc.pexpire(key, ms)))
+
+    async def ttl(self, key: str) -> float | None:
+        ms = int(await self._on_key(key, lambda rc: rc.pttl(key)))
+        if ms == -1:
+            return None
+        return 0.0 if ms < 0 else ms / 1000.0
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self._on_key(key, lambda rc: rc.exists(key)))
+
+    async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
+        for _ in range(_UPDATE_ATTEMPTS):
+            old = await self.get(key)
+            if old is None:
+                return None
+            new = fn(old)
+            if await self._on_key(key, lambda rc, o=old, n=new: self._cas(  # type: ignore[misc]
+                    keys=[key], args=[o, n])):
+                return new
+        raise LockTimeoutError("too much contention on one key", code="E050")
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """SCAN every primary for ``prefix`` and unlink per slot; lost nodes are done later."""
+        rc = await self.cluster()
+        pattern = _escape_glob(prefix) + "*"
+        removed = reached = 0
+        primaries = rc.get_primaries()
+        last_exc: BaseException | None = None
+        for node in primaries:
+            if not self.guard.admit(node.name):
+                self.deferred.prefixes.add(prefix)
+                continue
+            conn = self._node_client(node)
+            try:
+                batch: list[bytes] = []
+                async for k in conn.scan_iter(match=pattern, count=1000):
+                    batch.append(k)
+                    if len(batch) >= _SCAN_BATCH:
+                        removed += await self._unlink_on(rc, conn, batch)
+                        batch = []
+                if batch:
+                    removed += await self._unlink_on(rc, conn, batch)
+            except _UNREACHABLE as exc:
+                self.guard.failed(node.name)
+                self.deferred.prefixes.add(prefix)
+                last_exc = exc
+                continue
+            except redis.RedisError as exc:
+                raise translate(exc) from None
+            reached += 1
+            self._node_ok(node.name)
+        if primaries and not reached and last_exc is not None:
+            raise await self._unreachable(primaries[0].name, last_exc)
+        return removed
+
+    async def _unlink_on(self, rc: Any, conn: Any, keys: list[bytes]) -> int:
+        by_slot: dict[int, list[bytes]] = {}
+        for k in keys:
+            by_slot.setdefault(rc.keyslot(k), []).append(k)
+        pipe = conn.pipeline(transaction=False)
+        for ks in by_slot.values():
+            pipe.unlink(*ks)
+        return sum(int(n) for n in await pipe.execute(raise_on_error=False)
+                   if not isinstance(n, BaseException))
+
+    def lock(self, name: str, timeout: float) -> Any:
+        """A lock on the same node as the key it protects (``<key>:lock`` shares its slot)."""
+        if name.endswith(":lock"):
+            name = colocate(name[:-len(":lock")], ":lock")
+        return _AsyncClusterLock(self, name, timeout)
+
+    async def ping(self) -> float:
+        """Latency of the slowest reachable primary; raises only if none answers."""
+        rc = await self.cluster()
+        worst: float | None = None
+        error: BaseException | None = None
+        for node in rc.get_primaries():
+            start = time.perf_counter()
+            try:
+                await self._node_client(node).ping()
+            except (redis.RedisError, OSError) as exc:
+                error = exc
+                continue
+            took = time.perf_counter() - start
+            worst = took if worst is None else max(worst, took)
+        if worst is None:
+            raise translate(error) if error else BackendConnectionError(
+                "no cluster primary known", code="E010")
+        return worst
+
+    async def info(self) -> dict[str, Any]:
+        """INFO of the first reachable primary, plus the node count."""
+        rc = await self.cluster()
+        out: dict[str, Any] = {"topology": "cluster"}
+        for node in rc.get_primaries():
+            try:
+                out.update(_info_subset(await self._node_client(node).info()))
+                break
+            except (redis.RedisError, OSError):
+                continue
+        out["cluster_nodes"] = len(rc.get_nodes())
+        return out
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """Every known node with its role, latency, memory and reachability."""
+        rc = await self.cluster()
+        out = []
+        for node in sorted(rc.get_nodes(), key=lambda n: (n.server_type != "primary", n.name)):
+            conn = self._node_client(node)
+            entry: dict[str, Any] = {"node": node.name, "role": node.server_type or "?",
+                                     "reachable": False, "latency_ms": None,
+                                     "used_memory": None, "used_memory_human": None,
+                                     "error": "E013" if self.guard.is_down(node.name) else None}
+            try:
+                start = time.perf_counter()
+                await conn.ping()
+                entry["latency_ms"] = round((time.perf_counter() - start) * 1000, 3)
+                raw = await conn.info()
+                entry.update(reachable=True, error=None, used_memory=raw.get("used_memory"),
+                             used_memory_human=raw.get("used_memory_human"),
+                             maxmemory=raw.get("maxmemory"), server_role=raw.get("role"))
+            except (redis.RedisError, OSError) as exc:
+                entry["error"] = translate(exc).code
+            out.append(entry)
+        return out
+
+    async def close(self) -> None:
+        for client in self._node_clients.values():
+            await client.aclose()
+        if self._rc is not None:
+            await self._rc.aclose()
+
+
+class _AsyncClusterLock:
+    """redis-py's asyncio Lock, run through the backend's node guard and error map."""
+
+    def __init__(self, backend: AsyncClusterBackend, name: str, timeout: float) -> None:
+        self._backend = backend
+        self._name = name
+        self._timeout = timeout
+        self._inner: Any = None
+
+    async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
+        async def take(rc: Any) -> bool:
+            self._inner = rc.lock(self._name, timeout=self._timeout, sleep=0.01,
+                                  thread_local=False)
+            return bool(await self._inner.acquire(blocking=blocking,
+                                                  blocking_timeout=blocking_timeout))
+
+        return bool(await self._backend._on_key(self._name, take))
+
+    async def release(self) -> None:
+        if self._inner is None:
+            return
+        inner = self._inner
+
+        async def give(rc: Any) -> None:
+            with contextlib.suppress(redis.exceptions.LockError):
+                await inner.release()  # expired or taken over: nothing of ours to release
+
+        await self._backend._on_key(self._name, give)

@@ -16,6 +16,7 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aredis
 import redis.asyncio.connection as aconn
+import redis.asyncio.sentinel as asentinel
 import redis.connection as sconn
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -83,6 +84,8 @@ _ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
     redis.exceptions.SlotNotCoveredError: (BackendConnectionError, "E013"),
     MasterNotFoundError: (BackendConnectionError, "E014"),
     SlaveNotFoundError: (BackendConnectionError, "E014"),
+    asentinel.MasterNotFoundError: (BackendConnectionError, "E014"),
+    asentinel.SlaveNotFoundError: (BackendConnectionError, "E014"),
     redis.exceptions.RedisClusterException: (BackendConnectionError, "E010"),
     redis.exceptions.InvalidResponse: (BackendError, "E067"),
     redis.exceptions.ResponseError: (BackendError, "E063"),

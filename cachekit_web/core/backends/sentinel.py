@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
+import redis.asyncio as aredis
+import redis.asyncio.sentinel as asentinel
+from redis.asyncio.retry import Retry as ARetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import (
@@ -27,13 +31,16 @@ from redis.sentinel import (
 
 from ..errors import ConfigurationError
 from ..settings import Settings
-from . import Backend, redact_url, scheme_of
+from . import AsyncBackend, Backend, redact_url, scheme_of
 from .cluster import NodeGuard, node_options, node_report, parse_hosts_url
 from .redis import (
+    _ASYNC_CLASSES,
     _SYNC_CLASSES,
+    AsyncRedisBackend,
     ConnectRefused,
     ConnectTimeout,
     RedisBackend,
+    _AsyncPool,
     _Pool,
     pool_options,
     translate,
@@ -262,4 +269,222 @@ def make_topology_backend(url: str, settings: Settings) -> Backend:
         return SentinelBackend(url, settings)
     if settings.REPLICA_URLS:
         return ReplicatedRedisBackend(url, settings)
+    raise ConfigurationError(f"no topology backend for {redact_url(url)}", code="E042")
+
+
+# -- asyncio ------------------------------------------------------------------
+_APASS = (*_PASS, asentinel.MasterNotFoundError, asentinel.SlaveNotFoundError)
+
+
+class _AsyncSentinelPhase:
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except _APASS:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
+
+class _AsyncSentinelConnection(_AsyncSentinelPhase, asentinel.SentinelManagedConnection):
+    pass
+
+
+class _AsyncSentinelSslConnection(_AsyncSentinelPhase, asentinel.SentinelManagedSSLConnection):
+    pass
+
+
+class _AsyncReplicaReads:
+    """Asyncio twin of _ReplicaReads."""
+
+    client: Any
+    readers: list[tuple[str, Any]]
+    reader_guard: NodeGuard
+    _rr: Any
+
+    async def _read(self, call: Callable[[Any], Any]) -> Any:
+        for _ in range(len(self.readers)):
+            name, reader = self.readers[next(self._rr) % len(self.readers)]
+            if not self.reader_guard.admit(name):
+                continue
+            try:
+                result = await call(reader)
+            except (redis.ConnectionError, redis.TimeoutError, OSError):
+                self.reader_guard.failed(name)
+                continue
+            except redis.RedisError as exc:
+                raise translate(exc) from None
+            self.reader_guard.ok(name)
+            return result
+        with translated():
+            return await call(self.client)
+
+    async def get(self, key: str) -> bytes | None:
+        return cast("bytes | None", await self._read(lambda c: c.get(key)))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return cast("list[bytes | None]", await self._read(lambda c: c.mget(keys)))
+
+    async def ttl(self, key: str) -> float | None:
+        ms = int(await self._read(lambda c: c.pttl(key)))
+        if ms == -1:
+            return None
+        return 0.0 if ms < 0 else ms / 1000.0
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self._read(lambda c: c.exists(key)))
+
+
+async def _async_node_report(name: str, role: str, conn: Any, down: bool = False,
+                             with_info: bool = True) -> dict[str, Any]:
+    entry: dict[str, Any] = {"node": name, "role": role, "reachable": False,
+                             "latency_ms": None, "used_memory": None,
+                             "used_memory_human": None, "error": "E013" if down else None}
+    try:
+        start = time.perf_counter()
+        await conn.ping()
+        entry["latency_ms"] = round((time.perf_counter() - start) * 1000, 3)
+        raw = await conn.info() if with_info else {}
+        entry.update(reachable=True, error=None, used_memory=raw.get("used_memory"),
+                     used_memory_human=raw.get("used_memory_human"),
+                     maxmemory=raw.get("maxmemory"), server_role=raw.get("role"))
+    except (redis.RedisError, OSError) as exc:
+        entry["error"] = translate(exc).code
+    return entry
+
+
+class AsyncReplicatedRedisBackend(_AsyncReplicaReads, AsyncRedisBackend):
+    """Asyncio twin of ReplicatedRedisBackend."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self.readers = []
+        if settings.REPLICA_READS:
+            for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
+                pool = _AsyncPool.from_url(
+                    rurl, connection_class=_ASYNC_CLASSES[scheme_of(rurl)],
+                    **pool_options(rurl, settings))
+                self.readers.append((redact_url(rurl), aredis.Redis(connection_pool=pool)))
+        self._rr = itertools.count()
+        self.reader_guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
+        self._all_urls = [redact_url(url), *(redact_url(u) for u in settings.REPLICA_URLS)]
+
+    def describe(self) -> str:
+        """Primary and replicas, passwords redacted."""
+        return ", ".join(self._all_urls)
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The primary and each replica with role, latency, memory and reachability."""
+        out = [await _async_node_report(self._url, "primary", self.client)]
+        for name, reader in self.readers:
+            out.append(await _async_node_report(name, "replica", reader,
+                                                down=self.reader_guard.is_down(name)))
+        return out
+
+    async def close(self) -> None:
+        await super().close()
+        for _, reader in self.readers:
+            await reader.connection_pool.disconnect()
+
+
+class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
+    """Asyncio twin of SentinelBackend, on redis.asyncio.sentinel."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        # Deliberately not AsyncRedisBackend.__init__: the pools come from Sentinel.
+        self._url = redact_url(url)
+        spec = parse_hosts_url(url, 26379)
+        if not spec.path:
+            raise ConfigurationError(
+                f"a Sentinel URL needs the service name: redis+sentinel://host:port/"
+                f"<service>[/db], got {self._url}", code="E042")
+        self.service = spec.path[0]
+        try:
+            db = int(spec.path[1]) if len(spec.path) > 1 else int(spec.query.get("db", 0))
+        except ValueError:
+            raise ConfigurationError(f"bad database number in {self._url}",
+                                     code="E042") from None
+        data = node_options(settings, spec.tls)
+        data.pop("ssl", None)
+        data["db"] = db
+        if spec.username:
+            data["username"] = spec.username
+        if spec.password:
+            data["password"] = spec.password
+        data["retry"] = ARetry(NoBackoff(), settings.RETRIES)
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": settings.SOCKET_TIMEOUT,
+            "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
+            "retry": ARetry(NoBackoff(), 0),
+        }
+        if spec.query.get("sentinel_password"):
+            sentinel_kwargs["password"] = spec.query["sentinel_password"]
+        conn_class = _AsyncSentinelSslConnection if spec.tls else _AsyncSentinelConnection
+        self.sentinel: Any = cast(Any, asentinel.Sentinel(  # type: ignore[no-untyped-call]
+            list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
+        self.client: Any = self.sentinel.master_for(
+            self.service, connection_class=conn_class)
+        self.pool = self.client.connection_pool
+        self.readers: list[tuple[str, Any]] = []
+        if settings.REPLICA_READS and spec.query.get("replica_reads", "").lower() in (
+                "1", "true", "yes"):
+            self.readers.append(("replicas", self.sentinel.slave_for(
+                self.service, connection_class=conn_class)))
+        self._rr = itertools.count()
+        self.reader_guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
+
+    def __repr__(self) -> str:
+        return f"<AsyncSentinelBackend {self._url}>"
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """Sentinels, the primary and its replicas, with role, latency, memory, reachability."""
+        out: list[dict[str, Any]] = []
+        for s in self.sentinel.sentinels:
+            kw = s.connection_pool.connection_kwargs
+            out.append(await _async_node_report(f"{kw['host']}:{kw['port']}", "sentinel", s,
+                                                with_info=False))
+        try:
+            host, port = await self.sentinel.discover_master(self.service)
+        except (redis.RedisError, OSError):
+            out.append({"node": "?", "role": "primary", "reachable": False, "latency_ms": None,
+                        "used_memory": None, "used_memory_human": None, "error": "E014"})
+            return out
+        kwargs = self.client.connection_pool.connection_kwargs
+        shared = {k: kwargs[k] for k in ("username", "password", "socket_timeout",
+                                         "socket_connect_timeout") if kwargs.get(k)}
+        addresses = [("primary", host, port)]
+        with contextlib.suppress(redis.RedisError, OSError):
+            addresses += [("replica", h, p) for h, p in
+                          await self.sentinel.discover_slaves(self.service)]
+        for role, h, p in addresses:
+            conn = aredis.Redis(host=h, port=p, retry=ARetry(NoBackoff(), 0), **shared)
+            try:
+                out.append(await _async_node_report(f"{h}:{p}", role, conn))
+            finally:
+                await conn.aclose()
+        return out
+
+    async def close(self) -> None:
+        for _, reader in self.readers:
+            await reader.connection_pool.disconnect()
+        await self.client.connection_pool.disconnect()
+        for s in self.sentinel.sentinels:
+            await s.connection_pool.disconnect()
+
+
+def make_async_topology_backend(url: str, settings: Settings) -> AsyncBackend:
+    """The asyncio backend for a cluster, sentinel or replicated URL."""
+    scheme = scheme_of(url)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .cluster import AsyncClusterBackend
+
+        return AsyncClusterBackend(url, settings)
+    if _is_sentinel(url):
+        return AsyncSentinelBackend(url, settings)
+    if settings.REPLICA_URLS:
+        return AsyncReplicatedRedisBackend(url, settings)
     raise ConfigurationError(f"no topology backend for {redact_url(url)}", code="E042")
