@@ -44,27 +44,42 @@ class Stat:
         return (max(self.samples) - min(self.samples)) / 2 / self.median
 
 
-def measure(batches: dict[str, Batch], n: int, repeats: int, warmup: int = 1) -> dict[str, Stat]:
-    """Time every batch ``repeats`` times, interleaved (rotating order) so drift hits all alike."""
+def measure(batches: dict[str, Batch], n: int, repeats: int, warmup: int = 1,
+            slices: int = 10) -> dict[str, Stat]:
+    """Time every batch ``repeats`` times; returns seconds per operation per contender.
+
+    Each repeat is cut into ``slices`` rounds; every round runs each contender once
+    (rotating order), so a burst of load from elsewhere on a shared machine lands on
+    all contenders alike instead of on whichever happened to be running.
+    """
     names = list(batches)
     for name in names:
         for _ in range(warmup):
             batches[name](max(1, n // 10))
+    slices = max(1, min(slices, n))
+    per_slice = max(1, n // slices)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            gc_was_on = gc.isenabled()
-            gc.disable()  # as timeit does: a collection landing in one sample is noise
-            try:
-                start = time.perf_counter()
-                batches[name](n)
-                elapsed = time.perf_counter() - start
-            finally:
-                if gc_was_on:
-                    gc.enable()
-            samples[name].append(elapsed / n)
+        spent = dict.fromkeys(names, 0.0)
+        for s in range(slices):
+            k = (r * slices + s) % len(names)
+            for name in names[k:] + names[:k]:
+                spent[name] += _timed(batches[name], per_slice)
+        for name in names:
+            samples[name].append(spent[name] / (per_slice * slices))
     return {name: Stat(tuple(s)) for name, s in samples.items()}
+
+
+def _timed(batch: Batch, n: int) -> float:
+    gc_was_on = gc.isenabled()
+    gc.disable()  # as timeit does: a collection landing in one sample is noise
+    try:
+        start = time.perf_counter()
+        batch(n)
+        return time.perf_counter() - start
+    finally:
+        if gc_was_on:
+            gc.enable()
 
 
 def small_value() -> dict[str, object]:
