@@ -9,6 +9,7 @@ from flask import Blueprint, abort, jsonify, render_template, request, url_for
 from flask.wrappers import Response
 from markupsafe import Markup
 
+from ..core.errors import REGISTRY
 from ..core.render import render_dashboard
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ def make_blueprint(cache: Cache, name: str = "cachekit_health") -> Blueprint:
     @bp.get("/")
     def dashboard() -> str:
         report = cache.health()
-        body = render_dashboard(report, json_url=url_for(f"{name}.health_json"))
+        body = render_dashboard(report, json_url=url_for(f"{name}.health_json"),
+                                error_url=lambda code: url_for(f"{name}.explain", code=code))
         return render_template("cachekit/health.html", title="cachekit health",
                                dashboard=Markup(body))
 
@@ -63,5 +65,12 @@ def make_blueprint(cache: Cache, name: str = "cachekit_health") -> Blueprint:
         data = report.as_dict()
         data["errors_explained"] = report.errors_explained()
         return jsonify(data)
+
+    @bp.get("/errors/<code>")
+    def explain(code: str) -> Response:
+        spec = REGISTRY.get(code.upper())
+        if spec is None:
+            abort(404)
+        return Response(spec.explain() + "\n", mimetype="text/plain")
 
     return bp

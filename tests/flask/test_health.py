@@ -74,6 +74,11 @@ def test_dashboard_content(make_app: AppFactory) -> None:
     assert data["status"] in ("ok", "degraded") and data["namespace"] == cache_ns(app, cache)
     assert data["metrics"]["totals"]["hits"] == 1 and len(data["metrics"]["series"]) == 60
     assert data["errors_explained"][0]["code"] == "E010" and data["errors_explained"][0]["fix"]
+    assert 'href="/ops/cache/errors/E010"' in html
+    explained = c.get("/ops/cache/errors/E010", headers=auth)
+    assert explained.status_code == 200 and b"E010" in explained.data
+    assert c.get("/ops/cache/errors/E010").status_code == 401
+    assert c.get("/ops/cache/errors/E999", headers=auth).status_code == 404
 
 
 def cache_ns(app: Flask, cache: Cache) -> str:
