@@ -166,6 +166,14 @@ def render_dashboard(report: HealthReport, *, json_url: str | None = None,
         out.append("<p>No errors recorded.</p>")
     rates = ", ".join(f"{k} {v * 100:.1f}%" for k, v in metrics.get("error_rates", {}).items())
     out.append(f"<p>Error rate: {escape(rates)}</p>")
+    if report.nodes:  # cluster / sentinel / replicas: one row per node
+        out.append("<h2>Nodes</h2>")
+        out.append(_table(
+            [(n.get("node"), n.get("role"), "yes" if n.get("reachable") else "NO",
+              n.get("latency_ms"), n.get("used_memory_human"), n.get("error") or "")
+             for n in report.nodes],
+            ("node", "role", "reachable", "latency (ms)", "memory", "error"),
+        ))
     if report.server:
         out.append("<h2>Server</h2>")
         out.append(_table(sorted(report.server.items())))
