@@ -16,6 +16,7 @@ from cachekit_web.core.backends.cluster import (
     colocate,
     hash_tag,
 )
+from cachekit_web.core.render import render_page
 
 from .conftest import raw_cluster
 from .servers import LocalCluster
@@ -343,6 +344,9 @@ def test_killed_node_costs_only_its_keys(namespace: str) -> None:
         assert report.status == "degraded"
         down = [n for n in report.nodes if not n["reachable"]]
         assert [n["node"] for n in down] == [f"127.0.0.1:{cluster.nodes[lost].port}"]
+        page = render_page(report)
+        assert "<h2>Nodes</h2>" in page and page.count("<td>primary</td>") == 3
+        assert page.count("<td>NO</td>") == 1
 
         # The node comes back (its nodes.conf keeps its slots): followed without a restart.
         cluster.nodes[lost].start()
