@@ -331,3 +331,32 @@ def test_stampede_cold_view_runs_once(make_app: AppFactory) -> None:
     assert len(calls) == 1, calls
     assert elapsed < 3.0
     assert sum(r[2].startswith("cachekit; fwd=miss") for r in results) == 1
+
+
+def test_stampede_cold_async_view_runs_once(make_app: AppFactory) -> None:
+    """Concurrent async requests (each in its own event loop) share one computation."""
+    app, cache = make_app()
+    calls: list[int] = []
+
+    @app.get("/acold")
+    @cache.cached(timeout=60)
+    async def acold() -> str:
+        calls.append(1)
+        await asyncio.sleep(0.3)
+        return "async expensive"
+
+    results: list[bytes] = []
+    barrier = threading.Barrier(10)
+
+    def hit() -> None:
+        client = app.test_client()
+        barrier.wait(5)
+        results.append(client.get("/acold").data)
+
+    threads = [threading.Thread(target=hit) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(15)
+    assert results == [b"async expensive"] * 10
+    assert len(calls) == 1, calls
