@@ -8,11 +8,11 @@ responses.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -149,7 +149,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     vary_on = tuple(vary_on_headers)
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        if asyncio.iscoroutinefunction(view):
+        if iscoroutinefunction(view):
             @functools.wraps(view)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
                 return await _serve_async(request, lambda: view(request, *args, **kwargs))

@@ -141,3 +141,21 @@ def test_health_json_is_503_when_redis_is_down(
     assert response.json()["error"]["code"] in ("E010", "E011")
     page = client.get("/cache/health/")
     assert page.status_code == 200 and b"down" in page.content
+
+
+def test_django_health_check_integration(
+        use_caches: Callable[..., Any], own_redis: EmbeddedRedis, namespace: str) -> None:
+    base = pytest.importorskip("health_check.base")  # optional; 4.x API (Django >= 5.2)
+    if not hasattr(base, "HealthCheck"):
+        pytest.skip("django-health-check 4.x is not installed")
+    import asyncio
+
+    from cachekit_web.django.healthcheck import CachekitHealthCheck
+
+    use_caches({"default": cache_conf(own_redis.url, namespace, SOCKET_TIMEOUT=0.2,
+                                      SOCKET_CONNECT_TIMEOUT=0.2)})
+    check = CachekitHealthCheck(alias="default")
+    assert asyncio.run(check.get_result()).error is None
+    own_redis.kill()
+    error = asyncio.run(check.get_result()).error
+    assert error is not None and "Unavailable" in str(error) and "[E010]" in str(error)
