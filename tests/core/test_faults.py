@@ -116,8 +116,10 @@ def test_killed_and_restarted_server(own_redis: EmbeddedRedis, fast_client: Cach
     assert client.get("k") is None  # the restart lost the data (no persistence)
     assert client.set("k", "v3") and client.get("k") == "v3"
     report = client.health()
-    # the outage's errors are still inside the 1-minute error rate, so "degraded", not "ok"
-    assert report.status == "degraded" and report.error is None and report.ping_ms is not None
+    # "degraded" while the outage's errors are inside the current minute's error rate; "ok"
+    # if the minute rolled over since (the 1m rate is per calendar minute)
+    assert report.status in ("degraded", "ok")
+    assert report.error is None and report.ping_ms is not None
     assert report.breaker["state"] == "closed"
 
 

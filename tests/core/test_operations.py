@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from cachekit_web import CacheClient
+from cachekit_web.core.metrics import Metrics
 
 from .conftest import KEY_A, MakeClient
 
@@ -167,6 +168,8 @@ def test_namespace_with_glob_characters(make_client: MakeClient, raw: redis.Redi
 
 def test_metrics_counts(make_client: MakeClient) -> None:
     c = make_client()
+    now = [600_000.0]
+    c.metrics = Metrics(clock=lambda: now[0])  # no minute boundary inside the test
     c.set("a", 1)
     c.set_many({"b": 2, "c": 3})
     c.get("a")
@@ -187,10 +190,17 @@ def test_metrics_counts(make_client: MakeClient) -> None:
     snap = m.snapshot()
     assert snap["error_rates"] == {"1m": 0.0, "5m": 0.0, "15m": 0.0}
     assert snap["latency"]["get"]["count"] == 3
+    now[0] += 120  # two minutes later: the series shifts, totals stay
+    series = m.series()
+    assert len(series) == 60 and series[-3]["hits"] == 3 and series[-1]["hits"] == 0
+    now[0] += 3600
+    assert all(row["hits"] == 0 for row in m.series()) and m.totals["hits"] == 3
 
 
 def test_error_rates(make_client: MakeClient, raw: redis.Redis) -> None:
     c = make_client()
+    now = [600_000.0]
+    c.metrics = Metrics(clock=lambda: now[0])
     raw.rpush(c.full_key("list"), b"x")
     for _ in range(3):
         c.get("ok")
@@ -198,6 +208,9 @@ def test_error_rates(make_client: MakeClient, raw: redis.Redis) -> None:
     rates = c.metrics.error_rates()
     assert rates["1m"] == pytest.approx(1 / 4)
     assert c.health().status == "degraded"
+    now[0] += 120  # the error leaves the 1-minute window but not the 5-minute one
+    rates = c.metrics.error_rates()
+    assert rates["1m"] == 0.0 and rates["5m"] == pytest.approx(1 / 4)
 
 
 def test_health_report(make_client: MakeClient) -> None:
