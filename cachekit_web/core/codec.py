@@ -68,7 +68,10 @@ def _tz_encode(tz: dt.tzinfo | None) -> Any:
         return None
     if isinstance(tz, dt.timezone):
         offset = tz.utcoffset(None)
-        return offset // dt.timedelta(microseconds=1)
+        micros = offset // dt.timedelta(microseconds=1)
+        name = tz.tzname(None)
+        # A named fixed offset (timezone(+1h, "CET")) keeps its name; unnamed ones stay an int.
+        return micros if name == dt.timezone(offset).tzname(None) else [micros, name]
     if ZoneInfo is not None and isinstance(tz, ZoneInfo) and tz.key:
         return tz.key
     raise TypeError(f"unsupported tzinfo {type(tz).__name__}")
@@ -79,6 +82,8 @@ def _tz_decode(data: Any) -> dt.tzinfo | None:
         return None
     if isinstance(data, int):
         return dt.timezone(dt.timedelta(microseconds=data))
+    if isinstance(data, list):
+        return dt.timezone(dt.timedelta(microseconds=data[0]), data[1])
     if ZoneInfo is None:  # pragma: no cover
         raise DeserializationError("zoneinfo unavailable", code="E021")
     return ZoneInfo(data)
