@@ -51,15 +51,20 @@ def assert_same(a: Any, b: Any) -> None:
         assert a.replace(tzinfo=None) == b.replace(tzinfo=None)
         assert a.fold == b.fold
         assert a.tzinfo == b.tzinfo
+        assert a.tzname() == b.tzname()
         if a.tzinfo is not None and isinstance(a, dt.datetime):
             assert a.utcoffset() == b.utcoffset()
     else:
         assert a == b
 
 
-fixed_offsets = st.builds(
-    dt.timezone, st.timedeltas(min_value=-dt.timedelta(hours=23, minutes=59),
-                               max_value=dt.timedelta(hours=23, minutes=59)))
+_offsets = st.timedeltas(min_value=-dt.timedelta(hours=23, minutes=59),
+                        max_value=dt.timedelta(hours=23, minutes=59))
+fixed_offsets = st.one_of(
+    st.builds(dt.timezone, _offsets),
+    st.builds(dt.timezone, _offsets, st.text(min_size=1, max_size=6)),  # named: "CET"
+    st.just(dt.timezone.utc),
+)
 _ZONE_NAMES = [*sorted(zoneinfo.available_timezones())[:80], "Europe/Paris", "America/New_York",
                "Australia/Lord_Howe", "UTC"]
 zones = st.sampled_from(_ZONE_NAMES).map(zoneinfo.ZoneInfo)
@@ -120,6 +125,8 @@ def test_codec_explicit_examples(mode: str) -> None:
         dt.datetime(2021, 11, 7, 1, 30, fold=1, tzinfo=zoneinfo.ZoneInfo("America/New_York")),
         dt.time(23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
         dt.timedelta(days=-3, microseconds=7),
+        dt.datetime(2024, 6, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=1), "CET")),
+        dt.time(1, 2, tzinfo=dt.timezone.utc),
         Decimal("-0.000"), Decimal("1E+30"), Decimal("sNaN"), Decimal("-Infinity"),
         uuid.UUID(int=0), {uuid.uuid4(), 3, "x"}, frozenset({b"a", (1, 2)}),
         2**64, -(2**63) - 1, 10**100, -(10**100), 2**63 - 1, True, False, 0, -0.0,
