@@ -229,3 +229,16 @@ def test_errors_pickle_round_trip() -> None:
     exc = ConfigurationError("boom", code="E041")
     back = pickle.loads(pickle.dumps(exc))
     assert type(back) is ConfigurationError and back.code == "E041" and back.message == "boom"
+
+
+def test_doctor_never_prints_the_password() -> None:
+    from cachekit_web.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(password="doctor-pw-123") as server:
+        ok = run_cli("doctor", server.url)
+        bad = run_cli("doctor", server.url.replace("doctor-pw-123", "wrong-pw-456"))
+    assert ok.returncode == 0, ok.stdout
+    assert bad.returncode == 1 and "E060" in bad.stdout
+    for done in (ok, bad):
+        assert "doctor-pw-123" not in done.stdout + done.stderr
+        assert "wrong-pw-456" not in done.stdout + done.stderr
