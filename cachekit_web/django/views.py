@@ -71,8 +71,10 @@ def invalidate_page(target: HttpRequest | str, *, headers: dict[str, str] | None
 
 def invalidate_fragment(fragment_name: str, *vary_on: Any, cache: str | None = None) -> bool:
     """Delete a {% cache %} fragment, given the same name and vary-on values; True if it existed."""
-    backend = caches[cache or "default"]
-    return bool(backend.delete(web.fragment_cache_key(fragment_name, vary_on)))
+    if cache is None:
+        # The tag's default: "template_fragments" when configured, else "default".
+        cache = "template_fragments" if "template_fragments" in settings.CACHES else "default"
+    return bool(caches[cache].delete(web.fragment_cache_key(fragment_name, vary_on)))
 
 
 def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
