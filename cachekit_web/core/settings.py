@@ -235,6 +235,16 @@ def settings_markdown() -> str:
 
 _SECRET_NAMES = frozenset({"MASTER_KEY", "PREVIOUS_MASTER_KEYS", "SIGNING_KEY"})
 _TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings)}
+_TRUE = frozenset({"1", "true", "yes", "on", "y", "ok"})
+_FALSE = frozenset({"0", "false", "no", "off", "n", ""})
+
+
+def _parse_bool(text: str) -> bool:
+    # A typo such as "ture" must not silently mean False.
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(text)
 
 
 def unknown_setting(raw_name: str, known: Iterable[str], prefix: str = "") -> ConfigurationError:
@@ -273,7 +283,7 @@ def _read_env(reader: environ.Env, var: str, name: str) -> Any:
     kind = _TYPES[name]
     try:
         if "bool" in kind:
-            return reader.bool(var)
+            return _parse_bool(reader.str(var))
         if "tuple" in kind:
             return tuple(reader.list(var))
         if "float" in kind:
@@ -299,7 +309,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise TypeError(name)
         if "bool" in kind:
             if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
+                return _parse_bool(value)
             return bool(value)
         if "float" in kind:
             return float(value)
