@@ -242,3 +242,21 @@ def test_doctor_never_prints_the_password() -> None:
     for done in (ok, bad):
         assert "doctor-pw-123" not in done.stdout + done.stderr
         assert "wrong-pw-456" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("word", ["ture", "maybe", "enabled?"])
+def test_e042_unrecognized_boolean(word: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_env({"CACHEKIT_STRICT": word})
+    assert info.value.code == "E042"
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_mapping({"STRICT": word})
+    assert info.value.code == "E042"
+
+
+@pytest.mark.parametrize(("word", "expected"), [("1", True), ("Yes", True), ("on", True),
+                                                ("0", False), ("no", False), ("off", False),
+                                                ("false", False), ("TRUE", True)])
+def test_boolean_words(word: str, expected: bool) -> None:
+    assert Settings.from_env({"CACHEKIT_STRICT": word}).STRICT is expected
+    assert Settings.from_mapping({"STRICT": word}).STRICT is expected
