@@ -37,6 +37,9 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
     """Run named checks in order, print each as ok/FAIL with its code; 0 if all pass."""
     failed = 0
     for name, check in checks:
+        if failed:  # each check builds on the ones before it (settings -> client -> ...)
+            out.write(f"  skip  {name}: not run after the failure above\n")
+            continue
         try:
             detail = check()
             out.write(f"  ok    {name}: {detail}\n")
