@@ -92,18 +92,21 @@ def test_doctor_fails_on_closed_port() -> None:
     done = run_cli("doctor", f"redis://127.0.0.1:{free_port()}/0")
     assert done.returncode == 1
     assert "E010" in done.stdout and "FAIL" in done.stdout
+    assert "1 check(s) failed" in done.stdout and "Traceback" not in done.stderr
 
 
 def test_doctor_without_url_reports_e040() -> None:
     done = run_cli("doctor")
     assert done.returncode == 1 and "E040" in done.stdout
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "skip  round trip" in done.stdout
 
 
 def test_doctor_with_bad_key_reports_e002(redis_url: str) -> None:
     env = {**_clean_env(), "CACHEKIT_MASTER_KEY": "not-hex"}
     done = subprocess.run([*CLI, "doctor", redis_url], capture_output=True, text=True,
                           timeout=60, env=env, cwd=ROOT, check=False)
-    assert done.returncode == 1 and "E002" in done.stdout
+    assert done.returncode == 1 and "E002" in done.stdout and "Traceback" not in done.stderr
     assert "not-hex" not in done.stdout
 
 
