@@ -80,13 +80,14 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """Whether a call may go to the backend now."""
-        if not self.enabled:
-            return True
+        if not self.enabled or self._state is State.CLOSED:
+            return True  # hot path without the lock: reading one attribute is atomic
         fired: Transition | None = None
         with self._lock:
-            if self._state is State.CLOSED:
+            state = self._state  # re-read under the lock: another thread may have moved it
+            if state is State.CLOSED:
                 return True
-            if self._state is State.OPEN:
+            if state is State.OPEN:
                 if not self._recovery_due():
                     return False
                 fired = self._move(State.HALF_OPEN, "recovery timeout elapsed")

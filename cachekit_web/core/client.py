@@ -277,14 +277,17 @@ class _ClientBase:
     def _fresh(self, entry: Entry | None, now: float) -> bool:
         return entry is not None and (entry.fresh_until is None or entry.fresh_until > now)
 
-    def _count_lookup(self, entry: Entry | None, now: float) -> None:
-        if entry is None:
-            self.metrics.count("misses")
-        elif entry.fresh_until is not None and entry.fresh_until <= now:
-            self.metrics.count("expired")
-            self.metrics.count("misses")
-        else:
-            self.metrics.count("hits")
+    def _count_lookups(self, entries: Iterable[Entry | None], now: float) -> None:
+        hits = misses = expired = 0
+        for entry in entries:
+            if entry is None:
+                misses += 1
+            elif entry.fresh_until is not None and entry.fresh_until <= now:
+                expired += 1
+                misses += 1
+            else:
+                hits += 1
+        self.metrics.count_many(hits=hits, misses=misses, expired=expired)
 
     # -- guarding ----------------------------------------------------------
     def _check_open(self) -> None:
@@ -432,7 +435,7 @@ class CacheClient(_ClientBase):
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
         entry = self.get_entry(key)
         now = time.time()
-        self._count_lookup(entry, now)
+        self._count_lookups((entry,), now)
         return entry.value if entry is not None and self._fresh(entry, now) else default
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -443,14 +446,14 @@ class CacheClient(_ClientBase):
         if raws is _UNAVAILABLE:
             self.metrics.count("misses", len(keys))
             return {}
-        out: dict[str, Any] = {}
         now = time.time()
-        for key, fk, raw in zip(keys, fks, raws, strict=True):
-            entry = self._decode(fk, raw)
-            self._count_lookup(entry, now)
-            if entry is not None and self._fresh(entry, now):
-                out[key] = entry.value
-        return out
+        entries = [self._decode(fk, raw) for fk, raw in zip(fks, raws, strict=True)]
+        self._count_lookups(entries, now)
+        return {
+            key: entry.value
+            for key, entry in zip(keys, entries, strict=True)
+            if entry is not None and self._fresh(entry, now)
+        }
 
     def has_key(self, key: str) -> bool:
         """Whether ``key`` holds a fresh value."""
@@ -604,7 +607,7 @@ class CacheClient(_ClientBase):
         fk = self.full_key(key)
         entry = self.get_entry(key)
         now = time.time()
-        self._count_lookup(entry, now)
+        self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
             return Result(entry.value, "hit")
         stale = entry
@@ -770,7 +773,7 @@ class AsyncCacheClient(_ClientBase):
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
         entry = await self.get_entry(key)
         now = time.time()
-        self._count_lookup(entry, now)
+        self._count_lookups((entry,), now)
         return entry.value if entry is not None and self._fresh(entry, now) else default
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
@@ -781,14 +784,14 @@ class AsyncCacheClient(_ClientBase):
         if raws is _UNAVAILABLE:
             self.metrics.count("misses", len(keys))
             return {}
-        out: dict[str, Any] = {}
         now = time.time()
-        for key, fk, raw in zip(keys, fks, raws, strict=True):
-            entry = self._decode(fk, raw)
-            self._count_lookup(entry, now)
-            if entry is not None and self._fresh(entry, now):
-                out[key] = entry.value
-        return out
+        entries = [self._decode(fk, raw) for fk, raw in zip(fks, raws, strict=True)]
+        self._count_lookups(entries, now)
+        return {
+            key: entry.value
+            for key, entry in zip(keys, entries, strict=True)
+            if entry is not None and self._fresh(entry, now)
+        }
 
     async def has_key(self, key: str) -> bool:
         """Whether ``key`` holds a fresh value."""
@@ -939,7 +942,7 @@ class AsyncCacheClient(_ClientBase):
         fk = self.full_key(key)
         entry = await self.get_entry(key)
         now = time.time()
-        self._count_lookup(entry, now)
+        self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
             return Result(entry.value, "hit")
         stale = entry

@@ -117,6 +117,7 @@ class KeyRing:
         if signing_key:
             secret = signing_key.encode() if isinstance(signing_key, str) else signing_key
             self._mac_key = _hkdf(secret, "hmac-sha256", namespace)
+            self._mac_base = hmac.new(self._mac_key, digestmod=hashlib.sha256)
             self._mac_id = hashlib.sha256(b"cachekit-web/key-id/" + self._mac_key).digest()[
                 :KEY_ID_SIZE
             ]
@@ -180,5 +181,6 @@ class KeyRing:
 
     def _mac(self, header: bytes, key: bytes, payload: bytes) -> bytes:
         assert self._mac_key is not None
-        msg = header + struct.pack(">I", len(key)) + key + payload
-        return hmac.new(self._mac_key, msg, hashlib.sha256).digest()[:MAC_SIZE]
+        mac = self._mac_base.copy()  # copying a keyed HMAC skips re-deriving its pads
+        mac.update(header + struct.pack(">I", len(key)) + key + payload)
+        return mac.digest()[:MAC_SIZE]
