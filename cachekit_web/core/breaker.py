@@ -80,14 +80,13 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """Whether a call may go to the backend now."""
-        if not self.enabled or self._state is State.CLOSED:
+        if not self.enabled or self._state_now() is State.CLOSED:
             return True  # hot path without the lock: reading one attribute is atomic
         fired: Transition | None = None
         with self._lock:
-            state = self._state  # re-read under the lock: another thread may have moved it
-            if state is State.CLOSED:
+            if self._state is State.CLOSED:  # another thread may have closed it meanwhile
                 return True
-            if state is State.OPEN:
+            if self._state is State.OPEN:
                 if not self._recovery_due():
                     return False
                 fired = self._move(State.HALF_OPEN, "recovery timeout elapsed")
@@ -162,6 +161,9 @@ class CircuitBreaker:
             "opened_count": self.opened_count,
             "transitions": transitions,
         }
+
+    def _state_now(self) -> State:
+        return self._state
 
     def _recovery_due(self) -> bool:
         return self._clock() - self._opened_at >= self.recovery_timeout
