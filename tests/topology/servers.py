@@ -48,16 +48,19 @@ def _port_with_bus() -> int:
 class LocalCluster:
     """Three (or more) cluster-enabled redis-servers on loopback, slots split evenly."""
 
-    def __init__(self, primaries: int = 3) -> None:
-        self.nodes: list[EmbeddedRedis] = []
-        for _ in range(primaries):
-            self.nodes.append(EmbeddedRedis(port=_port_with_bus(), args=(
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "1000",
-                # A cache keeps serving the slots it still has when one primary is gone.
-                "--cluster-require-full-coverage", "no",
-            )))
+    def __init__(self, primaries: int = 3, replicas: int = 0) -> None:
+        args = (
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "1000",
+            # A cache keeps serving the slots it still has when one primary is gone.
+            "--cluster-require-full-coverage", "no",
+            "--repl-diskless-sync-delay", "0",
+        )
+        self.nodes = [EmbeddedRedis(port=_port_with_bus(), args=args) for _ in range(primaries)]
+        # replicas[i] replicates nodes[i] (one replica per primary, for the first ``replicas``).
+        self.replicas = [EmbeddedRedis(port=_port_with_bus(), args=args)
+                         for _ in range(replicas)]
 
     @property
     def url(self) -> str:
@@ -94,11 +97,46 @@ class LocalCluster:
             return True
 
         _wait(converged, 20, "the cluster to converge")
+        if self.replicas:
+            self._add_replicas()
         return self
+
+    def _add_replicas(self) -> None:
+        for node in self.replicas:
+            node.start()
+        with self.client(self.nodes[0]) as c:
+            for node in self.replicas:
+                c.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+        total = len(self.nodes) + len(self.replicas)
+
+        def met() -> bool:
+            for node in self.replicas:
+                with self.client(node) as c:
+                    if int(c.cluster("info")["cluster_known_nodes"]) != total:
+                        return False
+            return True
+
+        _wait(met, 20, "replicas to join")
+        for primary, replica in zip(self.nodes, self.replicas, strict=False):
+            with self.client(primary) as p, self.client(replica) as r:
+                r.execute_command("CLUSTER", "REPLICATE", p.cluster("myid"))
+
+        def synced() -> bool:
+            for node in self.replicas:
+                with self.client(node) as c:
+                    if c.info("replication").get("master_link_status") != "up":
+                        return False
+            for node in self.nodes:
+                with self.client(node) as c:
+                    if c.cluster("info")["cluster_state"] != "ok":
+                        return False
+            return True
+
+        _wait(synced, 20, "replicas to sync")
 
     def stop(self) -> None:
         """Stop every node."""
-        for node in self.nodes:
+        for node in [*self.nodes, *self.replicas]:
             node.stop()
 
     def __enter__(self) -> LocalCluster:

@@ -334,6 +334,13 @@ class ClusterBackend:
         if self.guard.ok(name) and self.deferred:
             self._replay_at = 0.0  # a node came back: replay remembered deletes now
 
+    def _lost(self, name: str) -> None:
+        """Mark a node unreachable and reload the slot map (a replica may own its slots now)."""
+        self.guard.failed(name)
+        with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException,
+                                 OSError):
+            self.cluster.nodes_manager.initialize()
+
     def _by_node(self, keys: Sequence[str]) -> dict[str, tuple[Any, dict[int, list[int]]]]:
         """Group key positions by primary node, then by slot."""
         rc = self.cluster
@@ -378,14 +385,14 @@ class ClusterBackend:
                 counts = [queue(pipe, [keys[i] for i in p]) for p in slots.values()]
                 replies = pipe.execute(raise_on_error=False)
             except _UNREACHABLE as exc:
-                self.guard.failed(name)
+                self._lost(name)
                 missed.extend(positions)
                 last = (name, exc)
                 continue
             except redis.RedisError as exc:
                 raise translate(exc) from None
             if any(isinstance(r, _NODE_DOWN) for r in replies):
-                self.guard.failed(name)
+                self._lost(name)
                 missed.extend(positions)
                 last = (name, next(r for r in replies if isinstance(r, _NODE_DOWN)))
                 continue
@@ -564,7 +571,7 @@ class ClusterBackend:
                 if batch:
                     removed += self._unlink_on(conn, batch)
             except _UNREACHABLE as exc:
-                self.guard.failed(node.name)
+                self._lost(node.name)
                 self.deferred.prefixes.add(prefix)
                 last_exc = exc
                 continue
@@ -781,6 +788,13 @@ class AsyncClusterBackend:
         if self.guard.ok(name) and self.deferred:
             self._replay_at = 0.0
 
+    async def _lost(self, name: str) -> None:
+        """Mark a node unreachable and reload the slot map (a replica may own its slots now)."""
+        self.guard.failed(name)
+        with contextlib.suppress(redis.RedisError, redis.exceptions.RedisClusterException,
+                                 OSError):
+            await (await self.cluster()).nodes_manager.initialize()
+
     async def _fan_out(
         self,
         keys: Sequence[str],
@@ -814,14 +828,14 @@ class AsyncClusterBackend:
                 counts = [queue(pipe, [keys[i] for i in p]) for p in slots.values()]
                 replies = await pipe.execute(raise_on_error=False)
             except _UNREACHABLE as exc:
-                self.guard.failed(name)
+                await self._lost(name)
                 missed.extend(positions)
                 last = (name, exc)
                 continue
             except redis.RedisError as exc:
                 raise translate(exc) from None
             if any(isinstance(r, _NODE_DOWN) for r in replies):
-                self.guard.failed(name)
+                await self._lost(name)
                 missed.extend(positions)
                 last = (name, next(r for r in replies if isinstance(r, _NODE_DOWN)))
                 continue
@@ -998,7 +1012,7 @@ class AsyncClusterBackend:
                 if batch:
                     removed += await self._unlink_on(rc, conn, batch)
             except _UNREACHABLE as exc:
-                self.guard.failed(node.name)
+                await self._lost(node.name)
                 self.deferred.prefixes.add(prefix)
                 last_exc = exc
                 continue
