@@ -162,3 +162,19 @@ def test_replica_urls_split_reads_and_writes(
     assert c.breaker.state.value == "closed"
     assert c.health().status == "degraded"
     c.close()
+
+
+def test_no_sentinel_answering_trips_the_breaker(namespace: str) -> None:
+    """Sentinels all down is an outage (E010, breaker opens), not a failover (E014)."""
+    from cachekit_web.embedded import free_port
+
+    url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/svc/0"
+    c = CacheClient.from_url(url, NAMESPACE=namespace, **FAST)
+    start = time.monotonic()
+    for _ in range(10):
+        assert c.get("k") is None and c.set("k", 1) is False
+    assert time.monotonic() - start < 5
+    errors = c.metrics.snapshot()["errors_by_code"]
+    assert errors.get("E010", 0) >= 5 and "E014" not in errors
+    assert c.breaker.state.value == "open"
+    c.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
@@ -78,6 +79,31 @@ class _SentinelConnection(_SentinelPhase, SentinelManagedConnection):
 
 class _SentinelSslConnection(_SentinelPhase, SentinelManagedSSLConnection):
     pass
+
+
+class NoSentinelAnswered(ConnectRefused):
+    """No sentinel could be reached: an outage (E010, trips the breaker), not a failover."""
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel, telling "no sentinel answered" from "failover in progress"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._answered = threading.local()
+
+    def check_master_state(self, state: Any, service_name: str) -> bool:
+        self._answered.flag = True  # only called with a sentinel's reply
+        return bool(super().check_master_state(state, service_name))  # type: ignore[no-untyped-call]
+
+    def discover_master(self, service_name: str) -> Any:
+        self._answered.flag = False
+        try:
+            return super().discover_master(service_name)  # type: ignore[no-untyped-call]
+        except MasterNotFoundError:
+            if not getattr(self._answered, "flag", False):
+                raise NoSentinelAnswered(f"no sentinel answered for {service_name!r}") from None
+            raise
 
 
 def _is_sentinel(url: str) -> bool:
@@ -200,7 +226,7 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
         if spec.query.get("sentinel_password"):
             sentinel_kwargs["password"] = spec.query["sentinel_password"]
         conn_class = _SentinelSslConnection if spec.tls else _SentinelConnection
-        self.sentinel: Any = cast(Any, Sentinel(  # type: ignore[no-untyped-call]
+        self.sentinel: Any = cast(Any, _Sentinel(
             list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
         self.client: Any = self.sentinel.master_for(
             self.service, connection_pool_class=SentinelConnectionPool,
@@ -286,6 +312,25 @@ class _AsyncSentinelPhase:
             raise ConnectTimeout(*exc.args) from None
         except redis.ConnectionError as exc:
             raise ConnectRefused(*exc.args) from None
+
+
+class _AsyncSentinel(asentinel.Sentinel):
+    """Asyncio twin of _Sentinel."""
+
+    _answered = False
+
+    def check_master_state(self, state: Any, service_name: str) -> bool:
+        self._answered = True
+        return bool(super().check_master_state(state, service_name))
+
+    async def discover_master(self, service_name: str) -> Any:
+        self._answered = False
+        try:
+            return await super().discover_master(service_name)
+        except asentinel.MasterNotFoundError:
+            if not self._answered:
+                raise NoSentinelAnswered(f"no sentinel answered for {service_name!r}") from None
+            raise
 
 
 class _AsyncSentinelConnection(_AsyncSentinelPhase, asentinel.SentinelManagedConnection):
@@ -424,7 +469,7 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
         if spec.query.get("sentinel_password"):
             sentinel_kwargs["password"] = spec.query["sentinel_password"]
         conn_class = _AsyncSentinelSslConnection if spec.tls else _AsyncSentinelConnection
-        self.sentinel: Any = cast(Any, asentinel.Sentinel(  # type: ignore[no-untyped-call]
+        self.sentinel: Any = cast(Any, _AsyncSentinel(  # type: ignore[no-untyped-call]
             list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
         self.client: Any = self.sentinel.master_for(
             self.service, connection_class=conn_class)
