@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from cachekit_web import CacheClient
+from cachekit_web import AsyncCacheClient, CacheClient
 from cachekit_web.core.backends.cluster import (
     ClusterBackend,
     colocate,
@@ -347,6 +348,24 @@ def test_killed_node_costs_only_its_keys(namespace: str) -> None:
         page = render_page(report)
         assert "<h2>Nodes</h2>" in page and page.count("<td>primary</td>") == 3
         assert page.count("<td>NO</td>") == 1
+
+        async def async_round() -> None:
+            ac = AsyncCacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+            for _ in range(3):
+                assert await ac.get(alive[0]) == alive[0]
+                assert await ac.get(on_lost[0]) is None
+                assert set(await ac.get_many(keys)) == set(alive)
+                assert await ac.set(on_lost[0], "x") is False
+                assert await ac.set(alive[0], alive[0]) is True
+                assert await ac.delete_many([on_lost[2], alive[3]]) == 1
+                assert await ac.set(alive[3], alive[3])
+                assert await ac.get_or_set(on_lost[3], lambda: "computed", timeout=5) == "computed"
+            assert ac.breaker.state.value == "closed"
+            assert ac.metrics.snapshot()["errors_by_code"].get("E013", 0) > 0
+            assert (await ac.health()).status == "degraded"
+            await ac.close()
+
+        asyncio.run(async_round())  # the asyncio backend degrades the same way
 
         # The node comes back (its nodes.conf keeps its slots): followed without a restart.
         cluster.nodes[lost].start()
