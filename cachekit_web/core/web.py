@@ -95,11 +95,13 @@ def view_cache_key(
     headers: Mapping[str, str] | None = None,
     vary_on: Iterable[str] = (),
     prefix: str = "",
+    context: Iterable[str] = (),
 ) -> str:
     """The cache key of a page: method (HEAD shares GET), full URL and the Vary headers' values.
 
     ``headers`` maps request header names (any case) to values; only those
-    named in ``vary_on`` enter the key.
+    named in ``vary_on`` enter the key. ``context`` adds request state that
+    selects a variant without a header (e.g. the active language and time zone).
     """
     method = method.upper()
     if method == "HEAD":
@@ -107,6 +109,7 @@ def view_cache_key(
     lowered = {k.lower(): v for k, v in (headers or {}).items()}
     names = sorted({v.lower() for v in vary_on})
     parts = [method, url, *(f"{n}={lowered.get(n, '')}" for n in names)]
+    parts += [f"\x01{c}" for c in context]  # cannot collide with a header part
     return f"view:{prefix}:{_digest(parts)}" if prefix else f"view:{_digest(parts)}"
 
 

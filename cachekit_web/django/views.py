@@ -16,6 +16,7 @@ from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils import timezone, translation
 from django.utils.cache import patch_response_headers, patch_vary_headers
 
 from ..core import web
@@ -39,9 +40,21 @@ def _prefix(key_prefix: str | None) -> str:
     return str(getattr(settings, "CACHE_MIDDLEWARE_KEY_PREFIX", "") or "")
 
 
+def _variant() -> list[str]:
+    # LocaleMiddleware and the time zone pick a page variant before the view runs
+    # (and add Vary/Content-Language after it): the active ones are part of the key.
+    out = []
+    if settings.USE_I18N:
+        out.append(f"lang={translation.get_language() or ''}")
+    if settings.USE_TZ:
+        out.append(f"tz={timezone.get_current_timezone_name()}")
+    return out
+
+
 def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
                    vary_on_headers: Iterable[str] = ()) -> str:
-    """The cache key of the page ``request`` asks for (method, full URL, varying headers)."""
+    """The cache key of the page ``request`` asks for (method, full URL, varying headers,
+    active language and time zone)."""
     names = list(vary_on_headers)
     return web.view_cache_key(
         request.build_absolute_uri(),
@@ -49,6 +62,7 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
         headers={n: request.headers.get(n, "") for n in names},
         vary_on=names,
         prefix=_prefix(key_prefix),
+        context=_variant(),
     )
 
 
@@ -58,14 +72,15 @@ def invalidate_page(target: HttpRequest | str, *, headers: dict[str, str] | None
     """Delete a cached page, given a request for it or its absolute URL; True if it existed.
 
     Pass the same ``vary_on_headers`` and ``key_prefix`` as to cache_page, and for a
-    URL the header values the cached variant was requested with.
+    URL the header values the cached variant was requested with; the variant of the
+    active language and time zone is removed (wrap in ``translation.override`` for others).
     """
     names = list(vary_on_headers)
     if isinstance(target, HttpRequest):
         key = page_cache_key(target, key_prefix=key_prefix, vary_on_headers=names)
     else:
         key = web.view_cache_key(target, headers=headers or {}, vary_on=names,
-                                 prefix=_prefix(key_prefix))
+                                 prefix=_prefix(key_prefix), context=_variant())
     return get_cache(cache).delete(key)
 
 

@@ -179,3 +179,19 @@ def test_pages_answer_200_with_bypass_when_redis_is_down(
         assert response.status_code == 200
     assert response["Cache-Status"] == "cachekit; fwd=bypass; detail=unavailable"
     assert time.monotonic() - start < 5
+
+
+def test_active_language_is_part_of_the_key(cache: Any) -> None:
+    from django.utils import translation
+
+    client = Client()
+    with translation.override("fr"):
+        fr = client.get("/t/plain/?lang=1")
+    with translation.override("de"):
+        de = client.get("/t/plain/?lang=1")
+        assert de["Cache-Status"].startswith("cachekit; fwd=miss")
+        assert client.get("/t/plain/?lang=1").content == de.content
+        assert invalidate_page("http://testserver/t/plain/?lang=1") is True
+    assert fr.content != de.content
+    with translation.override("fr"):
+        assert client.get("/t/plain/?lang=1")["Cache-Status"].startswith("cachekit; hit")
