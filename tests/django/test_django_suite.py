@@ -73,3 +73,15 @@ def test_django_cache_suite_passes_encrypted_and_signed(redis_server: EmbeddedRe
         # 54 BaseCacheTests in Django 5.2 plus our mode check; only the 3 cull tests skip.
         assert ran >= 50 and failures == 0 and errors == 0, match.group(0)
         assert skipped <= 3, f"{mode}: unexpected skips\n{err[-3000:]}"
+
+
+def test_harness_exit_status_reports_failures(redis_server: EmbeddedRedis) -> None:
+    tests_dir = django_tests_dir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.django.cache_suite.run", str(tests_dir), redis_server.url,
+         "selftest", "tests.django.cache_suite.suite.HarnessSelfTest"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("DJANGO_")},
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]
+    assert "SUITE-RESULT mode=selftest ran=1 failures=1 errors=0" in proc.stdout

@@ -1,7 +1,7 @@
 """Run Django's cache test suite against CachekitCache; exit status 0 only if all ran and passed.
 
-Usage: python -m tests.django.cache_suite.run DJANGO_TESTS_DIR REDIS_URL MODE
-(MODE: encrypted | signed). Prints one summary line starting with SUITE-RESULT.
+Usage: python -m tests.django.cache_suite.run DJANGO_TESTS_DIR REDIS_URL MODE [LABEL]
+(MODE: encrypted | signed | selftest). Prints one summary line starting with SUITE-RESULT.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import sys
 
 
 def main(argv: list[str]) -> int:
-    tests_dir, url, mode = argv
+    tests_dir, url, mode = argv[:3]
+    label = argv[3] if len(argv) > 3 else "tests.django.cache_suite.suite.CachekitCacheTests"
     sys.path.insert(0, tests_dir)
     os.environ["DJSUITE_REDIS_URL"] = url
     os.environ["DJSUITE_MODE"] = mode
@@ -22,7 +23,7 @@ def main(argv: list[str]) -> int:
     django.setup()
     runner = DiscoverRunner(verbosity=1, interactive=False)
     runner.setup_test_environment()
-    suite = runner.build_suite(["tests.django.cache_suite.suite"])
+    suite = runner.build_suite([label])
     old = runner.setup_databases()
     try:
         result = runner.run_suite(suite)

@@ -26,3 +26,11 @@ class CachekitCacheTests(BaseCacheTests, TestCase):
 
         self.assertEqual(cache.client.codec.keyring.encrypted, MODE == "encrypted")
         self.assertTrue(cache.client.codec.keyring.authenticated)
+
+
+class HarnessSelfTest(TestCase):
+    """Run alone (mode "selftest") to prove a failing test makes the runner exit non-zero."""
+
+    def test_deliberate_failure(self) -> None:
+        if MODE == "selftest":
+            self.fail("deliberate failure: the harness must report it")
