@@ -533,8 +533,10 @@ class ClusterBackend:
 
     def touch(self, key: str, ttl: float | None) -> bool:
         if ttl is None:
-            return bool(self._on_key(key, lambda rc: rc.exists(key))) and (
-                self._on_key(key, lambda rc: rc.persist(key)) is not None)
+            if not self._on_key(key, _cmd("exists", key)):
+                return False
+            self._on_key(key, _cmd("persist", key))
+            return True
         ms = _ms(ttl) or 1
         return bool(self._on_key(key, lambda rc: rc.pexpire(key, ms)))
 
