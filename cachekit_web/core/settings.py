@@ -285,7 +285,7 @@ def _read_env(reader: environ.Env, var: str, name: str) -> Any:
         if "bool" in kind:
             return _parse_bool(reader.str(var))
         if "tuple" in kind:
-            return tuple(reader.list(var))
+            return tuple(v.strip() for v in reader.list(var) if v.strip())
         if "float" in kind:
             raw = reader.str(var)
             return None if raw.lower() in ("", "none", "never") else float(raw)
