@@ -12,6 +12,7 @@ import asyncio
 import logging
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -700,8 +701,36 @@ class AsyncCacheClient(_ClientBase):
         codec: Codec | None = None,
     ) -> None:
         super().__init__(settings, breaker=breaker, metrics=metrics, codec=codec)
-        self.backend: AsyncBackend = backend or make_async_backend(self.url, settings)
+        # redis.asyncio pools belong to one event loop. A client used from another loop
+        # (asyncio.run per call, asgiref's async_to_sync) gets a backend of its own there.
+        self._base: AsyncBackend = backend or make_async_backend(self.url, settings)
+        self._per_loop = backend is None and not isinstance(self._base, AsyncMemoryBackend)
+        self._base_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._other_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncBackend] = (
+            weakref.WeakKeyDictionary())
         self._flights = AsyncFlights()
+
+    @property
+    def backend(self) -> AsyncBackend:
+        """The backend for the running event loop."""
+        if not self._per_loop:
+            return self._base
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._base
+        if self._base_loop is None:
+            self._base_loop = weakref.ref(loop)
+        if self._base_loop() is loop:
+            return self._base
+        found = self._other_loops.get(loop)
+        if found is None:
+            found = self._other_loops[loop] = make_async_backend(self.url, self.settings)
+        return found
+
+    @backend.setter
+    def backend(self, value: AsyncBackend) -> None:
+        self._base, self._base_loop, self._per_loop = value, None, False
 
     @classmethod
     def from_url(
@@ -1020,7 +1049,8 @@ class AsyncCacheClient(_ClientBase):
         """Release connections; further calls raise E068."""
         if not self._closed:
             self._closed = True
-            await self.backend.close()
+            await self.backend.close()  # other loops' pools cannot be awaited from here
+            self._other_loops.clear()
 
     async def __aenter__(self) -> AsyncCacheClient:
         return self
