@@ -263,3 +263,18 @@ def test_cancelled_replay_keeps_remembered_deletes(own_redis: EmbeddedRedis) -> 
         await c.close()
 
     run(main())
+
+
+def test_client_used_from_several_event_loops(redis_url: str, namespace: str) -> None:
+    # asyncio.run per call, or asgiref's async_to_sync (Flask async views, Django under WSGI),
+    # gives every call a new event loop; redis.asyncio pools belong to the loop that made them
+    client = AsyncCacheClient.from_url(redis_url, NAMESPACE=namespace)
+
+    async def one(i: int) -> Any:
+        assert await client.set("k", i) is True
+        return await client.get("k")
+
+    for i in range(4):
+        assert run(one(i)) == i
+    assert client.metrics.errors.total() == 0
+    run(client.close())
