@@ -10,6 +10,7 @@ replayed when it answers again.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -201,19 +202,33 @@ class DeferredDeletes:
         self.limit = limit
         self.keys: OrderedDict[str, None] = OrderedDict()
         self.prefixes: set[str] = set()
-        self.dropped = 0
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
         return bool(self.keys) or bool(self.prefixes)
 
     def add(self, keys: Iterable[str]) -> None:
+        """Remember ``keys``; past the limit, remember to clear their namespace instead."""
         with self._lock:
             for k in keys:
                 self.keys[k] = None
-            while len(self.keys) > self.limit:
-                self.keys.popitem(last=False)
-                self.dropped += 1
+            if len(self.keys) > self.limit:
+                # Never drop an invalidation silently: clear the namespace ("ns:") that all
+                # these keys share when the node is back, as the client does past its limit.
+                shared = os.path.commonprefix(list(self.keys))  # noqa: RUF071 (chars wanted)
+                namespace, sep, _ = shared.partition(":")
+                if not sep or not namespace:
+                    raise BackendConnectionError(
+                        "too many deletes waiting for an unreachable cluster node", code="E013"
+                    )
+                self.prefixes.add(namespace + ":")
+                self.keys.clear()
+
+    def discard(self, keys: Iterable[str]) -> None:
+        """Forget deletes that a newer successful write has superseded."""
+        with self._lock:
+            for k in keys:
+                self.keys.pop(k, None)
 
     def take(self) -> tuple[list[str], set[str]]:
         with self._lock:
@@ -477,7 +492,10 @@ class ClusterBackend:
         return out
 
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
-        return bool(self._on_key(key, lambda rc: rc.set(key, value, px=_ms(ttl), nx=nx)))
+        stored = bool(self._on_key(key, lambda rc: rc.set(key, value, px=_ms(ttl), nx=nx)))
+        if stored:
+            self.deferred.discard((key,))  # a delete replayed later would erase this value
+        return stored
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
@@ -497,6 +515,8 @@ class ClusterBackend:
 
         # One SET per key, but still one pipeline (one round trip) per node.
         missed = self._fan_out(keys, queue, lambda positions, replies: None, again)
+        lost = set(missed)
+        self.deferred.discard(k for i, k in enumerate(keys) if i not in lost)
         if missed:
             # Whatever those nodes hold now may be stale: delete it when they answer.
             self.deferred.add(keys[i] for i in missed)
@@ -919,7 +939,12 @@ class AsyncClusterBackend:
         return out
 
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
-        return bool(await self._on_key(key, lambda rc: rc.set(key, value, px=_ms(ttl), nx=nx)))
+        stored = bool(
+            await self._on_key(key, lambda rc: rc.set(key, value, px=_ms(ttl), nx=nx))
+        )
+        if stored:
+            self.deferred.discard((key,))  # a delete replayed later would erase this value
+        return stored
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
@@ -938,7 +963,10 @@ class AsyncClusterBackend:
                 await self._routed(_cmd("set", keys[i], items[keys[i]], px=px))
 
         missed = await self._fan_out(keys, queue, lambda positions, replies: None, again)
+        lost = set(missed)
+        self.deferred.discard(k for i, k in enumerate(keys) if i not in lost)
         if missed:
+            # Whatever those nodes hold now may be stale: delete it when they answer.
             self.deferred.add(keys[i] for i in missed)
             return False
         return True
