@@ -221,6 +221,19 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+# Names only an adapter reads: (default, meaning). Known here so that the environment
+# check, which the core and every adapter share, accepts them, and the README lists them.
+ADAPTER_SETTINGS: dict[str, tuple[str, str]] = {
+    "HEALTH_ENABLED": ("False", "Flask: register the health dashboard blueprint."),
+    "HEALTH_URL_PREFIX": ("/_cachekit/health", "Flask: where the health dashboard is served."),
+    "HEALTH_TOKEN": ("", "Flask: bearer token for the dashboard (or pass an authorization "
+                     "callback); without either the dashboard answers 404."),
+    "SOURCE_CHECK": ("False", "Flask: default of cached/memoize source_check (the function's "
+                     "code is part of the key)."),
+    "CACHE_STATUS_HEADER": ("True", "Flask: add a Cache-Status header to cached views."),
+}
+
+
 def settings_markdown() -> str:
     """The settings table (name, environment variable, default, meaning) as Markdown."""
     rows = ["| setting | environment | default | meaning |", "|---|---|---|---|"]
@@ -230,6 +243,9 @@ def settings_markdown() -> str:
         shown = "-" if value in (None, ()) else f"`{value}`"
         rows.append(f"| `{f.name}` | `{ENV_PREFIX}{f.name}` | {shown} | "
                     f"{DESCRIPTIONS.get(f.name, '')} |")
+    for name, (default, meaning) in ADAPTER_SETTINGS.items():
+        shown = f"`{default}`" if default else "-"
+        rows.append(f"| `{name}` | `{ENV_PREFIX}{name}` | {shown} | {meaning} |")
     return "\n".join(rows) + "\n"
 
 
@@ -261,7 +277,7 @@ def unknown_setting(raw_name: str, known: Iterable[str], prefix: str = "") -> Co
 
 def check_env_names(env_map: Mapping[str, str], extra_names: Iterable[str] = ()) -> None:
     """Raise E041 for CACHEKIT_* typos and wrong-prefix cache variables in the environment."""
-    known = set(Settings.names()) | set(extra_names)
+    known = set(Settings.names()) | set(ADAPTER_SETTINGS) | set(extra_names)
     for var in env_map:
         if var.startswith(ENV_PREFIX):
             if var[len(ENV_PREFIX):] not in known:

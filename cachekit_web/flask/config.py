@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import ConfigurationError
-from ..core.settings import ENV_PREFIX, Settings, unknown_setting
+from ..core.settings import ADAPTER_SETTINGS, ENV_PREFIX, Settings, unknown_setting
 
 PREFIX = ENV_PREFIX  # "CACHEKIT_": one name per setting everywhere
 
@@ -33,8 +33,7 @@ class FlaskOptions:
                 f"CACHE_STATUS_HEADER={self.CACHE_STATUS_HEADER})")
 
 
-EXTRA_NAMES = ("HEALTH_ENABLED", "HEALTH_URL_PREFIX", "HEALTH_TOKEN", "SOURCE_CHECK",
-               "CACHE_STATUS_HEADER")
+EXTRA_NAMES = tuple(ADAPTER_SETTINGS)  # the core keeps the one list of adapter-only names
 _BOOL_EXTRAS = ("HEALTH_ENABLED", "SOURCE_CHECK", "CACHE_STATUS_HEADER")
 
 # Flask-Caching's keys -> what to write instead. None of them is read.
