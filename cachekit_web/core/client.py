@@ -290,6 +290,22 @@ class _ClientBase:
                 hits += 1
         self.metrics.count_many(hits=hits, misses=misses, expired=expired)
 
+    def _retimed(self, fk: str, raw: bytes, ttl: float | None, remaining: float | None,
+                 physical: list[float | None]) -> bytes:
+        """Re-encode a stale-while-revalidate entry fresh for ``ttl``, keeping its stale window.
+
+        The stale window is what the entry had left beyond its fresh-until time; the
+        new physical TTL (ttl + window) is appended to ``physical`` for the caller.
+        """
+        entry = self.codec.decode(fk.encode(), raw)
+        if ttl is None or entry.fresh_until is None:
+            physical[:] = [None if ttl is None else ttl]
+            return self._encode(fk, entry.value)
+        now = time.time()
+        window = 0.0 if remaining is None else max(0.0, remaining + now - entry.fresh_until)
+        physical[:] = [ttl + window]
+        return self._encode(fk, entry.value, now + ttl)
+
     # -- guarding ----------------------------------------------------------
     def _check_open(self) -> None:
         if self._closed:
@@ -551,8 +567,24 @@ class CacheClient(_ClientBase):
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             return self.delete(key)
-        ok = self._call("touch", self.backend.touch, self.full_key(key), ttl)
+        ok = self._call("touch", self._touch, self.full_key(key), ttl)
         return False if ok is _UNAVAILABLE else bool(ok)
+
+    def _touch(self, fk: str, ttl: float | None) -> bool:
+        raw = self.backend.get(fk)
+        if raw is None:
+            return False
+        if not Codec.has_fresh_until(raw):
+            return self.backend.touch(fk, ttl)
+        remaining = self.backend.ttl(fk)
+        physical: list[float | None] = []
+        try:
+            stored = self.backend.update(
+                fk, lambda cur: self._retimed(fk, cur, ttl, remaining, physical)
+            )
+        except _DATA_ERRORS:
+            return False
+        return stored is not None and self.backend.touch(fk, physical[0])
 
     def incr(self, key: str, delta: int = 1, *, default: int | None = None) -> int | None:
         """Atomically add ``delta``; None if the key is missing (and no default) or unavailable."""
@@ -915,8 +947,24 @@ class AsyncCacheClient(_ClientBase):
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             return await self.delete(key)
-        ok = await self._call("touch", self.backend.touch, self.full_key(key), ttl)
+        ok = await self._call("touch", self._touch, self.full_key(key), ttl)
         return False if ok is _UNAVAILABLE else bool(ok)
+
+    async def _touch(self, fk: str, ttl: float | None) -> bool:
+        raw = await self.backend.get(fk)
+        if raw is None:
+            return False
+        if not Codec.has_fresh_until(raw):
+            return await self.backend.touch(fk, ttl)
+        remaining = await self.backend.ttl(fk)
+        physical: list[float | None] = []
+        try:
+            stored = await self.backend.update(
+                fk, lambda cur: self._retimed(fk, cur, ttl, remaining, physical)
+            )
+        except _DATA_ERRORS:
+            return False
+        return stored is not None and await self.backend.touch(fk, physical[0])
 
     async def incr(self, key: str, delta: int = 1, *, default: int | None = None) -> int | None:
         """Atomically add ``delta``; None if the key is missing (and no default) or unavailable."""

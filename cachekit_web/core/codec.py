@@ -217,6 +217,11 @@ class Codec:
             return header + ring.sign(header, key, payload)
         return header + payload
 
+    @staticmethod
+    def has_fresh_until(frame: bytes) -> bool:
+        """Whether a stored frame carries a fresh-until time (stale-while-revalidate)."""
+        return len(frame) > HEADER_SIZE and bool(frame[3] & F_FRESH)
+
     def decode(self, key: bytes, frame: bytes) -> Entry:
         """Decode a stored frame; raises E003 (not authentic) or E021 (undecodable)."""
         if len(frame) < HEADER_SIZE:
