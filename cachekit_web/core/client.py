@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from .backends import AsyncBackend, Backend, scheme_of
+from .backends import AsyncBackend, Backend, lock_key, scheme_of
 from .backends.memory import AsyncMemoryBackend, MemoryBackend
 from .breaker import CircuitBreaker, State, Transition
 from .codec import Codec, Entry
@@ -344,7 +344,7 @@ class _ClientBase:
             self._logger.emit(level, "E030", message)
 
     def _lock_name(self, fk: str) -> str:
-        return fk + ":lock"
+        return lock_key(fk)
 
     def _lock_unavailable(self, fk: str) -> None:
         self.metrics.error("E050")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -148,8 +149,10 @@ class Settings:
                 raise ConfigurationError(f"{name} must be >= 1", code="E042")
         if self.RETRIES < 0 or self.RETRIES > 3:
             raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
-        if ":" in self.NAMESPACE or not self.NAMESPACE:
-            raise ConfigurationError("NAMESPACE must be non-empty and contain no ':'", code="E042")
+        if not _NAMESPACE_RE.fullmatch(self.NAMESPACE):
+            raise ConfigurationError(
+                "NAMESPACE must be letters, digits and _ . ~ % - only", code="E042"
+            )
 
     def require_url(self) -> str:
         """Return REDIS_URL or raise E040."""
@@ -249,6 +252,8 @@ def settings_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+# Keys start with the namespace: keeping it to this set keeps lock keys ('{', '!') apart.
+_NAMESPACE_RE = re.compile(r"[A-Za-z0-9_.~%-]+")
 _SECRET_NAMES = frozenset({"MASTER_KEY", "PREVIOUS_MASTER_KEYS", "SIGNING_KEY"})
 _TYPES: dict[str, Any] = {f.name: f.type for f in fields(Settings)}
 _TRUE = frozenset({"1", "true", "yes", "on", "y", "ok"})

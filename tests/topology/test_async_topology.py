@@ -8,7 +8,8 @@ import time
 import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
-from cachekit_web.core.backends.cluster import AsyncClusterBackend, colocate
+from cachekit_web.core.backends import lock_key
+from cachekit_web.core.backends.cluster import AsyncClusterBackend
 
 from .servers import LocalCluster, LocalSentinel
 
@@ -45,12 +46,12 @@ def test_async_client_on_cluster(cluster: LocalCluster, namespace: str) -> None:
         assert await c.get_many(many) == {}
         assert c.metrics.snapshot()["errors_by_code"] == {}
         fk = c.full_key("locked")
-        lock = c.backend.lock(fk + ":lock", 5)
+        lock = c.backend.lock(lock_key(fk), 5)
         assert await lock.acquire(True, 0)
         raw = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.nodes[0].port)
-        assert raw.exists(colocate(fk, ":lock")) == 1
+        assert raw.exists(lock_key(fk)) == 1
         await lock.release()
-        assert raw.exists(colocate(fk, ":lock")) == 0
+        assert raw.exists(lock_key(fk)) == 0
         raw.close()
         await c.close()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from cachekit_web import CacheClient
-from cachekit_web.core.backends.cluster import ClusterBackend, colocate, hash_tag, parse_hosts_url
+from cachekit_web.core.backends import hash_tag, lock_key
+from cachekit_web.core.backends.cluster import ClusterBackend, parse_hosts_url
 from cachekit_web.core.backends.sentinel import ReplicatedRedisBackend, SentinelBackend
 from cachekit_web.core.client import make_backend
 from cachekit_web.core.errors import ConfigurationError
@@ -69,6 +70,6 @@ def test_replica_urls_from_env_and_redacted() -> None:
 
 def test_hash_tags() -> None:
     assert hash_tag("a{b}c") == "b" and hash_tag("a{}c") is None and hash_tag("abc") is None
-    assert colocate("ns:k", ":lock") == "{ns:k}:lock"
-    assert colocate("ns:{user1}:k", ":v") == "ns:{user1}:k:v"
-    assert colocate("ns:{k", ":lock") == "{ns:{k}:lock"  # tag is "ns:{k" = the whole key
+    assert lock_key("ns:k") == "{ns:k}!lock"
+    assert lock_key("ns:{user1}:k") == "!lock:ns:{user1}:k"  # keeps the key's own tag
+    assert lock_key("ns:{k") == "{ns:{k}!lock"  # tag is "ns:{k" = the whole key

@@ -90,3 +90,26 @@ def redact_url(url: str) -> str:
 def scheme_of(url: str) -> str:
     """The URL's scheme, lower-cased."""
     return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def hash_tag(key: str) -> str | None:
+    """The part of ``key`` Redis Cluster hashes when it has a {tag}, else None."""
+    start = key.find("{")
+    if start < 0:
+        return None
+    end = key.find("}", start + 1)
+    if end <= start + 1:
+        return None
+    return key[start + 1:end]
+
+
+def lock_key(full_key: str) -> str:
+    """The recompute lock's key for ``full_key``: never a full key itself, same cluster slot.
+
+    Full keys start with the namespace, which is never '{' or '!', so neither form
+    below can be a user's key; both hash to the value's slot (a key with a stray '}'
+    and no tag cannot be wrapped safely, and only loses that colocation).
+    """
+    if hash_tag(full_key) is not None or "}" in full_key:
+        return "!lock:" + full_key  # keeps the key's own {tag}
+    return "{" + full_key + "}!lock"

@@ -133,26 +133,6 @@ def node_options(settings: Settings, tls: bool) -> dict[str, Any]:
     return options
 
 
-# -- keys that must share a slot --------------------------------------------
-def hash_tag(key: str) -> str | None:
-    """The part of ``key`` Redis Cluster hashes when it has a {tag}, else None."""
-    start = key.find("{")
-    if start < 0:
-        return None
-    end = key.find("}", start + 1)
-    if end <= start + 1:
-        return None
-    return key[start + 1:end]
-
-
-def colocate(key: str, suffix: str) -> str:
-    """A companion key for ``key`` (its lock, its version) that lands in the same slot."""
-    if hash_tag(key) is not None or "}" in key:
-        # Appending keeps an existing tag; a stray '}' cannot be wrapped safely.
-        return key + suffix
-    return "{" + key + "}" + suffix
-
-
 # -- per-node availability --------------------------------------------------
 class NodeGuard:
     """Remembers unreachable nodes and lets one probe through every ``retry_after`` seconds."""
@@ -625,9 +605,7 @@ class ClusterBackend:
                    if not isinstance(n, BaseException))
 
     def lock(self, name: str, timeout: float) -> Any:
-        """A lock on the same node as the key it protects (``<key>:lock`` shares its slot)."""
-        if name.endswith(":lock"):
-            name = colocate(name[:-len(":lock")], ":lock")
+        """A lock; the client names it (core.backends.lock_key) in its value's slot."""
         return _ClusterLock(self, name, timeout)
 
     def ping(self) -> float:
@@ -1072,9 +1050,7 @@ class AsyncClusterBackend:
                    if not isinstance(n, BaseException))
 
     def lock(self, name: str, timeout: float) -> Any:
-        """A lock on the same node as the key it protects (``<key>:lock`` shares its slot)."""
-        if name.endswith(":lock"):
-            name = colocate(name[:-len(":lock")], ":lock")
+        """A lock; the client names it (core.backends.lock_key) in its value's slot."""
         return _AsyncClusterLock(self, name, timeout)
 
     async def ping(self) -> float:
