@@ -319,6 +319,28 @@ class Cache:
         return (forced_update(*args, **kwargs) if _wants_args(forced_update)
                 else forced_update()) is True
 
+    @staticmethod
+    def _obtain(client: CacheClient, key: str, compute: Callable[[], Any], timeout: Any,
+                stale_ttl: float | None, forced: bool) -> Result[Any]:
+        """Fetch through the core (single-flight, stale), or recompute and store when forced."""
+        if not forced:
+            return client.fetch(key, compute, timeout, stale_ttl, _storable)
+        result: Result[Any] = Result(compute(), "miss")
+        if _storable(result.value):
+            client.set(key, result.value, timeout, stale_ttl=stale_ttl)
+        return result
+
+    @staticmethod
+    async def _aobtain(client: AsyncCacheClient, key: str, compute: Callable[[], Any],
+                       timeout: Any, stale_ttl: float | None, forced: bool) -> Result[Any]:
+        """The async twin of _obtain."""
+        if not forced:
+            return await client.fetch(key, compute, timeout, stale_ttl, _storable)
+        result: Result[Any] = Result(await compute(), "miss")
+        if _storable(result.value):
+            await client.set(key, result.value, timeout, stale_ttl=stale_ttl)
+        return result
+
     def _package(self, rv: Any, view: bool, response_filter: Callable[[Any], Any] | None,
                  cache_none: bool, accessed_before: bool) -> Any:
         """Turn a fresh return value into what is stored, or a _Marker saying why not."""
@@ -460,15 +482,9 @@ class Cache:
                     return value
 
                 async with state.async_clients.use() as client:
-                    if self._forced(forced_update, args, kwargs):
-                        result: Result[Any] = Result(await compute(), "miss")
-                        if _storable(result.value):
-                            await client.set(key, result.value, self._timeout(
-                                wrapper.cache_timeout), stale_ttl=stale_ttl)
-                    else:
-                        result = await client.fetch(
-                            key, compute, self._timeout(wrapper.cache_timeout),
-                            stale_ttl, _storable)
+                    result = await self._aobtain(
+                        client, key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                        self._forced(forced_update, args, kwargs))
                     value, detail, again = self._settle(result.value, mine)
                     if again:
                         value = await compute()
@@ -495,12 +511,8 @@ class Cache:
                     return value
 
                 timeout_ = self._timeout(wrapper.cache_timeout)
-                if self._forced(forced_update, args, kwargs):
-                    result: Result[Any] = Result(compute(), "miss")
-                    if _storable(result.value):
-                        client.set(key, result.value, timeout_, stale_ttl=stale_ttl)
-                else:
-                    result = client.fetch(key, compute, timeout_, stale_ttl, _storable)
+                result = self._obtain(client, key, compute, timeout_, stale_ttl,
+                                      self._forced(forced_update, args, kwargs))
                 value, detail, again = self._settle(result.value, mine)
                 if again:
                     value = compute()
@@ -560,13 +572,8 @@ class Cache:
                         return self._finish(await compute(), "bypass", None, False, False)
                     key = memo.key(versions, digest)
                     timeout_ = self._timeout(wrapper.cache_timeout)
-                    if self._forced(forced_update, args, kwargs):
-                        result: Result[Any] = Result(await compute(), "miss")
-                        if _storable(result.value):
-                            await client.set(key, result.value, timeout_, stale_ttl=stale_ttl)
-                    else:
-                        result = await client.fetch(key, compute, timeout_, stale_ttl,
-                                                    _storable)
+                    result = await self._aobtain(client, key, compute, timeout_, stale_ttl,
+                                                 self._forced(forced_update, args, kwargs))
                     value, _, again = self._settle(result.value, mine)
                     if again:
                         value = await compute()
@@ -587,12 +594,8 @@ class Cache:
                 if key is None:
                     return self._finish(compute(), "bypass", None, False, False)
                 timeout_ = self._timeout(wrapper.cache_timeout)
-                if self._forced(forced_update, args, kwargs):
-                    result: Result[Any] = Result(compute(), "miss")
-                    if _storable(result.value):
-                        client.set(key, result.value, timeout_, stale_ttl=stale_ttl)
-                else:
-                    result = client.fetch(key, compute, timeout_, stale_ttl, _storable)
+                result = self._obtain(client, key, compute, timeout_, stale_ttl,
+                                      self._forced(forced_update, args, kwargs))
                 value, _, again = self._settle(result.value, mine)
                 if again:
                     value = compute()

@@ -123,10 +123,12 @@ def translated() -> Iterator[None]:
 class _ConnectPhaseMixin:
     """Marks errors raised while connecting, so the map can tell E010/E011 from E065/E064."""
 
+    passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
+
     def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         try:
             super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
-        except _PASSTHROUGH:
+        except self.passthrough:
             raise
         except redis.TimeoutError as exc:
             raise ConnectTimeout(*exc.args) from None
@@ -157,10 +159,12 @@ class _Pool(redis.BlockingConnectionPool):
 
 
 class _AsyncConnectPhaseMixin:
+    passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH
+
     async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         try:
             await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
-        except _PASSTHROUGH:
+        except self.passthrough:
             raise
         except redis.TimeoutError as exc:
             raise ConnectTimeout(*exc.args) from None

@@ -39,9 +39,10 @@ from .redis import (
     _SYNC_CLASSES,
     AsyncRedisBackend,
     ConnectRefused,
-    ConnectTimeout,
     RedisBackend,
+    _AsyncConnectPhaseMixin,
     _AsyncPool,
+    _ConnectPhaseMixin,
     _Pool,
     pool_options,
     translate,
@@ -59,18 +60,10 @@ _PASS = (
 )
 
 
-class _SentinelPhase:
+class _SentinelPhase(_ConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
-    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
-        except _PASS:
-            raise
-        except redis.TimeoutError as exc:
-            raise ConnectTimeout(*exc.args) from None
-        except redis.ConnectionError as exc:
-            raise ConnectRefused(*exc.args) from None
+    passthrough = _PASS
 
 
 class _SentinelConnection(_SentinelPhase, SentinelManagedConnection):
@@ -302,16 +295,8 @@ def make_topology_backend(url: str, settings: Settings) -> Backend:
 _APASS = (*_PASS, asentinel.MasterNotFoundError, asentinel.SlaveNotFoundError)
 
 
-class _AsyncSentinelPhase:
-    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
-        except _APASS:
-            raise
-        except redis.TimeoutError as exc:
-            raise ConnectTimeout(*exc.args) from None
-        except redis.ConnectionError as exc:
-            raise ConnectRefused(*exc.args) from None
+class _AsyncSentinelPhase(_AsyncConnectPhaseMixin):
+    passthrough = _APASS
 
 
 class _AsyncSentinel(asentinel.Sentinel):
