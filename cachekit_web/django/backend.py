@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
 import pickle
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -23,7 +21,7 @@ from ..core.settings import Settings
 
 _MISSING: Any = object()
 _CLIENTS: dict[Settings, CacheClient] = {}
-_ASYNC: dict[int, weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncCacheClient]] = {}
+_ASYNC: dict[int, AsyncCacheClient] = {}
 _LOCK = threading.Lock()
 
 
@@ -85,13 +83,11 @@ def shared_client(settings: Settings) -> CacheClient:
 
 
 def _async_client(sync: CacheClient) -> AsyncCacheClient:
-    # asyncio connections belong to one event loop: one async client per loop, sharing state.
-    loop = asyncio.get_running_loop()
+    # One per sync client; the core keeps a connection pool per event loop itself.
     with _LOCK:
-        per_loop = _ASYNC.setdefault(id(sync), weakref.WeakKeyDictionary())
-        client = per_loop.get(loop)
+        client = _ASYNC.get(id(sync))
         if client is None:
-            client = per_loop[loop] = AsyncCacheClient.sharing(sync)
+            client = _ASYNC[id(sync)] = AsyncCacheClient.sharing(sync)
         return client
 
 
@@ -140,7 +136,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
 
     @property
     def async_client(self) -> AsyncCacheClient:
-        """The core async client for the running event loop."""
+        """The core async client sharing this cache's breaker, metrics and codec."""
         return _async_client(self._client)
 
     def _key(self, key: Any, version: int | None) -> str:
