@@ -39,8 +39,8 @@ class Settings:
     MAX_VALUE_SIZE: int = 8 * 1024 * 1024
     MAX_KEY_LENGTH: int = 1024
     COMPRESS_MIN_SIZE: int = 1024
-    SOCKET_TIMEOUT: float = 1.0
-    SOCKET_CONNECT_TIMEOUT: float = 1.0
+    SOCKET_TIMEOUT: float = 0.5
+    SOCKET_CONNECT_TIMEOUT: float = 0.5
     CONNECTION_POOL_SIZE: int = 50
     POOL_TIMEOUT: float = 0.5
     RETRIES: int = 1

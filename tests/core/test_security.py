@@ -234,3 +234,14 @@ def test_forked_processes_never_share_a_nonce() -> None:
     # the counter part really counts up within a process
     counters = [struct.unpack(">I", x[8:])[0] for x in parent_after]
     assert counters == sorted(counters)
+
+
+def test_redact_url_hides_passwords_and_key_like_query_values() -> None:
+    from cachekit_web.core.backends import redact_url
+
+    shown = redact_url(
+        "redis://app:hunter2@h:6379/0?MASTER_KEY=deadbeef&sentinel_password=s3&db=1&api_token=t"
+    )
+    for secret in ("hunter2", "deadbeef", "s3", "=t"):
+        assert secret not in shown
+    assert shown.startswith("redis://app:***@h:6379/0?") and "db=1" in shown

@@ -69,6 +69,10 @@ class AsyncBackend(Protocol):
     async def close(self) -> None: ...
 
 
+# Query parameters whose name contains one of these are shown as '***'.
+_SECRET_WORDS = ("pass", "key", "secret", "token", "auth")
+
+
 def redact_url(url: str) -> str:
     """Return ``url`` with any password replaced by '***'."""
     try:
@@ -81,7 +85,7 @@ def redact_url(url: str) -> str:
         user = creds.split(":", 1)[0] if ":" in creds else ""
         netloc = f"{user}:***@{host}" if user else f":***@{host}" if creds else host
     query = "&".join(
-        f"{k}=***" if k.lower() in ("password", "pass", "passwd") else f"{k}={v}"
+        f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else f"{k}={v}"
         for k, _, v in (p.partition("=") for p in parts.query.split("&") if p)
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
