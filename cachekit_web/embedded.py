@@ -6,10 +6,21 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for a TLS server: its certificate, its key and the CA that signed it."""
+
+    cert: str
+    key: str
+    ca: str
 
 
 def find_redis_server() -> str:
@@ -45,23 +56,30 @@ class EmbeddedRedis:
     """One redis-server child process; start, kill, pause (SIGSTOP), resume, restart."""
 
     def __init__(self, port: int | None = None, *, args: tuple[str, ...] = (),
-                 password: str | None = None) -> None:
+                 password: str | None = None, tls: TlsFiles | None = None) -> None:
         self.binary = find_redis_server()
         self.port = port or free_port()
         self.args = args
         self.password = password
+        self.tls = tls
         self.dir = tempfile.mkdtemp(prefix="cachekit-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """redis:// URL of this server (with the password, if any)."""
+        """redis:// (rediss:// with TLS) URL of this server, with the password if any."""
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
-        cmd = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        ports = ["--port", str(self.port)]
+        if self.tls:  # TLS only: the plain port is closed
+            ports = ["--port", "0", "--tls-port", str(self.port),
+                     "--tls-cert-file", self.tls.cert, "--tls-key-file", self.tls.key,
+                     "--tls-ca-cert-file", self.tls.ca, "--tls-auth-clients", "no"]
+        cmd = [self.binary, *ports, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
                "--loglevel", "warning", *self.args]
         if self.password:
@@ -79,7 +97,7 @@ class EmbeddedRedis:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+            with self._connect() as s:
                 if self.password:
                     s.sendall(f"AUTH {self.password}\r\n".encode())
                     s.recv(64)
@@ -87,6 +105,13 @@ class EmbeddedRedis:
                 return s.recv(64).startswith(b"+PONG")
         except OSError:
             return False
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
+        if not self.tls:
+            return sock
+        context = ssl.create_default_context(cafile=self.tls.ca)
+        return context.wrap_socket(sock, server_hostname="127.0.0.1")
 
     def kill(self) -> None:
         """Kill the server at once (SIGKILL) and reap it."""

@@ -1,0 +1,96 @@
+"""rediss:// against a real TLS redis-server with a CA made by the test."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from cachekit_web import CacheClient
+from cachekit_web.core.errors import BackendConnectionError
+from cachekit_web.embedded import EmbeddedRedis, TlsFiles
+
+
+def _write(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def _make_tls_files(folder: Path) -> TlsFiles:
+    now = dt.datetime.now(dt.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cachekit test CA")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(
+            ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return TlsFiles(
+        cert=_write(folder / "server.pem", cert.public_bytes(pem)),
+        key=_write(folder / "server.key", key.private_bytes(
+            pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())),
+        ca=_write(folder / "ca.pem", ca.public_bytes(pem)),
+    )
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    files = _make_tls_files(tmp_path_factory.mktemp("tls"))
+    server = EmbeddedRedis(tls=files)
+    try:
+        server.start()
+    except RuntimeError:
+        server.stop()
+        pytest.skip("this redis-server was built without TLS support")
+    yield server
+    server.stop()
+
+
+def test_rediss_round_trip_with_the_servers_ca(tls_server: EmbeddedRedis) -> None:
+    assert tls_server.url.startswith("rediss://")
+    assert tls_server.tls is not None
+    with CacheClient.from_url(tls_server.url, SSL_CA_CERTS=tls_server.tls.ca,
+                              NAMESPACE="tls") as c:
+        assert c.set("k", {"secret": 1})
+        assert c.get("k") == {"secret": 1}
+        assert c.health().status == "ok"
+
+
+def test_an_untrusted_certificate_is_an_outage_not_a_silent_downgrade(
+    tls_server: EmbeddedRedis,
+) -> None:
+    with CacheClient.from_url(tls_server.url, NAMESPACE="tls") as c:  # system CAs only
+        assert c.set("k", 1) is False
+        assert c.get("k") is None
+        assert c.metrics.snapshot()["errors_by_code"].get("E010", 0) >= 1
+    with CacheClient.from_url(tls_server.url, NAMESPACE="tls", STRICT=True) as strict:
+        with pytest.raises(BackendConnectionError) as info:
+            strict.get("k")
+        assert info.value.code == "E010"
