@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -245,3 +246,24 @@ def test_redact_url_hides_passwords_and_key_like_query_values() -> None:
     for secret in ("hunter2", "deadbeef", "s3", "=t"):
         assert secret not in shown
     assert shown.startswith("redis://app:***@h:6379/0?") and "db=1" in shown
+
+
+@pytest.mark.parametrize("password", ["S3cr3t/pa55", "ab#cd", "a?b"])
+def test_passwords_with_url_delimiters_never_leak(password: str) -> None:
+    from cachekit_web import ConfigurationError, Settings
+    from cachekit_web.cli import doctor_checks, run_checks
+
+    url = f"redis://:{password}@cache.internal:6379/0"
+    conf = Settings(REDIS_URL=url)
+    assert password not in repr(conf)
+    assert password not in str(conf.public_dict())
+    try:
+        client = CacheClient(conf)
+    except ConfigurationError as exc:  # redis-py cannot parse it: E042, redacted
+        assert exc.code == "E042" and password not in str(exc)
+    else:
+        assert password not in repr(client) and password not in client.describe()
+        client.close()
+    out = io.StringIO()
+    run_checks(doctor_checks(url), out)
+    assert password not in out.getvalue()

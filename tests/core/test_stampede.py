@@ -235,3 +235,18 @@ def test_waiting_callers_report_bypass_when_cache_unavailable() -> None:
     assert set(statuses) == {"bypass"}, statuses
     assert len(calls) < 5
     client.close()
+
+
+def test_a_lock_that_expired_during_compute_is_not_a_server_error(
+    make_client: MakeClient,
+) -> None:
+    c = make_client(LOCK_TIMEOUT=0.1)
+
+    def slow() -> str:
+        time.sleep(0.25)  # outlives the lock
+        return "v"
+
+    for i in range(6):
+        assert c.get_or_set(f"k{i}", slow) == "v"
+    assert c.metrics.snapshot()["errors_by_code"] == {}
+    assert c.breaker.state.value == "closed"

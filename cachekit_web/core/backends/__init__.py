@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 
 class LockLike(Protocol):
@@ -74,21 +73,25 @@ _SECRET_WORDS = ("pass", "key", "secret", "token", "auth")
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` with any password replaced by '***'."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    """Return ``url`` with any password (and key-like query values) replaced by '***'."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return "<unparseable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        creds, _, host = netloc.rpartition("@")
-        user = creds.split(":", 1)[0] if ":" in creds else ""
-        netloc = f"{user}:***@{host}" if user else f":***@{host}" if creds else host
-    query = "&".join(
-        f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else f"{k}={v}"
-        for k, _, v in (p.partition("=") for p in parts.query.split("&") if p)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    # Not urlsplit: a password may hold '/', '?' or '#', which would end its netloc early.
+    # Everything before the last '@' is credentials; over-masking is the safe error.
+    creds, at, rest = rest.rpartition("@")
+    shown = ""
+    if at:
+        user, colon, _ = creds.partition(":")
+        shown = f"{user}:***@" if colon and user else ":***@" if colon else "***@"
+    rest = rest.split("#", 1)[0]
+    location, qmark, query = rest.partition("?")
+    if qmark:
+        query = "&".join(
+            f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else f"{k}{eq}{v}"
+            for k, eq, v in (p.partition("=") for p in query.split("&") if p)
+        )
+    return f"{scheme}://{shown}{location}{qmark}{query}"
 
 
 def scheme_of(url: str) -> str:

@@ -229,6 +229,18 @@ def pool_options(url: str, settings: Settings) -> dict[str, Any]:
     return options
 
 
+def pool_from_url(pool_class: Any, url: str, classes: Mapping[str, Any],
+                  options: dict[str, Any]) -> Any:
+    """Build a redis-py pool for ``url``; a URL redis-py cannot parse is E042, shown redacted."""
+    try:
+        return pool_class.from_url(url, connection_class=classes[scheme_of(url)], **options)
+    except (ValueError, TypeError) as exc:  # e.g. an unquoted '/' in the password
+        raise ConfigurationError(
+            f"invalid Redis URL {redact_url(url)} ({type(exc).__name__}); percent-encode "
+            "special characters in the password", code="E042"
+        ) from None
+
+
 def _ms(ttl: float | None) -> int | None:
     return None if ttl is None else max(1, round(ttl * 1000))
 
@@ -252,9 +264,7 @@ class RedisBackend:
     def __init__(self, url: str, settings: Settings) -> None:
         self._url = redact_url(url)
         options = pool_options(url, settings)
-        self.pool = _Pool.from_url(
-            url, connection_class=_SYNC_CLASSES[scheme_of(url)], **options
-        )
+        self.pool = pool_from_url(_Pool, url, _SYNC_CLASSES, options)
         self.client: Any = redis.Redis(connection_pool=self.pool)  # redis-py typing is loose
 
     def __repr__(self) -> str:
@@ -377,7 +387,7 @@ class _TranslatedLock:
             return bool(self._inner.acquire(blocking=blocking, blocking_timeout=blocking_timeout))
 
     def release(self) -> None:
-        with contextlib.suppress(redis.exceptions.LockError), translated():
+        with translated(), contextlib.suppress(redis.exceptions.LockError):
             self._inner.release()
 
 
@@ -392,7 +402,7 @@ class _AsyncTranslatedLock:
             )
 
     async def release(self) -> None:
-        with contextlib.suppress(redis.exceptions.LockError), translated():
+        with translated(), contextlib.suppress(redis.exceptions.LockError):
             await self._inner.release()
 
 
@@ -402,9 +412,7 @@ class AsyncRedisBackend:
     def __init__(self, url: str, settings: Settings) -> None:
         self._url = redact_url(url)
         options = pool_options(url, settings)
-        self.pool = _AsyncPool.from_url(
-            url, connection_class=_ASYNC_CLASSES[scheme_of(url)], **options
-        )
+        self.pool = pool_from_url(_AsyncPool, url, _ASYNC_CLASSES, options)
         self.client: Any = aredis.Redis(connection_pool=self.pool)
 
     def __repr__(self) -> str:

@@ -44,6 +44,7 @@ from .redis import (
     _AsyncPool,
     _ConnectPhaseMixin,
     _Pool,
+    pool_from_url,
     pool_options,
     translate,
     translated,
@@ -155,8 +156,7 @@ class ReplicatedRedisBackend(_ReplicaReads, RedisBackend):
         self._replica_pools: list[Any] = []
         if settings.REPLICA_READS:
             for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
-                pool = _Pool.from_url(rurl, connection_class=_SYNC_CLASSES[scheme_of(rurl)],
-                                      **pool_options(rurl, settings))
+                pool = pool_from_url(_Pool, rurl, _SYNC_CLASSES, pool_options(rurl, settings))
                 self._replica_pools.append(pool)
                 self.readers.append((redact_url(rurl), redis.Redis(connection_pool=pool)))
         self._rr = itertools.count()
@@ -395,9 +395,8 @@ class AsyncReplicatedRedisBackend(_AsyncReplicaReads, AsyncRedisBackend):
         self.readers = []
         if settings.REPLICA_READS:
             for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
-                pool = _AsyncPool.from_url(
-                    rurl, connection_class=_ASYNC_CLASSES[scheme_of(rurl)],
-                    **pool_options(rurl, settings))
+                pool = pool_from_url(_AsyncPool, rurl, _ASYNC_CLASSES,
+                                     pool_options(rurl, settings))
                 self.readers.append((redact_url(rurl), aredis.Redis(connection_pool=pool)))
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
