@@ -25,9 +25,33 @@ _HOP_BY_HOP = frozenset({
 _UNCACHEABLE_DIRECTIVES = frozenset({"private", "no-store", "no-cache"})
 
 
-def request_cacheable(method: str) -> bool:
-    """Whether a request with this method may be answered from (or stored in) the cache."""
-    return method.upper() in CACHEABLE_METHODS
+def request_bypass_reason(method: str, headers: Any = None) -> str | None:
+    """Why a request must neither be answered from nor stored in the cache (None if it may).
+
+    ``headers`` is any case-insensitive mapping with ``.get`` (Django's or Werkzeug's).
+    """
+    if method.upper() not in CACHEABLE_METHODS:
+        return "method"
+    # RFC 9111 section 3.5: a shared cache does not reuse answers to authenticated requests.
+    if headers is not None and headers.get("Authorization"):
+        return "authorization"
+    return None
+
+
+def visitor_reason(*, session_accessed: bool, csrf_used: bool = False,
+                   messages_pending: bool = False) -> str | None:
+    """Why a rendered page depends on its visitor, so must not be shared (None if it need not).
+
+    Frameworks add what marks a page as personal (Vary: Cookie, Set-Cookie) after the
+    view returns, so the adapters report what the request did instead.
+    """
+    if messages_pending:
+        return "messages"
+    if csrf_used:
+        return "csrf"
+    if session_accessed:
+        return "session"
+    return None
 
 
 def cache_control_directives(value: str | None) -> dict[str, str | None]:
@@ -183,6 +207,8 @@ def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None =
         detail = detail or "unavailable"
     elif outcome == "method":
         parts = ["fwd=method"]
+    elif outcome == "authorization":
+        parts, detail = ["fwd=request"], detail or "authorization"
     elif outcome == "uncacheable":
         parts = ["fwd=miss"]
     else:

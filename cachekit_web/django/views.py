@@ -101,15 +101,16 @@ def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
     )
     if reason is None and response.cookies:
         reason = "set-cookie"
-    # Middleware that runs after the view makes the page depend on the visitor:
-    # a touched session adds Vary: Cookie, a used CSRF token sets a cookie.
+    # Middleware that runs after the view makes the page depend on the visitor: a touched
+    # session adds Vary: Cookie, a used CSRF token or pending messages set a cookie.
     session = getattr(request, "session", None)
-    if reason is None and session is not None and getattr(session, "accessed", False) \
-            and "cookie" not in keyed:
-        reason = "session"
-    if reason is None and request.META.get("CSRF_COOKIE_NEEDS_UPDATE"):
-        reason = "csrf"
-    return reason
+    messages = getattr(request, "_messages", None)
+    return reason or web.visitor_reason(
+        session_accessed=bool(getattr(session, "accessed", False)) and "cookie" not in keyed,
+        csrf_used=bool(request.META.get("CSRF_COOKIE_NEEDS_UPDATE")),
+        messages_pending=bool(getattr(messages, "used", False)
+                              or getattr(messages, "added_new", False)),
+    )
 
 
 def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | None,
@@ -186,8 +187,9 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     def _serve(request: HttpRequest, call: Callable[[], HttpResponseBase]) -> HttpResponseBase:
         backend = get_cache(cache)
         method = (request.method or "GET").upper()
-        if not web.request_cacheable(method):
-            return _direct(call(), web.cache_status("method"))
+        bypass = web.request_bypass_reason(method, request.headers)
+        if bypass is not None:
+            return _direct(call(), web.cache_status(bypass))
         key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on)
         if method == "HEAD":
             # HEAD is answered from GET's entry, but never fills it.
@@ -216,8 +218,9 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
         backend = get_cache(cache)
         method = (request.method or "GET").upper()
-        if not web.request_cacheable(method):
-            return _direct(await call(), web.cache_status("method"))
+        bypass = web.request_bypass_reason(method, request.headers)
+        if bypass is not None:
+            return _direct(await call(), web.cache_status(bypass))
         key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on)
         if method == "HEAD":
             page = web.StoredPage.from_value(await backend.aget(key))

@@ -28,9 +28,10 @@ from ..core.web import (
     StoredPage,
     cache_status,
     normalized_query,
-    request_cacheable,
+    request_bypass_reason,
     response_uncacheable_reason,
     view_cache_key,
+    visitor_reason,
 )
 from . import config as _config
 from .keys import canonical
@@ -342,15 +343,15 @@ class Cache:
         return result
 
     def _package(self, rv: Any, view: bool, response_filter: Callable[[Any], Any] | None,
-                 cache_none: bool, accessed_before: bool) -> Any:
+                 cache_none: bool) -> Any:
         """Turn a fresh return value into what is stored, or a _Marker saying why not."""
         if inspect.isgenerator(rv) and not view:
             rv = list(rv)
         if view or isinstance(rv, Response):
             resp = current_app.make_response(rv)
             reason: str | None = None
-            if view and not accessed_before and _session_accessed():
-                reason = "session"  # the page depends on the visitor's cookie
+            if view:  # a session read anywhere in the request (hooks too) makes it personal
+                reason = visitor_reason(session_accessed=_session_accessed())
             reason = reason or response_uncacheable_reason(
                 resp.status_code, list(resp.headers.items()), streaming=resp.is_streamed)
             if reason is None and response_filter is not None and not response_filter(rv):
@@ -460,24 +461,25 @@ class Cache:
                     return make_cache_key(*args, **kwargs)
                 return wrapper.make_cache_key(*args, **kwargs)  # type: ignore[no-any-return]
 
-            def unsafe_method() -> bool:
-                return has_request_context() and not request_cacheable(request.method)
+            def bypass_reason() -> str | None:
+                if not has_request_context():
+                    return None
+                return request_bypass_reason(request.method, request.headers)
 
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 if self._bypass(unless, f, args, kwargs):
                     return await f(*args, **kwargs)
                 view = _is_dispatched(wrapper)
-                if unsafe_method():
-                    return self._finish(await f(*args, **kwargs), "method", None, view,
+                if (bypass := bypass_reason()) is not None:
+                    return self._finish(await f(*args, **kwargs), bypass, None, view,
                                         False)
                 state = self._state()
                 key = key_for(args, kwargs)
                 mine: list[Any] = []
 
                 async def compute() -> Any:
-                    accessed = _session_accessed()
                     value = self._package(await f(*args, **kwargs), view, response_filter,
-                                          cache_none, accessed)
+                                          cache_none)
                     mine.append(value)
                     return value
 
@@ -497,16 +499,15 @@ class Cache:
                 if self._bypass(unless, f, args, kwargs):
                     return f(*args, **kwargs)
                 view = _is_dispatched(wrapper)
-                if unsafe_method():
-                    return self._finish(f(*args, **kwargs), "method", None, view, False)
+                if (bypass := bypass_reason()) is not None:
+                    return self._finish(f(*args, **kwargs), bypass, None, view, False)
                 client = self._state().client
                 key = key_for(args, kwargs)
                 mine: list[Any] = []
 
                 def compute() -> Any:
-                    accessed = _session_accessed()
                     value = self._package(f(*args, **kwargs), view, response_filter,
-                                          cache_none, accessed)
+                                          cache_none)
                     mine.append(value)
                     return value
 
@@ -561,7 +562,7 @@ class Cache:
 
                 async def compute() -> Any:
                     value = self._package(await f(*args, **kwargs), False, response_filter,
-                                          cache_none, False)
+                                          cache_none)
                     mine.append(value)
                     return value
 
@@ -586,7 +587,7 @@ class Cache:
 
                 def compute() -> Any:
                     value = self._package(f(*args, **kwargs), False, response_filter,
-                                          cache_none, False)
+                                          cache_none)
                     mine.append(value)
                     return value
 

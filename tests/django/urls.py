@@ -84,7 +84,24 @@ async def async_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"async {n}")
 
 
+@cache_page(60)
+def greeting(request: HttpRequest) -> HttpResponse:
+    from django.contrib import messages
+
+    if request.COOKIES.get("who") == "alice":  # stands in for a login that just happened
+        messages.info(request, "Welcome back, alice")
+    shown = " ".join(str(m) for m in messages.get_messages(request))
+    return HttpResponse(f"home {shown}".strip())
+
+
+@cache_page(60)
+def api(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"data for {request.headers.get('Authorization', 'nobody')}")
+
+
 urlpatterns = [
+    path("t/greeting/", greeting),
+    path("t/api/", api),
     path("t/plain/", plain),
     path("t/slow/", slow),
     path("t/status/<int:code>/", status),

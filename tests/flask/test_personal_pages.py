@@ -1,0 +1,62 @@
+"""Pages that depend on the visitor are never served to another visitor."""
+
+from __future__ import annotations
+
+from flask import Flask, g, request, session
+
+from .conftest import AppFactory
+
+
+def test_session_read_in_a_before_request_hook_is_not_shared(make_app: AppFactory) -> None:
+    app, cache = make_app()
+
+    @app.before_request
+    def load_user() -> None:  # the flaskr-tutorial pattern
+        g.user = session.get("user")
+
+    @app.route("/")
+    @cache.cached(timeout=60)
+    def index() -> str:
+        return f"hello {g.user or 'anonymous'}"
+
+    alice, anonymous = app.test_client(), app.test_client()
+    with alice.session_transaction() as s:
+        s["user"] = "alice"
+    assert alice.get("/").data == b"hello alice"
+    answer = anonymous.get("/")
+    assert answer.data == b"hello anonymous"
+    assert "hit" not in answer.headers["Cache-Status"]
+
+
+def test_authorized_requests_are_neither_served_nor_stored(make_app: AppFactory) -> None:
+    app, cache = make_app()
+
+    @app.route("/api")
+    @cache.cached(timeout=60)
+    def api() -> str:
+        return f"data for {request.headers.get('Authorization', 'nobody')}"
+
+    client = app.test_client()
+    first = client.get("/api", headers={"Authorization": "Bearer alice-token"})
+    assert first.data == b"data for Bearer alice-token"
+    assert "fwd=request" in first.headers["Cache-Status"]
+    assert client.get("/api").data == b"data for nobody"
+    again = client.get("/api")
+    assert again.data == b"data for nobody" and "hit" in again.headers["Cache-Status"]
+    # The anonymous copy is not served to an authorized request either.
+    other = client.get("/api", headers={"Authorization": "Bearer bob-token"})
+    assert other.data == b"data for Bearer bob-token"
+
+
+def test_plain_pages_are_still_cached(make_app: AppFactory) -> None:
+    app, cache = make_app()
+    app_: Flask = app
+
+    @app_.route("/plain")
+    @cache.cached(timeout=60)
+    def plain() -> str:
+        return "same for everyone"
+
+    client = app_.test_client()
+    client.get("/plain")
+    assert "hit" in client.get("/plain").headers["Cache-Status"]
