@@ -120,6 +120,7 @@ class CircuitBreaker:
         with self._lock:
             if self._state is State.HALF_OPEN:
                 self._opened_at = now
+                self.opened_count += 1
                 fired = self._move(State.OPEN, "probe failed")
             elif self._state is State.CLOSED:
                 self._failures.append(now)

@@ -32,6 +32,7 @@ from .errors import (
     InvalidKeyError,
     LockTimeoutError,
     SerializationError,
+    ValueTooLargeError,
 )
 from .health import HealthReport, build_report
 from .locks import AsyncFlights, Flights
@@ -54,6 +55,8 @@ DEFAULT: Any = _Default()
 _MISSING: Any = object()
 # Raised by codec work inside a backend call: about the data, not the backend's health.
 _DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
+# A computed value get_or_set cannot store; it is served uncached.
+_UNSTORABLE = (ValueTooLargeError, SerializationError)
 _UNAVAILABLE: Any = object()
 _CHUNK = 1000
 _MEMORY_STORES: dict[str, MemoryBackend] = {}
@@ -346,6 +349,13 @@ class _ClientBase:
     def _lock_name(self, fk: str) -> str:
         return lock_key(fk)
 
+    def _not_stored(self, exc: CachekitError) -> None:
+        """A computed value could not be cached (E020/E022): count, log, and still serve it."""
+        self.metrics.error(exc.code)
+        self._logger.emit(logging.WARNING, exc.code, f"computed value not cached: {exc.message}")
+        if self.strict:
+            raise exc
+
     def _lock_unavailable(self, fk: str) -> None:
         self.metrics.error("E050")
         self._logger.emit(logging.WARNING, "E050", "recompute lock not acquired in time; "
@@ -513,7 +523,8 @@ class CacheClient(_ClientBase):
             if self.backend.set(fk, data, ttl, nx=True):
                 return True
             # An unreadable entry (bad frame) blocks nothing: replace it.
-            if self._decode(fk, self.backend.get(fk)) is None:
+            # An entry past its fresh time (stale window) is absent too, as get() says.
+            if not self._fresh(self._decode(fk, self.backend.get(fk)), time.time()):
                 self.pending.discard(fk)  # overwritten now: a later delete would lose the value
                 return self.backend.set(fk, data, ttl)
             return False
@@ -681,7 +692,10 @@ class CacheClient(_ClientBase):
                 return Result(again.value, "hit")
             value = compute()
             if should_cache is None or should_cache(value):
-                self.set(key, value, timeout, stale_ttl=stale_ttl)
+                try:
+                    self.set(key, value, timeout, stale_ttl=stale_ttl)
+                except _UNSTORABLE as exc:
+                    self._not_stored(exc)
             return Result(value, "miss")
         finally:
             if got is True:
@@ -893,7 +907,7 @@ class AsyncCacheClient(_ClientBase):
         async def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
             if await self.backend.set(fk, data, ttl, nx=True):
                 return True
-            if self._decode(fk, await self.backend.get(fk)) is None:
+            if not self._fresh(self._decode(fk, await self.backend.get(fk)), time.time()):
                 self.pending.discard(fk)
                 return await self.backend.set(fk, data, ttl)
             return False
@@ -1068,7 +1082,10 @@ class AsyncCacheClient(_ClientBase):
                 return Result(again.value, "hit")
             value = await _run_compute(compute)
             if should_cache is None or should_cache(value):
-                await self.set(key, value, timeout, stale_ttl=stale_ttl)
+                try:
+                    await self.set(key, value, timeout, stale_ttl=stale_ttl)
+                except _UNSTORABLE as exc:
+                    self._not_stored(exc)
             return Result(value, "miss")
         finally:
             if got is True:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from cachekit_web import CacheClient, LockTimeoutError
+from cachekit_web import CacheClient, LockTimeoutError, ValueTooLargeError
 from cachekit_web.embedded import free_port
 
 from .conftest import KEY_A, MakeClient
@@ -250,3 +250,43 @@ def test_a_lock_that_expired_during_compute_is_not_a_server_error(
         assert c.get_or_set(f"k{i}", slow) == "v"
     assert c.metrics.snapshot()["errors_by_code"] == {}
     assert c.breaker.state.value == "closed"
+
+
+def test_a_computed_value_too_large_to_cache_is_still_returned(make_client: MakeClient) -> None:
+    import os
+
+    c = make_client(MAX_VALUE_SIZE=2000)
+    big = os.urandom(5000)  # random bytes do not compress below the limit
+    result = c.fetch("big", lambda: big)
+    assert (result.value, result.status) == (big, "miss")
+    assert c.get("big") is None
+    assert c.metrics.snapshot()["errors_by_code"] == {"E022": 1}
+    strict = make_client(MAX_VALUE_SIZE=2000, STRICT=True)
+    with pytest.raises(ValueTooLargeError):
+        strict.get_or_set("big2", lambda: big)
+
+
+def test_async_computed_value_too_large_is_still_returned(redis_url: str, namespace: str) -> None:
+    import asyncio
+    import os
+
+    from cachekit_web import AsyncCacheClient
+
+    async def run() -> None:
+        c = AsyncCacheClient.from_url(redis_url, NAMESPACE=namespace, MAX_VALUE_SIZE=2000)
+        try:
+            big = os.urandom(5000)
+            assert await c.get_or_set("big", lambda: big) == big
+        finally:
+            await c.close()
+
+    asyncio.run(run())
+
+
+def test_add_replaces_an_entry_in_its_stale_window(make_client: MakeClient) -> None:
+    c = make_client()
+    c.set("k", "old", 0.1, stale_ttl=30)
+    time.sleep(0.2)
+    assert c.get("k") is None  # stale: absent to get()
+    assert c.add("k", "new") is True
+    assert c.get("k") == "new"
