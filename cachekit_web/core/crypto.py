@@ -77,6 +77,13 @@ def _hkdf(secret: bytes, purpose: str, namespace: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 
 
+def derived_signing_key(secret: str | bytes, framework: str) -> str:
+    """A SIGNING_KEY derived from a framework's SECRET_KEY, so the key itself is never used."""
+    raw = secret if isinstance(secret, bytes) else str(secret).encode()
+    label = f"cachekit-web/{framework}/signing".encode()
+    return hmac.new(raw, label, hashlib.sha256).hexdigest()
+
+
 def fingerprint(secret: bytes) -> str:
     """A short, non-reversible identifier for a key, safe to show."""
     return hashlib.sha256(b"cachekit-web/fingerprint/" + secret).hexdigest()[:16]

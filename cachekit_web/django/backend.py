@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import pickle
 import threading
@@ -14,6 +12,7 @@ from urllib.parse import quote
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
+from ..core import crypto
 from ..core.client import AsyncCacheClient, CacheClient, Result
 from ..core.errors import ConfigurationError, SerializationError
 from ..core.health import HealthReport
@@ -31,7 +30,7 @@ class CacheSerializationError(SerializationError, pickle.PicklingError):
 
 def derived_signing_key(secret_key: str) -> str:
     """A signing key for cached values derived from Django's SECRET_KEY (never the key itself)."""
-    return hmac.new(secret_key.encode(), b"cachekit-web/django/signing", hashlib.sha256).hexdigest()
+    return crypto.derived_signing_key(secret_key, "django")
 
 
 def _django_secret_key() -> str | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import crypto
 from ..core.errors import ConfigurationError
 from ..core.settings import ADAPTER_SETTINGS, ENV_PREFIX, Settings, unknown_setting
 
@@ -64,8 +63,7 @@ FLASK_CACHING_KEYS: dict[str, str] = {
 
 def derived_signing_key(secret_key: str | bytes) -> str:
     """A signing key for cached values derived from Flask's SECRET_KEY (never the key itself)."""
-    secret = secret_key if isinstance(secret_key, bytes) else str(secret_key).encode()
-    return hmac.new(secret, b"cachekit-web/flask/signing", hashlib.sha256).hexdigest()
+    return crypto.derived_signing_key(secret_key, "flask")
 
 
 def _as_bool(name: str, value: Any) -> bool:
