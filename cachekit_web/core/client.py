@@ -767,8 +767,18 @@ class AsyncCacheClient(_ClientBase):
             return self._base
         if self._base_loop is None:
             self._base_loop = weakref.ref(loop)
+        else:
+            base_loop = self._base_loop()
+            if base_loop is None or base_loop.is_closed():
+                # Its loop is gone (asyncio.run per call): that pool can never be used again.
+                self._base = make_async_backend(self.url, self.settings)
+                self._base_loop = weakref.ref(loop)
         if self._base_loop() is loop:
             return self._base
+        # A pool references its loop, so a weak key alone never lets a closed loop's entry
+        # (and its sockets) go: drop those explicitly.
+        for closed in [other for other in self._other_loops if other.is_closed()]:
+            del self._other_loops[closed]
         found = self._other_loops.get(loop)
         if found is None:
             found = self._other_loops[loop] = make_async_backend(self.url, self.settings)

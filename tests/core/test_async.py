@@ -278,3 +278,23 @@ def test_client_used_from_several_event_loops(redis_url: str, namespace: str) ->
         assert run(one(i)) == i
     assert client.metrics.errors.total() == 0
     run(client.close())
+
+
+def test_short_lived_event_loops_do_not_leak_connections(redis_url: str, namespace: str) -> None:
+    import gc
+    import warnings
+
+    import redis as redis_sync
+
+    raw = redis_sync.Redis.from_url(redis_url)
+    before = int(raw.info("clients")["connected_clients"])
+    c = AsyncCacheClient.from_url(redis_url, NAMESPACE=namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # dead loops' sockets close on GC
+        for i in range(30):  # one loop per call, as async_to_sync does under WSGI
+            asyncio.run(c.set(f"k{i}", i))
+            assert asyncio.run(c.get(f"k{i}")) == i
+        gc.collect()
+    after = int(raw.info("clients")["connected_clients"])
+    raw.close()
+    assert after - before <= 3, (before, after)
