@@ -55,8 +55,9 @@ DEFAULT: Any = _Default()
 _MISSING: Any = object()
 # Raised by codec work inside a backend call: about the data, not the backend's health.
 _DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
-# A computed value get_or_set cannot store; it is served uncached.
-_UNSTORABLE = (ValueTooLargeError, SerializationError)
+# A computed value get_or_set cannot store because of its size: served uncached. (E020, a
+# type that cannot be stored, still raises: it fails on the first call, as in Django.)
+_UNSTORABLE = (ValueTooLargeError,)
 _UNAVAILABLE: Any = object()
 _CHUNK = 1000
 _MEMORY_STORES: dict[str, MemoryBackend] = {}
@@ -350,7 +351,7 @@ class _ClientBase:
         return lock_key(fk)
 
     def _not_stored(self, exc: CachekitError) -> None:
-        """A computed value could not be cached (E020/E022): count, log, and still serve it."""
+        """A computed value was too large to cache (E022): count, log, and still serve it."""
         self.metrics.error(exc.code)
         self._logger.emit(logging.WARNING, exc.code, f"computed value not cached: {exc.message}")
         if self.strict:
