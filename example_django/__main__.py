@@ -34,14 +34,20 @@ def main(argv: list[str]) -> int:
 
         django.setup()
         call_command("migrate", interactive=False, verbosity=0)
-        password = os.environ.get("EXAMPLE_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
+        chosen = os.environ.get("EXAMPLE_ADMIN_PASSWORD")
+        password = chosen or secrets.token_urlsafe(12)
         users = get_user_model()
         admin_user = users.objects.filter(username="admin").first()
         if admin_user is None:
             users.objects.create_superuser("admin", "admin@example.invalid", password)
             login = f"admin / {password}"
+        elif chosen:  # lets a returning user who lost the printed password back in
+            admin_user.set_password(chosen)
+            admin_user.save()
+            login = "admin / the EXAMPLE_ADMIN_PASSWORD you set"
         else:
-            login = "admin (existing user; password unchanged)"
+            login = ("admin (existing user, password unchanged; run with "
+                     "EXAMPLE_ADMIN_PASSWORD=... to reset it)")
         port = int(argv[0]) if argv else int(os.environ.get("PORT") or free_port())
         print(f"example_django running at http://127.0.0.1:{port}/", flush=True)
         print(f"  slow cached page: http://127.0.0.1:{port}/slow/", flush=True)
