@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import inspect
+import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -37,6 +38,7 @@ from . import config as _config
 from .keys import canonical
 
 EXTENSION_KEY = "cachekit"
+log = logging.getLogger("cachekit_web")
 TEMPLATE_FRAGMENT_KEY_TEMPLATE = "_template_fragment_cache_%s%s"
 _PAGE = "__cachekit_page__"
 _DEFAULT_VIEW_PREFIX = "view/%s"
@@ -187,6 +189,10 @@ class Cache:
         merged.update(config or self.config or {})
         settings, options = _config.load(merged)
         state = _State(settings, options, CacheClient(settings))
+        if not state.client.codec.keyring.authenticated:
+            log.warning("cachekit: app %r has no SECRET_KEY or CACHEKIT_MASTER_KEY, so cached "
+                        "values are neither signed nor encrypted; {%% cache %%} fragments are "
+                        "not cached until one is set", app.name)
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = state
         if self.with_jinja2_ext:
             from .jinja import CacheExtension

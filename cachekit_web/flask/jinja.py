@@ -43,5 +43,8 @@ class CacheExtension(Extension):
         if timeout == "del":
             client.delete(key)
             return Markup(caller())
+        if not client.codec.keyring.authenticated:
+            # Cached text is replayed as safe HTML: trust only frames we can authenticate.
+            return Markup(caller())
         ttl = DEFAULT if timeout is None else (None if timeout == 0 else timeout)
         return Markup(client.get_or_set(key, lambda: str(caller()), ttl))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request, session
+import logging
+
+import pytest
+from flask import Flask, g, render_template_string, request, session
+
+from cachekit_web.flask import make_template_fragment_key
 
 from .conftest import AppFactory
 
@@ -60,3 +65,39 @@ def test_plain_pages_are_still_cached(make_app: AppFactory) -> None:
     client = app_.test_client()
     client.get("/plain")
     assert "hit" in client.get("/plain").headers["Cache-Status"]
+
+
+def test_fragments_are_not_cached_without_a_key(make_app: AppFactory,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    # Cached fragments are replayed as safe HTML, so unauthenticated frames are never trusted.
+    with caplog.at_level(logging.WARNING, logger="cachekit_web"):
+        app, cache = make_app(SECRET_KEY=None)
+    assert any("neither signed nor encrypted" in r.getMessage() for r in caplog.records)
+    renders: list[int] = []
+
+    @app.route("/frag")
+    def frag() -> str:
+        return render_template_string(
+            "{% cache 60, 'box' %}{{ bump() }}{% endcache %}", bump=lambda: renders.append(1))
+
+    client = app.test_client()
+    client.get("/frag")
+    client.get("/frag")
+    assert len(renders) == 2
+    with app.app_context():
+        assert cache.get(make_template_fragment_key("box")) is None
+
+
+def test_fragments_are_cached_with_a_key(make_app: AppFactory) -> None:
+    app, _ = make_app()
+    renders: list[int] = []
+
+    @app.route("/frag")
+    def frag() -> str:
+        return render_template_string(
+            "{% cache 60, 'box' %}{{ bump() }}{% endcache %}", bump=lambda: renders.append(1))
+
+    client = app.test_client()
+    client.get("/frag")
+    client.get("/frag")
+    assert len(renders) == 1
