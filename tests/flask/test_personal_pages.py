@@ -67,12 +67,16 @@ def test_plain_pages_are_still_cached(make_app: AppFactory) -> None:
     assert "hit" in client.get("/plain").headers["Cache-Status"]
 
 
-def test_fragments_are_not_cached_without_a_key(make_app: AppFactory,
-                                                caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("secret_key", "renders_expected"), [("k3y", 1), (None, 2)])
+def test_fragments_are_cached_only_when_values_are_authenticated(
+    make_app: AppFactory, caplog: pytest.LogCaptureFixture, secret_key: str | None,
+    renders_expected: int,
+) -> None:
     # Cached fragments are replayed as safe HTML, so unauthenticated frames are never trusted.
     with caplog.at_level(logging.WARNING, logger="cachekit_web"):
-        app, cache = make_app(SECRET_KEY=None)
-    assert any("neither signed nor encrypted" in r.getMessage() for r in caplog.records)
+        app, cache = make_app(SECRET_KEY=secret_key)
+    warned = any("neither signed nor encrypted" in r.getMessage() for r in caplog.records)
+    assert warned is (secret_key is None)
     renders: list[int] = []
 
     @app.route("/frag")
@@ -83,21 +87,7 @@ def test_fragments_are_not_cached_without_a_key(make_app: AppFactory,
     client = app.test_client()
     client.get("/frag")
     client.get("/frag")
-    assert len(renders) == 2
+    assert len(renders) == renders_expected
     with app.app_context():
-        assert cache.get(make_template_fragment_key("box")) is None
-
-
-def test_fragments_are_cached_with_a_key(make_app: AppFactory) -> None:
-    app, _ = make_app()
-    renders: list[int] = []
-
-    @app.route("/frag")
-    def frag() -> str:
-        return render_template_string(
-            "{% cache 60, 'box' %}{{ bump() }}{% endcache %}", bump=lambda: renders.append(1))
-
-    client = app.test_client()
-    client.get("/frag")
-    client.get("/frag")
-    assert len(renders) == 1
+        stored = cache.get(make_template_fragment_key("box"))
+    assert (stored is None) is (secret_key is None)
