@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -1150,9 +1150,3 @@ async def _run_compute(compute: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, Awaitable):
         value = await value
     return value
-
-
-def client_from_settings(values: Mapping[str, Any], *, prefix: str = "",
-                         extra_names: Sequence[str] = ()) -> CacheClient:
-    """Build a client from a NAME -> value mapping (adapters use this)."""
-    return CacheClient(Settings.from_mapping(values, prefix=prefix, extra_names=extra_names))
