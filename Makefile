@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 APP    ?= django
 
-.PHONY: demo test lint typecheck unit docs bench clean
+.PHONY: demo test lint typecheck unit docs generate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: $(STAMP)  ## run an example app (APP=django|flask) on an embedded Redis un
 test: lint typecheck unit  ## everything CI checks
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks
+	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks scripts
+	$(PY) scripts/generate_sync.py --check
+
+generate: $(STAMP)  ## rebuild cachekit_web/core/_sync from the async sources in core/_async
+	$(PY) scripts/generate_sync.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

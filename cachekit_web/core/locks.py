@@ -1,7 +1,8 @@
 """Single-flight: concurrent misses for one key inside a process compute once.
 
 Across processes the client adds a distributed lock from the backend
-(redis-py's Lock on Redis); this module is the in-process half.
+(redis-py's Lock on Redis); this module is the in-process half. The thread and
+asyncio flavours share one interface, so the client is written once.
 """
 
 from __future__ import annotations
@@ -59,26 +60,55 @@ class Flights:
         flight.abandon()
 
 
+class AsyncFlight:
+    """One in-progress computation that other tasks of its event loop can wait for."""
+
+    __slots__ = ("_done", "ok", "value")
+
+    def __init__(self) -> None:
+        self._done = asyncio.Event()
+        self.value: Any = None
+        self.ok = False
+
+    def resolve(self, value: Any) -> None:
+        """Publish the computed value to the waiters."""
+        self.value, self.ok = value, True
+        self._done.set()
+
+    def abandon(self) -> None:
+        """Wake the waiters without a value (the leader failed or was cancelled)."""
+        self._done.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait for the leader; True only if it produced a value in time."""
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return self.ok
+
+
 class AsyncFlights:
     """Single-flight for coroutines, one table per event loop."""
 
     def __init__(self) -> None:
-        self._flights: dict[tuple[int, str], asyncio.Future[Any]] = {}
+        self._flights: dict[tuple[int, str], tuple[asyncio.AbstractEventLoop, AsyncFlight]] = {}
 
-    def join(self, key: str) -> tuple[asyncio.Future[Any], bool]:
-        """Return the future for ``key`` and whether the caller leads it."""
+    def join(self, key: str) -> tuple[AsyncFlight, bool]:
+        """Return the flight for ``key`` and whether the caller leads it."""
         loop = asyncio.get_running_loop()
         slot = (id(loop), key)
-        fut = self._flights.get(slot)
-        if fut is not None and not fut.done() and fut.get_loop() is loop:
-            return fut, False
-        fut = self._flights[slot] = loop.create_future()
-        return fut, True
+        found = self._flights.get(slot)
+        if found is not None and found[0] is loop:
+            return found[1], False
+        flight = AsyncFlight()
+        self._flights[slot] = (loop, flight)
+        return flight, True
 
-    def leave(self, key: str, fut: asyncio.Future[Any]) -> None:
-        """The leader is done: forget the future."""
-        slot = (id(fut.get_loop()), key)
-        if self._flights.get(slot) is fut:
+    def leave(self, key: str, flight: AsyncFlight) -> None:
+        """The leader is done: forget the flight and wake anyone still waiting."""
+        slot = (id(asyncio.get_running_loop()), key)
+        found = self._flights.get(slot)
+        if found is not None and found[1] is flight:
             del self._flights[slot]
-        if not fut.done():
-            fut.cancel()
+        flight.abandon()

@@ -17,7 +17,7 @@ def _redis(client: CacheClient) -> Any:
 
 def count_keys(client: CacheClient, limit: int = 10_000_000) -> int:
     """How many keys this client's namespace holds (SCAN, never KEYS), up to ``limit``."""
-    from .backends.redis import _escape_glob, translated
+    from .backends.common import _escape_glob, translated
 
     redis_client = _redis(client)
     prefix = client.full_key("x")[:-1]
@@ -35,7 +35,7 @@ def count_keys(client: CacheClient, limit: int = 10_000_000) -> int:
 
 def clear_in_batches(client: CacheClient, batch: int = _BATCH) -> Iterator[int]:
     """Delete this namespace's keys, yielding how many each batch removed."""
-    from .backends.redis import _escape_glob, translated
+    from .backends.common import _escape_glob, translated
 
     redis_client = _redis(client)
     prefix = client.full_key("x")[:-1]

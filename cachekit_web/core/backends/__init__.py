@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+import importlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 
 class LockLike(Protocol):
@@ -40,6 +45,8 @@ class Backend(Protocol):
     def exists(self, key: str) -> bool: ...
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None: ...
     def delete_prefix(self, prefix: str) -> int: ...
+    def scan_prefix(self, prefix: str, count: int = 1000) -> Iterator[list[bytes]]: ...
+    def count_prefix(self, prefix: str, limit: int) -> int: ...
     def lock(self, name: str, timeout: float) -> LockLike: ...
     def ping(self) -> float: ...
     def info(self) -> dict[str, Any]: ...
@@ -62,6 +69,8 @@ class AsyncBackend(Protocol):
     async def exists(self, key: str) -> bool: ...
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None: ...
     async def delete_prefix(self, prefix: str) -> int: ...
+    def scan_prefix(self, prefix: str, count: int = 1000) -> AsyncIterator[list[bytes]]: ...
+    async def count_prefix(self, prefix: str, limit: int) -> int: ...
     def lock(self, name: str, timeout: float) -> AsyncLockLike: ...
     async def ping(self) -> float: ...
     async def info(self) -> dict[str, Any]: ...
@@ -120,3 +129,62 @@ def lock_key(full_key: str) -> str:
     if hash_tag(full_key) is not None or "}" in full_key:
         return "!lock:" + full_key  # keeps the key's own {tag}
     return "{" + full_key + "}!lock"
+
+
+# -- the factory registry ------------------------------------------------------
+# kind -> (module, sync class, async class). Topology modules load only when named.
+_FACTORIES: dict[str, tuple[str, str, str]] = {
+    "redis": ("cachekit_web.core.backends.redis", "RedisBackend", "AsyncRedisBackend"),
+    "cluster": ("cachekit_web.core.backends.cluster", "ClusterBackend", "AsyncClusterBackend"),
+    "sentinel": ("cachekit_web.core.backends.sentinel", "SentinelBackend",
+                 "AsyncSentinelBackend"),
+    "replicas": ("cachekit_web.core.backends.sentinel", "ReplicatedRedisBackend",
+                 "AsyncReplicatedRedisBackend"),
+}
+_MEMORY_STORES: dict[str, Any] = {}
+_MEMORY_LOCK = threading.Lock()
+
+
+def backend_kind(url: str, settings: Settings) -> str:
+    """Which backend serves ``url``: memory, redis, cluster, sentinel or replicas."""
+    scheme = scheme_of(url)
+    if scheme == "memory":
+        return "memory"
+    if scheme.endswith("+cluster"):
+        return "cluster"
+    if scheme.endswith("+sentinel"):
+        return "sentinel"
+    if settings.REPLICA_URLS:
+        return "replicas"
+    return "redis"  # redis-py rejects unknown schemes with E042 at construction
+
+
+def memory_store(url: str, settings: Settings) -> Any:
+    """The process-wide memory store for ``url``: memory://name is shared by name, like locmem."""
+    from .memory import MemoryBackend
+
+    with _MEMORY_LOCK:
+        store = _MEMORY_STORES.get(url)
+        if store is None:
+            store = _MEMORY_STORES[url] = MemoryBackend(settings.MEMORY_MAX_ENTRIES)
+        return store
+
+
+def make_backend(url: str, settings: Settings) -> Backend:
+    """Build the synchronous backend ``url`` names."""
+    kind = backend_kind(url, settings)
+    if kind == "memory":
+        return memory_store(url, settings)  # type: ignore[no-any-return]
+    module, name, _ = _FACTORIES[kind]
+    return getattr(importlib.import_module(module), name)(url, settings)  # type: ignore[no-any-return]
+
+
+def make_async_backend(url: str, settings: Settings) -> AsyncBackend:
+    """Build the asyncio backend ``url`` names."""
+    kind = backend_kind(url, settings)
+    if kind == "memory":
+        from .memory import AsyncMemoryBackend
+
+        return AsyncMemoryBackend(memory_store(url, settings))
+    module, _, name = _FACTORIES[kind]
+    return getattr(importlib.import_module(module), name)(url, settings)  # type: ignore[no-any-return]

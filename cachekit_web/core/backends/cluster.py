@@ -27,7 +27,7 @@ from redis.retry import Retry
 from ..errors import BackendConnectionError, CachekitError, ConfigurationError, LockTimeoutError
 from ..settings import Settings
 from . import redact_url
-from .redis import _SCAN_BATCH, _UPDATE_ATTEMPTS, _escape_glob, _info_subset, _ms, translate
+from .common import _SCAN_BATCH, _UPDATE_ATTEMPTS, _escape_glob, _info_subset, _ms, translate
 
 T = TypeVar("T")
 

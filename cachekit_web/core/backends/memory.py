@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 
@@ -137,6 +137,22 @@ class MemoryBackend:
                 del self._data[k]
             return len(doomed)
 
+    def _live_keys(self, prefix: str) -> list[bytes]:
+        now = time.monotonic()
+        with self._lock:
+            return [k.encode() for k, (_, exp) in self._data.items()
+                    if k.startswith(prefix) and (exp is None or exp > now)]
+
+    def scan_prefix(self, prefix: str, count: int = 1000) -> Iterator[list[bytes]]:
+        """Yield the live keys under ``prefix`` in batches."""
+        keys = self._live_keys(prefix)
+        for i in range(0, len(keys), count):
+            yield keys[i:i + count]
+
+    def count_prefix(self, prefix: str, limit: int) -> int:
+        """How many live keys lie under ``prefix``, counting at most ``limit``."""
+        return min(limit, len(self._live_keys(prefix)))
+
     def lock(self, name: str, timeout: float) -> _MemoryLock:
         return _MemoryLock(self, name, timeout)
 
@@ -217,6 +233,15 @@ class AsyncMemoryBackend:
 
     async def delete_prefix(self, prefix: str) -> int:
         return self.store.delete_prefix(prefix)
+
+    async def scan_prefix(self, prefix: str, count: int = 1000) -> AsyncIterator[list[bytes]]:
+        """Yield the live keys under ``prefix`` in batches."""
+        for batch in self.store.scan_prefix(prefix, count):
+            yield batch
+
+    async def count_prefix(self, prefix: str, limit: int) -> int:
+        """How many live keys lie under ``prefix``, counting at most ``limit``."""
+        return self.store.count_prefix(prefix, limit)
 
     def lock(self, name: str, timeout: float) -> _AsyncMemoryLock:
         return _AsyncMemoryLock(self.store.lock(name, timeout))

@@ -30,20 +30,20 @@ from redis.sentinel import (
     SlaveNotFoundError,
 )
 
+from .._async.redis import CONNECTION_CLASSES as _ASYNC_CLASSES
+from .._async.redis import AsyncConnectPhaseMixin as _AsyncConnectPhaseMixin
+from .._async.redis import AsyncPool as _AsyncPool
+from .._async.redis import AsyncRedisBackend
+from .._sync.redis import CONNECTION_CLASSES as _SYNC_CLASSES
+from .._sync.redis import ConnectPhaseMixin as _ConnectPhaseMixin
+from .._sync.redis import Pool as _Pool
+from .._sync.redis import RedisBackend
 from ..errors import ConfigurationError
 from ..settings import Settings
-from . import AsyncBackend, Backend, redact_url, scheme_of
+from . import redact_url, scheme_of
 from .cluster import NodeGuard, node_options, node_report, parse_hosts_url
-from .redis import (
-    _ASYNC_CLASSES,
-    _SYNC_CLASSES,
-    AsyncRedisBackend,
+from .common import (
     ConnectRefused,
-    RedisBackend,
-    _AsyncConnectPhaseMixin,
-    _AsyncPool,
-    _ConnectPhaseMixin,
-    _Pool,
     pool_from_url,
     pool_options,
     translate,
@@ -156,7 +156,8 @@ class ReplicatedRedisBackend(_ReplicaReads, RedisBackend):
         self._replica_pools: list[Any] = []
         if settings.REPLICA_READS:
             for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
-                pool = pool_from_url(_Pool, rurl, _SYNC_CLASSES, pool_options(rurl, settings))
+                pool = pool_from_url(_Pool, rurl, _SYNC_CLASSES,
+                                     pool_options(rurl, settings, Retry))
                 self._replica_pools.append(pool)
                 self.readers.append((redact_url(rurl), redis.Redis(connection_pool=pool)))
         self._rr = itertools.count()
@@ -208,7 +209,7 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
             data["username"] = spec.username
         if spec.password:
             data["password"] = spec.password
-        retry_opts = pool_options("redis://x", settings)
+        retry_opts = pool_options("redis://x", settings, Retry)
         data["retry"] = retry_opts["retry"]
         data["retry_on_timeout"] = False
         sentinel_kwargs: dict[str, Any] = {
@@ -275,20 +276,6 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
         self.client.connection_pool.disconnect()
         for s in self.sentinel.sentinels:
             s.connection_pool.disconnect()
-
-
-def make_topology_backend(url: str, settings: Settings) -> Backend:
-    """The backend for a cluster, sentinel or replicated URL (None-free dispatch)."""
-    scheme = scheme_of(url)
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        from .cluster import ClusterBackend
-
-        return ClusterBackend(url, settings)
-    if _is_sentinel(url):
-        return SentinelBackend(url, settings)
-    if settings.REPLICA_URLS:
-        return ReplicatedRedisBackend(url, settings)
-    raise ConfigurationError(f"no topology backend for {redact_url(url)}", code="E042")
 
 
 # -- asyncio ------------------------------------------------------------------
@@ -396,7 +383,7 @@ class AsyncReplicatedRedisBackend(_AsyncReplicaReads, AsyncRedisBackend):
         if settings.REPLICA_READS:
             for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
                 pool = pool_from_url(_AsyncPool, rurl, _ASYNC_CLASSES,
-                                     pool_options(rurl, settings))
+                                     pool_options(rurl, settings, ARetry))
                 self.readers.append((redact_url(rurl), aredis.Redis(connection_pool=pool)))
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0))
@@ -503,17 +490,3 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
         await self.client.connection_pool.disconnect()
         for s in self.sentinel.sentinels:
             await s.connection_pool.disconnect()
-
-
-def make_async_topology_backend(url: str, settings: Settings) -> AsyncBackend:
-    """The asyncio backend for a cluster, sentinel or replicated URL."""
-    scheme = scheme_of(url)
-    if scheme in ("redis+cluster", "rediss+cluster"):
-        from .cluster import AsyncClusterBackend
-
-        return AsyncClusterBackend(url, settings)
-    if _is_sentinel(url):
-        return AsyncSentinelBackend(url, settings)
-    if settings.REPLICA_URLS:
-        return AsyncReplicatedRedisBackend(url, settings)
-    raise ConfigurationError(f"no topology backend for {redact_url(url)}", code="E042")

@@ -1,0 +1,244 @@
+"""A Redis store on redis-py: URL, TLS, unix socket.
+
+The async source of the Redis backend; ``core/_sync/redis.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import redis
+
+from ..backends import redact_url
+from ..backends.common import (
+    _PASSTHROUGH,
+    _SCAN_BATCH,
+    _UPDATE_ATTEMPTS,
+    ConnectRefused,
+    ConnectTimeout,
+    PoolExhausted,
+    _contention_pause,
+    _escape_glob,
+    _info_subset,
+    _ms,
+    pool_from_url,
+    pool_options,
+    translated,
+)
+from ..backends.redispy import (
+    AsyncBlockingConnectionPool,
+    AsyncConnection,
+    AsyncRedis,
+    AsyncRetry,
+    AsyncSSLConnection,
+    AsyncUnixDomainSocketConnection,
+)
+from ..errors import LockTimeoutError
+from ..flavours import async_sleep
+from ..settings import Settings
+
+
+class AsyncConnectPhaseMixin:
+    """Marks errors raised while connecting, so the map can tell E010/E011 from E065/E064."""
+
+    passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
+
+    async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except self.passthrough:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
+
+class _AsyncTcpConnection(AsyncConnectPhaseMixin, AsyncConnection):
+    pass
+
+
+class _AsyncSslConnection(AsyncConnectPhaseMixin, AsyncSSLConnection):
+    pass
+
+
+class _AsyncUnixConnection(AsyncConnectPhaseMixin, AsyncUnixDomainSocketConnection):
+    pass
+
+
+class AsyncPool(AsyncBlockingConnectionPool):
+    """A blocking pool whose exhaustion is E012, not a connection error."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
+            raise
+        except redis.ConnectionError as exc:
+            raise PoolExhausted(*exc.args) from None
+
+
+CONNECTION_CLASSES: dict[str, Any] = {
+    "redis": _AsyncTcpConnection, "rediss": _AsyncSslConnection, "unix": _AsyncUnixConnection,
+}
+
+
+def async_pool_for(url: str, settings: Settings) -> Any:
+    """A pool for ``url`` with this module's connection classes and the shared options."""
+    return pool_from_url(AsyncPool, url, CONNECTION_CLASSES,
+                         pool_options(url, settings, AsyncRetry))
+
+
+class AsyncRedisBackend:
+    """A Redis store with a bounded, blocking connection pool."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self._url = redact_url(url)
+        self.pool = async_pool_for(url, settings)
+        self.client: Any = AsyncRedis(connection_pool=self.pool)  # redis-py typing is loose
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._url}>"
+
+    def describe(self) -> str:
+        """Where the data lives, password redacted."""
+        return self._url
+
+    async def get(self, key: str) -> bytes | None:
+        with translated():
+            return cast("bytes | None", await self.client.get(key))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        with translated():
+            return cast("list[bytes | None]", await self.client.mget(keys))
+
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+        with translated():
+            return bool(await self.client.set(key, value, px=_ms(ttl), nx=nx))
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
+        if not items:
+            return True
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            px = _ms(ttl)
+            for k, v in items.items():
+                pipe.set(k, v, px=px)
+            await pipe.execute()
+        return True
+
+    async def delete(self, key: str) -> bool:
+        with translated():
+            return bool(await self.client.delete(key))
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        with translated():
+            return int(await self.client.delete(*keys))
+
+    async def touch(self, key: str, ttl: float | None) -> bool:
+        with translated():
+            if ttl is None:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.exists(key)
+                pipe.persist(key)
+                return bool((await pipe.execute())[0])
+            return bool(await self.client.pexpire(key, _ms(ttl) or 1))
+
+    async def ttl(self, key: str) -> float | None:
+        with translated():
+            ms = int(await self.client.pttl(key))
+        if ms == -1:
+            return None
+        return 0.0 if ms < 0 else ms / 1000.0
+
+    async def exists(self, key: str) -> bool:
+        with translated():
+            return bool(await self.client.exists(key))
+
+    async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
+        with translated():
+            async with self.client.pipeline(transaction=True) as pipe:
+                for attempt in range(_UPDATE_ATTEMPTS):
+                    try:
+                        await pipe.watch(key)
+                        old = await pipe.get(key)
+                        if old is None:
+                            await pipe.unwatch()
+                            return None
+                        new = fn(old)
+                        pipe.multi()
+                        pipe.set(key, new, keepttl=True)
+                        await pipe.execute()
+                        return new
+                    except redis.WatchError:
+                        await async_sleep(_contention_pause(attempt))
+        raise LockTimeoutError("too much contention on one key", code="E050")
+
+    async def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
+        """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""
+        with translated():
+            batch: list[bytes] = []
+            async for k in self.client.scan_iter(match=_escape_glob(prefix) + "*", count=count):
+                batch.append(k)
+                if len(batch) >= _SCAN_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    async def count_prefix(self, prefix: str, limit: int) -> int:
+        """How many keys lie under ``prefix``, counting at most ``limit``."""
+        n = 0
+        async for batch in self.scan_prefix(prefix):
+            n += len(batch)
+            if n >= limit:
+                return limit
+        return n
+
+    async def delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        async for batch in self.scan_prefix(prefix):
+            with translated():
+                removed += int(await self.client.unlink(*batch))
+        return removed
+
+    def lock(self, name: str, timeout: float) -> AsyncTranslatedLock:
+        return AsyncTranslatedLock(self.client.lock(name, timeout=timeout, sleep=0.01,
+                                                    thread_local=False))
+
+    async def ping(self) -> float:
+        start = time.perf_counter()
+        with translated():
+            await self.client.ping()
+        return time.perf_counter() - start
+
+    async def info(self) -> dict[str, Any]:
+        with translated():
+            return _info_subset(await self.client.info())
+
+    async def close(self) -> None:
+        await self.pool.disconnect()
+
+
+class AsyncTranslatedLock:
+    """redis-py's lock with our error boundary; releasing a lost lock is not an error."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
+        with translated():
+            return bool(
+                await self._inner.acquire(blocking=blocking, blocking_timeout=blocking_timeout)
+            )
+
+    async def release(self) -> None:
+        with translated(), contextlib.suppress(redis.exceptions.LockError):
+            await self._inner.release()

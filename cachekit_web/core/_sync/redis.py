@@ -1,0 +1,246 @@
+# GENERATED from cachekit_web/core/_async/redis.py by scripts/generate_sync.py.
+# Do not edit: change the async source, then run `make generate`.
+"""A Redis store on redis-py: URL, TLS, unix socket.
+
+The async source of the Redis backend; ``core/_sync/redis.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
+
+import redis
+
+from ..backends import redact_url
+from ..backends.common import (
+    _PASSTHROUGH,
+    _SCAN_BATCH,
+    _UPDATE_ATTEMPTS,
+    ConnectRefused,
+    ConnectTimeout,
+    PoolExhausted,
+    _contention_pause,
+    _escape_glob,
+    _info_subset,
+    _ms,
+    pool_from_url,
+    pool_options,
+    translated,
+)
+from ..backends.redispy import (
+    BlockingConnectionPool,
+    Connection,
+    Redis,
+    Retry,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+from ..errors import LockTimeoutError
+from ..flavours import sleep
+from ..settings import Settings
+
+
+class ConnectPhaseMixin:
+    """Marks errors raised while connecting, so the map can tell E010/E011 from E065/E064."""
+
+    passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().connect_check_health(*args, **kwargs)  # type: ignore[misc]
+        except self.passthrough:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
+
+class _TcpConnection(ConnectPhaseMixin, Connection):
+    pass
+
+
+class _SslConnection(ConnectPhaseMixin, SSLConnection):
+    pass
+
+
+class _UnixConnection(ConnectPhaseMixin, UnixDomainSocketConnection):
+    pass
+
+
+class Pool(BlockingConnectionPool):
+    """A blocking pool whose exhaustion is E012, not a connection error."""
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
+            raise
+        except redis.ConnectionError as exc:
+            raise PoolExhausted(*exc.args) from None
+
+
+CONNECTION_CLASSES: dict[str, Any] = {
+    "redis": _TcpConnection, "rediss": _SslConnection, "unix": _UnixConnection,
+}
+
+
+def pool_for(url: str, settings: Settings) -> Any:
+    """A pool for ``url`` with this module's connection classes and the shared options."""
+    return pool_from_url(Pool, url, CONNECTION_CLASSES,
+                         pool_options(url, settings, Retry))
+
+
+class RedisBackend:
+    """A Redis store with a bounded, blocking connection pool."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self._url = redact_url(url)
+        self.pool = pool_for(url, settings)
+        self.client: Any = Redis(connection_pool=self.pool)  # redis-py typing is loose
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._url}>"
+
+    def describe(self) -> str:
+        """Where the data lives, password redacted."""
+        return self._url
+
+    def get(self, key: str) -> bytes | None:
+        with translated():
+            return cast("bytes | None", self.client.get(key))
+
+    def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        with translated():
+            return cast("list[bytes | None]", self.client.mget(keys))
+
+    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+        with translated():
+            return bool(self.client.set(key, value, px=_ms(ttl), nx=nx))
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
+        if not items:
+            return True
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            px = _ms(ttl)
+            for k, v in items.items():
+                pipe.set(k, v, px=px)
+            pipe.execute()
+        return True
+
+    def delete(self, key: str) -> bool:
+        with translated():
+            return bool(self.client.delete(key))
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        with translated():
+            return int(self.client.delete(*keys))
+
+    def touch(self, key: str, ttl: float | None) -> bool:
+        with translated():
+            if ttl is None:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.exists(key)
+                pipe.persist(key)
+                return bool((pipe.execute())[0])
+            return bool(self.client.pexpire(key, _ms(ttl) or 1))
+
+    def ttl(self, key: str) -> float | None:
+        with translated():
+            ms = int(self.client.pttl(key))
+        if ms == -1:
+            return None
+        return 0.0 if ms < 0 else ms / 1000.0
+
+    def exists(self, key: str) -> bool:
+        with translated():
+            return bool(self.client.exists(key))
+
+    def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
+        with translated():
+            with self.client.pipeline(transaction=True) as pipe:
+                for attempt in range(_UPDATE_ATTEMPTS):
+                    try:
+                        pipe.watch(key)
+                        old = pipe.get(key)
+                        if old is None:
+                            pipe.unwatch()
+                            return None
+                        new = fn(old)
+                        pipe.multi()
+                        pipe.set(key, new, keepttl=True)
+                        pipe.execute()
+                        return new
+                    except redis.WatchError:
+                        sleep(_contention_pause(attempt))
+        raise LockTimeoutError("too much contention on one key", code="E050")
+
+    def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
+        """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""
+        with translated():
+            batch: list[bytes] = []
+            for k in self.client.scan_iter(match=_escape_glob(prefix) + "*", count=count):
+                batch.append(k)
+                if len(batch) >= _SCAN_BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    def count_prefix(self, prefix: str, limit: int) -> int:
+        """How many keys lie under ``prefix``, counting at most ``limit``."""
+        n = 0
+        for batch in self.scan_prefix(prefix):
+            n += len(batch)
+            if n >= limit:
+                return limit
+        return n
+
+    def delete_prefix(self, prefix: str) -> int:
+        removed = 0
+        for batch in self.scan_prefix(prefix):
+            with translated():
+                removed += int(self.client.unlink(*batch))
+        return removed
+
+    def lock(self, name: str, timeout: float) -> TranslatedLock:
+        return TranslatedLock(self.client.lock(name, timeout=timeout, sleep=0.01,
+                                                    thread_local=False))
+
+    def ping(self) -> float:
+        start = time.perf_counter()
+        with translated():
+            self.client.ping()
+        return time.perf_counter() - start
+
+    def info(self) -> dict[str, Any]:
+        with translated():
+            return _info_subset(self.client.info())
+
+    def close(self) -> None:
+        self.pool.disconnect()
+
+
+class TranslatedLock:
+    """redis-py's lock with our error boundary; releasing a lost lock is not an error."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
+        with translated():
+            return bool(
+                self._inner.acquire(blocking=blocking, blocking_timeout=blocking_timeout)
+            )
+
+    def release(self) -> None:
+        with translated(), contextlib.suppress(redis.exceptions.LockError):
+            self._inner.release()

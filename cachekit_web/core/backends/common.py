@@ -1,0 +1,177 @@
+"""What every Redis backend shares, in both flavours: the error boundary, pool options, helpers.
+
+This module is the one boundary where redis-py's exceptions become ours,
+through ``_ERROR_MAP`` (matched on exception type, most specific first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+
+from ..errors import (
+    BackendAuthError,
+    BackendConnectionError,
+    BackendError,
+    BackendTimeoutError,
+    CachekitError,
+    ConfigurationError,
+)
+from ..settings import Settings
+from . import redact_url, redispy, scheme_of
+
+_UPDATE_ATTEMPTS = 100
+_SCAN_BATCH = 500
+
+
+def _contention_pause(attempt: int) -> float:
+    """Seconds to wait before retrying a WATCH update: jittered, so contenders fall out of step."""
+    return random.random() * min(0.01, 0.0005 * (attempt + 1))
+
+
+class ConnectRefused(redis.ConnectionError):
+    """A connection could not be established (as opposed to one lost mid-request)."""
+
+
+class ConnectTimeout(redis.TimeoutError):
+    """Establishing a connection timed out (as opposed to a slow reply)."""
+
+
+class PoolExhausted(redis.ConnectionError):
+    """No pooled connection became free within POOL_TIMEOUT."""
+
+
+_PASSTHROUGH = (
+    redis.exceptions.AuthenticationError,
+    redis.exceptions.AuthorizationError,
+    redis.exceptions.BusyLoadingError,
+)
+
+# redis-py exception type -> (our exception class, code). Looked up along the MRO.
+_ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
+    redis.exceptions.AuthenticationError: (BackendAuthError, "E060"),
+    redis.exceptions.AuthorizationError: (BackendAuthError, "E060"),
+    redis.exceptions.NoPermissionError: (BackendAuthError, "E060"),
+    redis.exceptions.AuthenticationWrongNumberOfArgsError: (BackendAuthError, "E060"),
+    PoolExhausted: (BackendConnectionError, "E012"),
+    redis.exceptions.MaxConnectionsError: (BackendConnectionError, "E012"),
+    ConnectRefused: (BackendConnectionError, "E010"),
+    ConnectTimeout: (BackendTimeoutError, "E011"),
+    redis.TimeoutError: (BackendTimeoutError, "E064"),
+    redis.exceptions.BusyLoadingError: (BackendError, "E061"),
+    redis.ConnectionError: (BackendConnectionError, "E065"),
+    redis.exceptions.OutOfMemoryError: (BackendError, "E066"),
+    redis.exceptions.ReadOnlyError: (BackendError, "E062"),
+    # Topology: redirections and failovers are not failures of the server (E013/E014
+    # do not trip the breaker); a cluster that refuses every slot is (E062).
+    redis.exceptions.ClusterDownError: (BackendError, "E062"),
+    redis.exceptions.TryAgainError: (BackendConnectionError, "E014"),
+    redis.exceptions.AskError: (BackendConnectionError, "E014"),  # MovedError is a subclass
+    redis.exceptions.SlotNotCoveredError: (BackendConnectionError, "E013"),
+    redispy.MasterNotFoundError: (BackendConnectionError, "E014"),
+    redispy.SlaveNotFoundError: (BackendConnectionError, "E014"),
+    redispy.AsyncMasterNotFoundError: (BackendConnectionError, "E014"),
+    redispy.AsyncSlaveNotFoundError: (BackendConnectionError, "E014"),
+    redis.exceptions.RedisClusterException: (BackendConnectionError, "E010"),
+    redis.exceptions.InvalidResponse: (BackendError, "E067"),
+    redis.exceptions.ResponseError: (BackendError, "E063"),
+    redis.exceptions.DataError: (BackendError, "E063"),
+    redis.RedisError: (BackendError, "E062"),
+    TimeoutError: (BackendTimeoutError, "E064"),
+    ConnectionError: (BackendConnectionError, "E065"),
+    OSError: (BackendConnectionError, "E065"),
+}
+
+
+def translate(exc: BaseException) -> CachekitError:
+    """Map a redis-py (or socket) exception to a coded cachekit-web error."""
+    if isinstance(exc, CachekitError):
+        return exc
+    for klass in type(exc).__mro__:
+        hit = _ERROR_MAP.get(klass)
+        if hit is not None:
+            cls, code = hit
+            return cls(f"{type(exc).__name__} from Redis", code=code)
+    return BackendError(f"unexpected {type(exc).__name__} from Redis", code="E062")
+
+
+@contextlib.contextmanager
+def translated() -> Iterator[None]:
+    """Re-raise redis-py and socket errors as cachekit-web errors."""
+    try:
+        yield
+    except CachekitError:
+        raise
+    except (redis.RedisError, redis.exceptions.RedisClusterException, OSError) as exc:
+        raise translate(exc) from None
+
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def retry_policy(settings: Settings, retry_class: Any) -> Any:
+    """RETRIES as a redis-py retry: lost connections only, at once, never a timeout.
+
+    A timeout already spent the caller's budget, and a backoff sleep would cost every
+    call ~20 ms while Redis refuses connections. Every backend and flavour uses this.
+    """
+    return retry_class(NoBackoff(), settings.RETRIES, supported_errors=(redis.ConnectionError,))
+
+
+def pool_options(url: str, settings: Settings, retry_class: Any) -> dict[str, Any]:
+    """Keyword arguments for a redis-py pool built from ``url`` and settings."""
+    scheme = scheme_of(url)
+    if scheme not in SCHEMES:
+        raise ConfigurationError(
+            f"unsupported URL scheme {scheme!r} in {redact_url(url)}", code="E042"
+        )
+    options: dict[str, Any] = {
+        "max_connections": settings.CONNECTION_POOL_SIZE,
+        "timeout": settings.POOL_TIMEOUT,
+        "socket_timeout": settings.SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
+        "health_check_interval": settings.HEALTH_CHECK_INTERVAL,
+        "retry": retry_policy(settings, retry_class),
+        "retry_on_timeout": False,
+    }
+    if scheme == "rediss":
+        options["ssl_cert_reqs"] = settings.SSL_CERT_REQS
+        if settings.SSL_CA_CERTS:
+            options["ssl_ca_certs"] = settings.SSL_CA_CERTS
+    return options
+
+
+def pool_from_url(pool_class: Any, url: str, classes: Mapping[str, Any],
+                  options: dict[str, Any]) -> Any:
+    """Build a redis-py pool for ``url``; a URL redis-py cannot parse is E042, shown redacted."""
+    try:
+        return pool_class.from_url(url, connection_class=classes[scheme_of(url)], **options)
+    except (ValueError, TypeError) as exc:  # e.g. an unquoted '/' in the password
+        raise ConfigurationError(
+            f"invalid Redis URL {redact_url(url)} ({type(exc).__name__}); percent-encode "
+            "special characters in the password", code="E042"
+        ) from None
+
+
+def _ms(ttl: float | None) -> int | None:
+    return None if ttl is None else max(1, round(ttl * 1000))
+
+
+def _escape_glob(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _info_subset(raw: Mapping[str, Any]) -> dict[str, Any]:
+    wanted = (
+        "redis_version", "role", "uptime_in_seconds", "connected_clients", "used_memory",
+        "used_memory_human", "maxmemory", "maxmemory_policy", "evicted_keys",
+        "expired_keys", "keyspace_hits", "keyspace_misses",
+    )
+    return {k: raw[k] for k in wanted if k in raw}
+
+

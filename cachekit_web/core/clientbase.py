@@ -1,0 +1,359 @@
+"""What the sync and async clients share without I/O: keys, encoding, guarding, reporting.
+
+The I/O itself is written once, in ``core/_async/client.py``; ``core/_sync/client.py``
+is generated from it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
+
+from .backends import lock_key
+from .breaker import CircuitBreaker, State, Transition
+from .codec import Codec, Entry
+from .crypto import KeyRing
+from .errors import (
+    CachekitError,
+    CircuitOpenError,
+    ClientClosedError,
+    DeserializationError,
+    IntegrityError,
+    InvalidKeyError,
+    LockTimeoutError,
+    SerializationError,
+    ValueTooLargeError,
+)
+from .health import HealthReport, build_report
+from .metrics import Metrics
+from .settings import Settings
+
+log = logging.getLogger("cachekit_web")
+
+T = TypeVar("T")
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT: Any = _Default()
+"""Timeout sentinel: use the DEFAULT_TIMEOUT setting."""
+
+_MISSING: Any = object()
+# Raised by codec work inside a backend call: about the data, not the backend's health.
+_DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
+# A computed value get_or_set cannot store because of its size: served uncached. (E020, a
+# type that cannot be stored, still raises: it fails on the first call, as in Django.)
+_UNSTORABLE = (ValueTooLargeError,)
+_CHUNK = 1000
+
+
+class Unavailable(enum.Enum):
+    """What a guarded backend call returns when it could not run (breaker open, outage)."""
+
+    TOKEN = "unavailable"
+
+
+UNAVAILABLE = Unavailable.TOKEN
+
+Status = Literal["hit", "miss", "stale", "bypass"]
+
+
+@dataclass(frozen=True)
+class Result(Generic[T]):
+    """A value from get_or_set and how it was obtained: hit, miss, stale or bypass."""
+
+    value: T
+    status: Status
+
+
+class _PendingDeletes:
+    """Keys whose deletion must be applied when Redis is reachable again (bounded)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._clear = False
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._keys) or self._clear
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for k in keys:
+                self._keys[k] = None
+            if len(self._keys) > self._limit:
+                # Too many to remember one by one: clear the namespace on recovery instead.
+                self._keys.clear()
+                self._clear = True
+
+    def clear_all(self) -> None:
+        with self._lock:
+            self._keys.clear()
+            self._clear = True
+
+    def take(self) -> tuple[list[str], bool]:
+        with self._lock:
+            keys, clear = list(self._keys), self._clear
+            self._keys.clear()
+            self._clear = False
+            return keys, clear
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._keys.pop(key, None)
+
+    def restore(self, keys: list[str], clear: bool) -> None:
+        if clear:
+            self.clear_all()
+        self.add(keys)
+
+
+class _LogLimiter:
+    """Logs each error code at most once per interval, counting what it held back."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def emit(self, level: int, code: str, message: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(code)
+            if last is not None and now - last < self.interval:
+                self._held[code] = self._held.get(code, 0) + 1
+                return
+            self._last[code] = now
+            held = self._held.pop(code, 0)
+        suffix = f" ({held} similar suppressed)" if held else ""
+        log.log(level, "[%s] %s%s", code, message, suffix, extra={"cachekit_code": code})
+
+
+def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
+    if settings is None:
+        if url:
+            overrides = {**overrides, "REDIS_URL": url}
+        settings = Settings.from_env(None, **overrides)
+    else:
+        changes = dict(overrides)
+        if url:
+            changes["REDIS_URL"] = url
+        if changes:
+            settings = settings.replace(**changes)
+    return settings
+
+
+class _ClientBase:
+    """Everything the sync and async clients share: no I/O here."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        breaker: CircuitBreaker | None = None,
+        metrics: Metrics | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        self.settings = settings
+        self.url = settings.require_url()
+        self.namespace = settings.NAMESPACE
+        self._prefix = settings.NAMESPACE + ":"
+        self.codec = codec or Codec(
+            KeyRing(
+                namespace=settings.NAMESPACE,
+                master_key=settings.MASTER_KEY,
+                previous_keys=settings.PREVIOUS_MASTER_KEYS,
+                signing_key=settings.SIGNING_KEY,
+            ),
+            compress_min_size=settings.COMPRESS_MIN_SIZE,
+            max_value_size=settings.MAX_VALUE_SIZE,
+            pickle_fallback=settings.PICKLE_FALLBACK,
+        )
+        self.breaker = breaker or CircuitBreaker(
+            failure_threshold=settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
+            window=settings.CIRCUIT_BREAKER_WINDOW,
+            recovery_timeout=settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT,
+            half_open_max_calls=settings.CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS,
+            enabled=settings.CIRCUIT_BREAKER_ENABLED,
+        )
+        if breaker is None:  # a shared breaker is already logged by the client that owns it
+            self.breaker.add_listener(self._on_transition)
+        self.metrics = metrics or Metrics()
+        self.pending = _PendingDeletes(settings.PENDING_DELETES_MAX)
+        self.strict = settings.STRICT
+        self._logger = _LogLimiter(settings.LOG_INTERVAL)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.describe()} namespace={self.namespace!r} "
+            f"encrypted={self.codec.keyring.encrypted} breaker={self.breaker.state.value}>"
+        )
+
+    def describe(self) -> str:
+        """The backend's location, safe to show."""
+        return str(getattr(self._backend_any, "describe", lambda: "?")())
+
+    @property
+    def _backend_any(self) -> Any:
+        raise NotImplementedError
+
+    # -- keys and values ---------------------------------------------------
+    def full_key(self, key: str) -> str:
+        """The Redis key for ``key``: namespace, colon, key; raises E023 if invalid."""
+        if not isinstance(key, str) or not key:
+            raise InvalidKeyError(f"cache keys must be non-empty strings, not {type(key).__name__}",
+                                  code="E023")
+        if len(key) > self.settings.MAX_KEY_LENGTH:
+            raise InvalidKeyError(
+                f"key is {len(key)} characters; MAX_KEY_LENGTH is {self.settings.MAX_KEY_LENGTH}",
+                code="E023",
+            )
+        return self._prefix + key
+
+    def _ttl(self, timeout: Any) -> float | None:
+        if timeout is DEFAULT:
+            timeout = self.settings.DEFAULT_TIMEOUT
+        return None if timeout is None else float(timeout)
+
+    def _encode(self, fk: str, value: Any, fresh_until: float | None = None) -> bytes:
+        return self.codec.encode(fk.encode(), value, fresh_until)
+
+    def _decode(self, fk: str, raw: bytes | None) -> Entry | None:
+        """Decode, or count and log a bad entry and return None (a miss)."""
+        if raw is None:
+            return None
+        try:
+            return self.codec.decode(fk.encode(), raw)
+        except (IntegrityError, DeserializationError) as exc:
+            self.metrics.error(exc.code)
+            self._logger.emit(logging.WARNING, exc.code, f"unreadable entry dropped: {exc.message}")
+            self.pending.add([fk])  # removed on the next call that reaches the backend
+            if self.strict:
+                raise
+            return None
+
+    def _fresh(self, entry: Entry | None, now: float) -> bool:
+        return entry is not None and (entry.fresh_until is None or entry.fresh_until > now)
+
+    def _count_lookups(self, entries: Iterable[Entry | None], now: float) -> None:
+        hits = misses = expired = 0
+        for entry in entries:
+            if entry is None:
+                misses += 1
+            elif entry.fresh_until is not None and entry.fresh_until <= now:
+                expired += 1
+                misses += 1
+            else:
+                hits += 1
+        self.metrics.count_many(hits=hits, misses=misses, expired=expired)
+
+    def _retimed(self, fk: str, raw: bytes, ttl: float | None, remaining: float | None,
+                 physical: list[float | None]) -> bytes:
+        """Re-encode a stale-while-revalidate entry fresh for ``ttl``, keeping its stale window.
+
+        The stale window is what the entry had left beyond its fresh-until time; the
+        new physical TTL (ttl + window) is appended to ``physical`` for the caller.
+        """
+        entry = self.codec.decode(fk.encode(), raw)
+        if ttl is None or entry.fresh_until is None:
+            physical[:] = [None if ttl is None else ttl]
+            return self._encode(fk, entry.value)
+        now = time.time()
+        window = 0.0 if remaining is None else max(0.0, remaining + now - entry.fresh_until)
+        physical[:] = [ttl + window]
+        return self._encode(fk, entry.value, now + ttl)
+
+    # -- guarding ----------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this client was closed", code="E068")
+
+    def _admit(self, op: str) -> bool:
+        """Whether ``op`` may touch the backend; counts and (strict) raises when not."""
+        self._check_open()
+        if self.breaker.allow():
+            return True
+        self.metrics.count("ops")
+        self.metrics.error("E030")
+        if self.strict:
+            raise CircuitOpenError(f"{op} skipped: circuit breaker open", code="E030")
+        return False
+
+    def _failed(self, op: str, exc: CachekitError) -> None:
+        self.metrics.error(exc.code)
+        if exc.trips_breaker:
+            self.breaker.record_failure()
+        elif exc.code == "E012":
+            self.breaker.release_probe()
+        else:
+            self.breaker.record_success()  # the server answered, so it is up
+        self._logger.emit(logging.WARNING, exc.code, f"{op} failed on {self.describe()}: "
+                          f"{exc.message}")
+        if self.strict:
+            raise exc
+
+    def _on_transition(self, t: Transition) -> None:
+        level = logging.WARNING if t.new is State.OPEN else logging.INFO
+        message = f"circuit breaker {t.old.value} -> {t.new.value} ({t.reason})"
+        if t.old is State.CLOSED or t.new is State.CLOSED:
+            log.log(level, "[E030] %s", message, extra={"cachekit_code": "E030"})
+        else:  # open <-> half_open repeats every recovery timeout while down: rate-limit it
+            self._logger.emit(level, "E030", message)
+
+    def _lock_name(self, fk: str) -> str:
+        return lock_key(fk)
+
+    def _not_stored(self, exc: CachekitError) -> None:
+        """A computed value was too large to cache (E022): count, log, and still serve it."""
+        self.metrics.error(exc.code)
+        self._logger.emit(logging.WARNING, exc.code, f"computed value not cached: {exc.message}")
+        if self.strict:
+            raise exc
+
+    def _lock_unavailable(self, fk: str) -> None:
+        self.metrics.error("E050")
+        self._logger.emit(logging.WARNING, "E050", "recompute lock not acquired in time; "
+                          "computing without it")
+        if self.strict:
+            raise LockTimeoutError("recompute lock not acquired within LOCK_WAIT", code="E050")
+
+    def _report(self, ping: float | None, ping_error: CachekitError | None,
+                info: dict[str, Any],
+                nodes: list[dict[str, Any]] | None = None) -> HealthReport:
+        return build_report(
+            backend=self.describe(),
+            namespace=self.namespace,
+            ping=ping,
+            ping_error=ping_error,
+            info=info,
+            breaker=self.breaker.snapshot(),
+            metrics=self.metrics.snapshot(),
+            encrypted=self.codec.keyring.encrypted,
+            signed=self.codec.keyring.authenticated,
+            key_fingerprint=self.codec.keyring.fingerprint,
+            pending_deletes=len(self.pending),
+            nodes=nodes,
+        )
+
+
+
+
+def _follower_result(shared: Result[T]) -> Result[T]:
+    """What a caller that waited for another's computation got: a hit, unless the cache was
+    bypassed (unavailable) or the leader could only serve a stale value."""
+    return Result(shared.value, "hit" if shared.status in ("hit", "miss") else shared.status)

@@ -1,0 +1,123 @@
+"""The deliberate differences between the sync and async flavours, side by side.
+
+Everything else is written once, in ``core/_async``, and generated for sync
+(``scripts/unasync.py``). Each pair here has the same interface: the async
+name ``AsyncFoo`` / ``async_foo`` and the sync name ``Foo`` / ``foo``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from .backends.memory import AsyncMemoryBackend, MemoryBackend
+from .locks import AsyncFlights, Flights
+
+T = TypeVar("T")
+
+__all__ = [
+    "AsyncFlights",
+    "AsyncSlot",
+    "Flights",
+    "Slot",
+    "async_compute_value",
+    "async_share_store",
+    "async_sleep",
+    "compute_value",
+    "share_store",
+    "sleep",
+]
+
+sleep = time.sleep
+
+
+async def async_sleep(seconds: float) -> None:
+    """Pause the running task."""
+    await asyncio.sleep(seconds)
+
+
+def compute_value(compute: Callable[[], T]) -> T:
+    """Call a sync compute function."""
+    return compute()
+
+
+async def async_compute_value(compute: Callable[[], Any]) -> Any:
+    """Call a compute function that may be sync or async."""
+    value = compute()
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+def share_store(store: MemoryBackend) -> MemoryBackend:
+    """The memory store itself: a sync client uses it directly."""
+    return store
+
+
+def async_share_store(store: MemoryBackend) -> AsyncMemoryBackend:
+    """The same memory store behind the async interface."""
+    return AsyncMemoryBackend(store)
+
+
+class Slot(Generic[T]):
+    """Holds one shared instance (a sync backend is usable from any thread)."""
+
+    def __init__(self, factory: Callable[[], T], instance: T | None = None) -> None:
+        self._instance = instance if instance is not None else factory()
+
+    def get(self) -> T:
+        """The instance."""
+        return self._instance
+
+    def forget_others(self) -> None:
+        """Nothing to forget: there is only one."""
+
+
+class AsyncSlot(Generic[T]):
+    """One instance per running event loop (redis.asyncio pools belong to one loop).
+
+    A given ``instance`` is used as is, everywhere. Otherwise the first loop that
+    asks gets the first instance; a loop that has closed (``asyncio.run`` per call)
+    loses its instance, and every other live loop gets one of its own.
+    """
+
+    def __init__(self, factory: Callable[[], T], instance: T | None = None) -> None:
+        self._factory = factory
+        self._fixed = instance is not None
+        self._base: T = instance if instance is not None else factory()
+        self._base_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+        self._others: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
+            weakref.WeakKeyDictionary())
+
+    def get(self) -> T:
+        """The instance for the running event loop."""
+        if self._fixed:
+            return self._base
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._base
+        base_loop = self._base_loop() if self._base_loop is not None else None
+        if base_loop is None or base_loop.is_closed():
+            if self._base_loop is not None:  # its loop is gone: that pool is unusable
+                self._base = self._factory()
+            self._base_loop = weakref.ref(loop)
+            return self._base
+        if base_loop is loop:
+            return self._base
+        # An instance references its loop, so a weak key alone never frees a closed
+        # loop's entry (and its sockets): drop those explicitly.
+        for closed in [other for other in self._others if other.is_closed()]:
+            del self._others[closed]
+        found = self._others.get(loop)
+        if found is None:
+            found = self._others[loop] = self._factory()
+        return found
+
+    def forget_others(self) -> None:
+        """Drop other loops' instances (they cannot be closed from this loop)."""
+        self._others.clear()
