@@ -1,6 +1,6 @@
 """cachekit-web: a safe-by-default Redis cache for Django and Flask."""
 
-from .core.client import DEFAULT, AsyncCacheClient, CacheClient, Result
+from .core.client import DEFAULT, DEFERRED, AsyncCacheClient, CacheClient, Deferred, Result
 from .core.codec import Entry
 from .core.errors import (
     BackendAuthError,
@@ -25,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT",
+    "DEFERRED",
     "AsyncCacheClient",
     "BackendAuthError",
     "BackendConnectionError",
@@ -35,6 +36,7 @@ __all__ = [
     "CircuitOpenError",
     "ClientClosedError",
     "ConfigurationError",
+    "Deferred",
     "DeserializationError",
     "Entry",
     "HealthReport",

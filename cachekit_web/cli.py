@@ -125,6 +125,51 @@ def update_readme(path: str) -> int:
     return 0
 
 
+def pending(action: str, url: str | None, out: TextIO) -> int:
+    """List, replay or drop the invalidations spooled by processes that exited mid-outage."""
+    from .core._sync.pending import apply_invalidations
+    from .core.backends import make_backend
+    from .core.clientbase import PendingDeletes, spool_for
+    from .core.settings import Settings
+
+    settings = Settings.from_env(None, **({"REDIS_URL": url} if url else {}))
+    target = settings.require_url()
+    spool = spool_for(settings, target)
+    if spool is None:
+        out.write("spooling is off for this configuration (PENDING_SPOOL, memory://)\n")
+        return 0
+    if action == "list":
+        total = files = 0
+        for path in [*([spool.path] if spool.path else []), *spool.orphans()]:
+            with spool.adopt_peek(path) as batch:
+                if batch is None:
+                    continue
+                files += 1
+                total += len(batch)
+                shown = ", ".join(batch.keys[:10]) + (" ..." if len(batch.keys) > 10 else "")
+                out.write(f"{path.name}: {len(batch)} ({'clear namespace; ' if batch.clear else ''}"
+                          f"{shown})\n")
+        out.write(f"{total} invalidations in {files} spool files under {spool.directory}\n")
+        return 0
+    holder = PendingDeletes(settings.PENDING_DELETES_MAX, spool)
+    if action == "drop":
+        dropped = holder.replay_orphans(lambda keys, clear: None)
+        out.write(f"dropped {dropped} invalidations\n")
+        return 0
+    backend = make_backend(target, settings)
+    try:
+        prefix = settings.NAMESPACE + ":"
+        done = holder.replay_orphans(
+            lambda keys, clear: apply_invalidations(backend, prefix, keys, clear))
+    except CachekitError as exc:
+        out.write(f"[{exc.code}] {exc.message}: nothing was lost, try again later\n")
+        return 1
+    finally:
+        backend.close()
+    out.write(f"replayed {done} invalidations\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cachekit-web` command."""
     parser = argparse.ArgumentParser(prog="cachekit-web", description=__doc__)
@@ -138,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_readme.add_argument("path")
     p_doctor = sub.add_parser("doctor", help="check configuration, connectivity and a round trip")
     p_doctor.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")
+    p_pending = sub.add_parser(
+        "pending", help="list, replay or drop invalidations spooled during an outage")
+    p_pending.add_argument("action", nargs="?", default="list", choices=("list", "replay", "drop"))
+    p_pending.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")
     args = parser.parse_args(argv)
     if args.command == "explain":
         return explain(args.code, list_all=args.list, markdown=args.markdown)
@@ -148,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "readme":
         return update_readme(args.path)
+    if args.command == "pending":
+        return pending(args.action, args.url, sys.stdout)
     print("cachekit-web doctor")
     return run_checks(doctor_checks(args.url), sys.stdout)
 

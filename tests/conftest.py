@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,8 @@ from cachekit_web.embedded import EmbeddedRedis
 for _name in list(os.environ):
     if _name.startswith("CACHEKIT_") or _name == "REDIS_URL":
         del os.environ[_name]
+# Deferred invalidations are spooled to files: keep this run's apart from any other's.
+os.environ["CACHEKIT_SPOOL_DIR"] = tempfile.mkdtemp(prefix="cachekit-test-spool-")
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,18 @@ from __future__ import annotations
 from ._async.client import AsyncCacheClient
 from ._sync.client import CacheClient
 from .backends import make_async_backend, make_backend
-from .clientbase import DEFAULT, UNAVAILABLE, Result, Status, Unavailable
+from .clientbase import DEFAULT, DEFERRED, UNAVAILABLE, Deferred, Result, Status, Unavailable
 
 __all__ = [
-    "DEFAULT", "UNAVAILABLE", "AsyncCacheClient", "CacheClient", "Result", "Status", "Unavailable",
-    "make_async_backend", "make_backend",
+    "DEFAULT",
+    "DEFERRED",
+    "UNAVAILABLE",
+    "AsyncCacheClient",
+    "CacheClient",
+    "Deferred",
+    "Result",
+    "Status",
+    "Unavailable",
+    "make_async_backend",
+    "make_backend",
 ]

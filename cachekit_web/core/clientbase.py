@@ -10,12 +10,13 @@ import enum
 import logging
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from .backends import lock_key
+from .backends import backend_kind, lock_key, make_backend, redact_url
 from .breaker import CircuitBreaker, State, Transition
 from .codec import Codec, Entry
 from .crypto import KeyRing
@@ -32,7 +33,9 @@ from .errors import (
 )
 from .health import HealthReport, build_report
 from .metrics import Metrics
+from .replay import Replayer
 from .settings import Settings
+from .spool import Spool, default_directory, scope_name
 
 log = logging.getLogger("cachekit_web")
 
@@ -53,7 +56,20 @@ _DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
 # A computed value get_or_set cannot store because of its size: served uncached. (E020, a
 # type that cannot be stored, still raises: it fails on the first call, as in Django.)
 _UNSTORABLE = (ValueTooLargeError,)
-_CHUNK = 1000
+
+
+class Deferred(enum.Enum):
+    """What delete() returns when Redis is unreachable: the delete is remembered, spooled
+    and replayed as soon as Redis answers; this process reads the key as a miss until then.
+    Truthy, like a delete that happened; tell it apart with ``result is DEFERRED``."""
+
+    DEFERRED = "deferred"
+
+    def __bool__(self) -> bool:
+        return True
+
+
+DEFERRED = Deferred.DEFERRED
 
 
 class Unavailable(enum.Enum):
@@ -75,50 +91,127 @@ class Result(Generic[T]):
     status: Status
 
 
-class _PendingDeletes:
-    """Keys whose deletion must be applied when Redis is reachable again (bounded)."""
+class PendingDeletes:
+    """Invalidations that must be applied when Redis is reachable again (bounded).
 
-    def __init__(self, limit: int) -> None:
+    A key stays "owed" from add() until the batch that carries it has landed, also
+    while another thread is replaying it, so reads of it can be misses until then.
+    With a spool, every addition is also written to this process's spool file, so it
+    survives the process; ``landed()`` trims the file to what is still owed.
+    """
+
+    def __init__(self, limit: int, spool: Spool | None = None) -> None:
         self._limit = limit
         self._keys: OrderedDict[str, None] = OrderedDict()
         self._clear = False
+        self._inflight: Counter[str] = Counter()
+        self._inflight_clears = 0
+        self.owed = False  # anything added and not landed: read on every get, so a plain bool
         self._lock = threading.Lock()
+        self.spool = spool
+        self.on_add: Callable[[], None] | None = None  # wakes the replayer
 
     def __bool__(self) -> bool:
         return bool(self._keys) or self._clear
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._keys) + (1 if self._clear else 0)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is owed an invalidation that has not landed yet."""
+        if not self.owed:
+            return False
+        with self._lock:
+            return (self._clear or self._inflight_clears > 0 or key in self._keys
+                    or key in self._inflight)
+
+    def _update_owed(self) -> None:
+        self.owed = bool(self._keys or self._clear or self._inflight or self._inflight_clears)
 
     def add(self, keys: Iterable[str]) -> None:
+        """Remember ``keys`` (and spool them)."""
+        self._add(list(keys), already_spooled=False)
+        if self.on_add is not None:
+            self.on_add()
+
+    def _add(self, keys: list[str], already_spooled: bool) -> None:
         with self._lock:
             for k in keys:
                 self._keys[k] = None
-            if len(self._keys) > self._limit:
+            overflow = len(self._keys) > self._limit
+            if overflow:
                 # Too many to remember one by one: clear the namespace on recovery instead.
                 self._keys.clear()
                 self._clear = True
+            if self.spool is not None and not already_spooled:
+                self.spool.append([] if overflow else keys, clear=overflow)
+            self._update_owed()
 
     def clear_all(self) -> None:
+        """Remember that the whole namespace must be cleared."""
         with self._lock:
             self._keys.clear()
             self._clear = True
+            if self.spool is not None:
+                self.spool.append([], clear=True)
+            self._update_owed()
+        if self.on_add is not None:
+            self.on_add()
 
     def take(self) -> tuple[list[str], bool]:
+        """Hand over what is pending; then landed() or restore() with exactly that batch."""
         with self._lock:
             keys, clear = list(self._keys), self._clear
             self._keys.clear()
             self._clear = False
+            self._inflight.update(keys)
+            self._inflight_clears += clear
             return keys, clear
 
-    def discard(self, key: str) -> None:
+    def _settle(self, keys: list[str], clear: bool) -> None:
+        self._inflight.subtract(keys)
+        self._inflight = +self._inflight  # drop the zeros
+        self._inflight_clears -= clear
+
+    def landed(self, keys: list[str], clear: bool) -> None:
+        """A taken batch reached Redis; the spool keeps only what is still owed."""
         with self._lock:
-            self._keys.pop(key, None)
+            self._settle(keys, clear)
+            self._update_owed()
+            if self.spool is not None and (keys or clear):
+                self.spool.rewrite([*self._keys, *self._inflight],
+                                   self._clear or self._inflight_clears > 0)
 
     def restore(self, keys: list[str], clear: bool) -> None:
-        if clear:
-            self.clear_all()
-        self.add(keys)
+        """Give back a taken batch that did not land (it is still in the spool file)."""
+        with self._lock:
+            self._settle(keys, clear)
+            if clear:
+                self._keys.clear()
+                self._clear = True
+        self._add(keys, already_spooled=True)
+
+    def discard(self, key: str) -> None:
+        """Forget ``key`` (it was overwritten, so a later delete would lose the new value)."""
+        with self._lock:
+            self._keys.pop(key, None)
+            self._update_owed()
+
+    def has_work(self) -> bool:
+        """Whether anything is pending here or in spool files other processes left."""
+        return bool(self) or (self.spool is not None and bool(self.spool.orphans()))
+
+    def replay_orphans(self, apply: Callable[[list[str], bool], object]) -> int:
+        """Apply and remove the spool files of processes that exited; how many landed."""
+        if self.spool is None:
+            return 0
+        landed = 0
+        for path in self.spool.orphans():
+            with self.spool.adopt(path) as batch:
+                if batch is not None:
+                    apply(batch.keys, batch.clear)
+                    landed += len(batch)
+        return landed
 
 
 class _LogLimiter:
@@ -141,6 +234,14 @@ class _LogLimiter:
             held = self._held.pop(code, 0)
         suffix = f" ({held} similar suppressed)" if held else ""
         log.log(level, "[%s] %s%s", code, message, suffix, extra={"cachekit_code": code})
+
+
+def spool_for(settings: Settings, url: str) -> Spool | None:
+    """The spool for this Redis location and namespace, unless off or in-process."""
+    if not settings.PENDING_SPOOL or backend_kind(url, settings) == "memory":
+        return None
+    root = settings.SPOOL_DIR or default_directory()
+    return Spool(Path(root) / scope_name(redact_url(url), settings.NAMESPACE))
 
 
 def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
@@ -193,7 +294,14 @@ class _ClientBase:
         if breaker is None:  # a shared breaker is already logged by the client that owns it
             self.breaker.add_listener(self._on_transition)
         self.metrics = metrics or Metrics()
-        self.pending = _PendingDeletes(settings.PENDING_DELETES_MAX)
+        self.pending = PendingDeletes(settings.PENDING_DELETES_MAX, spool_for(settings,
+                                                                               self.url))
+        self.replayer = Replayer(self.pending, self._prefix,
+                                 lambda: make_backend(self.url, settings),
+                                 settings.PENDING_REPLAY_INTERVAL)
+        self.pending.on_add = self.replayer.wake
+        if self.pending.spool is not None and self.pending.spool.orphans():
+            self.replayer.wake()  # a process of this namespace exited with deletes owed
         self.strict = settings.STRICT
         self._logger = _LogLimiter(settings.LOG_INTERVAL)
         self._closed = False
@@ -315,6 +423,12 @@ class _ClientBase:
         else:  # open <-> half_open repeats every recovery timeout while down: rate-limit it
             self._logger.emit(level, "E030", message)
 
+    def _deferred(self, op: str, n: int) -> None:
+        """Invalidations that could not reach Redis: counted and logged (rate-limited)."""
+        self.metrics.count("deferred", n)
+        self._logger.emit(logging.WARNING, "deferred", f"{op}: {n} invalidation(s) deferred "
+                          "until Redis answers (spooled, replayed in the background)")
+
     def _lock_name(self, fk: str) -> str:
         return lock_key(fk)
 
@@ -347,6 +461,7 @@ class _ClientBase:
             signed=self.codec.keyring.authenticated,
             key_fingerprint=self.codec.keyring.fingerprint,
             pending_deletes=len(self.pending),
+            spooled=self.pending.spool.depth() if self.pending.spool is not None else 0,
             nodes=nodes,
         )
 

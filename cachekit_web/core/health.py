@@ -27,6 +27,7 @@ class HealthReport:
     metrics: dict[str, Any]
     encryption: dict[str, Any]
     pending_deletes: int
+    spooled: int = 0
     nodes: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -64,6 +65,7 @@ def build_report(
     signed: bool,
     key_fingerprint: str | None,
     pending_deletes: int,
+    spooled: int = 0,
     nodes: list[dict[str, Any]] | None = None,
 ) -> HealthReport:
     """Assemble a report and decide its status (ok / degraded / down)."""
@@ -74,6 +76,7 @@ def build_report(
         breaker["state"] == "half_open"
         or metrics["error_rates"]["1m"] > DEGRADED_ERROR_RATE
         or pending_deletes
+        or spooled
         or any(not n.get("reachable") for n in nodes)  # one lost node of a topology
     ):
         status = "degraded"
@@ -96,5 +99,6 @@ def build_report(
             "key_fingerprint": key_fingerprint,
         },
         pending_deletes=pending_deletes,
+        spooled=spooled,
         nodes=nodes,
     )

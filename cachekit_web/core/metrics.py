@@ -137,7 +137,7 @@ class Metrics:
             errors = dict(self.errors)
             latency = {op: lat.summary() for op, lat in self._latency.items()}
         return {
-            "totals": {f: totals.get(f, 0) for f in (*_FIELDS, "expired")},
+            "totals": {f: totals.get(f, 0) for f in (*_FIELDS, "expired", "deferred")},
             "hit_rate": self.hit_rate(),
             "errors_by_code": errors,
             "error_rates": self.error_rates(),

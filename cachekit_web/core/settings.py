@@ -53,6 +53,9 @@ class Settings:
     CIRCUIT_BREAKER_RECOVERY_TIMEOUT: float = 10.0
     CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS: int = 1
     PENDING_DELETES_MAX: int = 10_000
+    PENDING_SPOOL: bool = True
+    SPOOL_DIR: str = ""
+    PENDING_REPLAY_INTERVAL: float = 0.2
     LOCK_TIMEOUT: float = 30.0
     LOCK_WAIT: float = 5.0
     STRICT: bool = False
@@ -139,7 +142,7 @@ class Settings:
             parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]")
         for name in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "POOL_TIMEOUT",
                      "CIRCUIT_BREAKER_WINDOW", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT",
-                     "LOCK_TIMEOUT", "LOCK_WAIT"):
+                     "LOCK_TIMEOUT", "LOCK_WAIT", "PENDING_REPLAY_INTERVAL"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be > 0", code="E042")
         for name in ("CONNECTION_POOL_SIZE", "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
@@ -213,6 +216,11 @@ DESCRIPTIONS: dict[str, str] = {
     "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "Probe calls allowed while half-open.",
     "PENDING_DELETES_MAX": "Deletes remembered during an outage; beyond it the namespace is "
     "cleared on recovery.",
+    "PENDING_SPOOL": "Also write deferred invalidations to a local spool file, so they survive "
+    "the process and any process of the namespace replays them.",
+    "SPOOL_DIR": "Where spool files live; empty: a per-user folder in the system temp dir.",
+    "PENDING_REPLAY_INTERVAL": "Seconds between background probes while invalidations are "
+    "deferred; they are replayed as soon as Redis answers.",
     "LOCK_TIMEOUT": "Seconds a recompute lock is held at most (a crashed holder's lock expires).",
     "LOCK_WAIT": "Seconds a caller waits for another's recompute before computing itself (E050).",
     "STRICT": "Raise typed errors instead of failing open.",

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
 
 from ..core import crypto
-from ..core.client import AsyncCacheClient, CacheClient, Result
+from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
 from ..core.errors import ConfigurationError, SerializationError
 from ..core.health import HealthReport
 from ..core.settings import Settings
@@ -203,8 +203,8 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
             failed = self._client.set_many(mapping, self._timeout(timeout))
         return [by_key[k] for k in failed]
 
-    def delete(self, key: Any, version: int | None = None) -> bool:
-        """Delete ``key``; True if it existed."""
+    def delete(self, key: Any, version: int | None = None) -> bool | Deferred:
+        """Delete ``key``: True if it existed, False if not, DEFERRED while Redis is unreachable."""
         return self._client.delete(self._key(key, version))
 
     def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
@@ -325,7 +325,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
             failed = await self.async_client.set_many(mapping, self._timeout(timeout))
         return [by_key[k] for k in failed]
 
-    async def adelete(self, key: Any, version: int | None = None) -> bool:
+    async def adelete(self, key: Any, version: int | None = None) -> bool | Deferred:
         """Async delete."""
         return await self.async_client.delete(self._key(key, version))
 

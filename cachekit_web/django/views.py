@@ -81,7 +81,7 @@ def invalidate_page(target: HttpRequest | str, *, headers: dict[str, str] | None
     else:
         key = web.view_cache_key(target, headers=headers or {}, vary_on=names,
                                  prefix=_prefix(key_prefix), context=_variant())
-    return get_cache(cache).delete(key)
+    return bool(get_cache(cache).delete(key))  # a deferred delete (outage) will land: True
 
 
 def invalidate_fragment(fragment_name: str, *vary_on: Any, cache: str | None = None) -> bool:

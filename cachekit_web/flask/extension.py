@@ -21,7 +21,7 @@ from typing import Any
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.wrappers import Response
 
-from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Result
+from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Deferred, Result
 from ..core.health import HealthReport
 from ..core.settings import Settings
 from ..core.web import (
@@ -269,8 +269,8 @@ class Cache:
         """Store ``value`` only if ``key`` is absent."""
         return self.client.add(key, value, self._timeout(timeout))
 
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; True if it existed."""
+    def delete(self, key: str) -> bool | Deferred:
+        """Delete ``key``: True if it existed, False if not, DEFERRED while Redis is unreachable."""
         return self.client.delete(key)
 
     def delete_many(self, *keys: str) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from cachekit_web import AsyncCacheClient, CacheClient
+from cachekit_web import DEFERRED, AsyncCacheClient, CacheClient
 from cachekit_web.core.breaker import State
 from cachekit_web.embedded import EmbeddedRedis
 
@@ -125,7 +125,7 @@ def test_async_fail_open_when_killed(own_redis: EmbeddedRedis) -> None:
             assert await c.set("stale", "new") is False
             assert await c.get_many(["k"]) == {}
             assert await c.incr("k") is None
-            assert await c.delete("k") is False
+            assert await c.delete("k") is DEFERRED
             assert (await c.fetch("x", lambda: 9)).status == "bypass"
         assert time.perf_counter() - start < 3.0
         assert c.breaker.state is State.OPEN
@@ -247,7 +247,7 @@ def test_cancelled_replay_keeps_remembered_deletes(own_redis: EmbeddedRedis) -> 
         await c.set("k", 1)
         own_redis.pause()
         await c.get("x")  # opens the breaker
-        assert await c.delete("k") is False and len(c.pending) == 1
+        assert await c.delete("k") is DEFERRED and len(c.pending) == 1
         await asyncio.sleep(0.25)
         call = asyncio.ensure_future(c.get("x"))  # replays the delete first: hangs
         await asyncio.sleep(0.05)

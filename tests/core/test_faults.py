@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from cachekit_web import (
+    DEFERRED,
     BackendAuthError,
     BackendConnectionError,
     BackendError,
@@ -131,7 +132,7 @@ def test_delete_during_outage_is_replayed(own_redis: EmbeddedRedis,
         client.set("keep", "v", 60)
         own_redis.pause()
         open_breaker(client)
-        assert client.delete("k") is False  # not sent: the breaker is open
+        assert client.delete("k") is DEFERRED  # not sent: the breaker is open
         assert client.delete_many(["k2", "k3"]) == 0
         assert len(client.pending) == 3
         own_redis.resume()

@@ -14,6 +14,7 @@ from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.http import HttpResponse
 
+from cachekit_web import DEFERRED
 from cachekit_web.core.errors import ConfigurationError
 from cachekit_web.django import CachekitCache
 from cachekit_web.django.backend import derived_signing_key
@@ -211,7 +212,7 @@ def _exercise_fail_open(cache: Any) -> None:
     assert cache.add("k", 1) is False
     assert cache.get_many(["k", "j"]) == {}
     assert cache.set_many({"k": 1, "j": 2}) == ["k", "j"]
-    assert cache.delete("k") is False
+    assert cache.delete("k") is DEFERRED
     assert cache.delete_many(["k"]) is None
     assert cache.has_key("k") is False
     assert cache.touch("k") is False

@@ -18,12 +18,13 @@ from ..backends import AsyncBackend, make_async_backend
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
-    _CHUNK,
     _DATA_ERRORS,
     _MISSING,
     _UNSTORABLE,
     DEFAULT,
+    DEFERRED,
     UNAVAILABLE,
+    Deferred,
     Result,
     Unavailable,
     _ClientBase,
@@ -37,6 +38,7 @@ from ..flavours import AsyncFlights, AsyncSlot, async_compute_value, async_share
 from ..health import HealthReport
 from ..metrics import Metrics
 from ..settings import Settings
+from .pending import async_apply_invalidations
 
 T = TypeVar("T")
 
@@ -117,13 +119,11 @@ class AsyncCacheClient(_ClientBase):
     async def _flush_pending(self) -> None:
         keys, clear = self.pending.take()
         try:
-            if clear:
-                await self.backend.delete_prefix(self._prefix)
-            for i in range(0, len(keys), _CHUNK):
-                await self.backend.delete_many(keys[i:i + _CHUNK])
+            await async_apply_invalidations(self.backend, self._prefix, keys, clear)
         except BaseException:  # also when cancelled: the deletes must not be forgotten
             self.pending.restore(keys, clear)
             raise
+        self.pending.landed(keys, clear)
         log.debug("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
 
     @property
@@ -155,7 +155,9 @@ class AsyncCacheClient(_ClientBase):
             self.metrics.count("misses", len(keys))
             return {}
         now = time.time()
-        entries = [self._decode(fk, raw) for fk, raw in zip(fks, raws, strict=True)]
+        owed = self.pending.owed
+        entries = [None if owed and fk in self.pending else self._decode(fk, raw)
+                   for fk, raw in zip(fks, raws, strict=True)]
         self._count_lookups(entries, now)
         return {
             key: entry.value
@@ -189,6 +191,7 @@ class AsyncCacheClient(_ClientBase):
         ok: bool | Unavailable = await self._call("set", self.backend.set, fk, data, ttl)
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
+            self._deferred("set", 1)
             return False
         self.metrics.count("sets")
         return bool(ok)
@@ -231,17 +234,22 @@ class AsyncCacheClient(_ClientBase):
         ok: bool | Unavailable = await self._call("set_many", self.backend.set_many, encoded, ttl)
         if ok is UNAVAILABLE:
             self.pending.add(encoded)
+            self._deferred("set_many", len(encoded))
             return list(mapping)
         self.metrics.count("sets", len(encoded))
         return []
 
-    async def delete(self, key: str) -> bool:
-        """Delete ``key``; remembered and replayed later if Redis is unavailable."""
+    async def delete(self, key: str) -> bool | Deferred:
+        """Delete ``key``: True if it existed, False if not, DEFERRED if Redis is unreachable.
+
+        A deferred delete is remembered, spooled and replayed as soon as Redis answers.
+        """
         fk = self.full_key(key)
         ok: bool | Unavailable = await self._call("delete", self.backend.delete, fk)
         if ok is UNAVAILABLE:
             self.pending.add([fk])
-            return False
+            self._deferred("delete", 1)
+            return DEFERRED
         self.metrics.count("deletes")
         return bool(ok)
 
@@ -251,6 +259,7 @@ class AsyncCacheClient(_ClientBase):
         n: int | Unavailable = await self._call("delete_many", self.backend.delete_many, fks)
         if n is UNAVAILABLE:
             self.pending.add(fks)
+            self._deferred("delete_many", len(fks))
             return 0
         self.metrics.count("deletes", len(fks))
         return int(n)
@@ -259,7 +268,7 @@ class AsyncCacheClient(_ClientBase):
         """Set a new timeout on ``key``; False if it is missing."""
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
-            return await self.delete(key)
+            return bool(await self.delete(key))
         ok: bool | Unavailable = await self._call("touch", self._touch, self.full_key(key), ttl)
         return False if ok is UNAVAILABLE else bool(ok)
 
@@ -316,6 +325,7 @@ class AsyncCacheClient(_ClientBase):
         n: int | Unavailable = await self._call("clear", self.backend.delete_prefix, self._prefix)
         if n is UNAVAILABLE:
             self.pending.clear_all()
+            self._deferred("clear", 1)
             return 0
         return int(n)
 
@@ -413,6 +423,7 @@ class AsyncCacheClient(_ClientBase):
         """Release connections; further calls raise E068."""
         if not self._closed:
             self._closed = True
+            self.replayer.stop()
             await self.backend.close()
             self._backends.forget_others()
 

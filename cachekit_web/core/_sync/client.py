@@ -20,12 +20,13 @@ from ..backends import Backend, make_backend
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
-    _CHUNK,
     _DATA_ERRORS,
     _MISSING,
     _UNSTORABLE,
     DEFAULT,
+    DEFERRED,
     UNAVAILABLE,
+    Deferred,
     Result,
     Unavailable,
     _ClientBase,
@@ -39,6 +40,7 @@ from ..flavours import Flights, Slot, compute_value, share_store
 from ..health import HealthReport
 from ..metrics import Metrics
 from ..settings import Settings
+from .pending import apply_invalidations
 
 T = TypeVar("T")
 
@@ -119,13 +121,11 @@ class CacheClient(_ClientBase):
     def _flush_pending(self) -> None:
         keys, clear = self.pending.take()
         try:
-            if clear:
-                self.backend.delete_prefix(self._prefix)
-            for i in range(0, len(keys), _CHUNK):
-                self.backend.delete_many(keys[i:i + _CHUNK])
+            apply_invalidations(self.backend, self._prefix, keys, clear)
         except BaseException:  # also when cancelled: the deletes must not be forgotten
             self.pending.restore(keys, clear)
             raise
+        self.pending.landed(keys, clear)
         log.debug("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
 
     @property
@@ -157,7 +157,9 @@ class CacheClient(_ClientBase):
             self.metrics.count("misses", len(keys))
             return {}
         now = time.time()
-        entries = [self._decode(fk, raw) for fk, raw in zip(fks, raws, strict=True)]
+        owed = self.pending.owed
+        entries = [None if owed and fk in self.pending else self._decode(fk, raw)
+                   for fk, raw in zip(fks, raws, strict=True)]
         self._count_lookups(entries, now)
         return {
             key: entry.value
@@ -191,6 +193,7 @@ class CacheClient(_ClientBase):
         ok: bool | Unavailable = self._call("set", self.backend.set, fk, data, ttl)
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
+            self._deferred("set", 1)
             return False
         self.metrics.count("sets")
         return bool(ok)
@@ -233,17 +236,22 @@ class CacheClient(_ClientBase):
         ok: bool | Unavailable = self._call("set_many", self.backend.set_many, encoded, ttl)
         if ok is UNAVAILABLE:
             self.pending.add(encoded)
+            self._deferred("set_many", len(encoded))
             return list(mapping)
         self.metrics.count("sets", len(encoded))
         return []
 
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; remembered and replayed later if Redis is unavailable."""
+    def delete(self, key: str) -> bool | Deferred:
+        """Delete ``key``: True if it existed, False if not, DEFERRED if Redis is unreachable.
+
+        A deferred delete is remembered, spooled and replayed as soon as Redis answers.
+        """
         fk = self.full_key(key)
         ok: bool | Unavailable = self._call("delete", self.backend.delete, fk)
         if ok is UNAVAILABLE:
             self.pending.add([fk])
-            return False
+            self._deferred("delete", 1)
+            return DEFERRED
         self.metrics.count("deletes")
         return bool(ok)
 
@@ -253,6 +261,7 @@ class CacheClient(_ClientBase):
         n: int | Unavailable = self._call("delete_many", self.backend.delete_many, fks)
         if n is UNAVAILABLE:
             self.pending.add(fks)
+            self._deferred("delete_many", len(fks))
             return 0
         self.metrics.count("deletes", len(fks))
         return int(n)
@@ -261,7 +270,7 @@ class CacheClient(_ClientBase):
         """Set a new timeout on ``key``; False if it is missing."""
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
-            return self.delete(key)
+            return bool(self.delete(key))
         ok: bool | Unavailable = self._call("touch", self._touch, self.full_key(key), ttl)
         return False if ok is UNAVAILABLE else bool(ok)
 
@@ -318,6 +327,7 @@ class CacheClient(_ClientBase):
         n: int | Unavailable = self._call("clear", self.backend.delete_prefix, self._prefix)
         if n is UNAVAILABLE:
             self.pending.clear_all()
+            self._deferred("clear", 1)
             return 0
         return int(n)
 
@@ -415,6 +425,7 @@ class CacheClient(_ClientBase):
         """Release connections; further calls raise E068."""
         if not self._closed:
             self._closed = True
+            self.replayer.stop()
             self.backend.close()
             self._backends.forget_others()
 

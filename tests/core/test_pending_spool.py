@@ -1,0 +1,158 @@
+"""Invalidations made while Redis is unreachable are never lost (issue: hardening, item 9).
+
+They are replayed as soon as Redis answers, by a background thread (not on the
+next call), and spooled to a local file that any process of the namespace
+replays, so a process that exits mid-outage loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from cachekit_web import DEFERRED, CacheClient
+from cachekit_web.cli import main as cli_main
+from cachekit_web.embedded import EmbeddedRedis
+
+pytestmark = pytest.mark.slow
+
+FAST = {"SOCKET_TIMEOUT": 0.2, "SOCKET_CONNECT_TIMEOUT": 0.2, "PENDING_REPLAY_INTERVAL": 0.05,
+        "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": 30}
+
+
+def _gone(raw: redis.Redis, key: str, within: float = 5.0) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not raw.exists(key):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture()
+def spool_dir(tmp_path: Path) -> str:
+    return str(tmp_path / "spool")
+
+
+@pytest.fixture()
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A server that keeps its data across kill and restart (AOF, fsync always).
+
+    The outage is a kill, not a pause: a paused server would still execute the DEL
+    sitting in its socket buffer when it resumes, and hide a lost invalidation.
+    """
+    server = EmbeddedRedis(args=("--appendonly", "yes", "--appendfsync", "always")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_deferred_delete_lands_without_another_call(own_redis: EmbeddedRedis,
+                                                    spool_dir: str) -> None:
+    raw = redis.Redis.from_url(own_redis.url)
+    client = CacheClient.from_url(own_redis.url, NAMESPACE="ns", SPOOL_DIR=spool_dir, **FAST)
+    try:
+        client.set("k", "old")
+        own_redis.kill()
+        result = client.delete("k")
+        own_redis.start()  # back with the retracted value (AOF): see the next test's check
+        assert result is DEFERRED and result  # told apart from "did not exist" (False)
+        assert client.metrics.snapshot()["totals"].get("deferred") == 1
+        # The breaker is open for 30 s and this client makes no further call: only the
+        # background replay can remove the key.
+        assert _gone(raw, "ns:k"), "the retracted value outlived the outage"
+        assert client.health().spooled == 0
+    finally:
+        client.close()
+        raw.close()
+
+
+def test_missing_key_is_false_not_deferred(own_redis: EmbeddedRedis, spool_dir: str) -> None:
+    with CacheClient.from_url(own_redis.url, NAMESPACE="ns", SPOOL_DIR=spool_dir) as client:
+        assert client.delete("never-set") is False
+
+
+_EXITING = textwrap.dedent("""
+    import os, signal, sys
+    from cachekit_web import DEFERRED, CacheClient
+    url, spool = sys.argv[1], sys.argv[2]
+    c = CacheClient.from_url(url, NAMESPACE="ns", SPOOL_DIR=spool, SOCKET_TIMEOUT=0.2,
+                             SOCKET_CONNECT_TIMEOUT=0.2, PENDING_REPLAY_INTERVAL=30)
+    assert c.delete("k") is DEFERRED
+    assert c.set("other", 1) is False
+    print("deferred", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no finally: only the spool remains
+""")
+
+
+def _run_exiting(url: str, spool_dir: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", _EXITING, url, spool_dir],
+                          capture_output=True, text=True, timeout=30)
+    assert "deferred" in proc.stdout, proc.stderr
+
+
+def test_a_process_killed_mid_outage_loses_no_invalidation(own_redis: EmbeddedRedis,
+                                                           spool_dir: str) -> None:
+    raw = redis.Redis.from_url(own_redis.url)
+    raw.set("ns:k", b"old")
+    raw.set("ns:other", b"old")
+    own_redis.kill()
+    _run_exiting(own_redis.url, spool_dir)
+    own_redis.start()
+    assert raw.exists("ns:k")  # nobody replayed yet: the deleting process is gone
+    files = list(Path(spool_dir).rglob("*.spool"))
+    assert len(files) == 1 and b"ns:k" in files[0].read_bytes()
+    # Any process of the namespace picks the orphan up, without a cache call.
+    client = CacheClient.from_url(own_redis.url, NAMESPACE="ns", SPOOL_DIR=spool_dir, **FAST)
+    try:
+        assert _gone(raw, "ns:k") and _gone(raw, "ns:other")
+        assert not list(Path(spool_dir).rglob("*.spool"))
+    finally:
+        client.close()
+        raw.close()
+
+
+def test_pending_command_lists_replays_and_drops(own_redis: EmbeddedRedis, spool_dir: str,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = redis.Redis.from_url(own_redis.url)
+    raw.set("ns:k", b"old")
+    own_redis.kill()
+    _run_exiting(own_redis.url, spool_dir)
+    own_redis.start()
+    monkeypatch.setenv("CACHEKIT_NAMESPACE", "ns")
+    monkeypatch.setenv("CACHEKIT_SPOOL_DIR", spool_dir)
+    assert cli_main(["pending", "list", own_redis.url]) == 0
+    out = capsys.readouterr().out
+    assert "2 invalidations" in out and "ns:k" in out
+    assert cli_main(["pending", "replay", own_redis.url]) == 0
+    assert not raw.exists("ns:k")
+    assert "replayed 2" in capsys.readouterr().out
+    # drop: a new orphan is discarded without touching Redis.
+    raw.set("ns:k", b"new")
+    own_redis.kill()
+    _run_exiting(own_redis.url, spool_dir)
+    own_redis.start()
+    assert cli_main(["pending", "drop", own_redis.url]) == 0
+    assert raw.get("ns:k") == b"new"
+    assert not list(Path(spool_dir).rglob("*.spool"))
+    raw.close()
+
+
+def test_spool_is_private_to_its_user(own_redis: EmbeddedRedis, spool_dir: str) -> None:
+    own_redis.kill()
+    _run_exiting(own_redis.url, spool_dir)
+    own_redis.start()
+    (path,) = Path(spool_dir).rglob("*.spool")
+    assert path.stat().st_mode & 0o077 == 0
+    assert path.parent.stat().st_mode & 0o077 == 0
+    assert os.environ.get("CACHEKIT_SPOOL_DIR")  # the suite never writes to the shared default
