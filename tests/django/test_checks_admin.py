@@ -65,7 +65,7 @@ def test_unreachable_redis_is_a_warning_with_its_code(
 def test_no_secret_key_and_no_master_key_warns(
         use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
     use_caches({"default": cache_conf(redis_url, namespace),
-                "keyed": cache_conf(redis_url, namespace, MASTER_KEY="ab" * 32)},
+                "keyed": cache_conf(redis_url, namespace, MASTER_KEY=bytes(range(32)).hex())},
                SECRET_KEY="")
     messages = check_configuration()
     assert ids(messages) == ["cachekit.E020"]

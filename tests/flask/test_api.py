@@ -127,7 +127,7 @@ def test_secret_key_signs_values(make_app: AppFactory) -> None:
         signing_key = cache.settings.SIGNING_KEY
         assert signing_key == derived_signing_key("s3cr3t-flask-key")
         assert "s3cr3t-flask-key" not in repr(cache.client) + repr(cache.settings)
-    app2, cache2 = make_app(CACHEKIT_MASTER_KEY="ab" * 32)
+    app2, cache2 = make_app(CACHEKIT_MASTER_KEY=bytes(range(0xab - 32, 0xab)).hex())
     with app2.app_context():
         assert cache2.client.codec.keyring.encrypted
 
