@@ -109,11 +109,11 @@ def test_bad_value_is_e042(make_app: AppFactory) -> None:
 def test_environment_is_the_fallback(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch,
                                      redis_url: str, namespace: str) -> None:
     monkeypatch.setitem(os.environ, "CACHEKIT_DEFAULT_TIMEOUT", "42")
-    monkeypatch.setitem(os.environ, "CACHEKIT_HEALTH_TOKEN", "from-env")
+    monkeypatch.setitem(os.environ, "CACHEKIT_HEALTH_TOKEN", "from-env-0123456789")
     app, cache = make_app()
     with app.app_context():
         assert cache.settings.DEFAULT_TIMEOUT == 42
-        assert cache._state().options.HEALTH_TOKEN == "from-env"
+        assert cache._state().options.HEALTH_TOKEN == "from-env-0123456789"
     app2, cache2 = make_app(CACHEKIT_DEFAULT_TIMEOUT=7)  # app.config wins over the environment
     with app2.app_context():
         assert cache2.settings.DEFAULT_TIMEOUT == 7
