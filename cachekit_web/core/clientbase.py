@@ -258,6 +258,15 @@ def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any
     return settings
 
 
+def _utf8_encodable(text: str) -> bool:
+    # Tested outside an except block in the caller, so E023 carries no chained error.
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _ClientBase:
     """Everything the sync and async clients share: no I/O here."""
 
@@ -331,6 +340,9 @@ class _ClientBase:
                 f"key is {len(key)} characters; MAX_KEY_LENGTH is {self.settings.MAX_KEY_LENGTH}",
                 code="E023",
             )
+        if not key.isascii() and not _utf8_encodable(key):
+            raise InvalidKeyError("key contains a lone surrogate and cannot be encoded as UTF-8",
+                                  code="E023")
         return self._prefix + key
 
     def _ttl(self, timeout: Any) -> float | None:

@@ -23,6 +23,12 @@ TAG_SIZE = 16
 MAC_SIZE = 16
 KEY_ID_SIZE = 4
 _MIN_KEY_BYTES = 32
+# A random 32-byte key has about 30 distinct byte values; fewer than 16 happens by chance
+# with probability far below 1e-15, so such a key was typed, padded or zeroed by hand.
+MIN_DISTINCT_KEY_BYTES = 16
+# Shared secrets (SIGNING_KEY, Flask HEALTH_TOKEN): at least this long, this varied.
+MIN_SECRET_CHARS = 16
+MIN_DISTINCT_SECRET_CHARS = 8
 
 
 class _NonceSource:
@@ -69,7 +75,22 @@ def parse_master_key(value: str, name: str = "MASTER_KEY") -> bytes:
         raise ConfigurationError(
             f"{name} is {len(raw)} bytes; at least {_MIN_KEY_BYTES} are needed", code="E002"
         )
+    if len(set(raw)) < MIN_DISTINCT_KEY_BYTES:
+        raise ConfigurationError(
+            f"{name} is weak: only {len(set(raw))} distinct byte values (a random key has about "
+            f"30; at least {MIN_DISTINCT_KEY_BYTES} are required); generate a random key",
+            code="E002",
+        )
     return raw
+
+
+def check_secret(value: str, name: str) -> None:
+    """Raise E004 if a shared secret is too short or too repetitive to resist guessing."""
+    if len(value) < MIN_SECRET_CHARS or len(set(value)) < MIN_DISTINCT_SECRET_CHARS:
+        raise ConfigurationError(
+            f"{name} is too weak: use at least {MIN_SECRET_CHARS} characters with at least "
+            f"{MIN_DISTINCT_SECRET_CHARS} different ones, e.g. a random token", code="E004"
+        )
 
 
 def _hkdf(secret: bytes, purpose: str, namespace: str) -> bytes:

@@ -90,8 +90,21 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "the key is not hexadecimal",
                 "the key is shorter than 32 bytes (64 hex characters)",
                 "quotes or whitespace were pasted into the value",
+                "the key is weak: fewer than 16 distinct byte values (all zeros, one byte "
+                "repeated, a short pattern repeated), so it was not randomly generated",
             ),
-            fix="Use 64 or more hex characters, e.g. the output of `openssl rand -hex 32`.",
+            fix="Use 64 or more random hex characters, e.g. the output of `openssl rand -hex 32`.",
+        ),
+        _spec(
+            "E004", "Secret is too weak", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "SIGNING_KEY or the Flask HEALTH_TOKEN is shorter than 16 characters",
+                "the secret repeats a few characters (fewer than 8 different ones)",
+                "a placeholder such as 'x' or 'changeme' was left in the configuration",
+            ),
+            fix="Use a random token of 16 or more characters, e.g. the output of "
+            "`python -c \"import secrets; print(secrets.token_urlsafe(32))\"`.",
         ),
         _spec(
             "E003", "Stored value failed authentication", "integrity",
@@ -356,7 +369,7 @@ def _rebuild(cls: type[CachekitError], message: str, code: str) -> CachekitError
 
 
 class ConfigurationError(CachekitError, ValueError):
-    """Settings are missing, malformed or unknown (E001, E002, E040, E041, E042)."""
+    """Settings are missing, malformed, weak or unknown (E001, E002, E004, E040, E041, E042)."""
 
     default_code = "E042"
 

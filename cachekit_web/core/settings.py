@@ -125,7 +125,7 @@ class Settings:
         return cls.from_mapping(values, extra_names=extra_names)
 
     def validate(self) -> None:
-        """Raise E042 for values out of range, E001/E002 for key problems."""
+        """Raise E042 for values out of range, E001/E002/E004 for key problems."""
         if self.ENCRYPTION not in ("auto", "required"):
             raise ConfigurationError(
                 f"ENCRYPTION must be 'auto' or 'required', not {self.ENCRYPTION!r}", code="E042"
@@ -134,10 +134,12 @@ class Settings:
             raise ConfigurationError(
                 "ENCRYPTION is 'required' but no MASTER_KEY is set", code="E001"
             )
-        from .crypto import parse_master_key  # E002 at configuration time, not first use
+        from .crypto import check_secret, parse_master_key  # E002/E004 now, not at first use
 
         if self.MASTER_KEY:
             parse_master_key(self.MASTER_KEY)
+        if self.SIGNING_KEY:
+            check_secret(self.SIGNING_KEY, "SIGNING_KEY")
         for i, old in enumerate(self.PREVIOUS_MASTER_KEYS):
             parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]")
         for name in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "POOL_TIMEOUT",
@@ -189,11 +191,12 @@ DESCRIPTIONS: dict[str, str] = {
     "REDIS_URL": "Where the cache lives: redis://, rediss:// (TLS), unix://, memory:// "
     "(falls back to REDIS_URL).",
     "NAMESPACE": "Prefix of every key; clear() removes only this namespace.",
-    "MASTER_KEY": "Hex key, at least 32 bytes: values are AES-256-GCM encrypted when set.",
+    "MASTER_KEY": "Random hex key, at least 32 bytes (16+ distinct byte values): values are "
+    "AES-256-GCM encrypted when set.",
     "PREVIOUS_MASTER_KEYS": "Comma-separated old master keys, used only to read during rotation.",
     "ENCRYPTION": "auto (encrypt when MASTER_KEY is set) or required (refuse to start without).",
     "SIGNING_KEY": "Secret for HMAC-signed frames when there is no MASTER_KEY (adapters derive "
-    "it from SECRET_KEY).",
+    "it from SECRET_KEY); at least 16 characters, 8 of them different.",
     "PICKLE_FALLBACK": "Store types msgpack cannot carry with pickle, only inside authenticated "
     "frames.",
     "DEFAULT_TIMEOUT": "Seconds a value lives when no timeout is given; none = forever.",
@@ -238,7 +241,8 @@ ADAPTER_SETTINGS: dict[str, tuple[str, str]] = {
     "HEALTH_ENABLED": ("False", "Flask: register the health dashboard blueprint."),
     "HEALTH_URL_PREFIX": ("/_cachekit/health", "Flask: where the health dashboard is served."),
     "HEALTH_TOKEN": ("", "Flask: bearer token for the dashboard (or pass an authorization "
-                     "callback); without either the dashboard answers 404."),
+                     "callback); without either the dashboard answers 404. At least 16 "
+                     "characters, 8 of them different (E004)."),
     "SOURCE_CHECK": ("False", "Flask: default of cached/memoize source_check (the function's "
                      "code is part of the key)."),
     "CACHE_STATUS_HEADER": ("True", "Flask: add a Cache-Status header to cached views."),

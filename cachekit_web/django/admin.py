@@ -1,8 +1,11 @@
-"""The health page: staff-only HTML (in the admin when it is installed) and a JSON twin.
+"""The health page: HTML (in the admin when it is installed) and a JSON twin.
 
-Anonymous visitors are sent to the login page; signed-in users who are not
-staff get 403. The page shows the core HealthReport, rendered by
-``cachekit_web.core.render``.
+Access goes through the admin site's own check (``AdminSite.admin_view``, so its
+``has_permission`` decides: superuser-only or two-factor sites stay closed to
+ordinary staff). Without the admin, signed-in active staff are admitted; without
+``django.contrib.auth`` nobody is, and the pages answer 404. The page shows the
+core HealthReport, rendered by ``cachekit_web.core.render``. Importing this module
+needs neither the admin nor auth, so API-only projects can install the app.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.contrib.auth.views import redirect_to_login
 from django.core.cache import caches
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -29,16 +31,22 @@ from .checks import cachekit_aliases
 
 URL_NAMES = ("cachekit_health", "cachekit_health_json", "cachekit_error")
 
+View = Callable[..., HttpResponse]
+
 
 def _admin_installed() -> bool:
     return bool(apps.is_installed("django.contrib.admin"))
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous -> redirect to login; signed in but not active staff -> 403."""
+def staff_required(view: View) -> View:
+    """Without an admin site: anonymous -> login, signed in but not active staff -> 403."""
 
     @functools.wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not apps.is_installed("django.contrib.auth"):
+            raise Http404("no authentication installed")  # nobody can be admitted
+        from django.contrib.auth.views import redirect_to_login
+
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             login_url: str = settings.LOGIN_URL
@@ -49,6 +57,35 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
         if not (user.is_active and user.is_staff):
             raise PermissionDenied("staff only")
         return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _default_site() -> Any:
+    if not _admin_installed():
+        return None
+    from django.contrib import admin
+
+    return admin.site
+
+
+def _guarded(view: View, site: Any = None) -> View:
+    """``view(request, site=...)`` behind ``site``'s admin_view (default: the default site)."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        chosen = site or _default_site()
+        if chosen is None:
+            return staff_required(functools.partial(view, site=None))(request, *args, **kwargs)
+        try:  # admin_view redirects to the site's login page: it must be routable
+            reverse(f"{chosen.name}:login", current_app=chosen.name)
+        except NoReverseMatch:
+            if not chosen.has_permission(request):  # still the site's own rule
+                raise PermissionDenied("not permitted by the admin site") from None
+            return view(request, *args, site=None, **kwargs)
+        request.current_app = chosen.name  # {% url 'admin:...' %} resolves in this site
+        admin_view: View = chosen.admin_view(functools.partial(view, site=chosen))
+        return admin_view(request, *args, **kwargs)
 
     return wrapped
 
@@ -69,39 +106,31 @@ def _selected(request: HttpRequest) -> tuple[str, CachekitCache]:
     return alias, backend
 
 
-def _admin_context(request: HttpRequest) -> dict[str, Any]:
-    if not _admin_installed():
-        return {}
-    from django.contrib import admin
-
-    return dict(admin.site.each_context(request))
+def _admin_context(request: HttpRequest, site: Any) -> dict[str, Any]:
+    return {} if site is None else {**site.each_context(request), "use_admin": True}
 
 
-@staff_required
-def health_view(request: HttpRequest) -> HttpResponse:
-    """The HTML health page for one cache (``?cache=alias``, default: the first)."""
+def _health(request: HttpRequest, *, site: Any) -> HttpResponse:
     alias, backend = _selected(request)
     report = backend.health()
     json_url = _url(request, "cachekit_health_json") + f"?cache={alias}"
     dashboard = render_dashboard(report, json_url=json_url,
                                  error_url=lambda code: _url(request, "cachekit_error", code))
     context = {
-        **_admin_context(request),
+        "use_admin": False,
+        **_admin_context(request, site),
         "title": f"Cache health: {alias}",
         "alias": alias,
         "aliases": cachekit_aliases(),
         "report": report,
         "dashboard": mark_safe(dashboard),  # every value in it is escaped by render_dashboard
-        "use_admin": _admin_installed(),
     }
     response = render(request, "cachekit_web/health.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
 
-@staff_required
-def health_json_view(request: HttpRequest) -> JsonResponse:
-    """The same report as JSON; HTTP 503 when the cache is down (for monitors)."""
+def _health_json(request: HttpRequest, *, site: Any) -> JsonResponse:
     alias, backend = _selected(request)
     report = backend.health()
     data = {"alias": alias, **report.as_dict()}
@@ -110,23 +139,30 @@ def health_json_view(request: HttpRequest) -> JsonResponse:
     return response
 
 
-@staff_required
-def error_view(request: HttpRequest, code: str) -> HttpResponse:
-    """One error code's explanation from the registry."""
+def _error(request: HttpRequest, *, site: Any, code: str) -> HttpResponse:
     spec = REGISTRY.get(code.upper())
     if spec is None:
         raise Http404("unknown error code")
-    context = {**_admin_context(request), "title": f"{spec.code}: {spec.title}", "spec": spec,
-               "health_url": _url(request, "cachekit_health"), "use_admin": _admin_installed()}
+    context = {"use_admin": False, **_admin_context(request, site),
+               "title": f"{spec.code}: {spec.title}", "spec": spec,
+               "health_url": _url(request, "cachekit_health")}
     return render(request, "cachekit_web/error.html", context)
 
 
-def urlpatterns_for_site() -> list[URLPattern]:
-    """The health URLs, as mounted under the admin (``admin:cachekit_health`` ...)."""
+health_view = _guarded(_health)
+health_view.__doc__ = "The HTML health page for one cache (``?cache=alias``, default: the first)."
+health_json_view = _guarded(_health_json)
+health_json_view.__doc__ = "The same report as JSON; HTTP 503 when the cache is down (monitors)."
+error_view = _guarded(_error)
+error_view.__doc__ = "One error code's explanation from the registry."
+
+
+def urlpatterns_for_site(site: Any = None) -> list[URLPattern]:
+    """The health URLs, as mounted under an admin site, behind that site's own check."""
     return [
-        path("cachekit/health/", health_view, name="cachekit_health"),
-        path("cachekit/health.json", health_json_view, name="cachekit_health_json"),
-        path("cachekit/errors/<str:code>/", error_view, name="cachekit_error"),
+        path("cachekit/health/", _guarded(_health, site), name="cachekit_health"),
+        path("cachekit/health.json", _guarded(_health_json, site), name="cachekit_health_json"),
+        path("cachekit/errors/<str:code>/", _guarded(_error, site), name="cachekit_error"),
     ]
 
 
@@ -143,7 +179,7 @@ def install_admin_views(site: Any = None) -> bool:
     original_app_list = site.get_app_list
 
     def get_urls() -> list[Any]:
-        return urlpatterns_for_site() + list(original_urls())
+        return urlpatterns_for_site(site) + list(original_urls())
 
     def get_app_list(request: HttpRequest, app_label: str | None = None) -> list[Any]:
         app_list = list(original_app_list(request, app_label) if app_label

@@ -15,7 +15,11 @@ class CachekitConfig(AppConfig):  # type: ignore[misc]
 
     def ready(self) -> None:
         """Register checks and link the health page into the admin (if installed)."""
-        from . import checks  # noqa: F401  (registers the checks)
-        from .admin import install_admin_views
+        from django.apps import apps
 
-        install_admin_views()
+        from . import checks  # noqa: F401  (registers the checks)
+
+        if apps.is_installed("django.contrib.admin"):  # API-only projects have no admin
+            from .admin import install_admin_views
+
+            install_admin_views()

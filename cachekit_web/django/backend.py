@@ -103,12 +103,11 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         self._shared: CacheClient | None = None
         try:
             self.settings = build_settings(location, params)
+            self._shared = shared_client(self.settings)  # E042 for a URL redis-py cannot parse
         except ConfigurationError as exc:
             # Raised on first use; `manage.py check` reports it with its code meanwhile
             # (Django's own cache checks instantiate every backend and must not crash).
             self._error = exc
-        else:
-            self._shared = shared_client(self.settings)
 
     def __repr__(self) -> str:
         if self._shared is None:

@@ -22,6 +22,15 @@ def _message(alias: str, exc: CachekitError) -> str:
     return f"CACHES[{alias!r}]: [{exc.code}] {exc.message}"
 
 
+def _client_error(alias: str) -> CachekitError | None:
+    from django.core.cache import caches
+
+    from .backend import CachekitCache
+
+    cache = caches[alias]
+    return cache.configuration_error if isinstance(cache, CachekitCache) else None
+
+
 def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Settings errors (E001, E002, E040, E041, E042) and value authentication."""
     from .backend import build_settings
@@ -45,6 +54,11 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         except CachekitError as exc:
             messages.append(Error(_message(alias, exc), hint=exc.spec.fix, obj=alias,
                                   id=f"cachekit.{exc.code}"))
+            continue
+        built_error = _client_error(alias)  # e.g. a LOCATION redis-py cannot parse
+        if built_error is not None:
+            messages.append(Error(_message(alias, built_error), hint=built_error.spec.fix,
+                                  obj=alias, id=f"cachekit.{built_error.code}"))
             continue
         if not built.MASTER_KEY and not built.SIGNING_KEY:
             messages.append(Warning(

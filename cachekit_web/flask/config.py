@@ -120,6 +120,8 @@ def load(
             extras[name] = _as_bool(name, extras[name])
     if extras.get("HEALTH_TOKEN") == "":
         extras["HEALTH_TOKEN"] = None
+    if extras.get("HEALTH_TOKEN") is not None:  # a guessable token would open the dashboard
+        crypto.check_secret(str(extras["HEALTH_TOKEN"]), f"{PREFIX}HEALTH_TOKEN")
     prefix = extras.get("HEALTH_URL_PREFIX")
     if prefix is not None and not str(prefix).startswith("/"):
         raise ConfigurationError(f"{PREFIX}HEALTH_URL_PREFIX must start with '/'", code="E042")

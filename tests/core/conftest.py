@@ -10,8 +10,8 @@ import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
 
-KEY_A = "a1" * 32  # 64 hex chars: a valid 32-byte master key
-KEY_B = "b2" * 32
+KEY_A = bytes(range(0xa1, 0xa1 + 32)).hex()  # a valid 32-byte master key (32 distinct bytes)
+KEY_B = bytes(range(0x12, 0x12 + 32)).hex()
 SIGNING = "test-signing-secret"
 
 MakeClient = Callable[..., CacheClient]

@@ -143,7 +143,7 @@ def test_async_fail_open_when_killed(own_redis: EmbeddedRedis) -> None:
 
 
 def test_async_sharing_with_sync_client(redis_url: str, namespace: str) -> None:
-    sync = CacheClient.from_url(redis_url, NAMESPACE=namespace, SIGNING_KEY="s")
+    sync = CacheClient.from_url(redis_url, NAMESPACE=namespace, SIGNING_KEY="test-signing-secret")
 
     async def main() -> None:
         shared = AsyncCacheClient.sharing(sync)

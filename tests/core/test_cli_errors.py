@@ -191,7 +191,7 @@ def test_e020_unserializable_without_keys(make_client: MakeClient) -> None:
     assert client.get("a") is None  # nothing half-written
     with pytest.raises(SerializationError):
         client.get_or_set("g", object)
-    sealed = make_client(SIGNING_KEY="s")  # with a key, pickle is the fallback
+    sealed = make_client(SIGNING_KEY="test-signing-secret")  # with a key, pickle is the fallback
     assert sealed.set("k", Exception("x")) is True
 
 

@@ -22,7 +22,7 @@ from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import BACKEND, cache_conf
 
-MASTER_KEY = "cd" * 32
+MASTER_KEY = bytes(range(0xcd - 32, 0xcd)).hex()  # 32 distinct bytes
 
 
 def test_unknown_option_fails_with_e041_and_did_you_mean(

@@ -109,11 +109,11 @@ def test_bad_value_is_e042(make_app: AppFactory) -> None:
 def test_environment_is_the_fallback(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch,
                                      redis_url: str, namespace: str) -> None:
     monkeypatch.setitem(os.environ, "CACHEKIT_DEFAULT_TIMEOUT", "42")
-    monkeypatch.setitem(os.environ, "CACHEKIT_HEALTH_TOKEN", "from-env")
+    monkeypatch.setitem(os.environ, "CACHEKIT_HEALTH_TOKEN", "from-env-0123456789")
     app, cache = make_app()
     with app.app_context():
         assert cache.settings.DEFAULT_TIMEOUT == 42
-        assert cache._state().options.HEALTH_TOKEN == "from-env"
+        assert cache._state().options.HEALTH_TOKEN == "from-env-0123456789"
     app2, cache2 = make_app(CACHEKIT_DEFAULT_TIMEOUT=7)  # app.config wins over the environment
     with app2.app_context():
         assert cache2.settings.DEFAULT_TIMEOUT == 7
@@ -127,7 +127,7 @@ def test_secret_key_signs_values(make_app: AppFactory) -> None:
         signing_key = cache.settings.SIGNING_KEY
         assert signing_key == derived_signing_key("s3cr3t-flask-key")
         assert "s3cr3t-flask-key" not in repr(cache.client) + repr(cache.settings)
-    app2, cache2 = make_app(CACHEKIT_MASTER_KEY="ab" * 32)
+    app2, cache2 = make_app(CACHEKIT_MASTER_KEY=bytes(range(0xab - 32, 0xab)).hex())
     with app2.app_context():
         assert cache2.client.codec.keyring.encrypted
 

@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from .conftest import AppFactory
 
 CHROMIUM = "/usr/bin/chromium"
-TOKEN = "browser-Tok3n"
+TOKEN = "browser-Tok3n-8f2c"
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),

@@ -10,6 +10,7 @@ from cachekit_web.flask import Cache
 from .conftest import AppFactory
 
 URL = "/_cachekit/health/"
+TOKEN = "Xy7_s3cret.token"
 
 
 def test_dashboard_is_404_without_protection(make_app: AppFactory) -> None:
@@ -20,11 +21,9 @@ def test_dashboard_is_404_without_protection(make_app: AppFactory) -> None:
 
 
 def test_dashboard_is_absent_unless_enabled(make_app: AppFactory) -> None:
-    app, _ = make_app(CACHEKIT_HEALTH_TOKEN="tok")
-    assert app.test_client().get(URL, headers={"Authorization": "Bearer tok"}).status_code == 404
-
-
-TOKEN = "Xy7_s3cret.token"
+    app, _ = make_app(CACHEKIT_HEALTH_TOKEN=TOKEN)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert app.test_client().get(URL, headers=headers).status_code == 404
 
 
 @pytest.mark.parametrize(("header", "status"), [
@@ -57,13 +56,13 @@ def test_authorization_callback(make_app: AppFactory) -> None:
 
 
 def test_dashboard_content(make_app: AppFactory) -> None:
-    app, cache = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN="t",
+    app, cache = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN=TOKEN,
                           CACHEKIT_HEALTH_URL_PREFIX="/ops/cache")
     with app.app_context():
         cache.set("a", 1)
         cache.get("a"), cache.get("b")
         cache.client.metrics.error("E010")
-    auth = {"Authorization": "Bearer t"}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
     c = app.test_client()
     html = c.get("/ops/cache/", headers=auth).get_data(as_text=True)
     for needle in ("<svg", "polyline", "Status:", "hit rate", "50.0%", "Circuit breaker",
@@ -87,8 +86,8 @@ def cache_ns(app: Flask, cache: Cache) -> str:
 
 
 def test_dashboard_reports_down_when_redis_is_gone(make_app: AppFactory) -> None:
-    app, _ = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN="t",
+    app, _ = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN=TOKEN,
                       CACHEKIT_REDIS_URL="redis://127.0.0.1:1/0",
                       CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2)
-    r = app.test_client().get(URL + "health.json", headers={"Authorization": "Bearer t"})
+    r = app.test_client().get(URL + "health.json", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200 and r.get_json()["status"] == "down"

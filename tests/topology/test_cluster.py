@@ -21,7 +21,7 @@ from cachekit_web.core.render import render_page
 from .conftest import raw_cluster
 from .servers import LocalCluster
 
-KEY_A = "a1" * 32
+KEY_A = bytes(range(0xa1, 0xa1 + 32)).hex()  # 32 distinct bytes: not a weak key (E002)
 
 
 @pytest.fixture()

@@ -100,10 +100,12 @@ def parse_hosts_url(url: str, default_port: int) -> HostsURL:
             port_text = tail.lstrip(":")
         else:
             host, _, port_text = item.rpartition(":") if ":" in item else (item, "", "")
-        try:
-            port = int(port_text) if port_text else default_port
-        except ValueError:
-            raise ConfigurationError(f"bad port {port_text!r} in {shown}", code="E042") from None
+        # Checked, not int()-and-catch, and never echoed: with an unquoted '/' in the
+        # password, the "port" is a piece of the password.
+        if port_text and not (port_text.isascii() and port_text.isdigit()):
+            raise ConfigurationError(f"bad port in {shown}; percent-encode special characters "
+                                     "in the password", code="E042")
+        port = int(port_text) if port_text else default_port
         hosts.append((host, port))
     if not hosts:
         raise ConfigurationError(f"no host:port in {shown}", code="E042")

@@ -152,10 +152,13 @@ def pool_from_url(pool_class: Any, url: str, classes: Mapping[str, Any],
     try:
         return pool_class.from_url(url, connection_class=classes[scheme_of(url)], **options)
     except (ValueError, TypeError) as exc:  # e.g. an unquoted '/' in the password
-        raise ConfigurationError(
-            f"invalid Redis URL {redact_url(url)} ({type(exc).__name__}); percent-encode "
-            "special characters in the password", code="E042"
-        ) from None
+        failure = type(exc).__name__
+    # Raised after the except block: redis-py's message quotes the password, and an error
+    # raised inside the block would keep it as __context__ even with `from None`.
+    raise ConfigurationError(
+        f"invalid Redis URL {redact_url(url)} ({failure}); percent-encode "
+        "special characters in the password", code="E042"
+    )
 
 
 def _ms(ttl: float | None) -> int | None:

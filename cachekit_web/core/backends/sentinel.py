@@ -197,11 +197,10 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
                 f"a Sentinel URL needs the service name: redis+sentinel://host:port/"
                 f"<service>[/db], got {self._url}", code="E042")
         self.service = spec.path[0]
-        try:
-            db = int(spec.path[1]) if len(spec.path) > 1 else int(spec.query.get("db", 0))
-        except ValueError:
-            raise ConfigurationError(f"bad database number in {self._url}",
-                                     code="E042") from None
+        db_text = spec.path[1] if len(spec.path) > 1 else str(spec.query.get("db", 0))
+        if not (db_text.isascii() and db_text.isdigit()):  # not echoed: may be password
+            raise ConfigurationError(f"bad database number in {self._url}", code="E042")
+        db = int(db_text)
         data = node_options(settings, spec.tls)
         data.pop("ssl", None)
         data["db"] = db
@@ -419,11 +418,10 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
                 f"a Sentinel URL needs the service name: redis+sentinel://host:port/"
                 f"<service>[/db], got {self._url}", code="E042")
         self.service = spec.path[0]
-        try:
-            db = int(spec.path[1]) if len(spec.path) > 1 else int(spec.query.get("db", 0))
-        except ValueError:
-            raise ConfigurationError(f"bad database number in {self._url}",
-                                     code="E042") from None
+        db_text = spec.path[1] if len(spec.path) > 1 else str(spec.query.get("db", 0))
+        if not (db_text.isascii() and db_text.isdigit()):  # not echoed: may be password
+            raise ConfigurationError(f"bad database number in {self._url}", code="E042")
+        db = int(db_text)
         data = node_options(settings, spec.tls)
         data.pop("ssl", None)
         data["db"] = db

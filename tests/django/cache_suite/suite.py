@@ -8,7 +8,7 @@ from django.test import TestCase, override_settings
 MODE = os.environ["DJSUITE_MODE"]
 OPTIONS = {"NAMESPACE": f"django-suite-{MODE}", "SOCKET_TIMEOUT": 2.0}
 if MODE == "encrypted":
-    OPTIONS["MASTER_KEY"] = "ab" * 32
+    OPTIONS["MASTER_KEY"] = bytes(range(0xab - 32, 0xab)).hex()
 BASE = {
     "BACKEND": "cachekit_web.django.CachekitCache",
     "LOCATION": os.environ["DJSUITE_REDIS_URL"],
