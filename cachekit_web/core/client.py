@@ -262,8 +262,11 @@ class _ClientBase:
             timeout = self.settings.DEFAULT_TIMEOUT
         return None if timeout is None else float(timeout)
 
-    def _encode(self, fk: str, value: Any, fresh_until: float | None = None) -> bytes:
-        return self.codec.encode(fk.encode(), value, fresh_until)
+    def _encode(self, fk: str, value: Any, fresh_until: float | None = None,
+                ttl: float | None = None) -> bytes:
+        """Encode ``value``; a ``ttl`` (seconds) is sealed into the frame as its expiry."""
+        expires_at = None if ttl is None else time.time() + ttl
+        return self.codec.encode(fk.encode(), value, fresh_until, expires_at)
 
     def _decode(self, fk: str, raw: bytes | None) -> Entry | None:
         """Decode, or count and log a bad entry and return None (a miss)."""
@@ -301,14 +304,16 @@ class _ClientBase:
         The stale window is what the entry had left beyond its fresh-until time; the
         new physical TTL (ttl + window) is appended to ``physical`` for the caller.
         """
-        entry = self.codec.decode(fk.encode(), raw)
+        entry = self._decode(fk, raw)  # a bad or expired entry is counted and dropped
+        if entry is None:
+            raise DeserializationError("entry unreadable or expired", code="E021")
         if ttl is None or entry.fresh_until is None:
             physical[:] = [None if ttl is None else ttl]
-            return self._encode(fk, entry.value)
+            return self._encode(fk, entry.value, None, ttl)
         now = time.time()
         window = 0.0 if remaining is None else max(0.0, remaining + now - entry.fresh_until)
         physical[:] = [ttl + window]
-        return self._encode(fk, entry.value, now + ttl)
+        return self._encode(fk, entry.value, now + ttl, ttl + window)
 
     # -- guarding ----------------------------------------------------------
     def _check_open(self) -> None:
@@ -504,7 +509,7 @@ class CacheClient(_ClientBase):
         fresh_until = None
         if stale_ttl and ttl is not None:
             fresh_until, ttl = time.time() + ttl, ttl + stale_ttl
-        data = self._encode(fk, value, fresh_until)
+        data = self._encode(fk, value, fresh_until, ttl)
         ok = self._call("set", self.backend.set, fk, data, ttl)
         if ok is _UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
@@ -518,7 +523,7 @@ class CacheClient(_ClientBase):
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             return False
-        data = self._encode(fk, value)
+        data = self._encode(fk, value, None, ttl)
 
         def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
             if self.backend.set(fk, data, ttl, nx=True):
@@ -546,7 +551,7 @@ class CacheClient(_ClientBase):
         encoded = {}
         for key, value in mapping.items():
             fk = self.full_key(key)
-            encoded[fk] = self._encode(fk, value)
+            encoded[fk] = self._encode(fk, value, None, ttl)
         ok = self._call("set_many", self.backend.set_many, encoded, ttl)
         if ok is _UNAVAILABLE:
             self.pending.add(encoded)
@@ -586,7 +591,7 @@ class CacheClient(_ClientBase):
         raw = self.backend.get(fk)
         if raw is None:
             return False
-        if not Codec.has_fresh_until(raw):
+        if not Codec.has_times(raw) and ttl is None:
             return self.backend.touch(fk, ttl)
         remaining = self.backend.ttl(fk)
         physical: list[float | None] = []
@@ -603,22 +608,28 @@ class CacheClient(_ClientBase):
         fk = self.full_key(key)
         seen: list[int] = []
 
+        unreadable: list[bool] = []
+
         def bump(raw: bytes) -> bytes:
-            entry = self.codec.decode(fk.encode(), raw)
+            entry = self._decode(fk, raw)  # a bad or expired entry is a miss (counted, dropped)
+            if entry is None:
+                unreadable[:] = [True]
+                return raw  # left as it was; replaced below when there is a default
             if not isinstance(entry.value, int) or isinstance(entry.value, bool):
                 raise DeserializationError("value is not an integer", code="E021")
             seen[:] = [entry.value + delta]
-            return self._encode(fk, seen[0], entry.fresh_until)
+            return self.codec.encode(fk.encode(), seen[0], entry.fresh_until, entry.expires_at)
 
         def run() -> int | None:
-            if self.backend.update(fk, bump) is not None:
+            if self.backend.update(fk, bump) is not None and not unreadable:
                 return seen[0]
             if default is None:
                 return None
-            value = default + delta
-            if self.backend.set(fk, self._encode(fk, value), self._ttl(DEFAULT), nx=True):
+            value, ttl = default + delta, self._ttl(DEFAULT)
+            if self.backend.set(fk, self._encode(fk, value, None, ttl), ttl, nx=not unreadable):
+                self.pending.discard(fk)  # replaced: the remembered delete would lose it
                 return value
-            return seen[0] if self.backend.update(fk, bump) is not None else None
+            return seen[0] if self.backend.update(fk, bump) is not None and seen else None
 
         try:
             result = self._call("incr", run)
@@ -899,7 +910,7 @@ class AsyncCacheClient(_ClientBase):
         fresh_until = None
         if stale_ttl and ttl is not None:
             fresh_until, ttl = time.time() + ttl, ttl + stale_ttl
-        data = self._encode(fk, value, fresh_until)
+        data = self._encode(fk, value, fresh_until, ttl)
         ok = await self._call("set", self.backend.set, fk, data, ttl)
         if ok is _UNAVAILABLE:
             self.pending.add([fk])
@@ -913,7 +924,7 @@ class AsyncCacheClient(_ClientBase):
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             return False
-        data = self._encode(fk, value)
+        data = self._encode(fk, value, None, ttl)
 
         async def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
             if await self.backend.set(fk, data, ttl, nx=True):
@@ -939,7 +950,7 @@ class AsyncCacheClient(_ClientBase):
         encoded = {}
         for key, value in mapping.items():
             fk = self.full_key(key)
-            encoded[fk] = self._encode(fk, value)
+            encoded[fk] = self._encode(fk, value, None, ttl)
         ok = await self._call("set_many", self.backend.set_many, encoded, ttl)
         if ok is _UNAVAILABLE:
             self.pending.add(encoded)
@@ -979,7 +990,7 @@ class AsyncCacheClient(_ClientBase):
         raw = await self.backend.get(fk)
         if raw is None:
             return False
-        if not Codec.has_fresh_until(raw):
+        if not Codec.has_times(raw) and ttl is None:
             return await self.backend.touch(fk, ttl)
         remaining = await self.backend.ttl(fk)
         physical: list[float | None] = []
@@ -996,22 +1007,29 @@ class AsyncCacheClient(_ClientBase):
         fk = self.full_key(key)
         seen: list[int] = []
 
+        unreadable: list[bool] = []
+
         def bump(raw: bytes) -> bytes:
-            entry = self.codec.decode(fk.encode(), raw)
+            entry = self._decode(fk, raw)  # a bad or expired entry is a miss (counted, dropped)
+            if entry is None:
+                unreadable[:] = [True]
+                return raw  # left as it was; replaced below when there is a default
             if not isinstance(entry.value, int) or isinstance(entry.value, bool):
                 raise DeserializationError("value is not an integer", code="E021")
             seen[:] = [entry.value + delta]
-            return self._encode(fk, seen[0], entry.fresh_until)
+            return self.codec.encode(fk.encode(), seen[0], entry.fresh_until, entry.expires_at)
 
         async def run() -> int | None:
-            if await self.backend.update(fk, bump) is not None:
+            if await self.backend.update(fk, bump) is not None and not unreadable:
                 return seen[0]
             if default is None:
                 return None
-            value = default + delta
-            if await self.backend.set(fk, self._encode(fk, value), self._ttl(DEFAULT), nx=True):
+            value, ttl = default + delta, self._ttl(DEFAULT)
+            if await self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
+                                      nx=not unreadable):
+                self.pending.discard(fk)  # replaced: the remembered delete would lose it
                 return value
-            return seen[0] if await self.backend.update(fk, bump) is not None else None
+            return seen[0] if await self.backend.update(fk, bump) is not None and seen else None
 
         try:
             result = await self._call("incr", run)
