@@ -350,8 +350,11 @@ class _ClientBase:
             timeout = self.settings.DEFAULT_TIMEOUT
         return None if timeout is None else float(timeout)
 
-    def _encode(self, fk: str, value: Any, fresh_until: float | None = None) -> bytes:
-        return self.codec.encode(fk.encode(), value, fresh_until)
+    def _encode(self, fk: str, value: Any, fresh_until: float | None = None,
+                ttl: float | None = None) -> bytes:
+        """Encode ``value``; a ``ttl`` (seconds) is sealed into the frame as its expiry."""
+        expires_at = None if ttl is None else time.time() + ttl
+        return self.codec.encode(fk.encode(), value, fresh_until, expires_at)
 
     def _decode(self, fk: str, raw: bytes | None) -> Entry | None:
         """Decode, or count and log a bad entry and return None (a miss)."""
@@ -389,14 +392,16 @@ class _ClientBase:
         The stale window is what the entry had left beyond its fresh-until time; the
         new physical TTL (ttl + window) is appended to ``physical`` for the caller.
         """
-        entry = self.codec.decode(fk.encode(), raw)
+        entry = self._decode(fk, raw)  # a bad or expired entry is counted and dropped
+        if entry is None:
+            raise DeserializationError("entry unreadable or expired", code="E021")
         if ttl is None or entry.fresh_until is None:
             physical[:] = [None if ttl is None else ttl]
-            return self._encode(fk, entry.value)
+            return self._encode(fk, entry.value, None, ttl)
         now = time.time()
         window = 0.0 if remaining is None else max(0.0, remaining + now - entry.fresh_until)
         physical[:] = [ttl + window]
-        return self._encode(fk, entry.value, now + ttl)
+        return self._encode(fk, entry.value, now + ttl, ttl + window)
 
     # -- guarding ----------------------------------------------------------
     def _check_open(self) -> None:

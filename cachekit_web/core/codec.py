@@ -2,11 +2,22 @@
 
 Frame layout (all integers big-endian)::
 
-    b"CK" | version (1) | flags (1) | key id (4) | [fresh_until: float64] | body
+    b"CK" | version=2 (1) | flags (1) | key id (4) | expires_at: float64 |
+    [fresh_until: float64] | body
 
+``expires_at`` is the absolute expiry (Unix seconds, 0.0 = never) and
+``fresh_until`` the end of the fresh period of a stale-while-revalidate entry.
 The whole header is authenticated together with the full cache key (AEAD
-associated data, or HMAC input), so a frame cannot be moved to another key
-or have its flags changed without failing with E003.
+associated data, or HMAC input), so a frame cannot be moved to another key or
+have its flags or times changed without failing with E003, and a frame written
+back after its expiry is refused (E021): it is a miss. Version 1 frames (the
+same header without ``expires_at``) are still read.
+
+Hostile-data bounds, checked on write (E020/E022) and on read (E021, a miss):
+tuples, sets, frozensets, datetimes and times nest at most ``MAX_NESTING``
+levels inside one another (each level is decoded by a nested msgpack call on
+the C stack); a compressed payload inflates to at most MAX_VALUE_SIZE bytes;
+with PICKLE_FALLBACK off, a frame flagged as pickle is never unpickled.
 """
 
 from __future__ import annotations
@@ -14,6 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import pickle
 import struct
+import threading
+import time
 import uuid
 import zlib
 from decimal import Decimal
@@ -36,7 +49,8 @@ except ImportError:  # pragma: no cover
     ZoneInfo = None  # type: ignore[assignment,misc]
 
 MAGIC = b"CK"
-VERSION = 1
+VERSION = 2
+VERSION_1 = 1  # no expires_at field; still read
 F_ENCRYPTED = 0x01
 F_SIGNED = 0x02
 F_PICKLE = 0x04
@@ -44,8 +58,18 @@ F_ZLIB = 0x08
 F_FRESH = 0x10
 
 _HEAD = struct.Struct(">2sBB4s")
+_HEAD2 = struct.Struct(">2sBB4sd")
 _FRESH = struct.Struct(">d")
-HEADER_SIZE = _HEAD.size
+HEADER_SIZE = _HEAD.size  # the part shared by every version: magic, version, flags, key id
+HEADER2_SIZE = _HEAD2.size
+
+MAX_NESTING = 16
+"""How deeply tuples, sets, frozensets, datetimes and times may nest inside one another.
+
+Each level costs about 40 KiB of C stack when read (a nested msgpack call): 16
+levels fit a 1 MiB thread stack with room to spare. Lists and dicts between them
+do not count (msgpack bounds those itself)."""
+_NEST = threading.local()  # per-thread nesting level while packing or unpacking
 
 # msgpack extension type codes; part of the stored format, never renumber.
 (X_TUPLE, X_SET, X_FROZENSET, X_DATETIME, X_DATE, X_TIME, X_TIMEDELTA, X_DECIMAL, X_UUID,
@@ -53,10 +77,38 @@ HEADER_SIZE = _HEAD.size
 
 
 class Entry(NamedTuple):
-    """A decoded value and, for stale-while-revalidate entries, when it goes stale."""
+    """A decoded value, when it goes stale (stale-while-revalidate) and when it expires."""
 
     value: Any
     fresh_until: float | None = None
+    expires_at: float | None = None
+
+
+class _TooDeep(Exception):
+    """A value nests deeper than MAX_NESTING (raised through msgpack's default hook)."""
+
+
+def _pack_nested(obj: Any) -> bytes:
+    level = getattr(_NEST, "level", 0)
+    if level >= MAX_NESTING:
+        raise _TooDeep
+    _NEST.level = level + 1
+    try:
+        return _pack(obj)
+    finally:
+        _NEST.level = level
+
+
+def _unpack_nested(data: bytes) -> Any:
+    level = getattr(_NEST, "level", 0)
+    if level >= MAX_NESTING:
+        raise DeserializationError(f"stored value nests deeper than {MAX_NESTING} levels",
+                                   code="E021")
+    _NEST.level = level + 1
+    try:
+        return _unpack(data)
+    finally:
+        _NEST.level = level
 
 
 def _pack(obj: Any) -> bytes:
@@ -92,25 +144,25 @@ def _tz_decode(data: Any) -> dt.tzinfo | None:
 def _default(obj: Any) -> msgpack.ExtType:
     t = type(obj)
     if t is tuple:
-        return msgpack.ExtType(X_TUPLE, _pack(list(obj)))
+        return msgpack.ExtType(X_TUPLE, _pack_nested(list(obj)))
     if t is set:
-        return msgpack.ExtType(X_SET, _pack(list(obj)))
+        return msgpack.ExtType(X_SET, _pack_nested(list(obj)))
     if t is frozenset:
-        return msgpack.ExtType(X_FROZENSET, _pack(list(obj)))
+        return msgpack.ExtType(X_FROZENSET, _pack_nested(list(obj)))
     if t is dt.datetime:
-        return msgpack.ExtType(X_DATETIME, _pack([
+        return msgpack.ExtType(X_DATETIME, _pack_nested([
             obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
             obj.microsecond, obj.fold, _tz_encode(obj.tzinfo),
         ]))
     if t is dt.date:
-        return msgpack.ExtType(X_DATE, _pack([obj.year, obj.month, obj.day]))
+        return msgpack.ExtType(X_DATE, _pack_nested([obj.year, obj.month, obj.day]))
     if t is dt.time:
-        return msgpack.ExtType(X_TIME, _pack([
+        return msgpack.ExtType(X_TIME, _pack_nested([
             obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold,
             _tz_encode(obj.tzinfo),
         ]))
     if t is dt.timedelta:
-        return msgpack.ExtType(X_TIMEDELTA, _pack([obj.days, obj.seconds, obj.microseconds]))
+        return msgpack.ExtType(X_TIMEDELTA, _pack_nested([obj.days, obj.seconds, obj.microseconds]))
     if t is Decimal:
         return msgpack.ExtType(X_DECIMAL, str(obj).encode())
     if t is uuid.UUID:
@@ -126,21 +178,21 @@ def _unpack(data: bytes) -> Any:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == X_TUPLE:
-        return tuple(_unpack(data))
+        return tuple(_unpack_nested(data))
     if code == X_SET:
-        return set(_unpack(data))
+        return set(_unpack_nested(data))
     if code == X_FROZENSET:
-        return frozenset(_unpack(data))
+        return frozenset(_unpack_nested(data))
     if code == X_DATETIME:
-        y, mo, d, h, mi, s, us, fold, tz = _unpack(data)
+        y, mo, d, h, mi, s, us, fold, tz = _unpack_nested(data)
         return dt.datetime(y, mo, d, h, mi, s, us, tzinfo=_tz_decode(tz), fold=fold)
     if code == X_DATE:
-        return dt.date(*_unpack(data))
+        return dt.date(*_unpack_nested(data))
     if code == X_TIME:
-        h, mi, s, us, fold, tz = _unpack(data)
+        h, mi, s, us, fold, tz = _unpack_nested(data)
         return dt.time(h, mi, s, us, tzinfo=_tz_decode(tz), fold=fold)
     if code == X_TIMEDELTA:
-        days, seconds, micros = _unpack(data)
+        days, seconds, micros = _unpack_nested(data)
         return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
     if code == X_DECIMAL:
         return Decimal(data.decode())
@@ -174,6 +226,11 @@ class Codec:
         """Return the payload for ``value`` and its serializer flag."""
         try:
             return _pack(value), 0
+        except (_TooDeep, RecursionError):
+            raise SerializationError(
+                f"value nests tuples, sets or dates deeper than {MAX_NESTING} levels",
+                code="E020",
+            ) from None
         except (TypeError, ValueError, OverflowError) as exc:
             if not self.pickle_fallback:
                 raise SerializationError(
@@ -186,31 +243,36 @@ class Codec:
         except Exception as exc:  # pickle raises many types for unpicklable objects
             raise SerializationError(
                 f"cannot serialize a {type(value).__name__}", code="E020"
-            ) from exc
+            ) from None if isinstance(exc, RecursionError) else exc
 
-    def encode(self, key: bytes, value: Any, fresh_until: float | None = None) -> bytes:
-        """Encode ``value`` for storage under the full cache key ``key``."""
+    def encode(self, key: bytes, value: Any, fresh_until: float | None = None,
+               expires_at: float | None = None) -> bytes:
+        """Encode ``value`` for storage under the full cache key ``key``.
+
+        ``expires_at`` (Unix seconds) is sealed into the frame: after it, the frame is
+        refused even if Redis still holds it (or it was written back).
+        """
         payload, flags = self.serialize(value)
+        if len(payload) > self.max_value_size:  # also bounds what a reader inflates
+            raise ValueTooLargeError(
+                f"value is {len(payload)} bytes serialized; MAX_VALUE_SIZE is "
+                f"{self.max_value_size}",
+                code="E022",
+            )
         if len(payload) >= self.compress_min_size:
             packed = zlib.compress(payload, 1)
             if len(packed) < len(payload) * 0.9:
                 payload, flags = packed, flags | F_ZLIB
-        if len(payload) > self.max_value_size:
-            raise ValueTooLargeError(
-                f"value is {len(payload)} bytes after compression; MAX_VALUE_SIZE is "
-                f"{self.max_value_size}",
-                code="E022",
-            )
         ring = self.keyring
         if ring.encrypted:
             flags |= F_ENCRYPTED
         elif ring.authenticated:
             flags |= F_SIGNED
-        if fresh_until is not None:
-            flags |= F_FRESH
-        header = _HEAD.pack(MAGIC, VERSION, flags, ring.key_id)
-        if fresh_until is not None:
-            header += _FRESH.pack(fresh_until)
+        if fresh_until is None:
+            header = _HEAD2.pack(MAGIC, VERSION, flags, ring.key_id, expires_at or 0.0)
+        else:
+            header = _HEAD2.pack(MAGIC, VERSION, flags | F_FRESH, ring.key_id,
+                                 expires_at or 0.0) + _FRESH.pack(fresh_until)
         if ring.encrypted:
             return header + ring.seal(header, key, payload)
         if ring.authenticated:
@@ -222,14 +284,32 @@ class Codec:
         """Whether a stored frame carries a fresh-until time (stale-while-revalidate)."""
         return len(frame) > HEADER_SIZE and bool(frame[3] & F_FRESH)
 
-    def decode(self, key: bytes, frame: bytes) -> Entry:
-        """Decode a stored frame; raises E003 (not authentic) or E021 (undecodable)."""
+    @staticmethod
+    def has_times(frame: bytes) -> bool:
+        """Whether a stored frame carries an expiry or a fresh-until time (touch re-seals it)."""
+        if len(frame) <= HEADER_SIZE:
+            return False
+        if frame[3] & F_FRESH:
+            return True
+        return frame[2] == VERSION and len(frame) >= HEADER2_SIZE and \
+            _FRESH.unpack_from(frame, HEADER_SIZE)[0] != 0.0
+
+    def decode(self, key: bytes, frame: bytes, now: float | None = None) -> Entry:
+        """Decode a stored frame; raises E003 (not authentic) or E021 (undecodable, expired)."""
         if len(frame) < HEADER_SIZE:
             raise DeserializationError("frame too short", code="E021")
         magic, version, flags, key_id = _HEAD.unpack_from(frame)
-        if magic != MAGIC or version != VERSION:
+        if magic != MAGIC:
             raise DeserializationError("not a cachekit-web frame", code="E021")
-        head_len = HEADER_SIZE + (_FRESH.size if flags & F_FRESH else 0)
+        if version == VERSION:
+            head_len = HEADER2_SIZE
+        elif version == VERSION_1:
+            head_len = HEADER_SIZE
+        else:
+            raise DeserializationError("not a cachekit-web frame", code="E021")
+        fresh_at = head_len
+        if flags & F_FRESH:
+            head_len += _FRESH.size
         if len(frame) < head_len:
             raise DeserializationError("frame too short", code="E021")
         header, body = frame[:head_len], frame[head_len:]
@@ -247,14 +327,20 @@ class Codec:
             if flags & (F_ENCRYPTED | F_SIGNED | F_PICKLE):
                 raise IntegrityError("sealed value but no key configured", code="E003")
             payload = body
-        fresh_until = _FRESH.unpack_from(header, HEADER_SIZE)[0] if flags & F_FRESH else None
-        return Entry(self._load(payload, flags), fresh_until)
+        expires_at = _FRESH.unpack_from(header, HEADER_SIZE)[0] if version == VERSION else 0.0
+        if expires_at and expires_at <= (time.time() if now is None else now):
+            raise DeserializationError("stored value is past its expiry (written back?)",
+                                       code="E021")
+        fresh_until = _FRESH.unpack_from(header, fresh_at)[0] if flags & F_FRESH else None
+        return Entry(self._load(payload, flags), fresh_until, expires_at or None)
 
-    @staticmethod
-    def _load(payload: bytes, flags: int) -> Any:
+    def _load(self, payload: bytes, flags: int) -> Any:
+        if flags & F_PICKLE and not self.pickle_fallback:
+            raise DeserializationError("pickled value refused: PICKLE_FALLBACK is off",
+                                       code="E021")
         try:
             if flags & F_ZLIB:
-                payload = zlib.decompress(payload)
+                payload = self._inflate(payload)
             if flags & F_PICKLE:
                 return pickle.loads(payload)  # only reached for authenticated frames
             return _unpack(payload)
@@ -264,3 +350,12 @@ class Codec:
             raise DeserializationError(f"cannot decode stored value ({type(exc).__name__})",
                                        code="E021") from None
 
+    def _inflate(self, data: bytes) -> bytes:
+        """Decompress at most MAX_VALUE_SIZE bytes; more is a bomb (E021)."""
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(data, self.max_value_size)
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise DeserializationError(
+                f"compressed value inflates beyond MAX_VALUE_SIZE ({self.max_value_size}) "
+                "or is truncated", code="E021")
+        return out

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import struct
-import threading
+from collections.abc import Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -34,33 +35,34 @@ MIN_DISTINCT_SECRET_CHARS = 8
 class _NonceSource:
     """96-bit nonces: an 8-byte random per-process prefix and a 4-byte counter.
 
-    The prefix is redrawn after fork() and whenever the counter wraps, so a
-    nonce never repeats within a process and forked children never share one.
+    The process id is compared before every nonce, so a child made by any fork
+    (os.fork, or a fork in C that Python never sees, as uWSGI's master does)
+    draws its own prefix before its first nonce. The prefix is also redrawn when
+    the counter passes 2**32. Lock-free: ``next()`` on an ``itertools.count`` is
+    atomic, and a state (pid, prefix, counter) is replaced whole, never mutated,
+    so a lock inherited in a held state across a fork cannot hang the child.
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reseed()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._reseed_after_fork)
+        self._state = self._fresh_state()
 
-    def _reseed(self) -> None:
-        self._prefix = os.urandom(8)
-        self._counter = 0
-
-    def _reseed_after_fork(self) -> None:
-        self._lock = threading.Lock()  # the parent's lock may have been held at fork time
-        self._reseed()
+    @staticmethod
+    def _fresh_state() -> tuple[int, bytes, Iterator[int]]:
+        return os.getpid(), os.urandom(8), itertools.count(1)
 
     def next(self) -> bytes:
         """Return a fresh nonce."""
-        with self._lock:
-            if self._counter >= 0xFFFFFFFF:
-                self._reseed()
-            self._counter += 1
-            return self._prefix + struct.pack(">I", self._counter)
+        state = self._state
+        if state[0] != os.getpid():  # forked: never continue the parent's sequence
+            state = self._state = self._fresh_state()
+        n = next(state[2])
+        while n > 0xFFFFFFFF:
+            state = self._state = self._fresh_state()
+            n = next(state[2])
+        return state[1] + _COUNTER.pack(n)
 
 
+_COUNTER = struct.Struct(">I")
 NONCES = _NonceSource()
 
 

@@ -178,6 +178,8 @@ REGISTRY: dict[str, ErrorSpec] = {
             causes=(
                 "the value's type has no msgpack encoding and the pickle fallback is off",
                 "no master key or signing key is configured, so pickle is refused",
+                "tuples, sets, frozensets or date/time values nest more than 16 levels "
+                "inside one another (see docs/security.md)",
             ),
             fix="Cache plain data (dict, list, str, numbers, dates, Decimal, UUID), or configure "
             "MASTER_KEY or SIGNING_KEY so that other objects can be stored in sealed frames.",
@@ -188,6 +190,10 @@ REGISTRY: dict[str, ErrorSpec] = {
             causes=(
                 "the entry was written by another program or an older format",
                 "the bytes in Redis are corrupt",
+                "the entry is past the expiry sealed into it (written back after it expired, "
+                "or this machine's clock runs ahead)",
+                "it nests more than 16 levels, inflates beyond MAX_VALUE_SIZE, or is pickled "
+                "while PICKLE_FALLBACK is off",
             ),
             fix="Nothing is lost: the entry is treated as a miss and deleted.",
         ),

@@ -198,9 +198,10 @@ DESCRIPTIONS: dict[str, str] = {
     "SIGNING_KEY": "Secret for HMAC-signed frames when there is no MASTER_KEY (adapters derive "
     "it from SECRET_KEY); at least 16 characters, 8 of them different.",
     "PICKLE_FALLBACK": "Store types msgpack cannot carry with pickle, only inside authenticated "
-    "frames.",
+    "frames; off = never pickle, and never unpickle on read (E021).",
     "DEFAULT_TIMEOUT": "Seconds a value lives when no timeout is given; none = forever.",
-    "MAX_VALUE_SIZE": "Largest encoded value in bytes; larger ones are refused (E022).",
+    "MAX_VALUE_SIZE": "Largest serialized value in bytes, before compression; larger ones are "
+    "refused (E022), and no stored value is inflated beyond it (E021).",
     "MAX_KEY_LENGTH": "Longest key in characters (E023).",
     "COMPRESS_MIN_SIZE": "Values at least this many bytes are zlib-compressed when it helps.",
     "SOCKET_TIMEOUT": "Seconds to wait for a Redis reply.",

@@ -201,8 +201,11 @@ def test_e022_value_too_large(make_client: MakeClient) -> None:
         client.set("k", os.urandom(2000))
     assert info.value.code == "E022" and isinstance(info.value, ValueError)
     assert client.set("small", b"x" * 100) is True
-    assert client.set("compressible", b"x" * 50_000) is True  # fits after compression
-    assert client.get("compressible") == b"x" * 50_000
+    # the limit is on the serialized size, so no reader ever inflates more than it
+    with pytest.raises(ValueTooLargeError):
+        client.set("compressible", b"x" * 50_000)
+    assert client.set("compressible", b"x" * 990) is True
+    assert client.get("compressible") == b"x" * 990
 
 
 @pytest.mark.parametrize("key", ["", 123, None, b"bytes", "x" * 1025])

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachekit_web import CacheClient, DeserializationError, IntegrityError
-from cachekit_web.core.codec import HEADER_SIZE, MAGIC, VERSION, Codec
+from cachekit_web.core.codec import HEADER2_SIZE, MAGIC, VERSION, Codec
 from cachekit_web.core.crypto import NONCE_SIZE, KeyRing
 from cachekit_web.embedded import EmbeddedRedis
 
@@ -191,7 +191,7 @@ def test_header_carries_current_key_id() -> None:
 
 
 def _nonces(codec: Codec, n: int) -> list[bytes]:
-    return [codec.encode(b"n:k", i)[HEADER_SIZE:HEADER_SIZE + NONCE_SIZE] for i in range(n)]
+    return [codec.encode(b"n:k", i)[HEADER2_SIZE:HEADER2_SIZE + NONCE_SIZE] for i in range(n)]
 
 
 def test_forked_processes_never_share_a_nonce() -> None:

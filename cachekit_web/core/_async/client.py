@@ -187,7 +187,7 @@ class AsyncCacheClient(_ClientBase):
         fresh_until = None
         if stale_ttl and ttl is not None:
             fresh_until, ttl = time.time() + ttl, ttl + stale_ttl
-        data = self._encode(fk, value, fresh_until)
+        data = self._encode(fk, value, fresh_until, ttl)
         ok: bool | Unavailable = await self._call("set", self.backend.set, fk, data, ttl)
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
@@ -202,7 +202,7 @@ class AsyncCacheClient(_ClientBase):
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
             return False
-        data = self._encode(fk, value)
+        data = self._encode(fk, value, None, ttl)
 
         async def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
             if await self.backend.set(fk, data, ttl, nx=True):
@@ -230,7 +230,7 @@ class AsyncCacheClient(_ClientBase):
         encoded = {}
         for key, value in mapping.items():
             fk = self.full_key(key)
-            encoded[fk] = self._encode(fk, value)
+            encoded[fk] = self._encode(fk, value, None, ttl)
         ok: bool | Unavailable = await self._call("set_many", self.backend.set_many, encoded, ttl)
         if ok is UNAVAILABLE:
             self.pending.add(encoded)
@@ -276,7 +276,7 @@ class AsyncCacheClient(_ClientBase):
         raw = await self.backend.get(fk)
         if raw is None:
             return False
-        if not Codec.has_fresh_until(raw):
+        if not Codec.has_times(raw) and ttl is None:
             return await self.backend.touch(fk, ttl)
         remaining = await self.backend.ttl(fk)
         physical: list[float | None] = []
@@ -292,23 +292,29 @@ class AsyncCacheClient(_ClientBase):
         """Atomically add ``delta``; None if the key is missing (and no default) or unavailable."""
         fk = self.full_key(key)
         seen: list[int] = []
+        unreadable: list[bool] = []
 
         def bump(raw: bytes) -> bytes:
-            entry = self.codec.decode(fk.encode(), raw)
+            entry = self._decode(fk, raw)  # a bad or expired entry is a miss (counted, dropped)
+            if entry is None:
+                unreadable[:] = [True]
+                return raw  # left as it was; replaced below when there is a default
             if not isinstance(entry.value, int) or isinstance(entry.value, bool):
                 raise DeserializationError("value is not an integer", code="E021")
             seen[:] = [entry.value + delta]
-            return self._encode(fk, seen[0], entry.fresh_until)
+            return self.codec.encode(fk.encode(), seen[0], entry.fresh_until, entry.expires_at)
 
         async def run() -> int | None:
-            if await self.backend.update(fk, bump) is not None:
+            if await self.backend.update(fk, bump) is not None and not unreadable:
                 return seen[0]
             if default is None:
                 return None
-            value = default + delta
-            if await self.backend.set(fk, self._encode(fk, value), self._ttl(DEFAULT), nx=True):
+            value, ttl = default + delta, self._ttl(DEFAULT)
+            if await self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
+                                      nx=not unreadable):
+                self.pending.discard(fk)  # replaced: the remembered delete would lose it
                 return value
-            return seen[0] if await self.backend.update(fk, bump) is not None else None
+            return seen[0] if await self.backend.update(fk, bump) is not None and seen else None
 
         try:
             result: int | Unavailable | None = await self._call("incr", run)
