@@ -429,12 +429,16 @@ class Cache:
             resp.headers["hit_cache"] = "True"
         return resp
 
-    def _settle(self, value: Any, mine: list[Any]) -> tuple[Any, str | None, bool]:
+    def _settle(self, value: Any, mine: list[Any],
+                view: bool = False) -> tuple[Any, str | None, bool]:
         """(value, detail, recompute?) after a fetch: markers are never shared with waiters,
-        and a page is never served from an unauthenticated entry."""
-        if isinstance(value, StoredPage) and not mine \
-                and not self.client.codec.keyring.authenticated:
-            return value, None, True
+        a page is never served from an unauthenticated entry, and a view's entry that is
+        not a page (stored by an older release) is recomputed."""
+        if not mine and not isinstance(value, _Marker):
+            if view and not isinstance(value, StoredPage):
+                return value, None, True
+            if isinstance(value, StoredPage) and not self.client.codec.keyring.authenticated:
+                return value, None, True
         if isinstance(value, _Marker):
             if not mine:
                 return value, None, True
@@ -531,7 +535,7 @@ class Cache:
                     result = await self._aobtain(
                         client, key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
                         self._forced(forced_update, args, kwargs))
-                    value, detail, again = self._settle(result.value, mine)
+                    value, detail, again = self._settle(result.value, mine, view)
                     if again:
                         value = await compute()
                         detail = value.reason if isinstance(value, _Marker) else None
@@ -558,7 +562,7 @@ class Cache:
                 timeout_ = self._timeout(wrapper.cache_timeout)
                 result = self._obtain(client, key, compute, timeout_, stale_ttl,
                                       self._forced(forced_update, args, kwargs))
-                value, detail, again = self._settle(result.value, mine)
+                value, detail, again = self._settle(result.value, mine, view)
                 if again:
                     value = compute()
                     detail = value.reason if isinstance(value, _Marker) else None

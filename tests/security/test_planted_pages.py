@@ -186,3 +186,16 @@ def test_django_replay_filters_stored_headers_in_authenticated_mode(
     assert answer.content == HOSTILE_BODY
     assert answer["X-Kept"] == "1"
     assert "Set-Cookie" not in answer.headers and not answer.cookies
+
+
+def test_flask_view_entry_that_is_not_a_page_is_never_served(
+        make_app: AppFactory, raw_redis: redis.Redis) -> None:
+    # A view's entry is always a page: anything else (a dict stored by an older release,
+    # a string) is recomputed, never handed to make_response.
+    app, cache, renders = _flask_view_app(make_app, "k3y-for-the-test")
+    with app.app_context():
+        plant(raw_redis, cache.client, _flask_view_key(app), legacy_page_dict())
+    answer = app.test_client().get("/")
+    assert answer.data == b"the real page"
+    assert "Set-Cookie" not in answer.headers
+    assert renders == [1]
