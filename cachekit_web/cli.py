@@ -51,7 +51,7 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
 
 
 def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> list[Check]:
-    """The checks `doctor` runs: settings, keys, connectivity, a sealed round trip."""
+    """The checks `doctor` runs: settings, keys, connectivity, a round trip of a value."""
     from .core.client import CacheClient
     from .core.settings import Settings
 
@@ -73,7 +73,8 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> l
         state["client"] = c
         ring = c.codec.keyring
         mode = "AES-256-GCM" if ring.encrypted else "HMAC-signed" if ring.authenticated else \
-            "plain msgpack (no MASTER_KEY or SIGNING_KEY)"
+            "UNAUTHENTICATED plain msgpack (no MASTER_KEY or SIGNING_KEY: anyone who can " \
+            "write to Redis can forge values; pages and fragments are not cached)"
         fp = f", key fingerprint {ring.fingerprint}" if ring.fingerprint else ""
         return f"{c.describe()}, values {mode}{fp}"
 
@@ -95,7 +96,12 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> l
         c.backend.delete(fk)
         if raw is None or c.codec.decode(fk.encode(), raw).value != value:
             raise CachekitError("round trip returned a different value", code="E021")
-        return "set, get and delete of a sealed value succeeded"
+        ring = c.codec.keyring
+        if not ring.authenticated:
+            return ("set, get and delete of an UNAUTHENTICATED value succeeded (neither "
+                    "signed nor encrypted: set MASTER_KEY or SIGNING_KEY)")
+        mode = "encrypted" if ring.encrypted else "signed"
+        return f"set, get and delete of a {mode} value succeeded"
 
     return [("settings", settings), ("client", client), ("connectivity", ping),
             ("round trip", round_trip)]

@@ -42,6 +42,7 @@ from .errors import (
     SerializationError,
     ValueTooLargeError,
 )
+from .web import StoredPage
 
 try:  # zoneinfo is 3.9+, but tzdata may be absent on some systems
     from zoneinfo import ZoneInfo
@@ -74,6 +75,7 @@ _NEST = threading.local()  # per-thread nesting level while packing or unpacking
 # msgpack extension type codes; part of the stored format, never renumber.
 (X_TUPLE, X_SET, X_FROZENSET, X_DATETIME, X_DATE, X_TIME, X_TIMEDELTA, X_DECIMAL, X_UUID,
  X_BIGINT) = range(1, 11)
+X_PAGE = 11  # a cached HTTP response (core.web.StoredPage): pages are known by type, not shape
 
 
 class Entry(NamedTuple):
@@ -169,6 +171,10 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(X_UUID, obj.bytes)
     if t is int:  # only reached for integers outside msgpack's 64-bit range
         return msgpack.ExtType(X_BIGINT, str(obj).encode())
+    if t is StoredPage:
+        return msgpack.ExtType(X_PAGE, _pack([
+            obj.status, [list(h) for h in obj.headers], obj.body, obj.stored_at, obj.charset,
+        ]))
     raise TypeError(f"no msgpack encoding for {t.__name__}")
 
 
@@ -200,6 +206,13 @@ def _ext_hook(code: int, data: bytes) -> Any:
         return uuid.UUID(bytes=data)
     if code == X_BIGINT:
         return int(data.decode())
+    if code == X_PAGE:
+        status, headers, body, stored_at, charset = _unpack(data)
+        if not (isinstance(status, int) and isinstance(body, bytes)
+                and isinstance(stored_at, float) and isinstance(charset, (str, type(None)))
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in headers)):
+            raise DeserializationError("malformed stored page", code="E021")
+        return StoredPage(status, tuple((k, v) for k, v in headers), body, stored_at, charset)
     raise DeserializationError(f"unknown extension type {code}", code="E021")
 
 

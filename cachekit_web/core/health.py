@@ -94,6 +94,10 @@ def build_report(
         breaker=breaker,
         metrics=metrics,
         encryption={
+            # "unauthenticated": no key, so values are plain frames anyone with write
+            # access to Redis can forge; pages and fragments are then never cached.
+            "mode": "encrypted" if encrypted else "signed" if signed else "unauthenticated",
+            "authenticated": signed or encrypted,
             "encrypted": encrypted,
             "signed": signed and not encrypted,
             "key_fingerprint": key_fingerprint,

@@ -28,6 +28,11 @@ _STYLE = """
 """
 
 
+UNAUTHENTICATED_TEXT = ("plain msgpack, NOT authenticated (no MASTER_KEY or SIGNING_KEY): "
+                        "anyone who can write to Redis can forge values; pages and "
+                        "fragments are not cached")
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
@@ -113,7 +118,7 @@ def render_dashboard(report: HealthReport, *, json_url: str | None = None,
                    f'{escape(report.error.get("message", ""))}</p>')
     enc = d["encryption"]
     mode = "AES-256-GCM" if enc.get("encrypted") else "HMAC-signed" if enc.get("signed") \
-        else "plain"
+        else UNAUTHENTICATED_TEXT
     out.append(_table([
         ("backend", report.backend), ("namespace", report.namespace),
         ("ping (ms)", report.ping_ms),

@@ -10,7 +10,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 CACHE_STATUS_HEADER = "Cache-Status"
 CACHE_NAME = "cachekit"
@@ -39,11 +39,14 @@ def request_bypass_reason(method: str, headers: Any = None) -> str | None:
 
 
 def visitor_reason(*, session_accessed: bool, csrf_used: bool = False,
-                   messages_pending: bool = False) -> str | None:
+                   messages_pending: bool = False, cookies_read: Iterable[str] = (),
+                   cookies_keyed: Iterable[str] = ()) -> str | None:
     """Why a rendered page depends on its visitor, so must not be shared (None if it need not).
 
     Frameworks add what marks a page as personal (Vary: Cookie, Set-Cookie) after the
-    view returns, so the adapters report what the request did instead.
+    view returns, so the adapters report what the request did instead. A cookie read
+    (``cookies_read``: names, ``"*"`` for the whole jar) is personal unless the cookie
+    is part of the key (``cookies_keyed``, ``"*"`` when the Cookie header is).
     """
     if messages_pending:
         return "messages"
@@ -51,7 +54,88 @@ def visitor_reason(*, session_accessed: bool, csrf_used: bool = False,
         return "csrf"
     if session_accessed:
         return "session"
+    keyed = set(cookies_keyed)
+    if "*" not in keyed and not set(cookies_read) <= keyed:
+        return "cookie"
     return None
+
+
+class CookieReads:
+    """Mixin for a request's cookie mapping that records which cookies the code read.
+
+    Mixed into the framework's own mapping type (Django's dict, Werkzeug's
+    ImmutableMultiDict) so views see the same object; whole-jar access records ``"*"``.
+    """
+
+    reads: set[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.reads = set()
+        cast(Any, super()).__init__(*args, **kwargs)
+
+    def _note(self, name: object) -> None:
+        self.reads.add(str(name))
+
+    def __getitem__(self, key: Any) -> Any:
+        self._note(key)
+        return cast(Any, super()).__getitem__(key)
+
+    def get(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        """The cookie's value (recorded as read)."""
+        self._note(key)
+        return cast(Any, super()).get(key, *args, **kwargs)
+
+    def getlist(self, key: Any, *args: Any, **kwargs: Any) -> Any:
+        """All values of a cookie (recorded as read)."""
+        self._note(key)
+        return cast(Any, super()).getlist(key, *args, **kwargs)
+
+    def __contains__(self, key: object) -> bool:
+        self._note(key)
+        return bool(cast(Any, super()).__contains__(key))
+
+    def __iter__(self) -> Any:
+        self._note("*")
+        return cast(Any, super()).__iter__()
+
+    def keys(self) -> Any:
+        """Cookie names (the whole jar counts as read)."""
+        self._note("*")
+        return cast(Any, super()).keys()
+
+    def items(self, *args: Any, **kwargs: Any) -> Any:
+        """Cookie names and values (the whole jar counts as read)."""
+        self._note("*")
+        return cast(Any, super()).items(*args, **kwargs)
+
+    def values(self) -> Any:
+        """Cookie values (the whole jar counts as read)."""
+        self._note("*")
+        return cast(Any, super()).values()
+
+    def to_dict(self, *args: Any, **kwargs: Any) -> Any:
+        """The jar as a plain dict (the whole jar counts as read)."""
+        self._note("*")
+        return cast(Any, super()).to_dict(*args, **kwargs)
+
+    def copy(self) -> Any:
+        """A copy of the jar (the whole jar counts as read)."""
+        self._note("*")
+        return cast(Any, super()).copy()
+
+
+def cookie_key_parts(cookies: Mapping[str, str], names: Iterable[str]) -> list[str]:
+    """Key parts for the cookies a view declares it varies on (sorted names, their values)."""
+    return [f"cookie:{n}={cookies.get(n, '')}" for n in sorted(set(names))]
+
+
+def replayable_headers(headers: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The response headers a stored page may carry and replay (no cookies, hop-by-hop, Age).
+
+    Applied when a page is stored and again when it is served, so an entry that
+    holds such a header (planted, or stored by an older release) never replays it.
+    """
+    return tuple((str(k), str(v)) for k, v in headers if str(k).lower() not in _HOP_BY_HOP)
 
 
 def cache_control_directives(value: str | None) -> dict[str, str | None]:
@@ -137,14 +221,27 @@ def view_cache_key(
     return f"view:{prefix}:{_digest(parts)}" if prefix else f"view:{_digest(parts)}"
 
 
-def fragment_cache_key(name: str, vary_on: Iterable[Any] = ()) -> str:
+def vary_token(values: Iterable[Any]) -> str:
+    """An unambiguous digest of vary-on values: each ``str(value)`` is length-prefixed,
+    so ("ann_lee", "x") and ("ann", "lee_x") never share one."""
+    h = hashlib.sha256()
+    for v in values:
+        data = str(v).encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return h.hexdigest()[:32]
+
+
+def fragment_cache_key(name: str, vary_on: Iterable[Any] = (), *,
+                       prefix: str = "fragment:") -> str:
     """The cache key of a template fragment: its name and the values it varies on."""
-    return f"fragment:{name}:{_digest([str(v) for v in vary_on])}"
+    return f"{prefix}{name}:{vary_token(vary_on)}"
 
 
 @dataclass(frozen=True)
 class StoredPage:
-    """A page as kept in the cache: plain types only, so msgpack (not pickle) carries it."""
+    """A page as kept in the cache: its own msgpack extension type in the codec, so a
+    cached dict is never taken for a page however it is shaped."""
 
     status: int
     headers: tuple[tuple[str, str], ...]
@@ -152,33 +249,20 @@ class StoredPage:
     stored_at: float
     charset: str | None = None
 
-    def as_value(self) -> dict[str, Any]:
-        """The cacheable representation."""
-        return {"v": 1, "status": self.status, "headers": [list(h) for h in self.headers],
-                "body": self.body, "stored_at": self.stored_at, "charset": self.charset}
+    @staticmethod
+    def from_value(value: Any) -> StoredPage | None:
+        """``value`` if it is a stored page, else None (by type, never by shape)."""
+        return value if isinstance(value, StoredPage) else None
 
-    @classmethod
-    def from_value(cls, value: Any) -> StoredPage | None:
-        """Rebuild from as_value()'s output; None if the value is not a stored page."""
-        if not isinstance(value, dict) or value.get("v") != 1:
-            return None
-        try:
-            return cls(
-                status=int(value["status"]),
-                headers=tuple((str(k), str(v)) for k, v in value["headers"]),
-                body=bytes(value["body"]),
-                stored_at=float(value["stored_at"]),
-                charset=value.get("charset"),
-            )
-        except (KeyError, TypeError, ValueError):
-            return None
+    def replay_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers to send when serving this page, filtered again as at capture."""
+        return replayable_headers(self.headers)
 
     @classmethod
     def capture(cls, status: int, headers: Iterable[tuple[str, str]], body: bytes,
                 charset: str | None = None) -> StoredPage:
         """Snapshot a response, leaving out headers that must not be replayed."""
-        kept = tuple((k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP)
-        return cls(status, kept, body, time.time(), charset)
+        return cls(status, replayable_headers(headers), body, time.time(), charset)
 
     def age(self, now: float | None = None) -> int:
         """Seconds since the page was stored (never negative)."""
@@ -224,9 +308,12 @@ def _token(text: str) -> str:
 
 
 def normalized_query(query_string: str | bytes) -> str:
-    """A query string with its parameters in a stable order, so ?a=1&b=2 and ?b=2&a=1 match."""
+    """A query string with its names in a stable order, so ?a=1&b=2 and ?b=2&a=1 match."""
     from urllib.parse import parse_qsl, urlencode
 
     if isinstance(query_string, bytes):
         query_string = query_string.decode("latin-1")
-    return urlencode(sorted(parse_qsl(query_string, keep_blank_values=True)))
+    # Sort by name only (stable): repeated names keep their order, since
+    # ?next=a&next=b and ?next=b&next=a are different requests to the view.
+    pairs = parse_qsl(query_string, keep_blank_values=True)
+    return urlencode(sorted(pairs, key=lambda kv: kv[0]))

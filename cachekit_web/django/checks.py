@@ -64,7 +64,8 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             messages.append(Warning(
                 f"CACHES[{alias!r}]: cached values are not authenticated: no MASTER_KEY or "
                 "SIGNING_KEY, and no SECRET_KEY to derive a signing key from; responses, "
-                "model instances and other pickled objects cannot be cached",
+                "model instances and other pickled objects cannot be cached, and cache_page "
+                "views and {% cache %} fragments run uncached",
                 hint="Set SECRET_KEY (a signing key is derived from it) or OPTIONS['MASTER_KEY'] "
                 "(`cachekit-web doctor` prints a new one).",
                 obj=alias, id="cachekit.E020"))

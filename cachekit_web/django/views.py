@@ -52,9 +52,10 @@ def _variant() -> list[str]:
 
 
 def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
-                   vary_on_headers: Iterable[str] = ()) -> str:
-    """The cache key of the page ``request`` asks for (method, full URL, varying headers,
-    active language and time zone)."""
+                   vary_on_headers: Iterable[str] = (),
+                   vary_on_cookies: Iterable[str] = ()) -> str:
+    """The cache key of the page ``request`` asks for (method, full URL, varying headers
+    and cookies, active language and time zone)."""
     names = list(vary_on_headers)
     return web.view_cache_key(
         request.build_absolute_uri(),
@@ -62,25 +63,46 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
         headers={n: request.headers.get(n, "") for n in names},
         vary_on=names,
         prefix=_prefix(key_prefix),
-        context=_variant(),
+        context=_variant() + web.cookie_key_parts(request.COOKIES, vary_on_cookies),
     )
+
+
+class _WatchedCookies(web.CookieReads, dict[str, str]):
+    """request.COOKIES, recording which cookies the view read."""
+
+
+def _watch_cookies(request: HttpRequest) -> None:
+    """Record cookie reads from here on (middleware that ran before read only its own)."""
+    if not isinstance(request.COOKIES, _WatchedCookies):
+        request.COOKIES = _WatchedCookies(request.COOKIES)
+
+
+def _cookies_keyed(vary_on_headers: Iterable[str], vary_on_cookies: Iterable[str]) -> list[str]:
+    keyed = list(vary_on_cookies)
+    if "cookie" in {h.lower() for h in vary_on_headers}:
+        keyed.append("*")  # the whole Cookie header is part of the key
+    return keyed
 
 
 def invalidate_page(target: HttpRequest | str, *, headers: dict[str, str] | None = None,
                     vary_on_headers: Iterable[str] = (), key_prefix: str | None = None,
-                    cache: str | None = None) -> bool:
+                    cache: str | None = None, cookies: dict[str, str] | None = None,
+                    vary_on_cookies: Iterable[str] = ()) -> bool:
     """Delete a cached page, given a request for it or its absolute URL; True if it existed.
 
-    Pass the same ``vary_on_headers`` and ``key_prefix`` as to cache_page, and for a
-    URL the header values the cached variant was requested with; the variant of the
-    active language and time zone is removed (wrap in ``translation.override`` for others).
+    Pass the same ``vary_on_headers``, ``vary_on_cookies`` and ``key_prefix`` as to
+    cache_page, and for a URL the header and cookie values the cached variant was
+    requested with; the variant of the active language and time zone is removed (wrap
+    in ``translation.override`` for others).
     """
     names = list(vary_on_headers)
     if isinstance(target, HttpRequest):
-        key = page_cache_key(target, key_prefix=key_prefix, vary_on_headers=names)
+        key = page_cache_key(target, key_prefix=key_prefix, vary_on_headers=names,
+                             vary_on_cookies=vary_on_cookies)
     else:
-        key = web.view_cache_key(target, headers=headers or {}, vary_on=names,
-                                 prefix=_prefix(key_prefix), context=_variant())
+        key = web.view_cache_key(
+            target, headers=headers or {}, vary_on=names, prefix=_prefix(key_prefix),
+            context=_variant() + web.cookie_key_parts(cookies or {}, vary_on_cookies))
     return bool(get_cache(cache).delete(key))  # a deferred delete (outage) will land: True
 
 
@@ -93,7 +115,7 @@ def invalidate_fragment(fragment_name: str, *vary_on: Any, cache: str | None = N
 
 
 def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
-                        vary_on: Iterable[str]) -> str | None:
+                        vary_on: Iterable[str], vary_cookies: Iterable[str] = ()) -> str | None:
     keyed = {v.lower() for v in vary_on}
     reason = web.response_uncacheable_reason(
         response.status_code, list(response.items()), keyed_headers=keyed,
@@ -110,17 +132,20 @@ def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
         csrf_used=bool(request.META.get("CSRF_COOKIE_NEEDS_UPDATE")),
         messages_pending=bool(getattr(messages, "used", False)
                               or getattr(messages, "added_new", False)),
+        cookies_read=getattr(request.COOKIES, "reads", ()),
+        cookies_keyed=_cookies_keyed(keyed, vary_cookies),
     )
 
 
 def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | None,
-             vary_on: tuple[str, ...], outcome: Outcome) -> dict[str, Any] | None:
+             vary_on: tuple[str, ...], outcome: Outcome,
+             vary_cookies: tuple[str, ...] = ()) -> web.StoredPage | None:
     """What the leader stores: a StoredPage value, or None when the response is not cacheable."""
     render = getattr(response, "render", None)
     if callable(render) and not getattr(response, "is_rendered", True):
         response = render()
     outcome["response"] = response
-    reason = _uncacheable_reason(request, response, vary_on)
+    reason = _uncacheable_reason(request, response, vary_on, vary_cookies)
     if reason is not None:
         outcome["reason"] = reason
         return None
@@ -129,14 +154,13 @@ def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | 
     if timeout is not None:
         patch_response_headers(response, int(timeout))
     assert isinstance(response, HttpResponse)
-    page = web.StoredPage.capture(response.status_code, list(response.items()),
+    return web.StoredPage.capture(response.status_code, list(response.items()),
                                   response.content, response.charset)
-    return page.as_value()
 
 
 def _from_page(page: web.StoredPage) -> HttpResponse:
     response = HttpResponse(page.body, status=page.status)
-    for name, value in page.headers:
+    for name, value in page.replay_headers():
         response[name] = value
     response["Age"] = str(page.age())
     return response
@@ -156,15 +180,20 @@ def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
 
 
 def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: str | None = None,
-               stale_ttl: float | None = None, vary_on_headers: Iterable[str] = ()
+               stale_ttl: float | None = None, vary_on_headers: Iterable[str] = (),
+               vary_on_cookies: Iterable[str] = ()
                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Cache a view's GET/HEAD 200 responses for ``timeout`` seconds, one render per key.
 
     A drop-in for Django's ``cache_page`` with stampede protection, an optional
     ``stale_ttl`` window during which a stale page is served while one request
-    re-renders it, and a ``Cache-Status`` header on every response.
+    re-renders it, and a ``Cache-Status`` header on every response. A view that
+    reads a cookie is not stored unless the cookie is named in ``vary_on_cookies``
+    (whose values are then part of the key) or ``Cookie`` is in ``vary_on_headers``.
+    Without a key to authenticate values the view runs uncached.
     """
     vary_on = tuple(vary_on_headers)
+    vary_cookies = tuple(vary_on_cookies)
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         if iscoroutinefunction(view):
@@ -190,7 +219,11 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         bypass = web.request_bypass_reason(method, request.headers)
         if bypass is not None:
             return _direct(call(), web.cache_status(bypass))
-        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on)
+        if not backend.client.codec.keyring.authenticated:
+            return _direct(call(), web.cache_status("bypass", detail="unauthenticated"))
+        _watch_cookies(request)
+        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
+                             vary_on_cookies=vary_cookies)
         if method == "HEAD":
             # HEAD is answered from GET's entry, but never fills it.
             page = web.StoredPage.from_value(backend.get(key))
@@ -199,7 +232,8 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _direct(call(), web.cache_status("miss", detail="head"))
         outcome: Outcome = {}
         result = backend.fetch(
-            key, lambda: _capture(request, call(), timeout, vary_on, outcome), timeout,
+            key, lambda: _capture(request, call(), timeout, vary_on, outcome, vary_cookies),
+            timeout,
             stale_ttl=stale_ttl, should_cache=lambda v: v is not None,
         )
         return _finish(request, call, result.value, result.status, outcome)
@@ -221,7 +255,11 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         bypass = web.request_bypass_reason(method, request.headers)
         if bypass is not None:
             return _direct(await call(), web.cache_status(bypass))
-        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on)
+        if not backend.client.codec.keyring.authenticated:
+            return _direct(await call(), web.cache_status("bypass", detail="unauthenticated"))
+        _watch_cookies(request)
+        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
+                             vary_on_cookies=vary_cookies)
         if method == "HEAD":
             page = web.StoredPage.from_value(await backend.aget(key))
             if page is not None:
@@ -229,8 +267,8 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _direct(await call(), web.cache_status("miss", detail="head"))
         outcome: Outcome = {}
 
-        async def compute() -> dict[str, Any] | None:
-            return _capture(request, await call(), timeout, vary_on, outcome)
+        async def compute() -> web.StoredPage | None:
+            return _capture(request, await call(), timeout, vary_on, outcome, vary_cookies)
 
         result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,
                                       should_cache=lambda v: v is not None)

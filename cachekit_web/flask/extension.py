@@ -20,14 +20,18 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.wrappers import Response
+from werkzeug.datastructures import ImmutableMultiDict
 
 from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Deferred, Result
 from ..core.health import HealthReport
 from ..core.settings import Settings
 from ..core.web import (
     CACHE_STATUS_HEADER,
+    CookieReads,
     StoredPage,
     cache_status,
+    cookie_key_parts,
+    fragment_cache_key,
     normalized_query,
     request_bypass_reason,
     response_uncacheable_reason,
@@ -39,8 +43,7 @@ from .keys import canonical
 
 EXTENSION_KEY = "cachekit"
 log = logging.getLogger("cachekit_web")
-TEMPLATE_FRAGMENT_KEY_TEMPLATE = "_template_fragment_cache_%s%s"
-_PAGE = "__cachekit_page__"
+TEMPLATE_FRAGMENT_KEY_PREFIX = "_template_fragment_cache_"
 _DEFAULT_VIEW_PREFIX = "view/%s"
 
 HashMethod = Callable[..., Any]
@@ -56,11 +59,8 @@ class CachedResponse(Response):
 
 
 def make_template_fragment_key(fragment_name: str, vary_on: Iterable[Any] | None = None) -> str:
-    """The cache key of a ``{% cache %}`` fragment (same format as Flask-Caching)."""
-    parts = [str(v) for v in (vary_on or ())]
-    if parts:
-        fragment_name = f"{fragment_name}_"
-    return TEMPLATE_FRAGMENT_KEY_TEMPLATE % (fragment_name, "_".join(parts))
+    """The cache key of a ``{% cache %}`` fragment: its name and a digest of its vary-on values."""
+    return fragment_cache_key(fragment_name, vary_on or (), prefix=TEMPLATE_FRAGMENT_KEY_PREFIX)
 
 
 class _LoopClients:
@@ -133,6 +133,22 @@ def _wants_args(fn: Callable[..., Any]) -> bool:
         return False
 
 
+class _WatchedCookies(CookieReads, ImmutableMultiDict[str, str]):  # type: ignore[misc]
+    """request.cookies, recording which cookies the request's code read."""
+
+
+def _watch_cookies() -> None:
+    """First before_request hook: from here on, cookie reads are recorded."""
+    if not isinstance(request.cookies, _WatchedCookies):
+        request.cookies = _WatchedCookies(request.cookies)
+
+
+def _cookies_read() -> set[str]:
+    """Cookies read since the request's first hook ran."""
+    found = request.__dict__.get("cookies")
+    return found.reads if isinstance(found, _WatchedCookies) else set()
+
+
 def _session_accessed() -> bool:
     """Whether the view read the session, checked without marking it read ourselves."""
     from flask import globals as flask_globals
@@ -147,6 +163,11 @@ def _source_hash(f: Callable[..., Any], hash_method: HashMethod) -> str:
     except (OSError, TypeError):
         source = getattr(getattr(f, "__code__", None), "co_code", b"").hex()
     return str(hash_method(source.encode("utf-8")).hexdigest())[:16]
+
+
+def _bypassed(reason: str) -> tuple[str, str | None]:
+    """(status, detail) for a request the cache stays out of."""
+    return ("bypass", reason) if reason == "unauthenticated" else (reason, None)
 
 
 def _is_dispatched(wrapper: Callable[..., Any]) -> bool:
@@ -191,9 +212,13 @@ class Cache:
         state = _State(settings, options, CacheClient(settings))
         if not state.client.codec.keyring.authenticated:
             log.warning("cachekit: app %r has no SECRET_KEY or CACHEKIT_MASTER_KEY, so cached "
-                        "values are neither signed nor encrypted; {%% cache %%} fragments are "
-                        "not cached until one is set", app.name)
+                        "values are neither signed nor encrypted (anyone who can write to Redis "
+                        "can forge them); cached views and {%% cache %%} fragments run uncached "
+                        "until one is set", app.name)
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = state
+        hooks = app.before_request_funcs.setdefault(None, [])
+        if _watch_cookies not in hooks:
+            hooks.insert(0, _watch_cookies)  # before the app's hooks, which may read cookies
         if self.with_jinja2_ext:
             from .jinja import CacheExtension
 
@@ -349,24 +374,27 @@ class Cache:
         return result
 
     def _package(self, rv: Any, view: bool, response_filter: Callable[[Any], Any] | None,
-                 cache_none: bool) -> Any:
+                 cache_none: bool, vary_cookies: Iterable[str] = ()) -> Any:
         """Turn a fresh return value into what is stored, or a _Marker saying why not."""
         if inspect.isgenerator(rv) and not view:
             rv = list(rv)
         if view or isinstance(rv, Response):
             resp = current_app.make_response(rv)
             reason: str | None = None
-            if view:  # a session read anywhere in the request (hooks too) makes it personal
-                reason = visitor_reason(session_accessed=_session_accessed())
+            if not self.client.codec.keyring.authenticated:
+                reason = "unauthenticated"  # a page from an unsigned entry could be forged
+            elif view:  # a session or cookie read anywhere in the request makes it personal
+                reason = visitor_reason(session_accessed=_session_accessed(),
+                                        cookies_read=_cookies_read(),
+                                        cookies_keyed=vary_cookies)
             reason = reason or response_uncacheable_reason(
                 resp.status_code, list(resp.headers.items()), streaming=resp.is_streamed)
             if reason is None and response_filter is not None and not response_filter(rv):
                 reason = "response-filter"
             if reason is not None:
                 return _Marker(resp, reason)
-            page = {_PAGE: StoredPage.capture(resp.status_code, list(resp.headers.items()),
-                                              resp.get_data(),
-                                              resp.mimetype_params.get("charset")).as_value()}
+            page = StoredPage.capture(resp.status_code, list(resp.headers.items()),
+                                      resp.get_data(), resp.mimetype_params.get("charset"))
             timeout = getattr(rv, "timeout", None) if isinstance(rv, CachedResponse) else None
             if timeout is not None:
                 return _Marker(resp, None, page, self._timeout(timeout))
@@ -379,13 +407,11 @@ class Cache:
 
     @staticmethod
     def _thaw(value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1 and _PAGE in value:
-            page = StoredPage.from_value(value[_PAGE])
-            if page is not None:
-                resp = current_app.response_class(page.body, status=page.status,
-                                                  headers=list(page.headers))
-                resp.headers["Age"] = str(page.age())
-                return resp
+        if isinstance(value, StoredPage):
+            resp = current_app.response_class(value.body, status=value.status,
+                                              headers=list(value.replay_headers()))
+            resp.headers["Age"] = str(value.age())
+            return resp
         return value
 
     def _finish(self, value: Any, status: str, detail: str | None, view: bool,
@@ -403,9 +429,16 @@ class Cache:
             resp.headers["hit_cache"] = "True"
         return resp
 
-    @staticmethod
-    def _settle(value: Any, mine: list[Any]) -> tuple[Any, str | None, bool]:
-        """(value, detail, recompute?) after a fetch: markers are never shared with waiters."""
+    def _settle(self, value: Any, mine: list[Any],
+                view: bool = False) -> tuple[Any, str | None, bool]:
+        """(value, detail, recompute?) after a fetch: markers are never shared with waiters,
+        a page is never served from an unauthenticated entry, and a view's entry that is
+        not a page (stored by an older release) is recomputed."""
+        if not mine and not isinstance(value, _Marker):
+            if view and not isinstance(value, StoredPage):
+                return value, None, True
+            if isinstance(value, StoredPage) and not self.client.codec.keyring.authenticated:
+                return value, None, True
         if isinstance(value, _Marker):
             if not mine:
                 return value, None, True
@@ -427,9 +460,15 @@ class Cache:
         source_check: bool | None = None,
         response_hit_indication: bool = False,
         stale_ttl: float | None = None,
+        vary_on_cookies: Iterable[str] = (),
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Cache a view (by method + full URL + query string) or a function (by key_prefix)."""
+        """Cache a view (by method + full URL + query string) or a function (by key_prefix).
+
+        A view that reads a cookie is not stored unless the cookie is named in
+        ``vary_on_cookies``, whose values are then part of the key.
+        """
         include_query = query_string is not False
+        vary_cookies = tuple(vary_on_cookies)
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
             fname = f"{f.__module__}.{f.__qualname__}"
@@ -455,7 +494,8 @@ class Cache:
                         else key_prefix % request.path
                     if not _is_dispatched(wrapper):
                         prefix = f"{prefix}|{fname}" if prefix else fname
-                    key = view_cache_key(url, method=request.method, prefix=prefix)
+                    key = view_cache_key(url, method=request.method, prefix=prefix,
+                                         context=cookie_key_parts(request.cookies, vary_cookies))
                 else:
                     key = key_prefix
                 if check:
@@ -467,17 +507,19 @@ class Cache:
                     return make_cache_key(*args, **kwargs)
                 return wrapper.make_cache_key(*args, **kwargs)  # type: ignore[no-any-return]
 
-            def bypass_reason() -> str | None:
+            def bypass_reason(view: bool) -> str | None:
                 if not has_request_context():
                     return None
+                if view and not self.client.codec.keyring.authenticated:
+                    return "unauthenticated"  # pages are only served from entries we signed
                 return request_bypass_reason(request.method, request.headers)
 
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 if self._bypass(unless, f, args, kwargs):
                     return await f(*args, **kwargs)
                 view = _is_dispatched(wrapper)
-                if (bypass := bypass_reason()) is not None:
-                    return self._finish(await f(*args, **kwargs), bypass, None, view,
+                if (bypass := bypass_reason(view)) is not None:
+                    return self._finish(await f(*args, **kwargs), *_bypassed(bypass), view,
                                         False)
                 state = self._state()
                 key = key_for(args, kwargs)
@@ -485,7 +527,7 @@ class Cache:
 
                 async def compute() -> Any:
                     value = self._package(await f(*args, **kwargs), view, response_filter,
-                                          cache_none)
+                                          cache_none, vary_cookies)
                     mine.append(value)
                     return value
 
@@ -493,7 +535,7 @@ class Cache:
                     result = await self._aobtain(
                         client, key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
                         self._forced(forced_update, args, kwargs))
-                    value, detail, again = self._settle(result.value, mine)
+                    value, detail, again = self._settle(result.value, mine, view)
                     if again:
                         value = await compute()
                         detail = value.reason if isinstance(value, _Marker) else None
@@ -505,22 +547,22 @@ class Cache:
                 if self._bypass(unless, f, args, kwargs):
                     return f(*args, **kwargs)
                 view = _is_dispatched(wrapper)
-                if (bypass := bypass_reason()) is not None:
-                    return self._finish(f(*args, **kwargs), bypass, None, view, False)
+                if (bypass := bypass_reason(view)) is not None:
+                    return self._finish(f(*args, **kwargs), *_bypassed(bypass), view, False)
                 client = self._state().client
                 key = key_for(args, kwargs)
                 mine: list[Any] = []
 
                 def compute() -> Any:
                     value = self._package(f(*args, **kwargs), view, response_filter,
-                                          cache_none)
+                                          cache_none, vary_cookies)
                     mine.append(value)
                     return value
 
                 timeout_ = self._timeout(wrapper.cache_timeout)
                 result = self._obtain(client, key, compute, timeout_, stale_ttl,
                                       self._forced(forced_update, args, kwargs))
-                value, detail, again = self._settle(result.value, mine)
+                value, detail, again = self._settle(result.value, mine, view)
                 if again:
                     value = compute()
                     detail = value.reason if isinstance(value, _Marker) else None

@@ -229,7 +229,8 @@ def test_health_report(make_client: MakeClient) -> None:
     assert data["server"]["redis_version"]
     assert data["breaker"]["state"] == "closed"
     assert data["metrics"]["totals"]["hits"] == 1
-    assert data["encryption"] == {"encrypted": True, "signed": False,
+    assert data["encryption"] == {"mode": "encrypted", "authenticated": True,
+                                  "encrypted": True, "signed": False,
                                   "key_fingerprint": c.codec.keyring.fingerprint}
     assert data["namespace"] == c.namespace and data["pending_deletes"] == 0
     assert KEY_A not in json.dumps(data)

@@ -40,6 +40,7 @@ def _configure() -> None:
 
 
 _configure()
+_ENVIRONMENT: list[bool] = []
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,10 +49,15 @@ def django_environment() -> Iterator[None]:
     from django.core.management import call_command
     from django.test.utils import setup_test_environment, teardown_test_environment
 
+    if _ENVIRONMENT:  # other directories (tests/security) reuse this fixture
+        yield
+        return
+    _ENVIRONMENT.append(True)
     setup_test_environment()
     call_command("migrate", interactive=False, verbosity=0)
     yield
     teardown_test_environment()
+    _ENVIRONMENT.clear()
 
 
 def cache_conf(url: str, namespace: str, **options: Any) -> dict[str, Any]:

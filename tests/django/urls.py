@@ -99,7 +99,26 @@ def api(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"data for {request.headers.get('Authorization', 'nobody')}")
 
 
+@cache_page(60)
+def next_page(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"next={request.GET.get('next')}")
+
+
+@cache_page(60)
+def me(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"token={request.COOKIES.get('token', '')}")
+
+
+@cache_page(60, vary_on_cookies=("theme",))
+def themed(request: HttpRequest) -> HttpResponse:
+    _count("themed")
+    return HttpResponse(f"theme={request.COOKIES.get('theme', 'light')}")
+
+
 urlpatterns = [
+    path("t/next/", next_page),
+    path("t/me/", me),
+    path("t/themed/", themed),
     path("t/greeting/", greeting),
     path("t/api/", api),
     path("t/plain/", plain),

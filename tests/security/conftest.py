@@ -1,6 +1,7 @@
 """Hostile-data tests: frames planted or replayed in a real Redis, forks, deep and huge values.
 
-The client fixtures are the core suite's (a real redis-server started by the session).
+The fixtures are the core, Django and Flask suites' own (a real redis-server started by
+the session).
 """
 
 from __future__ import annotations
@@ -9,8 +10,13 @@ import struct
 
 from cachekit_web.core.crypto import KeyRing
 from tests.core.conftest import KEY_A, SIGNING, MakeClient, make_client, raw
+from tests.django.conftest import cache, django_environment, use_caches
+from tests.flask.conftest import make_app
 
-__all__ = ["KEY_A", "MODES", "SIGNING", "MakeClient", "make_client", "raw", "v1_frame"]
+__all__ = [
+    "KEY_A", "MODES", "SIGNING", "MakeClient", "cache", "django_environment", "make_app",
+    "make_client", "raw", "use_caches", "v1_frame",
+]
 
 MODES: dict[str, dict[str, str]] = {
     "plain": {},

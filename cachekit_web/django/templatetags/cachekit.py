@@ -63,6 +63,9 @@ class CacheNode(template.Node):  # type: ignore[misc]
         stale = self._seconds(self.stale, context, "stale")
         key = fragment_cache_key(self.name, [v.resolve(context) for v in self.vary_on])
         backend = self._backend(context)
+        if isinstance(backend, CachekitCache) and not backend.client.codec.keyring.authenticated:
+            # The output is inserted as HTML: never replay it from an entry we cannot verify.
+            return str(self.nodelist.render(context))
         if not isinstance(backend, CachekitCache):
             value = backend.get(key)
             if value is None:
