@@ -277,8 +277,10 @@ class _ClientBase:
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         codec: Codec | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
+        self.clock = clock or time.time  # wall clock (freshness, expiry); tests inject their own
         self.url = settings.require_url()
         self.namespace = settings.NAMESPACE
         self._prefix = settings.NAMESPACE + ":"
@@ -292,6 +294,7 @@ class _ClientBase:
             compress_min_size=settings.COMPRESS_MIN_SIZE,
             max_value_size=settings.MAX_VALUE_SIZE,
             pickle_fallback=settings.PICKLE_FALLBACK,
+            clock=self.clock,
         )
         self.breaker = breaker or CircuitBreaker(
             failure_threshold=settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
@@ -302,7 +305,7 @@ class _ClientBase:
         )
         if breaker is None:  # a shared breaker is already logged by the client that owns it
             self.breaker.add_listener(self._on_transition)
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(clock=self.clock)
         self.pending = PendingDeletes(settings.PENDING_DELETES_MAX, spool_for(settings,
                                                                                self.url))
         self.replayer = Replayer(self.pending, self._prefix,
@@ -353,7 +356,7 @@ class _ClientBase:
     def _encode(self, fk: str, value: Any, fresh_until: float | None = None,
                 ttl: float | None = None) -> bytes:
         """Encode ``value``; a ``ttl`` (seconds) is sealed into the frame as its expiry."""
-        expires_at = None if ttl is None else time.time() + ttl
+        expires_at = None if ttl is None else self.clock() + ttl
         return self.codec.encode(fk.encode(), value, fresh_until, expires_at)
 
     def _decode(self, fk: str, raw: bytes | None) -> Entry | None:
@@ -398,7 +401,7 @@ class _ClientBase:
         if ttl is None or entry.fresh_until is None:
             physical[:] = [None if ttl is None else ttl]
             return self._encode(fk, entry.value, None, ttl)
-        now = time.time()
+        now = self.clock()
         window = 0.0 if remaining is None else max(0.0, remaining + now - entry.fresh_until)
         physical[:] = [ttl + window]
         return self._encode(fk, entry.value, now + ttl, ttl + window)

@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
@@ -226,8 +227,10 @@ class Codec:
         compress_min_size: int = 1024,
         max_value_size: int = 8 * 1024 * 1024,
         pickle_fallback: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.keyring = keyring
+        self.clock = clock  # wall clock for sealed expiries; injectable for tests
         self.compress_min_size = compress_min_size
         self.max_value_size = max_value_size
         self.pickle_fallback = pickle_fallback and keyring.authenticated
@@ -341,7 +344,7 @@ class Codec:
                 raise IntegrityError("sealed value but no key configured", code="E003")
             payload = body
         expires_at = _FRESH.unpack_from(header, HEADER_SIZE)[0] if version == VERSION else 0.0
-        if expires_at and expires_at <= (time.time() if now is None else now):
+        if expires_at and expires_at <= (self.clock() if now is None else now):
             raise DeserializationError("stored value is past its expiry (written back?)",
                                        code="E021")
         fresh_until = _FRESH.unpack_from(header, fresh_at)[0] if flags & F_FRESH else None

@@ -17,6 +17,26 @@ SIGNING = "test-signing-secret"
 MakeClient = Callable[..., CacheClient]
 
 
+class FakeClock:
+    """A wall clock that moves only when a test says so (freshness, sealed expiry, metrics)."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@pytest.fixture()
+def clock() -> FakeClock:
+    """A fake wall clock for a client: pass ``clock=clock`` to make_client."""
+    return FakeClock()
+
+
 @pytest.fixture()
 def make_client(redis_url: str, namespace: str) -> Iterator[MakeClient]:
     """Build CacheClients on the shared server (namespace of the test); closed afterwards."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from cachekit_web import CacheClient
+from cachekit_web import AsyncCacheClient, CacheClient
 
 from .conftest import KEY_A
 
@@ -19,12 +20,33 @@ VALUES = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=5),
                    st.lists(st.integers(), max_size=3).map(tuple), st.binary(max_size=4))
 
 
-def machine_for(url: str, **extra: Any) -> type[RuleBasedStateMachine]:
+class _Blocking:
+    """Drives an AsyncCacheClient from the (synchronous) state machine, on one event loop."""
+
+    def __init__(self, client: AsyncCacheClient) -> None:
+        self._client = client
+        self._loop = asyncio.new_event_loop()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = self._loop.run_until_complete(method(*args, **kwargs))
+            if name == "close":
+                self._loop.close()
+            return result
+
+        return call
+
+
+def machine_for(url: str, flavour: str = "sync", **extra: Any) -> type[RuleBasedStateMachine]:
     class CacheModel(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
             ns = "model-" + uuid.uuid4().hex[:8]
-            self.client = CacheClient.from_url(url, NAMESPACE=ns, **extra)
+            self.client: Any = (
+                CacheClient.from_url(url, NAMESPACE=ns, **extra) if flavour == "sync"
+                else _Blocking(AsyncCacheClient.from_url(url, NAMESPACE=ns, **extra)))
             self.model: dict[str, Any] = {}
 
         @rule(key=KEYS, value=VALUES)
@@ -101,8 +123,9 @@ def test_model_memory() -> None:
     machine.TestCase().runTest()
 
 
+@pytest.mark.parametrize("flavour", ["sync", "async"])
 @pytest.mark.parametrize("extra", [{}, {"MASTER_KEY": KEY_A}], ids=["plain", "encrypted"])
-def test_model_redis(redis_url: str, extra: dict[str, str]) -> None:
-    machine = machine_for(redis_url, **extra)
+def test_model_redis(redis_url: str, extra: dict[str, str], flavour: str) -> None:
+    machine = machine_for(redis_url, flavour, **extra)
     machine.TestCase.settings = _SETTINGS
     machine.TestCase().runTest()

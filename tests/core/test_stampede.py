@@ -14,7 +14,7 @@ import redis
 from cachekit_web import CacheClient, LockTimeoutError, ValueTooLargeError
 from cachekit_web.embedded import free_port
 
-from .conftest import KEY_A, MakeClient
+from .conftest import KEY_A, FakeClock, MakeClient
 
 COUNTER = "stampede-counter"  # outside any namespace
 
@@ -119,34 +119,36 @@ def test_two_clients_in_threads_compute_once(make_client: MakeClient) -> None:
     assert len(calls) == 1
 
 
-def test_statuses_hit_miss_stale(make_client: MakeClient) -> None:
-    client = make_client()
-    other = make_client()  # another "process": own flights, shares the Redis lock
+def test_statuses_hit_miss_stale(make_client: MakeClient, clock: FakeClock) -> None:
+    client = make_client(clock=clock)
+    other = make_client(clock=clock)  # another "process": own flights, shares the Redis lock
     assert client.fetch("k", lambda: "v1", 0.3, stale_ttl=30).status == "miss"
     assert client.fetch("k", lambda: "unused", 0.3, stale_ttl=30).status == "hit"
     assert client.get("k") == "v1" and client.has_key("k")
-    time.sleep(0.4)
+    clock.advance(0.4)
     assert client.get("k") is None  # past its fresh time: get() does not serve stale
     assert client.metrics.totals["expired"] >= 1
 
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     def slow() -> str:
         started.set()
-        time.sleep(0.5)
+        assert release.wait(10)  # the recompute runs until the other callers have answered
         return "v2"
 
     with ThreadPoolExecutor(1) as pool:
         leader = pool.submit(client.fetch, "k", slow, 0.3, 30)
         assert started.wait(5)
-        t0 = time.perf_counter()
-        same_process = client.fetch("k", lambda: "never", 0.3, stale_ttl=30)
-        other_process = other.fetch("k", lambda: "never", 0.3, stale_ttl=30)
-        waited = time.perf_counter() - t0
+        try:
+            same_process = client.fetch("k", lambda: "never", 0.3, stale_ttl=30)
+            other_process = other.fetch("k", lambda: "never", 0.3, stale_ttl=30)
+            # Both answered while the recompute was still blocked: stale, without waiting.
+            assert not leader.done()
+        finally:
+            release.set()
         lead = leader.result(10)
     assert (same_process.value, same_process.status) == ("v1", "stale")
     assert (other_process.value, other_process.status) == ("v1", "stale")
-    assert waited < 0.45, "stale value must be served without waiting for the recompute"
     assert (lead.value, lead.status) == ("v2", "miss")
     assert client.fetch("k", lambda: "never", 0.3, stale_ttl=30).status == "hit"
     assert client.metrics.totals["stale"] >= 1 and other.metrics.totals["stale"] == 1
@@ -283,10 +285,11 @@ def test_async_computed_value_too_large_is_still_returned(redis_url: str, namesp
     asyncio.run(run())
 
 
-def test_add_replaces_an_entry_in_its_stale_window(make_client: MakeClient) -> None:
-    c = make_client()
+def test_add_replaces_an_entry_in_its_stale_window(make_client: MakeClient,
+                                                   clock: FakeClock) -> None:
+    c = make_client(clock=clock)
     c.set("k", "old", 0.1, stale_ttl=30)
-    time.sleep(0.2)
+    clock.advance(0.2)
     assert c.get("k") is None  # stale: absent to get()
     assert c.add("k", "new") is True
     assert c.get("k") == "new"

@@ -54,8 +54,9 @@ class AsyncCacheClient(_ClientBase):
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         codec: Codec | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(settings, breaker=breaker, metrics=metrics, codec=codec)
+        super().__init__(settings, breaker=breaker, metrics=metrics, codec=codec, clock=clock)
         self._backends: AsyncSlot[AsyncBackend] = AsyncSlot(
             lambda: make_async_backend(self.url, settings), backend)
         self._flights = AsyncFlights()
@@ -71,16 +72,17 @@ class AsyncCacheClient(_ClientBase):
 
     @classmethod
     def from_url(
-        cls, url: str | None = None, *, settings: Settings | None = None, **overrides: Any
+        cls, url: str | None = None, *, settings: Settings | None = None,
+        clock: Callable[[], float] | None = None, **overrides: Any
     ) -> AsyncCacheClient:
         """Build a client for ``url`` (redis://, rediss://, unix://, memory://) and settings."""
-        return cls(_resolve_settings(url, settings, overrides))
+        return cls(_resolve_settings(url, settings, overrides), clock=clock)
 
     @classmethod
     def sharing(cls, other: _ClientBase) -> AsyncCacheClient:
         """A client sharing ``other``'s settings, codec, breaker, metrics and pending deletes."""
         client = cls(other.settings, breaker=other.breaker, metrics=other.metrics,
-                     codec=other.codec)
+                     codec=other.codec, clock=other.clock)
         client.pending = other.pending
         store = getattr(other, "backend", None)
         if isinstance(store, MemoryBackend):  # the same in-process store, not a copy
@@ -141,7 +143,7 @@ class AsyncCacheClient(_ClientBase):
     async def get(self, key: str, default: Any = None) -> Any:
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
         entry = await self.get_entry(key)
-        now = time.time()
+        now = self.clock()
         self._count_lookups((entry,), now)
         return entry.value if entry is not None and self._fresh(entry, now) else default
 
@@ -154,7 +156,7 @@ class AsyncCacheClient(_ClientBase):
         if raws is UNAVAILABLE:
             self.metrics.count("misses", len(keys))
             return {}
-        now = time.time()
+        now = self.clock()
         owed = self.pending.owed
         entries = [None if owed and fk in self.pending else self._decode(fk, raw)
                    for fk, raw in zip(fks, raws, strict=True)]
@@ -186,7 +188,7 @@ class AsyncCacheClient(_ClientBase):
             return True
         fresh_until = None
         if stale_ttl and ttl is not None:
-            fresh_until, ttl = time.time() + ttl, ttl + stale_ttl
+            fresh_until, ttl = self.clock() + ttl, ttl + stale_ttl
         data = self._encode(fk, value, fresh_until, ttl)
         ok: bool | Unavailable = await self._call("set", self.backend.set, fk, data, ttl)
         if ok is UNAVAILABLE:
@@ -209,7 +211,7 @@ class AsyncCacheClient(_ClientBase):
                 return True
             # An unreadable entry (bad frame) blocks nothing: replace it.
             # An entry past its fresh time (stale window) is absent too, as get() says.
-            if not self._fresh(self._decode(fk, await self.backend.get(fk)), time.time()):
+            if not self._fresh(self._decode(fk, await self.backend.get(fk)), self.clock()):
                 self.pending.discard(fk)  # overwritten now: a later delete would lose the value
                 return await self.backend.set(fk, data, ttl)
             return False
@@ -354,7 +356,7 @@ class AsyncCacheClient(_ClientBase):
         """Like get_or_set, also saying whether it was a hit, miss, stale or bypass."""
         fk = self.full_key(key)
         entry = await self.get_entry(key)
-        now = time.time()
+        now = self.clock()
         self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
             return Result(entry.value, "hit")
@@ -392,7 +394,7 @@ class AsyncCacheClient(_ClientBase):
                 self._lock_unavailable(fk)
             # Someone may have filled it while we waited for the lock.
             again = await self.get_entry(key)
-            if again is not None and self._fresh(again, time.time()):
+            if again is not None and self._fresh(again, self.clock()):
                 return Result(again.value, "hit")
             value = await async_compute_value(compute)
             if should_cache is None or should_cache(value):
