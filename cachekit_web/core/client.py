@@ -59,6 +59,9 @@ _DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
 # type that cannot be stored, still raises: it fails on the first call, as in Django.)
 _UNSTORABLE = (ValueTooLargeError,)
 _UNAVAILABLE: Any = object()
+# Operations that may wait on purpose (a lock held by another process, an optimistic
+# WATCH loop backing off under contention): never "slow calls".
+_UNTIMED = frozenset({"lock", "incr"})
 _CHUNK = 1000
 _MEMORY_STORES: dict[str, MemoryBackend] = {}
 _MEMORY_LOCK = threading.Lock()
@@ -220,6 +223,11 @@ class _ClientBase:
             window=settings.CIRCUIT_BREAKER_WINDOW,
             recovery_timeout=settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT,
             half_open_max_calls=settings.CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS,
+            failure_rate=settings.CIRCUIT_BREAKER_FAILURE_RATE,
+            min_calls=settings.CIRCUIT_BREAKER_MIN_CALLS,
+            slow_call_duration=settings.CIRCUIT_BREAKER_SLOW_CALL_DURATION,
+            slow_call_rate=settings.CIRCUIT_BREAKER_SLOW_CALL_RATE,
+            slow_in_flight=settings.CIRCUIT_BREAKER_SLOW_IN_FLIGHT,
             enabled=settings.CIRCUIT_BREAKER_ENABLED,
         )
         if breaker is None:  # a shared breaker is already logged by the client that owns it
@@ -326,14 +334,18 @@ class _ClientBase:
             raise CircuitOpenError(f"{op} skipped: circuit breaker open", code="E030")
         return False
 
-    def _failed(self, op: str, exc: CachekitError) -> None:
+    def _begin(self, op: str) -> int | None:
+        """Tell the breaker an admitted call is in flight (a blocking lock wait is not timed)."""
+        return None if op in _UNTIMED else self.breaker.begin()
+
+    def _failed(self, op: str, exc: CachekitError, call: int | None = None) -> None:
         self.metrics.error(exc.code)
         if exc.trips_breaker:
-            self.breaker.record_failure()
+            self.breaker.record_failure(call)
         elif exc.code == "E012":
-            self.breaker.release_probe()
+            self.breaker.release_probe(call)
         else:
-            self.breaker.record_success()  # the server answered, so it is up
+            self.breaker.record_success(call)  # the server answered, so it is up
         self._logger.emit(logging.WARNING, exc.code, f"{op} failed on {self.describe()}: "
                           f"{exc.message}")
         if self.strict:
@@ -414,25 +426,26 @@ class CacheClient(_ClientBase):
         """Run one backend call under the breaker; returns _UNAVAILABLE when it cannot."""
         if not self._admit(op):
             return _UNAVAILABLE  # type: ignore[no-any-return]
+        call = self._begin(op)
         start = time.perf_counter()
         try:
             if self.pending:
                 self._flush_pending()
             result = fn(*args)
         except _DATA_ERRORS:
-            self.breaker.record_success()  # the backend answered; the data was bad
+            self.breaker.record_success(call)  # the backend answered; the data was bad
             raise
         except CachekitError as exc:
-            self._failed(op, exc)
+            self._failed(op, exc, call)
             return _UNAVAILABLE  # type: ignore[no-any-return]
         except BaseException:
             # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
             # or the breaker stays half-open (rejecting every call) forever.
-            self.breaker.release_probe()
+            self.breaker.release_probe(call)
             raise
         finally:
             self.metrics.observe(op, time.perf_counter() - start)
-        self.breaker.record_success()
+        self.breaker.record_success(call)
         return result
 
     def _flush_pending(self) -> None:
@@ -812,25 +825,26 @@ class AsyncCacheClient(_ClientBase):
     async def _call(self, op: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         if not self._admit(op):
             return _UNAVAILABLE  # type: ignore[no-any-return]
+        call = self._begin(op)
         start = time.perf_counter()
         try:
             if self.pending:
                 await self._flush_pending()
             result = await fn(*args)
         except _DATA_ERRORS:
-            self.breaker.record_success()
+            self.breaker.record_success(call)
             raise
         except CachekitError as exc:
-            self._failed(op, exc)
+            self._failed(op, exc, call)
             return _UNAVAILABLE  # type: ignore[no-any-return]
         except BaseException:
             # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
             # or the breaker stays half-open (rejecting every call) forever.
-            self.breaker.release_probe()
+            self.breaker.release_probe(call)
             raise
         finally:
             self.metrics.observe(op, time.perf_counter() - start)
-        self.breaker.record_success()
+        self.breaker.record_success(call)
         return result
 
     async def _flush_pending(self) -> None:
