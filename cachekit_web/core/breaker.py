@@ -231,7 +231,8 @@ class CircuitBreaker:
                     fired = self._open(
                         now, f"{len(self._failures)} failures in a row within {self.window:g}s")
                 else:
-                    fired = self._check_rates(now) or self._check_in_flight(now)
+                    # The failed call itself was stuck too, if it took that long.
+                    fired = self._check_rates(now) or self._check_in_flight(now, int(slow))
         self._notify(fired)
 
     def release_probe(self, token: int | None = None) -> None:
@@ -304,14 +305,14 @@ class CircuitBreaker:
                                    f"{self.slow_call_duration:g}s or longer")
         return None
 
-    def _check_in_flight(self, now: float) -> Transition | None:
+    def _check_in_flight(self, now: float, ended: int = 0) -> Transition | None:
         n = self.slow_in_flight
-        if n <= 0 or self.slow_call_duration <= 0 or len(self._in_flight) < n:
+        if n <= 0 or self.slow_call_duration <= 0 or len(self._in_flight) + ended < n:
             return None
         cutoff = now - self.slow_call_duration
         if self._last_answer > cutoff:
             return None  # other calls still get answers: contention or load, not a hung server
-        stuck = sum(1 for started in self._in_flight.values() if started <= cutoff)
+        stuck = ended + sum(1 for started in self._in_flight.values() if started <= cutoff)
         if stuck < n:
             return None
         return self._open(now, f"{stuck} calls in flight for {self.slow_call_duration:g}s "

@@ -181,3 +181,15 @@ def test_slow_calls_in_flight_do_not_open_while_others_get_answers() -> None:
     assert b.state is State.CLOSED
     now[0] += 0.3  # no answer for 0.3 s now
     assert not b.allow() and b.state is State.OPEN
+
+
+def test_a_call_timing_out_while_others_hang_opens_at_once() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    first, *others = [b.begin() for _ in range(3)]
+    now[0] += 0.5
+    b.record_failure(first)  # a timeout; the two others are still stuck: three in all
+    assert b.state is State.OPEN and b.opened_count == 1
+    for call in others:
+        b.record_failure(call)
+    assert b.opened_count == 1
