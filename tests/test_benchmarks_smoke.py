@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,3 +34,19 @@ def test_unknown_section_is_refused() -> None:
     )
     assert proc.returncode == 2
     assert "unknown section" in proc.stderr
+
+
+@pytest.mark.parametrize("app", ["django", "flask"])
+def test_outage_benchmark_runs_every_phase_without_errors(app: str, tmp_path: Path) -> None:
+    out = tmp_path / "outage.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.outage", "--app", app, "--seconds", "0.4",
+         "--warmup", "0.3", "--clients", "2", "--workers", "1", "--threads", "2",
+         "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    phases = json.loads(out.read_text())
+    assert [p["phase"] for p in phases] == ["normal", "killed", "restarted", "hung", "resumed"]
+    assert all(p["requests"] > 0 and p["non_200"] == 0 for p in phases), phases
+    assert "| hung |" in proc.stdout

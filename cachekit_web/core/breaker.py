@@ -1,13 +1,33 @@
-"""Circuit breaker: CLOSED -> OPEN -> HALF_OPEN -> CLOSED, with listeners."""
+"""Circuit breaker: CLOSED -> OPEN -> HALF_OPEN -> CLOSED, with listeners.
+
+No I/O and no sleeping: time comes from an injectable ``clock``. The breaker opens
+on any of four signals, whichever comes first:
+
+- ``failure_threshold`` failures in a row (within ``window`` seconds): a dead server;
+- a failure rate of at least ``failure_rate`` over the calls of the last ``window``
+  seconds, once there were ``min_calls`` of them: a server where some calls fail and
+  others succeed (a success does not reset the rate the way it ends a run);
+- a slow-call rate of at least ``slow_call_rate`` (calls that took ``slow_call_duration``
+  or longer, whatever their outcome) over the same window;
+- ``slow_in_flight`` calls concurrently in flight for ``slow_call_duration`` or longer
+  while no call got an answer for as long: a hung server, detected while the calls still
+  wait, not one socket timeout later.
+
+Half-open admits ``half_open_max_calls`` probes at a time (one by default), so a hung
+server costs one blocked call per recovery timeout, not one per thread.
+"""
 
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+
+_BUCKETS = 10  # the rate window is kept as this many time buckets: memory is O(1)
 
 
 class State(str, enum.Enum):
@@ -35,8 +55,51 @@ class Transition:
 Listener = Callable[[Transition], None]
 
 
+class _Bucket:
+    __slots__ = ("calls", "failures", "slow", "start")
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.calls = 0
+        self.failures = 0
+        self.slow = 0
+
+
+class _Window:
+    """Calls, failures and slow calls over the last ``span`` seconds, in time buckets."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.width = span / _BUCKETS
+        self.buckets: deque[_Bucket] = deque()
+        self.calls = self.failures = self.slow = 0
+
+    def add(self, now: float, failed: bool, slow: bool) -> None:
+        self._expire(now)
+        if not self.buckets or now >= self.buckets[-1].start + self.width:
+            self.buckets.append(_Bucket(now))
+        b = self.buckets[-1]
+        b.calls += 1
+        b.failures += failed
+        b.slow += slow
+        self.calls += 1
+        self.failures += failed
+        self.slow += slow
+
+    def _expire(self, now: float) -> None:
+        while self.buckets and self.buckets[0].start + self.width <= now - self.span:
+            b = self.buckets.popleft()
+            self.calls -= b.calls
+            self.failures -= b.failures
+            self.slow -= b.slow
+
+    def clear(self) -> None:
+        self.buckets.clear()
+        self.calls = self.failures = self.slow = 0
+
+
 class CircuitBreaker:
-    """Opens after FAILURE_THRESHOLD failures within WINDOW seconds with no success between."""
+    """Opens on a run of failures, a failure or slow-call rate, or slow calls piling up."""
 
     def __init__(
         self,
@@ -45,6 +108,11 @@ class CircuitBreaker:
         window: float = 30.0,
         recovery_timeout: float = 10.0,
         half_open_max_calls: int = 1,
+        failure_rate: float = 0.25,
+        min_calls: int = 20,
+        slow_call_duration: float = 0.25,
+        slow_call_rate: float = 0.5,
+        slow_in_flight: int = 3,
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -52,11 +120,20 @@ class CircuitBreaker:
         self.window = window
         self.recovery_timeout = recovery_timeout
         self.half_open_max_calls = half_open_max_calls
+        self.failure_rate = failure_rate
+        self.min_calls = min_calls
+        self.slow_call_duration = slow_call_duration  # 0: slow calls are not tracked
+        self.slow_call_rate = slow_call_rate
+        self.slow_in_flight = slow_in_flight  # 0: in-flight calls are not watched
         self.enabled = enabled
         self._clock = clock
         self._lock = threading.Lock()
         self._state = State.CLOSED
-        self._failures: deque[float] = deque()
+        self._failures: deque[float] = deque()  # the current run of failures
+        self._window = _Window(window)
+        self._in_flight: dict[int, float] = {}
+        self._tokens = itertools.count(1)
+        self._last_answer = float("-inf")  # when a call last succeeded
         self._opened_at = 0.0
         self._probes = 0
         self._listeners: list[Listener] = []
@@ -80,63 +157,88 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """Whether a call may go to the backend now."""
-        if not self.enabled or self._state_now() is State.CLOSED:
-            return True  # hot path without the lock: reading one attribute is atomic
+        if not self.enabled:
+            return True
+        if self._state_now() is State.CLOSED and not self._maybe_stuck():
+            return True  # hot path without the lock: reading attributes is atomic
         fired: Transition | None = None
         with self._lock:
-            if self._state is State.CLOSED:  # another thread may have closed it meanwhile
-                return True
-            if self._state is State.OPEN:
-                if not self._recovery_due():
-                    return False
-                fired = self._move(State.HALF_OPEN, "recovery timeout elapsed")
-                self._probes = 0
-            if self._probes >= self.half_open_max_calls:
-                allowed = False
+            if self._state is State.CLOSED:
+                # Calls are piling up on a hung server: this caller opens it and waits no more.
+                fired = self._check_in_flight(self._clock())
+                allowed = fired is None
             else:
-                self._probes += 1
-                allowed = True
+                if self._state is State.OPEN:
+                    if not self._recovery_due():
+                        return False
+                    fired = self._move(State.HALF_OPEN, "recovery timeout elapsed")
+                    self._probes = 0
+                allowed = self._probes < self.half_open_max_calls
+                if allowed:
+                    self._probes += 1
         self._notify(fired)
         return allowed
 
-    def record_success(self) -> None:
-        """A call reached the backend and it answered."""
-        if self._state is State.CLOSED and not self._failures:
-            return  # hot path: nothing to do
+    def begin(self) -> int:
+        """Register an admitted call as in flight; pass the token to its record_* call."""
+        token = next(self._tokens)
+        if not self.enabled:
+            return token
         fired = None
         with self._lock:
-            # A success ends a run of failures: sporadic blips on a busy site never add up.
-            self._failures.clear()
+            now = self._clock()
+            self._in_flight[token] = now
+            if self._state is State.CLOSED:
+                fired = self._check_in_flight(now)
+        self._notify(fired)
+        return token
+
+    def record_success(self, token: int | None = None) -> None:
+        """A call reached the backend and it answered."""
+        if not self.enabled:
+            return
+        fired = None
+        with self._lock:
+            now = self._clock()
+            slow = self._end(token, now)
+            self._last_answer = now
             if self._state is State.HALF_OPEN:
                 fired = self._move(State.CLOSED, "probe succeeded")
+                self._failures.clear()
+            elif self._state is State.CLOSED:
+                # A success ends a run of failures; the rate window still remembers them.
+                self._failures.clear()
+                self._window.add(now, False, slow)
+                fired = self._check_rates(now)
         self._notify(fired)
 
-    def record_failure(self) -> None:
+    def record_failure(self, token: int | None = None) -> None:
         """A call failed for an infrastructure reason."""
         if not self.enabled:
             return
         fired = None
-        now = self._clock()
         with self._lock:
+            now = self._clock()
+            slow = self._end(token, now)
             if self._state is State.HALF_OPEN:
-                self._opened_at = now
-                self.opened_count += 1
-                fired = self._move(State.OPEN, "probe failed")
+                fired = self._open(now, "probe failed")
             elif self._state is State.CLOSED:
                 self._failures.append(now)
                 while self._failures and self._failures[0] < now - self.window:
                     self._failures.popleft()
+                self._window.add(now, True, slow)
                 if len(self._failures) >= self.failure_threshold:
-                    self._opened_at = now
-                    self.opened_count += 1
-                    fired = self._move(
-                        State.OPEN, f"{len(self._failures)} failures in {self.window:g}s"
-                    )
+                    fired = self._open(
+                        now, f"{len(self._failures)} failures in a row within {self.window:g}s")
+                else:
+                    # The failed call itself was stuck too, if it took that long.
+                    fired = self._check_rates(now) or self._check_in_flight(now, int(slow))
         self._notify(fired)
 
-    def release_probe(self) -> None:
-        """A half-open probe ended without a verdict (e.g. it was not an infra call)."""
+    def release_probe(self, token: int | None = None) -> None:
+        """A call ended without a verdict (e.g. cancelled, or pool exhausted): forget it."""
         with self._lock:
+            self._end(token, self._clock())
             if self._state is State.HALF_OPEN and self._probes > 0:
                 self._probes -= 1
 
@@ -144,6 +246,7 @@ class CircuitBreaker:
         """Force the breaker closed."""
         with self._lock:
             self._failures.clear()
+            self._window.clear()
             fired = self._move(State.CLOSED, "reset") if self._state is not State.CLOSED else None
         self._notify(fired)
 
@@ -151,6 +254,8 @@ class CircuitBreaker:
         """State, counts and recent transitions, JSON-friendly."""
         with self._lock:
             recent = len(self._failures)
+            calls, failures, slow = self._window.calls, self._window.failures, self._window.slow
+            in_flight = len(self._in_flight)
             transitions = [t.as_dict() for t in self.transitions]
         return {
             "state": self.state.value,
@@ -158,16 +263,67 @@ class CircuitBreaker:
             "recent_failures": recent,
             "failure_threshold": self.failure_threshold,
             "window": self.window,
+            "window_calls": calls,
+            "window_failures": failures,
+            "window_slow_calls": slow,
+            "failure_rate": self.failure_rate,
+            "min_calls": self.min_calls,
+            "slow_call_duration": self.slow_call_duration,
+            "slow_call_rate": self.slow_call_rate,
+            "slow_in_flight": self.slow_in_flight,
+            "in_flight": in_flight,
             "recovery_timeout": self.recovery_timeout,
             "opened_count": self.opened_count,
             "transitions": transitions,
         }
 
+    # -- internals (called with the lock held) -------------------------------------------
     def _state_now(self) -> State:
         return self._state
 
+    def _maybe_stuck(self) -> bool:
+        n = self.slow_in_flight
+        return n > 0 and len(self._in_flight) >= n
+
     def _recovery_due(self) -> bool:
         return self._clock() - self._opened_at >= self.recovery_timeout
+
+    def _end(self, token: int | None, now: float) -> bool:
+        """Drop a call from the in-flight set; whether it was slow."""
+        started = self._in_flight.pop(token, None) if token is not None else None
+        return (started is not None and self.slow_call_duration > 0
+                and now - started >= self.slow_call_duration)
+
+    def _check_rates(self, now: float) -> Transition | None:
+        w = self._window
+        if w.calls < self.min_calls:
+            return None
+        if w.failures >= self.failure_rate * w.calls:
+            return self._open(now, f"{w.failures} of the last {w.calls} calls failed")
+        if self.slow_call_duration > 0 and w.slow >= self.slow_call_rate * w.calls:
+            return self._open(now, f"{w.slow} of the last {w.calls} calls took "
+                                   f"{self.slow_call_duration:g}s or longer")
+        return None
+
+    def _check_in_flight(self, now: float, ended: int = 0) -> Transition | None:
+        n = self.slow_in_flight
+        if n <= 0 or self.slow_call_duration <= 0 or len(self._in_flight) + ended < n:
+            return None
+        cutoff = now - self.slow_call_duration
+        if self._last_answer > cutoff:
+            return None  # other calls still get answers: contention or load, not a hung server
+        stuck = ended + sum(1 for started in self._in_flight.values() if started <= cutoff)
+        if stuck < n:
+            return None
+        return self._open(now, f"{stuck} calls in flight for {self.slow_call_duration:g}s "
+                               "or longer")
+
+    def _open(self, now: float, reason: str) -> Transition:
+        self._opened_at = now
+        self.opened_count += 1
+        self._failures.clear()
+        self._window.clear()
+        return self._move(State.OPEN, reason)
 
     def _move(self, new: State, reason: str) -> Transition:
         t = Transition(time.time(), self._state, new, reason)

@@ -56,6 +56,9 @@ _DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
 # A computed value get_or_set cannot store because of its size: served uncached. (E020, a
 # type that cannot be stored, still raises: it fails on the first call, as in Django.)
 _UNSTORABLE = (ValueTooLargeError,)
+# Operations that may wait on purpose (a lock held by another process, an optimistic
+# WATCH loop backing off under contention): never "slow calls".
+_UNTIMED = frozenset({"lock", "incr"})
 
 
 class Deferred(enum.Enum):
@@ -301,6 +304,11 @@ class _ClientBase:
             window=settings.CIRCUIT_BREAKER_WINDOW,
             recovery_timeout=settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT,
             half_open_max_calls=settings.CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS,
+            failure_rate=settings.CIRCUIT_BREAKER_FAILURE_RATE,
+            min_calls=settings.CIRCUIT_BREAKER_MIN_CALLS,
+            slow_call_duration=settings.CIRCUIT_BREAKER_SLOW_CALL_DURATION,
+            slow_call_rate=settings.CIRCUIT_BREAKER_SLOW_CALL_RATE,
+            slow_in_flight=settings.CIRCUIT_BREAKER_SLOW_IN_FLIGHT,
             enabled=settings.CIRCUIT_BREAKER_ENABLED,
         )
         if breaker is None:  # a shared breaker is already logged by the client that owns it
@@ -422,14 +430,18 @@ class _ClientBase:
             raise CircuitOpenError(f"{op} skipped: circuit breaker open", code="E030")
         return False
 
-    def _failed(self, op: str, exc: CachekitError) -> None:
+    def _begin(self, op: str) -> int | None:
+        """Tell the breaker an admitted call is in flight (a blocking lock wait is not timed)."""
+        return None if op in _UNTIMED else self.breaker.begin()
+
+    def _failed(self, op: str, exc: CachekitError, call: int | None = None) -> None:
         self.metrics.error(exc.code)
         if exc.trips_breaker:
-            self.breaker.record_failure()
+            self.breaker.record_failure(call)
         elif exc.code == "E012":
-            self.breaker.release_probe()
+            self.breaker.release_probe(call)
         else:
-            self.breaker.record_success()  # the server answered, so it is up
+            self.breaker.record_success(call)  # the server answered, so it is up
         self._logger.emit(logging.WARNING, exc.code, f"{op} failed on {self.describe()}: "
                           f"{exc.message}")
         if self.strict:

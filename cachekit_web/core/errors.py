@@ -216,8 +216,11 @@ REGISTRY: dict[str, ErrorSpec] = {
             "E030", "Circuit breaker open", "availability",
             retryable=True, slo=True,
             causes=(
-                "recent calls to Redis failed more than CIRCUIT_BREAKER_FAILURE_THRESHOLD "
-                "times within CIRCUIT_BREAKER_WINDOW seconds",
+                "recent calls to Redis failed CIRCUIT_BREAKER_FAILURE_THRESHOLD times in a row",
+                "at least CIRCUIT_BREAKER_FAILURE_RATE of the calls in the last "
+                "CIRCUIT_BREAKER_WINDOW seconds failed, or CIRCUIT_BREAKER_SLOW_CALL_RATE of "
+                "them were slow",
+                "CIRCUIT_BREAKER_SLOW_IN_FLIGHT calls were stuck at once (a hung server)",
             ),
             fix="Fix the underlying E010/E011/E06x errors. The breaker probes again after "
             "CIRCUIT_BREAKER_RECOVERY_TIMEOUT seconds and closes by itself.",
@@ -257,13 +260,14 @@ REGISTRY: dict[str, ErrorSpec] = {
         ),
         _spec(
             "E060", "Authentication to the backend refused", "authentication",
-            retryable=False, slo=True,
+            retryable=False, slo=True, trips_breaker=True,
             causes=(
                 "wrong password or user name in the URL",
                 "the ACL user lacks permission for a command cachekit-web uses",
             ),
             fix="Check the credentials in the URL and the user's ACL (needs GET, SET, DEL, "
-            "SCAN, EVALSHA and friends). Alert whoever owns the Redis credentials.",
+            "SCAN, EVALSHA and friends). Alert whoever owns the Redis credentials. Treated as "
+            "an outage: the breaker opens, so calls stop reconnecting until it probes again.",
         ),
         _spec(
             "E061", "Backend overloaded or rate-limited", "backend",

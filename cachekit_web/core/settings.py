@@ -52,6 +52,11 @@ class Settings:
     CIRCUIT_BREAKER_WINDOW: float = 30.0
     CIRCUIT_BREAKER_RECOVERY_TIMEOUT: float = 10.0
     CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS: int = 1
+    CIRCUIT_BREAKER_FAILURE_RATE: float = 0.25
+    CIRCUIT_BREAKER_MIN_CALLS: int = 20
+    CIRCUIT_BREAKER_SLOW_CALL_DURATION: float = 0.25
+    CIRCUIT_BREAKER_SLOW_CALL_RATE: float = 0.5
+    CIRCUIT_BREAKER_SLOW_IN_FLIGHT: int = 3
     PENDING_DELETES_MAX: int = 10_000
     PENDING_SPOOL: bool = True
     SPOOL_DIR: str = ""
@@ -152,6 +157,15 @@ class Settings:
                      "MEMORY_MAX_ENTRIES"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be >= 1", code="E042")
+        for name in ("CIRCUIT_BREAKER_FAILURE_RATE", "CIRCUIT_BREAKER_SLOW_CALL_RATE"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigurationError(f"{name} must be > 0 and <= 1", code="E042")
+        for name in ("CIRCUIT_BREAKER_MIN_CALLS", "CIRCUIT_BREAKER_SLOW_IN_FLIGHT"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name} must be >= 0", code="E042")
+        if self.CIRCUIT_BREAKER_SLOW_CALL_DURATION < 0:
+            raise ConfigurationError("CIRCUIT_BREAKER_SLOW_CALL_DURATION must be >= 0",
+                                     code="E042")
         if self.RETRIES < 0 or self.RETRIES > 3:
             raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
         if not _NAMESPACE_RE.fullmatch(self.NAMESPACE):
@@ -215,7 +229,18 @@ DESCRIPTIONS: dict[str, str] = {
     "CIRCUIT_BREAKER_ENABLED": "Turn Redis failures into fast misses.",
     "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "Failures in a row (within the window) that open the "
     "breaker.",
-    "CIRCUIT_BREAKER_WINDOW": "Seconds over which failures are counted.",
+    "CIRCUIT_BREAKER_WINDOW": "Seconds over which failures, and the rates below, are counted.",
+    "CIRCUIT_BREAKER_FAILURE_RATE": "Share of failed calls in the window (0-1] that opens the "
+    "breaker, once it saw MIN_CALLS calls (a failed call can cost SOCKET_TIMEOUT: a quarter "
+    "failing already makes the cache slower than none).",
+    "CIRCUIT_BREAKER_MIN_CALLS": "Calls in the window before the failure and slow-call rates "
+    "count.",
+    "CIRCUIT_BREAKER_SLOW_CALL_DURATION": "Seconds after which a call counts as slow; 0 turns "
+    "slow-call detection off.",
+    "CIRCUIT_BREAKER_SLOW_CALL_RATE": "Share of slow calls in the window (0-1] that opens the "
+    "breaker.",
+    "CIRCUIT_BREAKER_SLOW_IN_FLIGHT": "This many calls in flight at once for SLOW_CALL_DURATION "
+    "or longer open the breaker at once (a hung server); 0 = off.",
     "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "Seconds the breaker stays open before probing again.",
     "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "Probe calls allowed while half-open.",
     "PENDING_DELETES_MAX": "Deletes remembered during an outage; beyond it the namespace is "

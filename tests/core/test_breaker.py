@@ -44,3 +44,152 @@ def test_a_failed_probe_reopens_and_counts_as_an_opening() -> None:
     b.record_failure()
     assert b.state is State.OPEN and b.opened_count == 2
     assert [t.new for t in b.transitions] == [State.OPEN, State.HALF_OPEN, State.OPEN]
+
+
+# -- rates over a sliding window, slow calls, calls piling up (issue 9, items 10 and 11) --
+
+def _rated(now: list[float], **kw: float) -> CircuitBreaker:
+    opts: dict[str, float] = dict(failure_threshold=5, window=10, recovery_timeout=5,
+                                  failure_rate=0.5, min_calls=10)
+    opts.update(kw)
+    return CircuitBreaker(clock=lambda: now[0], **opts)  # type: ignore[arg-type]
+
+
+def test_interleaved_failures_open_on_the_failure_rate() -> None:
+    now = [0.0]
+    b = _rated(now)
+    for i in range(9):  # fail, succeed, fail, ...: never two failures in a row
+        b.record_failure() if i % 2 == 0 else b.record_success()
+        assert b.state is State.CLOSED, i  # below MIN_CALLS the rate does not count
+        now[0] += 0.1
+    b.record_success()  # 10th call: 5 of 10 failed
+    assert b.state is State.OPEN
+    assert "5 of the last 10 calls failed" in b.transitions[-1].reason
+
+
+def test_a_rate_below_the_threshold_stays_closed() -> None:
+    now = [0.0]
+    b = _rated(now)
+    for i in range(100):  # one failure in three
+        b.record_failure() if i % 3 == 0 else b.record_success()
+        now[0] += 0.05
+    assert b.state is State.CLOSED
+
+
+def test_failures_older_than_the_window_leave_the_rate() -> None:
+    now = [0.0]
+    b = _rated(now)
+    for _ in range(4):
+        b.record_failure()
+        b.record_success()
+    now[0] += 11  # the window is 10 s: those 8 calls are forgotten
+    for _ in range(9):
+        b.record_success()
+    b.record_failure()
+    assert b.state is State.CLOSED
+    assert b.snapshot()["window_calls"] == 10 and b.snapshot()["window_failures"] == 1
+
+
+def test_consecutive_failures_still_open_below_min_calls() -> None:
+    now = [0.0]
+    b = _rated(now, min_calls=100)
+    for _ in range(5):
+        b.record_failure()
+    assert b.state is State.OPEN
+
+
+def test_slow_successes_open_on_the_slow_call_rate() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_call_rate=0.5)
+    for i in range(10):
+        call = b.begin()
+        now[0] += 0.3 if i % 2 else 0.01  # every other call answers, but late
+        b.record_success(call)
+    assert b.state is State.OPEN
+    assert "took 0.25s or longer" in b.transitions[-1].reason
+
+
+def test_lock_waits_are_not_slow_calls() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_call_rate=0.5)
+    for _ in range(20):
+        now[0] += 1.0  # untimed calls (no token) never count as slow
+        b.record_success()
+    assert b.state is State.CLOSED and b.snapshot()["window_slow_calls"] == 0
+
+
+def test_calls_piling_up_on_a_hung_server_open_at_once() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    stuck = [b.begin() for _ in range(3)]
+    now[0] += 0.2
+    assert b.allow()  # in flight, but not for long yet
+    now[0] += 0.1
+    assert not b.allow()  # three calls stuck for 0.3 s: the fourth caller does not wait
+    assert b.state is State.OPEN and "3 calls in flight" in b.transitions[-1].reason
+    for call in stuck:  # their timeouts arrive later and change nothing
+        b.record_failure(call)
+    assert b.opened_count == 1 and b.snapshot()["in_flight"] == 0
+
+
+def test_finished_or_released_calls_are_not_in_flight() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=2)
+    b.record_success(b.begin())
+    b.release_probe(b.begin())
+    b.begin()
+    now[0] += 1
+    assert b.allow() and b.state is State.CLOSED
+
+
+def test_half_open_admits_exactly_one_probe_across_threads() -> None:
+    import threading
+
+    now = [0.0]
+    b = _rated(now)
+    for _ in range(5):
+        b.record_failure()
+    now[0] += 5
+    start = threading.Barrier(16)
+    admitted: list[bool] = []
+
+    def caller() -> None:
+        start.wait(5)
+        admitted.append(b.allow())
+
+    threads = [threading.Thread(target=caller) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert admitted.count(True) == 1 and len(admitted) == 16
+    b.record_failure()  # the probe timed out: open again, one more probe after 5 s
+    assert not b.allow()
+    now[0] += 5
+    assert b.allow() and not b.allow()
+
+
+def test_slow_calls_in_flight_do_not_open_while_others_get_answers() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    for _ in range(5):
+        b.begin()  # e.g. contended or queued calls
+    for _ in range(5):
+        now[0] += 0.1
+        assert b.allow()
+        b.record_success(b.begin())  # but the server still answers other calls
+    assert b.state is State.CLOSED
+    now[0] += 0.3  # no answer for 0.3 s now
+    assert not b.allow() and b.state is State.OPEN
+
+
+def test_a_call_timing_out_while_others_hang_opens_at_once() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    first, *others = [b.begin() for _ in range(3)]
+    now[0] += 0.5
+    b.record_failure(first)  # a timeout; the two others are still stuck: three in all
+    assert b.state is State.OPEN and b.opened_count == 1
+    for call in others:
+        b.record_failure(call)
+    assert b.opened_count == 1

@@ -97,25 +97,26 @@ class AsyncCacheClient(_ClientBase):
         """Run one backend call under the breaker; UNAVAILABLE when it cannot."""
         if not self._admit(op):
             return UNAVAILABLE
+        call = self._begin(op)
         start = time.perf_counter()
         try:
             if self.pending:
                 await self._flush_pending()
             result = await fn(*args)
         except _DATA_ERRORS:
-            self.breaker.record_success()  # the backend answered; the data was bad
+            self.breaker.record_success(call)  # the backend answered; the data was bad
             raise
         except CachekitError as exc:
-            self._failed(op, exc)
+            self._failed(op, exc, call)
             return UNAVAILABLE
         except BaseException:
             # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
             # or the breaker stays half-open (rejecting every call) forever.
-            self.breaker.release_probe()
+            self.breaker.release_probe(call)
             raise
         finally:
             self.metrics.observe(op, time.perf_counter() - start)
-        self.breaker.record_success()
+        self.breaker.record_success(call)
         return result
 
     async def _flush_pending(self) -> None:

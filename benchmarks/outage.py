@@ -1,0 +1,237 @@
+"""``python -m benchmarks.outage --app django|flask``: a site under load while Redis fails.
+
+Starts a private redis-server and gunicorn (2 workers x 4 threads by default) on free
+127.0.0.1 ports, drives a bounded number of client threads against a cached page and a
+get/set view, and goes through five phases of equal length: normal, Redis killed, Redis
+restarted, Redis hung (SIGSTOP), Redis resumed. Prints per phase: requests, non-200
+responses (a client timeout or a refused connection counts as one), p50, p99, and
+throughput relative to the normal phase. Exit status 1 if any response was not a 200.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cachekit_web.embedded import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+PHASES: tuple[tuple[str, Callable[[EmbeddedRedis], object] | None], ...] = (
+    ("normal", None),
+    ("killed", EmbeddedRedis.kill),
+    ("restarted", EmbeddedRedis.start),
+    ("hung", EmbeddedRedis.pause),
+    ("resumed", EmbeddedRedis.resume),
+)
+PATHS = ("/page", "/data")
+REQUEST_TIMEOUT = 5.0
+
+
+@dataclass
+class PhaseStats:
+    """What the clients saw during one phase."""
+
+    name: str
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    non_200: int = 0
+
+    @property
+    def requests(self) -> int:
+        """Requests started in this phase."""
+        return len(self.latencies)
+
+    @property
+    def throughput(self) -> float:
+        """Requests per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile in milliseconds (0 without requests)."""
+        if not self.latencies:
+            return 0.0
+        if len(self.latencies) == 1:
+            return self.latencies[0] * 1000
+        cuts = statistics.quantiles(self.latencies, n=100, method="inclusive")
+        return cuts[min(98, max(0, round(q * 100) - 1))] * 1000
+
+
+def _request(conn: http.client.HTTPConnection, path: str) -> int:
+    conn.request("GET", path, headers={"Connection": "keep-alive"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp.status
+
+
+class Load:
+    """Client threads that request the site until stopped, recording per phase."""
+
+    def __init__(self, port: int, threads: int) -> None:
+        self.port = port
+        self.threads = threads
+        self.phase: PhaseStats | None = None
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                         for i in range(threads)]
+
+    def start(self) -> None:
+        """Start the client threads."""
+        for t in self._workers:
+            t.start()
+
+    def join(self) -> None:
+        """Stop and wait for the client threads (each ends within REQUEST_TIMEOUT)."""
+        self.stop.set()
+        for t in self._workers:
+            t.join(REQUEST_TIMEOUT + 2)
+
+    def _run(self, index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
+        i = index
+        while not self.stop.is_set():
+            i += 1
+            phase = self.phase
+            start = time.perf_counter()
+            try:
+                status = _request(conn, PATHS[i % len(PATHS)])
+            except (OSError, http.client.HTTPException):
+                status = 0
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                  timeout=REQUEST_TIMEOUT)
+            elapsed = time.perf_counter() - start
+            if phase is not None:
+                with self._lock:
+                    phase.latencies.append(elapsed)
+                    phase.non_200 += status != 200
+        conn.close()
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            ok = all(_request(conn, p) == 200 for p in PATHS)
+            conn.close()
+            if ok:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError("gunicorn did not answer in time")
+
+
+def run(app: str, seconds: float, warmup: float, clients: int, workers: int, threads: int,
+        settings: dict[str, str], log_path: str) -> list[PhaseStats]:
+    """Run the five phases against a fresh Redis and gunicorn; return their statistics."""
+    redis_server = EmbeddedRedis().start()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CACHEKIT_") and k != "REDIS_URL"}
+    env.update({f"CACHEKIT_{k}": v for k, v in settings.items()})
+    env.update(OUTAGE_APP=app, CACHEKIT_REDIS_URL=redis_server.url,
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p))
+    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+           "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+           "--keep-alive", "30", "--log-level", "warning", "--timeout", "60",
+           "benchmarks.outage_app:application"]
+    with open(log_path, "wb") as log:
+        gunicorn = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
+    load = Load(port, clients)
+    stats = [PhaseStats(name) for name, _ in PHASES]
+    try:
+        _wait_ready(port, gunicorn)
+        load.start()
+        time.sleep(warmup)  # fills the page cache and every worker's pool; not counted
+        for phase, (_, action) in zip(stats, PHASES, strict=True):
+            if action is not None:
+                action(redis_server)
+            started = time.perf_counter()
+            load.phase = phase
+            time.sleep(seconds)
+            phase.seconds = time.perf_counter() - started
+        load.phase = None
+    finally:
+        load.join()
+        redis_server.resume()
+        gunicorn.terminate()
+        try:
+            gunicorn.wait(15)
+        except subprocess.TimeoutExpired:
+            gunicorn.kill()
+            gunicorn.wait(5)
+        redis_server.stop()
+    return stats
+
+
+def table(app: str, stats: Sequence[PhaseStats]) -> str:
+    """The per-phase table, as markdown."""
+    normal = stats[0].throughput or 1.0
+    lines = [f"### {app}", "",
+             "| phase | requests | non-200 | p50 ms | p99 ms | max ms | > 100 ms | req/s "
+             "| vs normal |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in stats:
+        slow = sum(1 for x in s.latencies if x > 0.1)
+        worst = max(s.latencies, default=0.0) * 1000
+        lines.append(f"| {s.name} | {s.requests} | {s.non_200} | {s.percentile(0.5):.1f} | "
+                     f"{s.percentile(0.99):.1f} | {worst:.0f} | {slow} | {s.throughput:.0f} | "
+                     f"{s.throughput / normal:.0%} |")
+    return "\n".join(lines)
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.outage", description=__doc__)
+    parser.add_argument("--app", choices=("django", "flask"), default="django")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each phase")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--clients", type=int, default=8, help="client threads (max 64)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a cachekit setting for the site, e.g. SOCKET_TIMEOUT=0.25")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= 120 or not 1 <= args.clients <= 64:
+        parser.error("--seconds must be in (0, 120] and --clients in [1, 64]")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the scenario once and print its table."""
+    args = _parse(argv)
+    settings = dict(item.split("=", 1) for item in args.set)
+    log_path = os.path.join(tempfile.gettempdir(), f"cachekit-outage-{args.app}.log")
+    stats = run(args.app, args.seconds, args.warmup, args.clients, args.workers, args.threads,
+                settings, log_path)
+    print(f"{args.app}: gunicorn {args.workers} workers x {args.threads} threads, "
+          f"{args.clients} client threads, {args.seconds:g} s per phase; "
+          f"settings {settings or 'default'}; site log {log_path}")
+    print(table(args.app, stats))
+    if args.json:
+        normal = stats[0].throughput or 1.0
+        Path(args.json).write_text(json.dumps([
+            {"phase": s.name, "requests": s.requests, "non_200": s.non_200,
+             "p50_ms": s.percentile(0.5), "p99_ms": s.percentile(0.99),
+             "throughput": s.throughput, "relative": s.throughput / normal}
+            for s in stats], indent=1))
+    return 1 if any(s.non_200 for s in stats) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
