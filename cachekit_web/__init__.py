@@ -15,6 +15,7 @@ from .core.errors import (
     IntegrityError,
     InvalidKeyError,
     LockTimeoutError,
+    PoolExhaustedError,
     SerializationError,
     ValueTooLargeError,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "IntegrityError",
     "InvalidKeyError",
     "LockTimeoutError",
+    "PoolExhaustedError",
     "Result",
     "SerializationError",
     "Settings",

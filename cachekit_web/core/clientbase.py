@@ -28,6 +28,7 @@ from .errors import (
     IntegrityError,
     InvalidKeyError,
     LockTimeoutError,
+    PoolExhaustedError,
     SerializationError,
     ValueTooLargeError,
 )
@@ -438,7 +439,7 @@ class _ClientBase:
         self.metrics.error(exc.code)
         if exc.trips_breaker:
             self.breaker.record_failure(call)
-        elif exc.code == "E012":
+        elif isinstance(exc, PoolExhaustedError):  # busy, not down: no verdict
             self.breaker.release_probe(call)
         else:
             self.breaker.record_success(call)  # the server answered, so it is up

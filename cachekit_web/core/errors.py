@@ -433,9 +433,15 @@ class BackendError(CachekitError):
 
 
 class BackendConnectionError(BackendError, ConnectionError):
-    """Redis cannot be reached or the connection dropped (E010, E012, E065)."""
+    """Redis cannot be reached or the connection dropped (E010, E065; E012 is a subclass)."""
 
     default_code = "E010"
+
+
+class PoolExhaustedError(BackendConnectionError):
+    """No pooled connection became free within POOL_TIMEOUT (E012): busy, not down."""
+
+    default_code = "E012"
 
 
 class BackendTimeoutError(BackendError, TimeoutError):

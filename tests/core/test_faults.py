@@ -19,6 +19,7 @@ from cachekit_web import (
     BackendTimeoutError,
     CacheClient,
     CircuitOpenError,
+    PoolExhaustedError,
 )
 from cachekit_web.core.breaker import State
 from cachekit_web.embedded import EmbeddedRedis, free_port
@@ -293,6 +294,7 @@ def test_e012_pool_exhausted(own_redis: EmbeddedRedis) -> None:
         with pytest.raises(BackendConnectionError) as info:
             client.get("k")
         assert info.value.code == "E012" and isinstance(info.value, ConnectionError)
+        assert isinstance(info.value, PoolExhaustedError)
         assert time.perf_counter() - start < 0.6
         lenient = CacheClient(client.settings.replace(STRICT=False), backend=client.backend)
         assert lenient.get("k", "miss") == "miss"

@@ -21,6 +21,7 @@ from ..errors import (
     BackendTimeoutError,
     CachekitError,
     ConfigurationError,
+    PoolExhaustedError,
 )
 from ..settings import Settings
 from . import redact_url, redispy, scheme_of
@@ -58,8 +59,8 @@ _ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
     redis.exceptions.AuthorizationError: (BackendAuthError, "E060"),
     redis.exceptions.NoPermissionError: (BackendAuthError, "E060"),
     redis.exceptions.AuthenticationWrongNumberOfArgsError: (BackendAuthError, "E060"),
-    PoolExhausted: (BackendConnectionError, "E012"),
-    redis.exceptions.MaxConnectionsError: (BackendConnectionError, "E012"),
+    PoolExhausted: (PoolExhaustedError, "E012"),
+    redis.exceptions.MaxConnectionsError: (PoolExhaustedError, "E012"),
     ConnectRefused: (BackendConnectionError, "E010"),
     ConnectTimeout: (BackendTimeoutError, "E011"),
     redis.TimeoutError: (BackendTimeoutError, "E064"),
