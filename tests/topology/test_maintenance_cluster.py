@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from flask import Flask
 
-from cachekit_web import CacheClient
+from cachekit_web import AsyncCacheClient, CacheClient
 from cachekit_web.core.maintenance import clear_in_batches, count_keys
 from cachekit_web.flask import Cache
 
@@ -20,6 +22,12 @@ def test_count_and_clear_see_every_primary(cluster: LocalCluster, namespace: str
         assert count_keys(c) == 20
         assert count_keys(c, limit=5) == 5
         assert c.count() == 20
+
+        async def async_count() -> int:
+            async with AsyncCacheClient.from_url(cluster.url, NAMESPACE=namespace) as ac:
+                return await ac.count()
+
+        assert asyncio.run(async_count()) == 20
         assert sum(clear_in_batches(c, batch=7)) == 20
         assert count_keys(c) == 0 and c.get_many([f"k{i}" for i in range(20)]) == {}
         assert other.get("keep") == 1
