@@ -26,6 +26,7 @@ REPLACEMENTS = {
     "make_async_backend": "make_backend",
     "AsyncIterator": "Iterator",
     "AsyncIterable": "Iterable",
+    "aclose": "close",
 }
 _CAMEL = re.compile(r"^(_*)Async(?=[A-Z])")
 _SNAKE = re.compile(r"^(_*)async_(?=[a-z])")

@@ -46,8 +46,8 @@ def node_of(cluster: LocalCluster, client: CacheClient, key: str) -> int:
     """Index in cluster.nodes of the primary holding ``key``."""
     backend = client.backend
     assert isinstance(backend, ClusterBackend)
-    node = backend.cluster.nodes_manager.get_node_from_slot(
-        backend.cluster.keyslot(client.full_key(key)))
+    node = backend.cluster().nodes_manager.get_node_from_slot(
+        backend.cluster().keyslot(client.full_key(key)))
     return next(i for i, n in enumerate(cluster.nodes) if n.port == node.port)
 
 
@@ -220,7 +220,7 @@ def test_get_many_is_one_round_trip_per_node(cluster: LocalCluster, short: Cache
     keys = keys_on_every_node(cluster, cc, 300)
     cc.set_many(dict.fromkeys(keys, "v"))
     per_node = [sum(1 for k in keys if node_of(cluster, cc, k) == i) for i in range(3)]
-    slots = [len({cc.backend.cluster.keyslot(cc.full_key(k)) for k in keys  # type: ignore[attr-defined]
+    slots = [len({cc.backend.cluster().keyslot(cc.full_key(k)) for k in keys  # type: ignore[attr-defined]
                   if node_of(cluster, cc, k) == i}) for i in range(3)]
     assert min(per_node) > 60
 
@@ -439,5 +439,5 @@ def node_of_port(client: CacheClient, key: str) -> int:
     """Port of the primary that owns ``key`` according to the client's slot map."""
     backend = client.backend
     assert isinstance(backend, ClusterBackend)
-    rc = backend.cluster
+    rc = backend.cluster()
     return int(rc.nodes_manager.get_node_from_slot(rc.keyslot(client.full_key(key))).port)

@@ -2,10 +2,14 @@
 
 The async sources in ``core/_async`` import the ``Async*`` names; the generated
 sync modules import the same names without the prefix. This table is the only
-place that knows which redis-py module each flavour comes from.
+place that knows which redis-py module each flavour comes from, and how each
+flavour opens a cluster and a node's connection.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 import redis.asyncio as aredis
@@ -50,3 +54,57 @@ MasterNotFoundError = ssentinel.MasterNotFoundError
 AsyncMasterNotFoundError = asentinel.MasterNotFoundError
 SlaveNotFoundError = ssentinel.SlaveNotFoundError
 AsyncSlaveNotFoundError = asentinel.SlaveNotFoundError
+
+
+# -- how a cluster and its node connections are made, per flavour ---------------
+def _no_timeouts(errors: tuple[type[Exception], ...]) -> tuple[type[Exception], ...]:
+    return tuple(e for e in errors if not issubclass(e, redis.TimeoutError))
+
+
+class _RetryingCluster(scluster.RedisCluster):
+    """RedisCluster whose retries (RETRIES) re-route lost connections, never a timeout.
+
+    redis-py retries the error types listed here whatever the Retry object says.
+    """
+
+    ERRORS_ALLOW_RETRY = _no_timeouts(  # type: ignore[assignment]
+        scluster.RedisCluster.ERRORS_ALLOW_RETRY)
+
+
+class _AsyncRetryingCluster(acluster.RedisCluster):
+    """The asyncio RedisCluster, retrying lost connections but never a timeout."""
+
+    ERRORS_ALLOW_RETRY = _no_timeouts(  # type: ignore[assignment]
+        acluster.RedisCluster.ERRORS_ALLOW_RETRY)
+
+
+def open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
+    """A RedisCluster on ``seeds``; it reads the slot map now (raises if no seed answers)."""
+    return _RetryingCluster(startup_nodes=[ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                                           for h, p in seeds], **options)
+
+
+async def async_open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
+    """An asyncio RedisCluster on ``seeds``, its slot map read (raises if no seed answers)."""
+    rc = _AsyncRetryingCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in seeds],
+                               **options)
+    try:
+        await rc.initialize()
+    except BaseException:
+        await rc.aclose()
+        raise
+    return rc
+
+
+def node_client(rc: Any, node: Any, cache: dict[str, Any], options: dict[str, Any]) -> Any:
+    """A plain client for one node's pipelines: redis-py's own, on the cluster's pool."""
+    return rc.get_redis_connection(node)
+
+
+def async_node_client(rc: Any, node: Any, cache: dict[str, Any],
+                      options: dict[str, Any]) -> Any:
+    """A plain asyncio client for one node's pipelines (redis-py has none), kept in ``cache``."""
+    client = cache.get(node.name)
+    if client is None:
+        client = cache[node.name] = AsyncRedis(host=node.host, port=node.port, **options)
+    return client

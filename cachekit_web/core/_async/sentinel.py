@@ -1,0 +1,249 @@
+"""Sentinel-managed primaries and read replicas, on redis-py's own Sentinel support.
+
+Writes, locks, read-modify-write and clear always go to the primary. Plain
+reads (get, get_many, ttl, exists) go to a replica when the configuration
+names replicas (REPLICA_URLS, or ``?replica_reads=1`` on a Sentinel URL) and
+REPLICA_READS is on; they fall back to the primary when no replica answers.
+
+The async source; ``core/_sync/sentinel.py`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, cast
+
+from redis.backoff import NoBackoff
+
+from ..backends import redact_url
+from ..backends.common import _PASSTHROUGH, retry_policy, translate, translated
+from ..backends.redispy import (
+    AsyncMasterNotFoundError,
+    AsyncRedis,
+    AsyncRetry,
+    AsyncSentinel,
+    AsyncSentinelManagedConnection,
+    AsyncSentinelManagedSSLConnection,
+    AsyncSlaveNotFoundError,
+)
+from ..backends.topology import (
+    REDIS_ERRORS,
+    UNREACHABLE,
+    NodeGuard,
+    NoSentinelAnswered,
+    guard_interval,
+    node_entry,
+    node_options,
+    opted_in,
+    parse_hosts_url,
+)
+from ..errors import CachekitError, ConfigurationError
+from ..settings import Settings
+from .nodes import async_node_report
+from .redis import AsyncConnectPhaseMixin, AsyncRedisBackend, async_pool_for
+
+
+class _AsyncSentinelPhase(AsyncConnectPhaseMixin):
+    """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
+
+    passthrough = (*_PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
+
+
+class _AsyncSentinelConnection(_AsyncSentinelPhase, AsyncSentinelManagedConnection):
+    pass
+
+
+class _AsyncSentinelSslConnection(_AsyncSentinelPhase, AsyncSentinelManagedSSLConnection):
+    pass
+
+
+class _AsyncSentinel(AsyncSentinel):
+    """redis-py's Sentinel, telling "no sentinel answered" from "failover in progress"."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        base: Any = super()
+        base.__init__(*args, **kwargs)
+        self._answered = threading.local()
+
+    def check_master_state(self, state: Any, service_name: str) -> bool:
+        self._answered.flag = True  # only called with a sentinel's reply
+        base: Any = super()
+        return bool(base.check_master_state(state, service_name))
+
+    async def discover_master(self, service_name: str) -> Any:
+        self._answered.flag = False
+        base: Any = super()
+        try:
+            return await base.discover_master(service_name)
+        except AsyncMasterNotFoundError:
+            if not getattr(self._answered, "flag", False):
+                raise NoSentinelAnswered(f"no sentinel answered for {service_name!r}") from None
+            raise
+
+
+class _AsyncReplicaReads:
+    """Reads through a replica in ``self.readers``, falling back to ``self.client`` (primary)."""
+
+    client: Any
+    readers: list[tuple[str, Any]]
+    reader_guard: NodeGuard
+    _rr: Any
+
+    async def _read(self, call: Callable[[Any], Any]) -> Any:
+        for _ in range(len(self.readers)):
+            name, reader = self.readers[next(self._rr) % len(self.readers)]
+            if not self.reader_guard.admit(name):
+                continue
+            try:
+                result = await call(reader)
+            except UNREACHABLE:
+                self.reader_guard.failed(name)
+                continue  # a lost replica costs nothing: the primary answers instead
+            except REDIS_ERRORS as exc:
+                raise translate(exc) from None
+            self.reader_guard.ok(name)
+            return result
+        with translated():
+            return await call(self.client)
+
+    async def get(self, key: str) -> bytes | None:
+        return cast("bytes | None", await self._read(lambda c: c.get(key)))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        return cast("list[bytes | None]", await self._read(lambda c: c.mget(keys)))
+
+    async def ttl(self, key: str) -> float | None:
+        ms = int(await self._read(lambda c: c.pttl(key)))
+        if ms == -1:
+            return None
+        return 0.0 if ms < 0 else ms / 1000.0
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self._read(lambda c: c.exists(key)))
+
+
+class AsyncReplicatedRedisBackend(_AsyncReplicaReads, AsyncRedisBackend):
+    """A plain primary (REDIS_URL) with read replicas (REPLICA_URLS)."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        super().__init__(url, settings)
+        self.readers = []
+        if settings.REPLICA_READS:
+            for rurl in (u.strip() for u in settings.REPLICA_URLS if u.strip()):
+                self.readers.append((redact_url(rurl), AsyncRedis(
+                    connection_pool=async_pool_for(rurl, settings))))
+        self._rr = itertools.count()
+        self.reader_guard = NodeGuard(guard_interval(settings))
+        self._all_urls = [redact_url(url), *(redact_url(u) for u in settings.REPLICA_URLS)]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._url} +{len(self.readers)} replicas>"
+
+    def describe(self) -> str:
+        """Primary and replicas, passwords redacted."""
+        return ", ".join(self._all_urls)
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """The primary and each replica with role, latency, memory and reachability."""
+        out = [await async_node_report(self._url, "primary", self.client)]
+        for name, reader in self.readers:
+            out.append(await async_node_report(name, "replica", reader,
+                                               down=self.reader_guard.is_down(name)))
+        return out
+
+    async def close(self) -> None:
+        await super().close()
+        for _, reader in self.readers:
+            await reader.connection_pool.disconnect()
+
+
+class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
+    """A primary found through Sentinel; follows failovers without a restart."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        # Deliberately not AsyncRedisBackend.__init__: the pools come from Sentinel.
+        self._url = redact_url(url)
+        spec = parse_hosts_url(url, 26379)
+        if not spec.path:
+            raise ConfigurationError(
+                f"a Sentinel URL needs the service name: redis+sentinel://host:port/"
+                f"<service>[/db], got {self._url}", code="E042")
+        self.service = spec.path[0]
+        db_text = spec.path[1] if len(spec.path) > 1 else str(spec.query.get("db", 0))
+        if not (db_text.isascii() and db_text.isdigit()):  # not echoed: may be password
+            raise ConfigurationError(f"bad database number in {self._url}", code="E042")
+        db = int(db_text)
+        data = node_options(settings, spec.tls)
+        data.pop("ssl", None)  # the connection class says TLS
+        data["db"] = db
+        if spec.username:
+            data["username"] = spec.username
+        if spec.password:
+            data["password"] = spec.password
+        # RETRIES means lost connections only, never a timeout, as on every backend.
+        data["retry"] = retry_policy(settings, AsyncRetry)
+        data["retry_on_timeout"] = False
+        sentinel_kwargs: dict[str, Any] = {
+            "socket_timeout": settings.SOCKET_TIMEOUT,
+            "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
+            "retry": AsyncRetry(NoBackoff(), 0),  # a dead sentinel: ask the next one, now
+        }
+        if spec.query.get("sentinel_password"):
+            sentinel_kwargs["password"] = spec.query["sentinel_password"]
+        conn_class = _AsyncSentinelSslConnection if spec.tls else _AsyncSentinelConnection
+        self.sentinel: Any = cast(Any, _AsyncSentinel(
+            list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
+        self.client: Any = self.sentinel.master_for(self.service, connection_class=conn_class)
+        self.pool = self.client.connection_pool
+        self.readers: list[tuple[str, Any]] = []
+        # Opt-in per URL: a replica can lag behind a write made a moment ago.
+        if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
+            self.readers.append(("replicas", self.sentinel.slave_for(
+                self.service, connection_class=conn_class)))
+        self._rr = itertools.count()
+        self.reader_guard = NodeGuard(guard_interval(settings))
+
+    async def primary_address(self) -> tuple[str, int]:
+        """The (host, port) Sentinel currently names as primary; raises E014 if none."""
+        with translated():
+            host, port = await self.sentinel.discover_master(self.service)
+        return str(host), int(port)
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        """Sentinels, the primary and its replicas, with role, latency, memory, reachability."""
+        out: list[dict[str, Any]] = []
+        for s in self.sentinel.sentinels:
+            kw = s.connection_pool.connection_kwargs
+            out.append(await async_node_report(f"{kw['host']}:{kw['port']}", "sentinel", s,
+                                               with_info=False))
+        try:
+            host, port = await self.primary_address()
+        except CachekitError as exc:
+            entry = node_entry("?", "primary")
+            entry["error"] = exc.code
+            out.append(entry)
+            return out
+        kwargs = self.client.connection_pool.connection_kwargs
+        shared = {k: kwargs[k] for k in ("username", "password", "socket_timeout",
+                                         "socket_connect_timeout") if kwargs.get(k)}
+        addresses = [("primary", host, port)]
+        with contextlib.suppress(*REDIS_ERRORS):
+            addresses += [("replica", h, p) for h, p in
+                          await self.sentinel.discover_slaves(self.service)]
+        for role, h, p in addresses:
+            async with AsyncRedis(host=h, port=p, retry=AsyncRetry(NoBackoff(), 0),
+                                  **shared) as conn:
+                out.append(await async_node_report(f"{h}:{p}", role, conn))
+        return out
+
+    async def close(self) -> None:
+        for _, reader in self.readers:
+            await reader.connection_pool.disconnect()
+        await self.client.connection_pool.disconnect()
+        for s in self.sentinel.sentinels:
+            await s.connection_pool.disconnect()

@@ -1,0 +1,324 @@
+"""What the Cluster and Sentinel backends share without I/O, in both flavours.
+
+Host-list URLs, per-node connection options, the node guard, deletes deferred
+for a lost node, slot routing on redis-py's slot map, and the shape of one
+node's health entry. The I/O lives once, in ``core/_async/{cluster,sentinel,nodes}.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import redis
+
+from ..errors import BackendConnectionError, CachekitError, ConfigurationError
+from ..settings import Settings
+from . import redact_url
+from .common import ConnectRefused, translate
+
+# Errors that mean "this node cannot be reached", as opposed to "it answered no".
+UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
+# Replies inside a node pipeline that mean "ask redis-py to route this again".
+REROUTE = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
+# A node that answers CLUSTERDOWN (restarting, or cut off from the majority) serves nothing.
+NODE_DOWN = redis.exceptions.ClusterDownError
+# Everything redis-py raises on a cluster call (the error boundary's catch list).
+REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+# Compare-and-set: the read-modify-write behind incr, in one slot, without WATCH.
+CAS_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+
+
+def cmd(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
+    """A call of command ``name`` on whichever client it is given."""
+    return lambda client: getattr(client, name)(*args, **kwargs)
+
+
+def swap(script: Any, key: str, old: bytes, new: bytes) -> Callable[[Any], Any]:
+    """Run the compare-and-set script: ``key`` becomes ``new`` if it still holds ``old``."""
+    return lambda _client: script(keys=[key], args=[old, new])
+
+
+def opted_in(query: dict[str, str], name: str) -> bool:
+    """Whether a URL's query turns ``name`` on (1, true, yes)."""
+    return query.get(name, "").lower() in ("1", "true", "yes")
+
+
+# -- URLs -------------------------------------------------------------------
+@dataclass(frozen=True)
+class HostsURL:
+    """A URL naming several host:port pairs (cluster seeds or sentinels)."""
+
+    scheme: str
+    hosts: tuple[tuple[str, int], ...]
+    username: str | None
+    password: str | None = field(repr=False)
+    path: tuple[str, ...]
+    query: dict[str, str] = field(repr=False)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the scheme asks for TLS (rediss+...)."""
+        return self.scheme.startswith("rediss")
+
+
+def parse_hosts_url(url: str, default_port: int) -> HostsURL:
+    """Split ``scheme://[user:pass@]h1:p1,h2:p2/path?query``; raises E042 if malformed."""
+    shown = redact_url(url)
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(f"not a URL: {shown}", code="E042")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    creds, at, hostlist = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, pw = creds.partition(":")
+        username = unquote(user) or None
+        password = unquote(pw) if colon else None
+    hosts: list[tuple[str, int]] = []
+    for item in hostlist.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):  # [ipv6]:port
+            host, _, tail = item[1:].partition("]")
+            port_text = tail.lstrip(":")
+        else:
+            host, _, port_text = item.rpartition(":") if ":" in item else (item, "", "")
+        # Checked, not int()-and-catch, and never echoed: with an unquoted '/' in the
+        # password, the "port" is a piece of the password.
+        if port_text and not (port_text.isascii() and port_text.isdigit()):
+            raise ConfigurationError(f"bad port in {shown}; percent-encode special characters "
+                                     "in the password", code="E042")
+        port = int(port_text) if port_text else default_port
+        hosts.append((host, port))
+    if not hosts:
+        raise ConfigurationError(f"no host:port in {shown}", code="E042")
+    return HostsURL(
+        scheme=scheme.lower(),
+        hosts=tuple(hosts),
+        username=username,
+        password=password,
+        path=tuple(unquote(p) for p in path.split("/") if p),
+        query=dict(parse_qsl(query)),
+    )
+
+
+def cluster_spec(url: str) -> HostsURL:
+    """The seeds of a redis+cluster:// URL; E042 for another scheme or a database other than 0."""
+    shown = redact_url(url)
+    spec = parse_hosts_url(url, 6379)
+    if spec.scheme not in ("redis+cluster", "rediss+cluster"):
+        raise ConfigurationError(f"not a cluster URL: {shown}", code="E042")
+    if spec.path and spec.path != ("0",):
+        raise ConfigurationError(
+            f"Redis Cluster has only database 0, not {'/'.join(spec.path)!r} in {shown}",
+            code="E042")
+    return spec
+
+
+def node_options(settings: Settings, tls: bool) -> dict[str, Any]:
+    """Connection keyword arguments for one data node, from settings."""
+    options: dict[str, Any] = {
+        "socket_timeout": settings.SOCKET_TIMEOUT,
+        "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
+        "health_check_interval": settings.HEALTH_CHECK_INTERVAL,
+        "max_connections": settings.CONNECTION_POOL_SIZE,
+    }
+    if tls:
+        options["ssl"] = True
+        options["ssl_cert_reqs"] = settings.SSL_CERT_REQS
+        if settings.SSL_CA_CERTS:
+            options["ssl_ca_certs"] = settings.SSL_CA_CERTS
+    return options
+
+
+def guard_interval(settings: Settings) -> float:
+    """Seconds a lost node is left alone before one probe may try it again."""
+    return min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0)
+
+
+# -- per-node availability --------------------------------------------------
+class NodeGuard:
+    """Remembers unreachable nodes and lets one probe through every ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(0.05, retry_after)
+        self._down: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, name: str) -> bool:
+        """Whether a request may go to node ``name`` now (a due probe counts)."""
+        with self._lock:
+            until = self._down.get(name)
+            if until is None:
+                return True
+            now = time.monotonic()
+            if now < until:
+                return False
+            self._down[name] = now + self.retry_after  # this caller is the probe
+            return True
+
+    def failed(self, name: str) -> None:
+        """Mark ``name`` unreachable."""
+        with self._lock:
+            self._down[name] = time.monotonic() + self.retry_after
+
+    def ok(self, name: str) -> bool:
+        """Mark ``name`` reachable; True if it was marked down before."""
+        with self._lock:
+            return self._down.pop(name, None) is not None
+
+    def is_down(self, name: str) -> bool:
+        """Whether ``name`` is currently marked unreachable."""
+        with self._lock:
+            return name in self._down
+
+    def down(self) -> list[str]:
+        """Names of the nodes marked unreachable."""
+        with self._lock:
+            return list(self._down)
+
+
+class DeferredDeletes:
+    """Deletes that could not reach their node, kept (bounded) until they land.
+
+    A key kept here reads as a miss: after a failover another node may serve
+    the value the delete was meant to remove.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.keys: OrderedDict[str, None] = OrderedDict()
+        self.prefixes: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.keys) or bool(self.prefixes)
+
+    def add(self, keys: Iterable[str]) -> None:
+        """Remember ``keys``; past the limit, remember to clear their namespace instead."""
+        with self._lock:
+            for k in keys:
+                self.keys[k] = None
+            if len(self.keys) > self.limit:
+                # Never drop an invalidation silently: clear the namespace ("ns:") that all
+                # these keys share when the node is back, as the client does past its limit.
+                shared = os.path.commonprefix(list(self.keys))  # noqa: RUF071 (chars wanted)
+                namespace, sep, _ = shared.partition(":")
+                if not sep or not namespace:
+                    raise BackendConnectionError(
+                        "too many deletes waiting for an unreachable cluster node", code="E013"
+                    )
+                self.prefixes.add(namespace + ":")
+                self.keys.clear()
+
+    def add_prefix(self, prefix: str) -> None:
+        """Remember to clear everything under ``prefix``."""
+        with self._lock:
+            self.prefixes.add(prefix)
+
+    def discard(self, keys: Iterable[str]) -> None:
+        """Forget deletes that a newer successful write has superseded."""
+        with self._lock:
+            for k in keys:
+                self.keys.pop(k, None)
+
+    def covers(self, key: str) -> bool:
+        """Whether a delete of ``key`` (or of a prefix of it) has not landed yet."""
+        if not self.keys and not self.prefixes:  # the common case, without the lock
+            return False
+        with self._lock:
+            return key in self.keys or any(key.startswith(p) for p in self.prefixes)
+
+    def pending(self) -> tuple[list[str], set[str]]:
+        """A copy of what waits, left in place (reads keep missing while it is replayed)."""
+        with self._lock:
+            return list(self.keys), set(self.prefixes)
+
+    def landed(self, keys: Iterable[str] = (), prefixes: Iterable[str] = ()) -> None:
+        """Forget deletes that have reached their node."""
+        with self._lock:
+            for k in keys:
+                self.keys.pop(k, None)
+            for p in prefixes:
+                self.prefixes.discard(p)
+
+    def take(self) -> tuple[list[str], set[str]]:
+        """Remove and return everything that waits."""
+        with self._lock:
+            keys, prefixes = list(self.keys), set(self.prefixes)
+            self.keys.clear()
+            self.prefixes.clear()
+            return keys, prefixes
+
+
+# -- routing on redis-py's slot map -------------------------------------------
+def slot_owner(rc: Any, key: str | bytes) -> Any:
+    """The primary that owns ``key``'s slot in ``rc``'s slot map.
+
+    A slot no node owns is that slot's problem (E013, the breaker stays closed);
+    any other routing failure is the cluster's (E010, trips the breaker).
+    """
+    try:
+        return rc.nodes_manager.get_node_from_slot(rc.keyslot(key))
+    except (KeyError, IndexError):  # the asyncio slot map lacks the slot altogether
+        raise translate(redis.exceptions.SlotNotCoveredError()) from None
+    except REDIS_ERRORS as exc:
+        raise translate(exc) from None
+
+
+def group_by_node(rc: Any, keys: Sequence[str]) -> tuple[
+        dict[str, tuple[Any, dict[int, list[int]]]], list[int]]:
+    """Key positions grouped by primary, then by slot; and the positions no node owns."""
+    groups: dict[str, tuple[Any, dict[int, list[int]]]] = {}
+    unowned: list[int] = []
+    for i, key in enumerate(keys):
+        try:
+            node = slot_owner(rc, key)
+        except CachekitError as exc:
+            if exc.code != "E013":
+                raise
+            unowned.append(i)  # treated like an unreachable node: nothing to send
+            continue
+        groups.setdefault(node.name, (node, {}))[1].setdefault(rc.keyslot(key), []).append(i)
+    return groups, unowned
+
+
+def map_version(rc: Any) -> int:
+    """Changes whenever redis-py reloads the slot map (it builds a new table each time)."""
+    return id(rc.nodes_manager.slots_cache)
+
+
+# -- node reports ---------------------------------------------------------------
+def node_entry(name: str, role: str, down: bool = False) -> dict[str, Any]:
+    """A HealthReport.nodes entry for a node not (yet) heard from."""
+    return {"node": name, "role": role, "reachable": False, "latency_ms": None,
+            "used_memory": None, "used_memory_human": None,
+            "error": "E013" if down else None}
+
+
+def answered(entry: dict[str, Any], seconds: float, raw: dict[str, Any]) -> None:
+    """Fill ``entry`` from a node's PING latency and INFO reply."""
+    entry.update(reachable=True, error=None, latency_ms=round(seconds * 1000, 3),
+                 used_memory=raw.get("used_memory"),
+                 used_memory_human=raw.get("used_memory_human"),
+                 maxmemory=raw.get("maxmemory"), server_role=raw.get("role"))
+
+
+class NoSentinelAnswered(ConnectRefused):
+    """No sentinel could be reached: an outage (E010, trips the breaker), not a failover."""
