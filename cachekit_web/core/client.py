@@ -14,7 +14,16 @@ from __future__ import annotations
 from ._async.client import AsyncCacheClient
 from ._sync.client import CacheClient
 from .backends import make_async_backend, make_backend
-from .clientbase import DEFAULT, DEFERRED, UNAVAILABLE, Deferred, Result, Status, Unavailable
+from .clientbase import (
+    DEFAULT,
+    DEFERRED,
+    UNAVAILABLE,
+    Deferred,
+    Expiring,
+    Result,
+    Status,
+    Unavailable,
+)
 
 __all__ = [
     "DEFAULT",
@@ -23,6 +32,7 @@ __all__ = [
     "AsyncCacheClient",
     "CacheClient",
     "Deferred",
+    "Expiring",
     "Result",
     "Status",
     "Unavailable",

@@ -89,10 +89,38 @@ Status = Literal["hit", "miss", "stale", "bypass"]
 
 @dataclass(frozen=True)
 class Result(Generic[T]):
-    """A value from get_or_set and how it was obtained: hit, miss, stale or bypass."""
+    """A value from get_or_set and how it was obtained: hit, miss, stale or bypass.
+
+    ``computed`` says whether this caller ran the compute function itself.
+    """
 
     value: T
     status: Status
+    computed: bool = False
+
+
+@dataclass(frozen=True)
+class Expiring(Generic[T]):
+    """What a compute function returns to give its value a timeout of its own."""
+
+    value: T
+    timeout: Any
+
+
+def _unwrap(value: Any) -> tuple[Any, Expiring[Any] | None]:
+    """(value, its own timeout if a compute function gave one)."""
+    return (value.value, value) if isinstance(value, Expiring) else (value, None)
+
+
+def _remaining(fresh_until: float | None, ttl: float | None,
+               now: float) -> tuple[float | None, float | None]:
+    """(timeout, stale window) that reproduce an entry's remaining lifetime."""
+    if ttl is None:
+        return None, None
+    if fresh_until is None:
+        return max(ttl, 0.001), None
+    fresh = max(fresh_until - now, 0.001)
+    return fresh, max(ttl - fresh, 0.0) or None
 
 
 class PendingDeletes:
@@ -326,6 +354,8 @@ class _ClientBase:
         self.strict = settings.STRICT
         self._logger = _LogLimiter(settings.LOG_INTERVAL)
         self._closed = False
+        self._twins: dict[Any, _ClientBase] = {}
+        self._twins_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return (
@@ -381,6 +411,34 @@ class _ClientBase:
             if self.strict:
                 raise
             return None
+
+    @staticmethod
+    def _accepted(entry: Entry | None, accept: Callable[[Any], bool] | None) -> Entry | None:
+        """``entry``, unless the caller does not accept its value (then it is absent)."""
+        if entry is None or accept is None or accept(entry.value):
+            return entry
+        return None
+
+    def _version_key(self, name: str) -> str:
+        # Starts with '!', which no namespace (so no user key) does; E023 rules still apply.
+        return "!ver:" + self.full_key(name)
+
+    def _twin(self, kind: Any, make: Callable[[], _ClientBase]) -> Any:
+        """The client made by ``make`` for ``kind``, made once per client."""
+        with self._twins_lock:
+            found = self._twins.get(kind)
+            if found is None:
+                found = self._twins[kind] = make()
+            return found
+
+    def _close_twins(self) -> None:
+        """Closing a client closes the clients sharing it (their pools are dropped)."""
+        with self._twins_lock:
+            twins = list(self._twins.values())
+            self._twins.clear()
+        for twin in twins:
+            twin._closed = True
+            twin.replayer.stop()
 
     def _fresh(self, entry: Entry | None, now: float) -> bool:
         return entry is not None and (entry.fresh_until is None or entry.fresh_until > now)

@@ -14,7 +14,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from .backends import AsyncBackend, Backend
 from .backends.memory import AsyncMemoryBackend, MemoryBackend
+from .backends.threaded import AsyncThreadedBackend
 from .locks import AsyncFlights, Flights
 
 T = TypeVar("T")
@@ -25,10 +27,10 @@ __all__ = [
     "Flights",
     "Slot",
     "async_compute_value",
-    "async_share_store",
+    "async_share_backend",
     "async_sleep",
     "compute_value",
-    "share_store",
+    "share_backend",
     "sleep",
 ]
 
@@ -53,14 +55,20 @@ async def async_compute_value(compute: Callable[[], Any]) -> Any:
     return value
 
 
-def share_store(store: MemoryBackend) -> MemoryBackend:
-    """The memory store itself: a sync client uses it directly."""
-    return store
+def share_backend(backend: Backend) -> Backend:
+    """The backend itself: a sync client uses it directly."""
+    return backend
 
 
-def async_share_store(store: MemoryBackend) -> AsyncMemoryBackend:
-    """The same memory store behind the async interface."""
-    return AsyncMemoryBackend(store)
+def async_share_backend(backend: Backend) -> AsyncBackend:
+    """The same backend (memory store or connection pool) behind the async interface.
+
+    A memory store has no I/O, so it is called inline; any other backend's calls run
+    on worker threads, so every event loop shares its one pool.
+    """
+    if isinstance(backend, MemoryBackend):
+        return AsyncMemoryBackend(backend)
+    return AsyncThreadedBackend(backend)
 
 
 class Slot(Generic[T]):

@@ -298,12 +298,27 @@ _TRUE = frozenset({"1", "true", "yes", "on", "y", "ok"})
 _FALSE = frozenset({"0", "false", "no", "off", "n", ""})
 
 
-def _parse_bool(text: str) -> bool:
+def parse_bool(value: Any) -> bool:
+    """The one boolean parser (core and adapters): bool, int, or a yes/no word; else ValueError."""
+    if isinstance(value, (bool, int)):
+        return bool(value)
+    if not isinstance(value, str):
+        raise TypeError(type(value).__name__)
     # A typo such as "ture" must not silently mean False.
-    word = text.strip().lower()
+    word = value.strip().lower()
     if word in _TRUE or word in _FALSE:
         return word in _TRUE
-    raise ValueError(text)
+    raise ValueError("not a boolean word")
+
+
+def coerce_bool(label: str, value: Any) -> bool:
+    """``value`` as a boolean, or E042 naming ``label`` (never the value)."""
+    try:
+        return parse_bool(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigurationError(f"{label} must be a boolean (true/false, yes/no, on/off, 1/0)",
+                             code="E042")
 
 
 def unknown_setting(raw_name: str, known: Iterable[str], prefix: str = "") -> ConfigurationError:
@@ -342,7 +357,7 @@ def _read_env(reader: environ.Env, var: str, name: str) -> Any:
     kind = _TYPES[name]
     try:
         if "bool" in kind:
-            return _parse_bool(reader.str(var))
+            return parse_bool(reader.str(var))
         if "tuple" in kind:
             return tuple(v.strip() for v in reader.list(var) if v.strip())
         if "float" in kind:
@@ -368,7 +383,7 @@ def _coerce(name: str, value: Any) -> Any:
             raise TypeError(name)
         if "bool" in kind:
             if isinstance(value, str):
-                return _parse_bool(value)
+                return parse_bool(value)
             return bool(value)
         if "float" in kind:
             return float(value)

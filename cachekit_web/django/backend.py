@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -20,7 +19,6 @@ from ..core.settings import Settings
 
 _MISSING: Any = object()
 _CLIENTS: dict[Settings, CacheClient] = {}
-_ASYNC: dict[int, AsyncCacheClient] = {}
 _LOCK = threading.Lock()
 
 
@@ -81,15 +79,6 @@ def shared_client(settings: Settings) -> CacheClient:
         return client
 
 
-def _async_client(sync: CacheClient) -> AsyncCacheClient:
-    # One per sync client; the core keeps a connection pool per event loop itself.
-    with _LOCK:
-        client = _ASYNC.get(id(sync))
-        if client is None:
-            client = _ASYNC[id(sync)] = AsyncCacheClient.sharing(sync)
-        return client
-
-
 class CachekitCache(BaseCache):  # type: ignore[misc]
     """Django cache backend: ``BACKEND = "cachekit_web.django.CachekitCache"``."""
 
@@ -135,7 +124,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     @property
     def async_client(self) -> AsyncCacheClient:
         """The core async client sharing this cache's breaker, metrics and codec."""
-        return _async_client(self._client)
+        return AsyncCacheClient.twin(self._client)  # a pool per event loop, kept by the core
 
     def _key(self, key: Any, version: int | None) -> str:
         return str(self.make_and_validate_key(key, version=version))
@@ -185,11 +174,11 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         k = self._key(key, version)
         seconds = self._timeout(timeout)
         with _pickling_errors():
+            added = self._client.add(k, value, seconds)  # E020 for a value it could never store
             if seconds is not None and seconds <= 0:
-                # Nothing is stored, but the answer says whether it could have been.
-                self._client.codec.encode(b"probe", value)
+                # Nothing is stored, but Django answers whether it could have been.
                 return self._client.available and not self._client.has_key(k)
-            return self._client.add(k, value, seconds)
+            return added
 
     def set_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
                  version: int | None = None) -> list[Any]:
@@ -235,14 +224,8 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Move ``key`` to version + delta, keeping its value and remaining lifetime."""
         if version is None:
             version = self.version
-        old, new = self._key(key, version), self._key(key, version + delta)
-        entry = self._client.get_entry(old)
-        now = time.time()
-        if entry is None or (entry.fresh_until is not None and entry.fresh_until <= now):
+        if not self._client.move(self._key(key, version), self._key(key, version + delta)):
             raise ValueError(f"Key '{key}' not found")
-        timeout, stale = _remaining(entry.fresh_until, self._client.ttl(old), now)
-        self._client.set(new, entry.value, timeout, stale_ttl=stale)
-        self._client.delete(old)
         return version + delta
 
     def decr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
@@ -267,11 +250,13 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
 
     def fetch(self, key: Any, compute: Callable[[], Any], timeout: Any = DEFAULT_TIMEOUT, *,
               stale_ttl: float | None = None, should_cache: Callable[[Any], bool] | None = None,
+              accept: Callable[[Any], bool] | None = None, force: bool = False,
               version: int | None = None) -> Result[Any]:
-        """Like get_or_set, also saying hit / miss / stale / bypass (for Cache-Status)."""
+        """Like get_or_set, also saying hit / miss / stale / bypass (see the core's fetch)."""
         k = self._key(key, version)
         with _pickling_errors():
-            return self._client.fetch(k, compute, self._timeout(timeout), stale_ttl, should_cache)
+            return self._client.fetch(k, compute, self._timeout(timeout), stale_ttl, should_cache,
+                                      force=force, accept=accept)
 
     def health(self) -> HealthReport:
         """The core health report for this cache."""
@@ -308,10 +293,10 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         seconds = self._timeout(timeout)
         client = self.async_client
         with _pickling_errors():
+            added = await client.add(k, value, seconds)
             if seconds is not None and seconds <= 0:
-                client.codec.encode(b"probe", value)
                 return client.available and not await client.has_key(k)
-            return await client.add(k, value, seconds)
+            return added
 
     async def aset_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
                         version: int | None = None) -> list[Any]:
@@ -358,15 +343,9 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Async incr_version."""
         if version is None:
             version = self.version
-        old, new = self._key(key, version), self._key(key, version + delta)
-        client = self.async_client
-        entry = await client.get_entry(old)
-        now = time.time()
-        if entry is None or (entry.fresh_until is not None and entry.fresh_until <= now):
+        if not await self.async_client.move(self._key(key, version),
+                                            self._key(key, version + delta)):
             raise ValueError(f"Key '{key}' not found")
-        timeout, stale = _remaining(entry.fresh_until, await client.ttl(old), now)
-        await client.set(new, entry.value, timeout, stale_ttl=stale)
-        await client.delete(old)
         return version + delta
 
     async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
@@ -391,23 +370,13 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     async def afetch(self, key: Any, compute: Callable[[], Any], timeout: Any = DEFAULT_TIMEOUT,
                      *, stale_ttl: float | None = None,
                      should_cache: Callable[[Any], bool] | None = None,
+                     accept: Callable[[Any], bool] | None = None, force: bool = False,
                      version: int | None = None) -> Result[Any]:
         """Async fetch."""
         k = self._key(key, version)
         with _pickling_errors():
             return await self.async_client.fetch(k, compute, self._timeout(timeout), stale_ttl,
-                                                 should_cache)
-
-
-def _remaining(fresh_until: float | None, ttl: float | None,
-               now: float) -> tuple[float | None, float | None]:
-    """(timeout, stale window) that reproduce an entry's remaining lifetime."""
-    if ttl is None:
-        return None, None
-    if fresh_until is None:
-        return max(ttl, 0.001), None
-    fresh = max(fresh_until - now, 0.001)
-    return fresh, max(ttl - fresh, 0.0) or None
+                                                 should_cache, force=force, accept=accept)
 
 
 class _pickling_errors:
@@ -426,6 +395,5 @@ def reset_clients() -> None:
     with _LOCK:
         clients = list(_CLIENTS.values())
         _CLIENTS.clear()
-        _ASYNC.clear()
     for client in clients:
         client.close()

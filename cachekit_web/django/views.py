@@ -158,6 +158,10 @@ def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | 
                                   response.content, response.charset)
 
 
+def _is_page(value: Any) -> bool:
+    return web.StoredPage.from_value(value) is not None
+
+
 def _from_page(page: web.StoredPage) -> HttpResponse:
     response = HttpResponse(page.body, status=page.status)
     for name, value in page.replay_headers():
@@ -233,20 +237,16 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         outcome: Outcome = {}
         result = backend.fetch(
             key, lambda: _capture(request, call(), timeout, vary_on, outcome, vary_cookies),
-            timeout,
-            stale_ttl=stale_ttl, should_cache=lambda v: v is not None,
+            timeout, stale_ttl=stale_ttl, should_cache=_is_page, accept=_is_page,
         )
-        return _finish(request, call, result.value, result.status, outcome)
+        return _finish(result.value, result.status, outcome)
 
-    def _finish(request: HttpRequest, call: Callable[[], HttpResponseBase], value: Any,
-                status: str, outcome: Outcome) -> HttpResponseBase:
-        if "response" in outcome:
+    def _finish(value: Any, status: str, outcome: Outcome) -> HttpResponseBase:
+        if "response" in outcome:  # this request rendered it
             response: HttpResponseBase = outcome["response"]
             return _direct(response, _status_header(status, outcome, None, timeout))
         page = web.StoredPage.from_value(value)
-        if page is None:
-            # Another request rendered a page that may not be shared: render our own.
-            return _direct(call(), web.cache_status("uncacheable", detail="shared"))
+        assert page is not None  # the core hands on cacheable (page) values only
         return _direct(_from_page(page), _status_header(status, outcome, page, timeout))
 
     async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
@@ -271,9 +271,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _capture(request, await call(), timeout, vary_on, outcome, vary_cookies)
 
         result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,
-                                      should_cache=lambda v: v is not None)
-        if "response" not in outcome and web.StoredPage.from_value(result.value) is None:
-            return _direct(await call(), web.cache_status("uncacheable", detail="shared"))
-        return _finish(request, call, result.value, result.status, outcome)
+                                      should_cache=_is_page, accept=_is_page)
+        return _finish(result.value, result.status, outcome)
 
     return decorator

@@ -9,7 +9,13 @@ from typing import Any
 
 from ..core import crypto
 from ..core.errors import ConfigurationError
-from ..core.settings import ADAPTER_SETTINGS, ENV_PREFIX, Settings, unknown_setting
+from ..core.settings import (
+    ADAPTER_SETTINGS,
+    ENV_PREFIX,
+    Settings,
+    coerce_bool,
+    unknown_setting,
+)
 
 PREFIX = ENV_PREFIX  # "CACHEKIT_": one name per setting everywhere
 
@@ -66,14 +72,6 @@ def derived_signing_key(secret_key: str | bytes) -> str:
     return crypto.derived_signing_key(secret_key, "flask")
 
 
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, (int, str)):
-        return str(value).strip().lower() in ("1", "true", "yes", "on")
-    raise ConfigurationError(f"{PREFIX}{name} must be a boolean", code="E042")
-
-
 def check_config_names(config: Mapping[str, Any]) -> None:
     """Raise E041 listing every unknown CACHEKIT_ key and every Flask-Caching key we do not read."""
     known = set(Settings.names()) | set(EXTRA_NAMES)
@@ -117,7 +115,7 @@ def load(
     settings = Settings.from_env(env, extra_names=EXTRA_NAMES, **overrides)
     for name in _BOOL_EXTRAS:
         if name in extras:
-            extras[name] = _as_bool(name, extras[name])
+            extras[name] = coerce_bool(PREFIX + name, extras[name])
     if extras.get("HEALTH_TOKEN") == "":
         extras["HEALTH_TOKEN"] = None
     if extras.get("HEALTH_TOKEN") is not None:  # a guessable token would open the dashboard

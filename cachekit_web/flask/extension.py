@@ -6,23 +6,19 @@ are the core client's; this module maps Flask conventions onto it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import hashlib
 import inspect
 import logging
-import secrets
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, has_app_context, has_request_context, request
 from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict
 
-from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Deferred, Result
+from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Deferred, Expiring
 from ..core.health import HealthReport
 from ..core.settings import Settings
 from ..core.web import (
@@ -63,42 +59,6 @@ def make_template_fragment_key(fragment_name: str, vary_on: Iterable[Any] | None
     return fragment_cache_key(fragment_name, vary_on or (), prefix=TEMPLATE_FRAGMENT_KEY_PREFIX)
 
 
-class _LoopClients:
-    """One AsyncCacheClient per running event loop (redis.asyncio pools are loop-bound).
-
-    Flask runs each async view in a fresh loop, so a client lives while at least one
-    caller in its loop uses it and is closed after; all share the sync client's breaker,
-    metrics, codec and pending deletes.
-    """
-
-    def __init__(self, sync: CacheClient) -> None:
-        self.sync = sync
-        self._lock = threading.Lock()
-        self._by_loop: dict[int, tuple[asyncio.AbstractEventLoop, AsyncCacheClient, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[AsyncCacheClient]:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            entry = self._by_loop.get(id(loop))
-            if entry is not None and entry[0] is loop:
-                client, refs = entry[1], entry[2] + 1
-            else:
-                client, refs = AsyncCacheClient.sharing(self.sync), 1
-            self._by_loop[id(loop)] = (loop, client, refs)
-        try:
-            yield client
-        finally:
-            with self._lock:
-                loop_, client_, refs = self._by_loop[id(loop)]
-                if refs <= 1:
-                    del self._by_loop[id(loop)]
-                else:
-                    self._by_loop[id(loop)] = (loop_, client_, refs - 1)
-            if refs <= 1:
-                await client.backend.close()
-
-
 @dataclass
 class _State:
     """What one Cache keeps per app (in app.extensions)."""
@@ -106,24 +66,35 @@ class _State:
     settings: Settings
     options: _config.FlaskOptions
     client: CacheClient
-    async_clients: _LoopClients = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.async_clients = _LoopClients(self.client)
+    @property
+    def async_client(self) -> AsyncCacheClient:
+        """The core's async client sharing this app's client and its connection pool
+        (Flask runs each async view in a loop of its own: a pool per loop would be a
+        connection per request)."""
+        return AsyncCacheClient.twin(self.client, same_pool=True)
 
 
 @dataclass
 class _Marker:
-    """A computed value that must not be stored as-is (or is stored with its own timeout)."""
+    """A computed value that must not be stored: what to deliver, and why not."""
 
     deliver: Any
-    reason: str | None = None
-    store: Any = None
-    timeout: Any = None
+    reason: str
 
 
 def _storable(value: Any) -> bool:
     return not isinstance(value, _Marker)
+
+
+def _acceptor(view: bool, authenticated: bool) -> Callable[[Any], bool]:
+    """Which stored values a wrapper can deliver: a view only pages, and a page only from
+    an authenticated entry (any other stored value is a miss to the core)."""
+    if view:
+        return lambda value: isinstance(value, StoredPage)
+    if authenticated:
+        return lambda value: True
+    return lambda value: not isinstance(value, StoredPage)
 
 
 def _wants_args(fn: Callable[..., Any]) -> bool:
@@ -351,28 +322,6 @@ class Cache:
         return (forced_update(*args, **kwargs) if _wants_args(forced_update)
                 else forced_update()) is True
 
-    @staticmethod
-    def _obtain(client: CacheClient, key: str, compute: Callable[[], Any], timeout: Any,
-                stale_ttl: float | None, forced: bool) -> Result[Any]:
-        """Fetch through the core (single-flight, stale), or recompute and store when forced."""
-        if not forced:
-            return client.fetch(key, compute, timeout, stale_ttl, _storable)
-        result: Result[Any] = Result(compute(), "miss")
-        if _storable(result.value):
-            client.set(key, result.value, timeout, stale_ttl=stale_ttl)
-        return result
-
-    @staticmethod
-    async def _aobtain(client: AsyncCacheClient, key: str, compute: Callable[[], Any],
-                       timeout: Any, stale_ttl: float | None, forced: bool) -> Result[Any]:
-        """The async twin of _obtain."""
-        if not forced:
-            return await client.fetch(key, compute, timeout, stale_ttl, _storable)
-        result: Result[Any] = Result(await compute(), "miss")
-        if _storable(result.value):
-            await client.set(key, result.value, timeout, stale_ttl=stale_ttl)
-        return result
-
     def _package(self, rv: Any, view: bool, response_filter: Callable[[Any], Any] | None,
                  cache_none: bool, vary_cookies: Iterable[str] = ()) -> Any:
         """Turn a fresh return value into what is stored, or a _Marker saying why not."""
@@ -397,7 +346,7 @@ class Cache:
                                       resp.get_data(), resp.mimetype_params.get("charset"))
             timeout = getattr(rv, "timeout", None) if isinstance(rv, CachedResponse) else None
             if timeout is not None:
-                return _Marker(resp, None, page, self._timeout(timeout))
+                return Expiring(page, self._timeout(timeout))
             return page
         if rv is None and not cache_none:
             return _Marker(rv, "none")
@@ -417,6 +366,8 @@ class Cache:
     def _finish(self, value: Any, status: str, detail: str | None, view: bool,
                 hit_indication: bool) -> Any:
         """Deliver a value; views get the Cache-Status (and optional hit_cache) header."""
+        if isinstance(value, _Marker) and detail is None:  # this caller computed it
+            status, detail = "uncacheable", value.reason
         value = value.deliver if isinstance(value, _Marker) else self._thaw(value)
         if not view:
             return value
@@ -428,22 +379,6 @@ class Cache:
         if hit_indication and status in ("hit", "stale"):
             resp.headers["hit_cache"] = "True"
         return resp
-
-    def _settle(self, value: Any, mine: list[Any],
-                view: bool = False) -> tuple[Any, str | None, bool]:
-        """(value, detail, recompute?) after a fetch: markers are never shared with waiters,
-        a page is never served from an unauthenticated entry, and a view's entry that is
-        not a page (stored by an older release) is recomputed."""
-        if not mine and not isinstance(value, _Marker):
-            if view and not isinstance(value, StoredPage):
-                return value, None, True
-            if isinstance(value, StoredPage) and not self.client.codec.keyring.authenticated:
-                return value, None, True
-        if isinstance(value, _Marker):
-            if not mine:
-                return value, None, True
-            return value, value.reason, False
-        return value, None, False
 
     # -- cached ------------------------------------------------------------------
     def cached(
@@ -521,28 +456,20 @@ class Cache:
                 if (bypass := bypass_reason(view)) is not None:
                     return self._finish(await f(*args, **kwargs), *_bypassed(bypass), view,
                                         False)
-                state = self._state()
+                client = self._state().async_client
                 key = key_for(args, kwargs)
-                mine: list[Any] = []
 
                 async def compute() -> Any:
-                    value = self._package(await f(*args, **kwargs), view, response_filter,
-                                          cache_none, vary_cookies)
-                    mine.append(value)
-                    return value
+                    return self._package(await f(*args, **kwargs), view, response_filter,
+                                         cache_none, vary_cookies)
 
-                async with state.async_clients.use() as client:
-                    result = await self._aobtain(
-                        client, key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
-                        self._forced(forced_update, args, kwargs))
-                    value, detail, again = self._settle(result.value, mine, view)
-                    if again:
-                        value = await compute()
-                        detail = value.reason if isinstance(value, _Marker) else None
-                    if isinstance(value, _Marker) and value.store is not None:
-                        await client.set(key, value.store, value.timeout, stale_ttl=stale_ttl)
-                status = "uncacheable" if detail else result.status
-                return self._finish(value, status, detail, view, response_hit_indication)
+                result = await client.fetch(
+                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
+                    force=self._forced(forced_update, args, kwargs),
+                    accept=_acceptor(view, client.codec.keyring.authenticated))
+                return self._finish(result.value, result.status, None, view,
+                                    response_hit_indication)
+
             def swrapper(*args: Any, **kwargs: Any) -> Any:
                 if self._bypass(unless, f, args, kwargs):
                     return f(*args, **kwargs)
@@ -551,25 +478,17 @@ class Cache:
                     return self._finish(f(*args, **kwargs), *_bypassed(bypass), view, False)
                 client = self._state().client
                 key = key_for(args, kwargs)
-                mine: list[Any] = []
 
                 def compute() -> Any:
-                    value = self._package(f(*args, **kwargs), view, response_filter,
-                                          cache_none, vary_cookies)
-                    mine.append(value)
-                    return value
+                    return self._package(f(*args, **kwargs), view, response_filter,
+                                         cache_none, vary_cookies)
 
-                timeout_ = self._timeout(wrapper.cache_timeout)
-                result = self._obtain(client, key, compute, timeout_, stale_ttl,
-                                      self._forced(forced_update, args, kwargs))
-                value, detail, again = self._settle(result.value, mine, view)
-                if again:
-                    value = compute()
-                    detail = value.reason if isinstance(value, _Marker) else None
-                if isinstance(value, _Marker) and value.store is not None:
-                    client.set(key, value.store, value.timeout, stale_ttl=stale_ttl)
-                status = "uncacheable" if detail else result.status
-                return self._finish(value, status, detail, view, response_hit_indication)
+                result = client.fetch(
+                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
+                    force=self._forced(forced_update, args, kwargs),
+                    accept=_acceptor(view, client.codec.keyring.authenticated))
+                return self._finish(result.value, result.status, None, view,
+                                    response_hit_indication)
 
             wrapper = awrapper if is_async else swrapper
             functools.update_wrapper(wrapper, f)
@@ -605,50 +524,39 @@ class Cache:
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 if self._bypass(unless, f, args, kwargs):
                     return await f(*args, **kwargs)
-                state = self._state()
-                mine: list[Any] = []
+                client = self._state().async_client
 
                 async def compute() -> Any:
-                    value = self._package(await f(*args, **kwargs), False, response_filter,
-                                          cache_none)
-                    mine.append(value)
-                    return value
+                    return self._package(await f(*args, **kwargs), False, response_filter,
+                                         cache_none)
 
-                async with state.async_clients.use() as client:
-                    fkey, ikey, digest = memo.parts(args, kwargs)
-                    versions = await _aversions(client, [k for k in (fkey, ikey) if k])
-                    if versions is None:
-                        return self._finish(await compute(), "bypass", None, False, False)
-                    key = memo.key(versions, digest)
-                    timeout_ = self._timeout(wrapper.cache_timeout)
-                    result = await self._aobtain(client, key, compute, timeout_, stale_ttl,
-                                                 self._forced(forced_update, args, kwargs))
-                    value, _, again = self._settle(result.value, mine)
-                    if again:
-                        value = await compute()
-                return self._finish(value, result.status, None, False, False)
+                names, digest = memo.parts(args, kwargs)
+                versions = await client.versions(names)
+                if versions is None:
+                    return self._finish(await compute(), "bypass", None, False, False)
+                result = await client.fetch(
+                    memo.key(versions, digest), compute, self._timeout(wrapper.cache_timeout),
+                    stale_ttl, _storable, force=self._forced(forced_update, args, kwargs),
+                    accept=_acceptor(False, client.codec.keyring.authenticated))
+                return self._finish(result.value, result.status, None, False, False)
+
             def swrapper(*args: Any, **kwargs: Any) -> Any:
                 if self._bypass(unless, f, args, kwargs):
                     return f(*args, **kwargs)
                 client = self._state().client
-                mine: list[Any] = []
 
                 def compute() -> Any:
-                    value = self._package(f(*args, **kwargs), False, response_filter,
-                                          cache_none)
-                    mine.append(value)
-                    return value
+                    return self._package(f(*args, **kwargs), False, response_filter,
+                                         cache_none)
 
                 key = memo.make_cache_key(f, *args, **kwargs)
                 if key is None:
                     return self._finish(compute(), "bypass", None, False, False)
-                timeout_ = self._timeout(wrapper.cache_timeout)
-                result = self._obtain(client, key, compute, timeout_, stale_ttl,
-                                      self._forced(forced_update, args, kwargs))
-                value, _, again = self._settle(result.value, mine)
-                if again:
-                    value = compute()
-                return self._finish(value, result.status, None, False, False)
+                result = client.fetch(
+                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
+                    force=self._forced(forced_update, args, kwargs),
+                    accept=_acceptor(False, client.codec.keyring.authenticated))
+                return self._finish(result.value, result.status, None, False, False)
 
             wrapper = awrapper if is_async else swrapper
             functools.update_wrapper(wrapper, f)
@@ -690,11 +598,11 @@ class Cache:
 
     def _drop_version(self, memo: _Memo, bound_to: Any) -> None:
         if bound_to is not None and not isinstance(bound_to, type) and memo.kind == "self":
-            key = memo.instance_version_key(bound_to)
-            if key is not None:
-                self.client.delete(key)
+            name = memo.instance_version_key(bound_to)
+            if name is not None:
+                self.client.bump_version(name)
                 return
-        self.client.delete(memo.function_version_key)
+        self.client.bump_version(memo.function_version_key)
 
 
 class _Memo:
@@ -725,8 +633,8 @@ class _Memo:
         ident = canonical(instance, f"'self' of {self.fname}")
         return f"{self.function_version_key}:{self._hash(ident)[:24]}"
 
-    def parts(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, str | None, str]:
-        """(function version key, instance version key or None, digest of the arguments)."""
+    def parts(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[str], str]:
+        """(the names of the version tokens the key is built from, digest of the arguments)."""
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         items: list[Any] = []
@@ -742,51 +650,17 @@ class _Memo:
             else self.source_check
         if check:
             items.append(("__source__", _source_hash(self.f, self.hash_method)))
-        return self.function_version_key, instance_key, self._hash(items)
+        names = [self.function_version_key]
+        if instance_key is not None:
+            names.append(instance_key)
+        return names, self._hash(items)
 
     def key(self, versions: list[str], digest: str) -> str:
         return f"memo:{self.fname}:{'.'.join(versions)}:{digest}"
 
     def make_cache_key(self, f: Any, *args: Any, **kwargs: Any) -> str | None:
         """The key for these arguments (None when the cache is unavailable)."""
-        fkey, ikey, digest = self.parts(args, kwargs)
-        versions = _versions(self.cache.client, [k for k in (fkey, ikey) if k])
+        names, digest = self.parts(args, kwargs)
+        versions = self.cache.client.versions(names)
         return None if versions is None else self.key(versions, digest)
 
-
-def _versions(client: CacheClient, keys: list[str]) -> list[str] | None:
-    found = client.get_many(keys)
-    out = []
-    for k in keys:
-        v = found.get(k)
-        if not isinstance(v, str):
-            if not client.available:
-                return None
-            token = secrets.token_hex(4)
-            if client.add(k, token, timeout=None):
-                v = token
-            else:
-                v = client.get(k)
-                if not isinstance(v, str):
-                    return None
-        out.append(v)
-    return out
-
-
-async def _aversions(client: AsyncCacheClient, keys: list[str]) -> list[str] | None:
-    found = await client.get_many(keys)
-    out = []
-    for k in keys:
-        v = found.get(k)
-        if not isinstance(v, str):
-            if not client.available:
-                return None
-            token = secrets.token_hex(4)
-            if await client.add(k, token, timeout=None):
-                v = token
-            else:
-                v = await client.get(k)
-                if not isinstance(v, str):
-                    return None
-        out.append(v)
-    return out

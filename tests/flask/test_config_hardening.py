@@ -32,3 +32,27 @@ def test_weak_signing_key_is_refused(make_app: AppFactory) -> None:
     with pytest.raises(ConfigurationError) as info:
         make_app(CACHEKIT_SIGNING_KEY="x")
     assert info.value.code == "E004"
+
+
+@pytest.mark.parametrize("name", ["HEALTH_ENABLED", "SOURCE_CHECK", "CACHE_STATUS_HEADER"])
+@pytest.mark.parametrize("where", ["config", "env"])
+def test_boolean_typo_is_e042(make_app: AppFactory, monkeypatch: pytest.MonkeyPatch,
+                              name: str, where: str) -> None:
+    """A typo such as 'ture' is refused as in the core, never silently False."""
+    if where == "env":
+        monkeypatch.setenv(f"CACHEKIT_{name}", "ture")
+        config = {}
+    else:
+        config = {f"CACHEKIT_{name}": "ture"}
+    with pytest.raises(ConfigurationError) as info:
+        make_app(**config)
+    assert info.value.code == "E042" and name in info.value.message
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("yes", True), ("On", True), ("0", False),
+                                               ("off", False), (True, True), (0, False)])
+def test_boolean_words_the_core_accepts(make_app: AppFactory, raw: object,
+                                        expected: bool) -> None:
+    app, cache = make_app(CACHEKIT_SOURCE_CHECK=raw)
+    with app.app_context():
+        assert cache._state().options.SOURCE_CHECK is expected

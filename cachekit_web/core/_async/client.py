@@ -10,8 +10,9 @@ This is the async source; ``core/_sync/client.py`` is generated from it.
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ..backends import AsyncBackend, make_async_backend
@@ -29,12 +30,14 @@ from ..clientbase import (
     Unavailable,
     _ClientBase,
     _follower_result,
+    _remaining,
     _resolve_settings,
+    _unwrap,
     log,
 )
 from ..codec import Codec, Entry
 from ..errors import CachekitError, DeserializationError, IntegrityError
-from ..flavours import AsyncFlights, AsyncSlot, async_compute_value, async_share_store
+from ..flavours import AsyncFlights, AsyncSlot, async_compute_value, async_share_backend
 from ..health import HealthReport
 from ..metrics import Metrics
 from ..settings import Settings
@@ -79,15 +82,29 @@ class AsyncCacheClient(_ClientBase):
         return cls(_resolve_settings(url, settings, overrides), clock=clock)
 
     @classmethod
-    def sharing(cls, other: _ClientBase) -> AsyncCacheClient:
-        """A client sharing ``other``'s settings, codec, breaker, metrics and pending deletes."""
+    def sharing(cls, other: _ClientBase, *, same_pool: bool = False) -> AsyncCacheClient:
+        """A client sharing ``other``'s settings, codec, breaker, metrics and pending deletes.
+
+        It keeps a connection pool per running event loop, unless ``same_pool``: then it
+        uses ``other``'s own backend, so callers whose event loops live for one request
+        (Flask's async views) open no connection per request. A memory store is always
+        the same store, not a copy.
+        """
         client = cls(other.settings, breaker=other.breaker, metrics=other.metrics,
                      codec=other.codec, clock=other.clock)
         client.pending = other.pending
-        store = getattr(other, "backend", None)
-        if isinstance(store, MemoryBackend):  # the same in-process store, not a copy
-            client.backend = async_share_store(store)
+        store = other._backend_any
+        if same_pool or isinstance(store, MemoryBackend):
+            client.backend = async_share_backend(store)
         return client
+
+    @classmethod
+    def twin(cls, other: _ClientBase, *, same_pool: bool = False) -> AsyncCacheClient:
+        """The one client sharing ``other`` (see ``sharing``), made on first use; adapters
+        call this rather than keeping clients per event loop themselves."""
+        found: AsyncCacheClient = other._twin(
+            (cls, same_pool), lambda: cls.sharing(other, same_pool=same_pool))
+        return found
 
     @property
     def _backend_any(self) -> Any:
@@ -148,19 +165,25 @@ class AsyncCacheClient(_ClientBase):
         self._count_lookups((entry,), now)
         return entry.value if entry is not None and self._fresh(entry, now) else default
 
-    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """The found keys and their values (stored None included)."""
-        keys = list(keys)
-        fks = [self.full_key(k) for k in keys]
+    async def _read_many(self, fks: list[str]) -> list[Entry | None] | None:
+        """The entries under full keys (None where missing or owed a delete); None if
+        the cache is unavailable."""
         raws: list[bytes | None] | Unavailable = await self._call(
             "get_many", self.backend.get_many, fks)
         if raws is UNAVAILABLE:
+            return None
+        owed = self.pending.owed
+        return [None if owed and fk in self.pending else self._decode(fk, raw)
+                for fk, raw in zip(fks, raws, strict=True)]
+
+    async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """The found keys and their values (stored None included)."""
+        keys = list(keys)
+        entries = await self._read_many([self.full_key(k) for k in keys])
+        if entries is None:
             self.metrics.count("misses", len(keys))
             return {}
         now = self.clock()
-        owed = self.pending.owed
-        entries = [None if owed and fk in self.pending else self._decode(fk, raw)
-                   for fk, raw in zip(fks, raws, strict=True)]
         self._count_lookups(entries, now)
         return {
             key: entry.value
@@ -200,12 +223,18 @@ class AsyncCacheClient(_ClientBase):
         return bool(ok)
 
     async def add(self, key: str, value: Any, timeout: Any = DEFAULT) -> bool:
-        """Store ``value`` only if ``key`` is absent; True if stored."""
-        fk = self.full_key(key)
+        """Store ``value`` only if ``key`` is absent; True if stored.
+
+        A timeout <= 0 stores nothing, but a value that could never be stored still
+        raises (E020), as set() would.
+        """
+        return await self._add(self.full_key(key), value, timeout)
+
+    async def _add(self, fk: str, value: Any, timeout: Any) -> bool:
         ttl = self._ttl(timeout)
+        data = self._encode(fk, value, None, ttl)
         if ttl is not None and ttl <= 0:
             return False
-        data = self._encode(fk, value, None, ttl)
 
         async def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
             if await self.backend.set(fk, data, ttl, nx=True):
@@ -247,7 +276,9 @@ class AsyncCacheClient(_ClientBase):
 
         A deferred delete is remembered, spooled and replayed as soon as Redis answers.
         """
-        fk = self.full_key(key)
+        return await self._delete(self.full_key(key))
+
+    async def _delete(self, fk: str) -> bool | Deferred:
         ok: bool | Unavailable = await self._call("delete", self.backend.delete, fk)
         if ok is UNAVAILABLE:
             self.pending.add([fk])
@@ -344,6 +375,48 @@ class AsyncCacheClient(_ClientBase):
             "count", self.backend.count_prefix, self._prefix, limit)
         return 0 if n is UNAVAILABLE else int(n)
 
+    async def move(self, key: str, new_key: str) -> bool:
+        """Move ``key``'s fresh value to ``new_key``, keeping its remaining lifetime and
+        stale window; False (nothing moved) if ``key`` holds no fresh value."""
+        entry = await self.get_entry(key)
+        now = self.clock()
+        if entry is None or not self._fresh(entry, now):
+            return False
+        timeout, stale = _remaining(entry.fresh_until, await self.ttl(key), now)
+        await self.set(new_key, entry.value, timeout, stale_ttl=stale)
+        await self.delete(key)
+        return True
+
+    # -- version tokens ------------------------------------------------------
+    async def versions(self, names: Sequence[str]) -> list[str] | None:
+        """The current version token of each name (made on first use), or None when the
+        cache is unavailable. Build keys from them; ``bump_version`` orphans those keys.
+
+        Tokens live under internal keys that no user key can equal.
+        """
+        fks = [self._version_key(name) for name in names]
+        entries = await self._read_many(fks)
+        if entries is None:
+            return None
+        tokens = []
+        for fk, entry in zip(fks, entries, strict=True):
+            token = None if entry is None else entry.value
+            if not isinstance(token, str):
+                made = secrets.token_hex(4)
+                if await self._add(fk, made, None):
+                    token = made
+                else:  # another caller made it first, or the cache went away
+                    again = await self._read_many([fk])
+                    token = again[0].value if again and again[0] is not None else None
+                    if not isinstance(token, str):
+                        return None
+            tokens.append(token)
+        return tokens
+
+    async def bump_version(self, name: str) -> bool | Deferred:
+        """Retire ``name``'s version token, so no key built from it is read again."""
+        return await self._delete(self._version_key(name))
+
     # -- compute-once ------------------------------------------------------
     async def get_or_set(self, key: str, compute: Callable[[], Any], timeout: Any = DEFAULT,
                          stale_ttl: float | None = None,
@@ -353,10 +426,21 @@ class AsyncCacheClient(_ClientBase):
 
     async def fetch(self, key: str, compute: Callable[[], Any], timeout: Any = DEFAULT,
                     stale_ttl: float | None = None,
-                    should_cache: Callable[[Any], bool] | None = None) -> Result[Any]:
-        """Like get_or_set, also saying whether it was a hit, miss, stale or bypass."""
+                    should_cache: Callable[[Any], bool] | None = None, *,
+                    force: bool = False,
+                    accept: Callable[[Any], bool] | None = None) -> Result[Any]:
+        """Like get_or_set, also saying whether it was a hit, miss, stale or bypass.
+
+        Concurrent callers compute once and share the result, but a value
+        ``should_cache`` refuses is neither stored nor shared: each caller that waited
+        computes its own. A stored value ``accept`` refuses counts as absent (and is
+        replaced). ``force`` recomputes and stores without reading. ``compute`` may
+        return ``Expiring(value, timeout)`` to give its value a timeout of its own.
+        """
         fk = self.full_key(key)
-        entry = await self.get_entry(key)
+        if force:
+            return (await self._compute(key, compute, timeout, stale_ttl, should_cache))[0]
+        entry = self._accepted(await self.get_entry(key), accept)
         now = self.clock()
         self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
@@ -369,44 +453,64 @@ class AsyncCacheClient(_ClientBase):
                 return Result(stale.value, "stale")
             if await flight.wait(self.settings.LOCK_WAIT):
                 return _follower_result(flight.value)
-            return Result(await async_compute_value(compute), "miss")
+            value, _ = _unwrap(await async_compute_value(compute))
+            return Result(value, "miss", computed=True)
         try:
-            result = await self._lead(key, fk, compute, timeout, stale_ttl, should_cache, stale)
-            flight.resolve(result)
+            result, shareable = await self._lead(key, fk, compute, timeout, stale_ttl,
+                                                 should_cache, stale, accept)
+            if shareable:
+                flight.resolve(result)
             return result
         finally:
             self._flights.leave(fk, flight)
 
     async def _lead(self, key: str, fk: str, compute: Callable[[], Any], timeout: Any,
                     stale_ttl: float | None, should_cache: Callable[[Any], bool] | None,
-                    stale: Entry | None) -> Result[Any]:
+                    stale: Entry | None,
+                    accept: Callable[[Any], bool] | None) -> tuple[Result[Any], bool]:
+        """The leader's result, and whether the callers waiting for it may have it."""
         if not self.available:
-            return Result(await async_compute_value(compute), "bypass")
+            return await self._bypass(compute, should_cache)
         lock = self.backend.lock(self._lock_name(fk), self.settings.LOCK_TIMEOUT)
         wait = 0.0 if stale is not None else self.settings.LOCK_WAIT
         got: bool | Unavailable = await self._call("lock", lock.acquire, True, wait)
         if got is UNAVAILABLE:
-            return Result(await async_compute_value(compute), "bypass")
+            return await self._bypass(compute, should_cache)
         try:
             if not got:
                 if stale is not None:
                     self.metrics.count("stale")
-                    return Result(stale.value, "stale")
+                    return Result(stale.value, "stale"), True
                 self._lock_unavailable(fk)
             # Someone may have filled it while we waited for the lock.
-            again = await self.get_entry(key)
+            again = self._accepted(await self.get_entry(key), accept)
             if again is not None and self._fresh(again, self.clock()):
-                return Result(again.value, "hit")
-            value = await async_compute_value(compute)
-            if should_cache is None or should_cache(value):
-                try:
-                    await self.set(key, value, timeout, stale_ttl=stale_ttl)
-                except _UNSTORABLE as exc:
-                    self._not_stored(exc)
-            return Result(value, "miss")
+                return Result(again.value, "hit"), True
+            return await self._compute(key, compute, timeout, stale_ttl, should_cache)
         finally:
             if got is True:
                 await self._call("unlock", lock.release)
+
+    async def _bypass(self, compute: Callable[[], Any],
+                      should_cache: Callable[[Any], bool] | None) -> tuple[Result[Any], bool]:
+        """Compute without the cache (unavailable); shareable only if cacheable."""
+        value, _ = _unwrap(await async_compute_value(compute))
+        return (Result(value, "bypass", computed=True),
+                should_cache is None or should_cache(value))
+
+    async def _compute(self, key: str, compute: Callable[[], Any], timeout: Any,
+                       stale_ttl: float | None,
+                       should_cache: Callable[[Any], bool] | None) -> tuple[Result[Any], bool]:
+        """Compute, and store the value if cacheable; (result, cacheable)."""
+        value, own_timeout = _unwrap(await async_compute_value(compute))
+        cacheable = should_cache is None or should_cache(value)
+        if cacheable:
+            try:
+                await self.set(key, value, timeout if own_timeout is None else own_timeout.timeout,
+                               stale_ttl=stale_ttl)
+            except _UNSTORABLE as exc:
+                self._not_stored(exc)
+        return Result(value, "miss", computed=True), cacheable
 
     # -- operations ----------------------------------------------------------
     async def health(self) -> HealthReport:
@@ -435,6 +539,7 @@ class AsyncCacheClient(_ClientBase):
             self.replayer.stop()
             await self.backend.close()
             self._backends.forget_others()
+            self._close_twins()
 
     async def __aenter__(self) -> AsyncCacheClient:
         return self
