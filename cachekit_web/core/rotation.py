@@ -7,11 +7,13 @@ a previous key. Once it reports nothing left, the old key can be retired.
 
 - Resumable by being idempotent: an entry already under the current key id is
   skipped without a write, so an interrupted run is finished by running again.
-- Compare before write: each entry is rewritten through ``Backend.update``
+- Compare before write: a batch is written with ``compare_and_set_many`` (a
+  server-side script per key: set only if it still holds what was read, TTL
+  kept), and an entry that changed meanwhile goes through ``Backend.update``
   (WATCH/MULTI on Redis, a compare-and-set script on the key's node on a
   Cluster), so a value written concurrently is never replaced by a re-sealed
-  old one: the write is refused and retried on the new value, which is
-  already current and left alone.
+  old one: its new value is judged afresh (already current: left alone).
+  A backend without the batch method uses ``update`` for every entry.
 - The payload is moved as it is (never deserialized); expiry and fresh-until
   stay in the frame, and Redis keeps the key's TTL (KEEPTTL).
 - Entries that no key opens, or that are not frames, are left alone and counted.
@@ -107,6 +109,7 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
         except UnicodeDecodeError:  # no client of ours writes such a key
             report.unreadable += 1
     now = time.time()
+    writes: list[tuple[str, bytes, bytes, bytes]] = []  # name, key, frame read, re-sealed
     for name, key, frame in zip(names, raw_keys, backend.get_many(names), strict=True):
         if frame is None:  # gone, or not a string value
             report.gone += 1
@@ -117,13 +120,29 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
                 report.expired += 1
                 continue
             new = codec.reseal(key, frame)  # opens it: proves a key we hold can
-            if new is None:
-                report.current += 1
-                continue
-            if dry_run:
-                report.resealed += 1
-                continue
-            if _swap(backend, codec, name, key, frame, new, before_write):
+        except (IntegrityError, DeserializationError):
+            report.unreadable += 1
+            continue
+        if new is None:
+            report.current += 1
+        elif dry_run:
+            report.resealed += 1
+        else:
+            writes.append((name, key, frame, new))
+    if not writes:
+        return
+    cas_many = getattr(backend, "compare_and_set_many", None)  # not yet on every topology
+    if before_write is not None and cas_many:
+        for name, *_ in writes:
+            before_write(name)
+    done = cas_many([(n, f, r) for n, _, f, r in writes]) if cas_many else [False] * len(writes)
+    for (name, key, frame, new), ok in zip(writes, done, strict=True):
+        if ok:
+            report.resealed += 1
+            continue
+        # Changed since the batch read (or no batch compare-and-set): judge it afresh, alone.
+        try:
+            if _swap(backend, codec, name, key, frame, new, None if cas_many else before_write):
                 report.resealed += 1
             else:
                 report.gone += 1

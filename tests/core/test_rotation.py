@@ -48,6 +48,29 @@ def fill(client: CacheClient, n: int, prefix: str = "k") -> dict[str, Any]:
     return stored
 
 
+class PerKey:
+    """The real backend without its batch compare-and-set: rotation's per-key path."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "compare_and_set_many":
+            raise AttributeError(name)
+        return getattr(self._backend, name)
+
+
+@pytest.fixture(params=["batch", "per-key"])
+def path(request: pytest.FixtureRequest) -> str:
+    """Which write path rotation takes: one script call per batch, or update() per key."""
+    return str(request.param)
+
+
+def backend_for(client: CacheClient, path: str) -> Any:
+    """``client``'s backend, seen through ``path``."""
+    return client.backend if path == "batch" else PerKey(client.backend)
+
+
 @pytest.fixture()
 def clients(make_client: MakeClient) -> tuple[CacheClient, CacheClient]:
     """(old, new): writing with KEY_A, then KEY_B current with KEY_A as a previous key."""
@@ -93,7 +116,7 @@ def test_rotation_reseals_every_entry_keeping_expiry_and_ttl(
 
 
 def test_a_value_written_between_read_and_write_is_never_overwritten(
-        clients: tuple[CacheClient, CacheClient], raw: redis.Redis) -> None:
+        clients: tuple[CacheClient, CacheClient], raw: redis.Redis, path: str) -> None:
     old, new = clients
     fill(old, 40)
     prefix = new.namespace + ":"
@@ -106,7 +129,7 @@ def test_a_value_written_between_read_and_write_is_never_overwritten(
             raced.add(name)
             new.set(name, f"fresh-{name}", 60)
 
-    report = rotate(new.backend, new.codec, before_write=write_concurrently)
+    report = rotate(backend_for(new, path), new.codec, before_write=write_concurrently)
 
     assert len(raced) == 20 and report.replaced == 20 and report.resealed == 20
     for name in raced:
@@ -114,13 +137,13 @@ def test_a_value_written_between_read_and_write_is_never_overwritten(
     # an old process (still on KEY_A) writing mid-rotation: its value is kept, and re-sealed
     old.set("k1", "old-writer", 60)
     mixed: list[str] = []
-    rotate(new.backend, new.codec, before_write=lambda k: mixed.append(k))
+    rotate(backend_for(new, path), new.codec, before_write=lambda k: mixed.append(k))
     assert mixed == [prefix + "k1"] and new.get("k1") == "old-writer"
     assert key_id(raw.get(prefix + "k1") or b"") == new.codec.keyring.key_id
 
 
 def test_concurrent_writers_during_rotation_keep_their_values(
-        clients: tuple[CacheClient, CacheClient], make_client: MakeClient) -> None:
+        clients: tuple[CacheClient, CacheClient], make_client: MakeClient, path: str) -> None:
     old, new = clients
     n, writers = 3000, 4
     fill(old, n)
@@ -144,7 +167,7 @@ def test_concurrent_writers_during_rotation_keep_their_values(
         t.start()
     started.wait()
     try:
-        report = rotate(new.backend, new.codec, batch=100)
+        report = rotate(backend_for(new, path), new.codec, batch=100)
     finally:
         stop.set()
         for t in threads:
@@ -346,3 +369,31 @@ def test_rotation_on_the_memory_backend(make_client: MakeClient, namespace: str)
     new = make_client(url, MASTER_KEY=KEY_B, PREVIOUS_MASTER_KEYS=[KEY_A])
     assert rotate(new.backend, new.codec).resealed == 20
     assert make_client(url, MASTER_KEY=KEY_B).get("k4") == {"i": 4, "tag": "v4"}
+
+
+def test_compare_and_set_many_writes_only_what_is_unchanged(
+        redis_url: str, namespace: str, raw: redis.Redis, make_client: MakeClient) -> None:
+    import asyncio
+
+    from cachekit_web.core._async.redis import AsyncRedisBackend
+
+    k = [f"{namespace}:{i}" for i in range(4)]
+    raw.set(k[0], b"a", px=50_000)
+    raw.set(k[1], b"changed")
+    raw.hset(k[3], "f", "v")  # WRONGTYPE inside the batch: that entry is False, no abort
+    backend = make_client().backend
+    assert backend.compare_and_set_many(
+        [(k[0], b"a", b"b"), (k[1], b"a", b"b"), (k[2], b"a", b"b"), (k[3], b"a", b"b")]
+    ) == [True, False, False, False]
+    assert (raw.get(k[0]), raw.get(k[1]), raw.exists(k[2])) == (b"b", b"changed", 0)
+    assert 0 < raw.pttl(k[0]) <= 50_000  # KEEPTTL
+
+    async def run() -> list[bool]:
+        ab = AsyncRedisBackend(redis_url, make_client().settings)
+        try:
+            return await ab.compare_and_set_many([(k[0], b"b", b"c"), (k[1], b"b", b"c")])
+        finally:
+            await ab.close()
+
+    assert asyncio.run(run()) == [True, False]
+    assert raw.get(k[0]) == b"c" and raw.pttl(k[0]) > 0
