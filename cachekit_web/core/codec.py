@@ -363,12 +363,14 @@ class Codec:
             return 0.0
         return float(_FRESH.unpack_from(frame, HEADER_SIZE)[0])
 
-    def reseal(self, key: bytes, frame: bytes) -> bytes | None:
+    def reseal(self, key: bytes, frame: bytes, v1_expires_at: float = 0.0) -> bytes | None:
         """Seal an encrypted frame again under the current key; None if it already is.
 
         The payload is moved as it is (never deserialized, so never unpickled); flags,
         expiry and fresh-until are kept, so the entry expires and goes stale exactly
-        when it would have. Raises E003 (no key opens it) or E021 (not a frame).
+        when it would have. A version 1 frame (no sealed expiry) gets ``v1_expires_at``
+        (the caller's knowledge of its Redis TTL), so re-sealing never makes an entry
+        replayable for longer. Raises E003 (no key opens it) or E021 (not a frame).
         """
         ring = self.keyring
         if not ring.encrypted:
@@ -389,7 +391,8 @@ class Codec:
             raise IntegrityError("unencrypted value where encryption is on", code="E003")
         header, body = frame[:head_len], frame[head_len:]
         payload = ring.open(key_id, header, key, body)
-        new_header = _HEAD2.pack(MAGIC, VERSION, flags, ring.key_id, self.expiry_of(frame))
+        expires_at = self.expiry_of(frame) if version == VERSION else v1_expires_at
+        new_header = _HEAD2.pack(MAGIC, VERSION, flags, ring.key_id, expires_at)
         if flags & F_FRESH:
             new_header += header[fresh_at:fresh_at + _FRESH.size]
         return new_header + ring.seal(new_header, key, payload)

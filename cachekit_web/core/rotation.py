@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from .backends import Backend
-from .codec import F_ENCRYPTED, Codec
+from .codec import F_ENCRYPTED, VERSION_1, Codec
 from .errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 
 BATCH = 500
@@ -119,7 +119,7 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
             if Codec.key_id_of(frame) != codec.keyring.key_id and expiry and expiry <= now:
                 report.expired += 1
                 continue
-            new = codec.reseal(key, frame)  # opens it: proves a key we hold can
+            new = codec.reseal(key, frame, _v1_expiry(backend, name, frame))  # opens it
         except (IntegrityError, DeserializationError):
             report.unreadable += 1
             continue
@@ -154,6 +154,14 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
             report.contended += 1
 
 
+def _v1_expiry(backend: Backend, name: str, frame: bytes) -> float:
+    """For a version 1 frame (no sealed expiry): its Redis TTL as an absolute time."""
+    if frame[2:3] != bytes([VERSION_1]):
+        return 0.0
+    ttl = backend.ttl(name)
+    return 0.0 if ttl is None else time.time() + ttl
+
+
 def _swap(backend: Backend, codec: Codec, name: str, key: bytes, seen: bytes,
           resealed: bytes, before_write: Callable[[str], None] | None) -> bool:
     """Write ``resealed`` only where the key still holds what we read; False if gone."""
@@ -163,7 +171,7 @@ def _swap(backend: Backend, codec: Codec, name: str, key: bytes, seen: bytes,
             before_write(name)
         if current == seen:
             return resealed
-        fresh = codec.reseal(key, current)  # it changed: judge the new value afresh
+        fresh = codec.reseal(key, current, _v1_expiry(backend, name, current))  # judged afresh
         if fresh is None:
             raise _Current
         return fresh

@@ -397,3 +397,27 @@ def test_compare_and_set_many_writes_only_what_is_unchanged(
 
     assert asyncio.run(run()) == [True, False]
     assert raw.get(k[0]) == b"c" and raw.pttl(k[0]) > 0
+
+
+def test_a_version_1_frame_gets_its_redis_ttl_as_sealed_expiry(
+        clients: tuple[CacheClient, CacheClient], raw: redis.Redis, make_client: MakeClient
+) -> None:
+    import msgpack
+
+    from cachekit_web.core.codec import F_ENCRYPTED, MAGIC, VERSION_1
+
+    old, new = clients
+    ring = old.codec.keyring
+    for name, px in (("short", 100_000), ("forever", None)):
+        fk = old.full_key(name)
+        header = MAGIC + bytes([VERSION_1, F_ENCRYPTED]) + ring.key_id  # the old format
+        raw.set(fk, header + ring.seal(header, fk.encode(), msgpack.packb(name)), px=px)
+
+    assert rotate(new.backend, new.codec).resealed == 2
+
+    short, forever = raw.get(old.full_key("short")) or b"", raw.get(old.full_key("forever"))
+    assert short[2] == 2 and key_id(short) == new.codec.keyring.key_id
+    assert abs(Codec.expiry_of(short) - (time.time() + 100)) < 5  # not "never"
+    assert forever is not None and Codec.expiry_of(forever) == 0.0
+    reader = make_client(MASTER_KEY=KEY_B)
+    assert (reader.get("short"), reader.get("forever")) == ("short", "forever")
