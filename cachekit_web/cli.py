@@ -103,8 +103,15 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> l
         mode = "encrypted" if ring.encrypted else "signed"
         return f"set, get and delete of a {mode} value succeeded"
 
+    def key_rotation() -> str:
+        from .core.rotation import rotation_status
+
+        c = state["client"]
+        assert isinstance(c, CacheClient)
+        return rotation_status(c.backend, c.codec)
+
     return [("settings", settings), ("client", client), ("connectivity", ping),
-            ("round trip", round_trip)]
+            ("round trip", round_trip), ("key rotation", key_rotation)]
 
 
 README_START = (
@@ -176,6 +183,61 @@ def pending(action: str, url: str | None, out: TextIO) -> int:
     return 0
 
 
+def rotate_keys(url: str | None, *, dry_run: bool, batch: int, out: TextIO,
+                err: TextIO) -> int:
+    """Re-seal the namespace under the current MASTER_KEY, with a progress bar on a terminal."""
+    from tqdm import tqdm
+
+    from .core.client import CacheClient
+    from .core.rotation import RotationReport, count_entries, rotate
+    from .core.settings import Settings
+
+    report = RotationReport(dry_run=dry_run)
+    try:
+        settings = Settings.from_env(None, **({"REDIS_URL": url} if url else {}))
+        client = CacheClient(settings)
+    except CachekitError as exc:
+        out.write(f"[{exc.code}] {exc.message}\n")
+        return 1
+    try:
+        if not client.codec.keyring.encrypted:
+            out.write("[E001] no MASTER_KEY: values are not encrypted, nothing to rotate\n")
+            return 1
+        if not settings.PREVIOUS_MASTER_KEYS:
+            out.write("note: PREVIOUS_MASTER_KEYS is empty: entries under an old key will be "
+                      "counted as unreadable\n")
+        total = count_entries(client.backend, client.codec)
+        tty = err.isatty()
+        step, mark = max(1, total // 10), 0
+        # On a terminal a bar; elsewhere (logs, CI) a plain line every tenth.
+        with tqdm(total=total, unit="key", file=err, disable=not tty,
+                  desc="dry run" if dry_run else "rotate") as bar:
+
+            def advance(n: int) -> None:
+                nonlocal mark
+                bar.update(n)
+                if not tty and report.seen >= mark + step:
+                    mark = report.seen
+                    err.write(f"rotate: {report.seen}/{total} keys\n")
+
+            rotate(client.backend, client.codec, dry_run=dry_run, batch=batch,
+                   on_batch=advance, report=report)
+    except KeyboardInterrupt:
+        out.write(f"interrupted: {report.summary()}; run again to finish (entries already "
+                  "under the current key are skipped)\n")
+        return 130
+    except CachekitError as exc:
+        out.write(f"[{exc.code}] {exc.message}: {report.summary()} so far; run again to "
+                  "finish\n")
+        return 1
+    finally:
+        client.close()
+    out.write(report.summary() + "\n")
+    if not dry_run and report.unreadable:
+        out.write(f"{report.unreadable} entries no key opens were left alone\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cachekit-web` command."""
     parser = argparse.ArgumentParser(prog="cachekit-web", description=__doc__)
@@ -193,7 +255,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pending", help="list, replay or drop invalidations spooled during an outage")
     p_pending.add_argument("action", nargs="?", default="list", choices=("list", "replay", "drop"))
     p_pending.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")
+    p_rotate = sub.add_parser(
+        "rotate", help="re-seal every entry under the current MASTER_KEY (resumable)")
+    p_rotate.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")
+    p_rotate.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    p_rotate.add_argument("--batch", type=int, default=500, help="keys per SCAN batch")
     args = parser.parse_args(argv)
+    if args.command == "rotate":
+        return rotate_keys(args.url, dry_run=args.dry_run, batch=args.batch, out=sys.stdout,
+                           err=sys.stderr)
     if args.command == "explain":
         return explain(args.code, list_all=args.list, markdown=args.markdown)
     if args.command == "settings":

@@ -38,6 +38,7 @@ import msgpack
 from .crypto import KeyRing
 from .errors import (
     CachekitError,
+    ConfigurationError,
     DeserializationError,
     IntegrityError,
     SerializationError,
@@ -349,6 +350,55 @@ class Codec:
                                        code="E021")
         fresh_until = _FRESH.unpack_from(header, fresh_at)[0] if flags & F_FRESH else None
         return Entry(self._load(payload, flags), fresh_until, expires_at or None)
+
+    @staticmethod
+    def key_id_of(frame: bytes) -> bytes | None:
+        """The key id in a frame's header, or None if ``frame`` is not a frame."""
+        if len(frame) < HEADER_SIZE or frame[:2] != MAGIC or frame[2] not in (VERSION,
+                                                                              VERSION_1):
+            return None
+        return frame[4:HEADER_SIZE]
+
+    @staticmethod
+    def expiry_of(frame: bytes) -> float:
+        """The absolute expiry in a frame's header (Unix seconds; 0.0 = never or v1)."""
+        if len(frame) < HEADER2_SIZE or frame[2] != VERSION:
+            return 0.0
+        return float(_FRESH.unpack_from(frame, HEADER_SIZE)[0])
+
+    def reseal(self, key: bytes, frame: bytes, v1_expires_at: float = 0.0) -> bytes | None:
+        """Seal an encrypted frame again under the current key; None if it already is.
+
+        The payload is moved as it is (never deserialized, so never unpickled); flags,
+        expiry and fresh-until are kept, so the entry expires and goes stale exactly
+        when it would have. A version 1 frame (no sealed expiry) gets ``v1_expires_at``
+        (the caller's knowledge of its Redis TTL), so re-sealing never makes an entry
+        replayable for longer. Raises E003 (no key opens it) or E021 (not a frame).
+        """
+        ring = self.keyring
+        if not ring.encrypted:
+            raise ConfigurationError("re-sealing needs a MASTER_KEY", code="E001")
+        key_id = self.key_id_of(frame)
+        if key_id is None:
+            raise DeserializationError("not a cachekit-web frame", code="E021")
+        if key_id == ring.key_id:
+            return None
+        version, flags = frame[2], frame[3]
+        head_len = HEADER2_SIZE if version == VERSION else HEADER_SIZE
+        fresh_at = head_len
+        if flags & F_FRESH:
+            head_len += _FRESH.size
+        if len(frame) < head_len:
+            raise DeserializationError("frame too short", code="E021")
+        if not flags & F_ENCRYPTED:
+            raise IntegrityError("unencrypted value where encryption is on", code="E003")
+        header, body = frame[:head_len], frame[head_len:]
+        payload = ring.open(key_id, header, key, body)
+        expires_at = self.expiry_of(frame) if version == VERSION else v1_expires_at
+        new_header = _HEAD2.pack(MAGIC, VERSION, flags, ring.key_id, expires_at)
+        if flags & F_FRESH:
+            new_header += header[fresh_at:fresh_at + _FRESH.size]
+        return new_header + ring.seal(new_header, key, payload)
 
     def _load(self, payload: bytes, flags: int) -> Any:
         if flags & F_PICKLE and not self.pickle_fallback:

@@ -175,6 +175,10 @@ class KeyRing:
         """Id written into the frame header for new values."""
         return self._current.key_id if self._current else self._mac_id
 
+    def is_previous(self, key_id: bytes) -> bool:
+        """Whether ``key_id`` names one of the previous master keys (opens, never seals)."""
+        return key_id in self._openers and key_id != self.key_id
+
     def seal(self, header: bytes, key: bytes, payload: bytes) -> bytes:
         """Encrypt payload bound to header and cache key; returns nonce + ciphertext."""
         assert self._current is not None

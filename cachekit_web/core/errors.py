@@ -116,7 +116,8 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "another application writes to the same keys",
             ),
             fix="Nothing is lost: the entry is treated as a miss and deleted. After a key "
-            "rotation, list the old key in CACHEKIT_PREVIOUS_MASTER_KEYS until old entries expire.",
+            "rotation, list the old key in CACHEKIT_PREVIOUS_MASTER_KEYS until old entries expire, "
+            "or run `cachekit-web rotate` to re-seal them now and retire the old key.",
         ),
         _spec(
             "E010", "Cannot connect to Redis", "connection",

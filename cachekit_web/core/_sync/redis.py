@@ -94,6 +94,16 @@ def pool_for(url: str, settings: Settings) -> Any:
                          pool_options(url, settings, Retry))
 
 
+# Compare-and-set on the server: the key becomes ARGV[2] only if it still holds ARGV[1].
+_CAS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+
+
 class RedisBackend:
     """A Redis store with a bounded, blocking connection pool."""
 
@@ -182,6 +192,21 @@ class RedisBackend:
                     except redis.WatchError:
                         sleep(_contention_pause(attempt))
         raise LockTimeoutError("too much contention on one key", code="E050")
+
+    def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
+        """For each (key, old, new): write ``new``, TTL kept, only if ``key`` still holds ``old``.
+
+        One round trip for the batch; an entry that changed (or errs) is False, untouched.
+        """
+        if not items:
+            return []
+        cas = self.client.register_script(_CAS)  # here, not in __init__: Sentinel skips that
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for key, old, new in items:
+                cas(keys=[key], args=[old, new], client=pipe)
+            replies = pipe.execute(raise_on_error=False)
+        return [r == 1 for r in replies]
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""

@@ -130,6 +130,17 @@ class MemoryBackend:
             self._data[key] = (new, self._data[key][1])
             return new
 
+    def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
+        """For each (key, old, new): write ``new`` (expiry kept) only if ``key`` holds ``old``."""
+        done: list[bool] = []
+        with self._lock:
+            for key, old, new in items:
+                hit = self._live(key) == old
+                if hit:
+                    self._data[key] = (new, self._data[key][1])
+                done.append(hit)
+        return done
+
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
             doomed = [k for k in self._data if k.startswith(prefix)]
@@ -230,6 +241,10 @@ class AsyncMemoryBackend:
 
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         return self.store.update(key, fn)
+
+    async def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
+        """For each (key, old, new): write ``new`` only if ``key`` still holds ``old``."""
+        return self.store.compare_and_set_many(items)
 
     async def delete_prefix(self, prefix: str) -> int:
         return self.store.delete_prefix(prefix)
