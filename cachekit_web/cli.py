@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import secrets
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .core.errors import REGISTRY, CachekitError, markdown_table
+
+_SGR = {"bold": "1", "dim": "2", "red": "1;31", "green": "32", "yellow": "33"}
+
+
+def colour_enabled(out: TextIO) -> bool:
+    """Whether ``out`` gets ANSI colour: a terminal, NO_COLOR unset, TERM not "dumb"."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":  # see no-color.org
+        return False
+    isatty = getattr(out, "isatty", None)
+    return bool(isatty is not None and isatty())
+
+
+def painter(out: TextIO) -> Callable[[str, str], str]:
+    """A function (text, style) -> text, coloured only when ``out`` is a colour terminal."""
+    if not colour_enabled(out):
+        return lambda text, style: text
+    return lambda text, style: f"\x1b[{_SGR[style]}m{text}\x1b[0m"
+
+
+def normalize_code(code: str) -> str:
+    """Spell a typed code the registry's way: "e3", "3" and "E03" all mean E003."""
+    match = re.fullmatch(r"[Ee]?0*(\d{1,3})", code.strip())
+    return f"E{int(match.group(1)):03d}" if match else code.strip().upper()
 
 
 def explain(code: str | None, *, list_all: bool = False, markdown: bool = False,
@@ -18,51 +43,68 @@ def explain(code: str | None, *, list_all: bool = False, markdown: bool = False,
     if markdown:
         out.write(markdown_table())
         return 0
+    paint = painter(out)
     if list_all or not code:
         for spec in REGISTRY.values():
-            out.write(f"{spec.code}  {spec.category:<15} {spec.title}\n")
+            out.write(f"{paint(spec.code, 'bold')}  {spec.category:<15} {spec.title}\n")
         return 0
-    found = REGISTRY.get(code.upper())
+    found = REGISTRY.get(normalize_code(code))
     if found is None:
         out.write(f"unknown code {code!r}; `cachekit-web explain --list` shows them all\n")
         return 2
-    out.write(found.explain() + "\n")
+    head, _, body = found.explain().partition("\n")
+    body = re.sub(r"^(  fix:)", lambda m: paint(m.group(1), "green"), body, flags=re.M)
+    out.write(f"{paint(head, 'bold')}\n{body}\n")
     return 0
 
 
 Check = tuple[str, Callable[[], str]]
 
 
+class Checks(list[Check]):
+    """Checks in order, and the Redis URL they resolved once known (named in fix hints)."""
+
+    redis_url: str | None = None
+
+
 def run_checks(checks: Sequence[Check], out: TextIO) -> int:
     """Run named checks in order, print each as ok/FAIL with its code; 0 if all pass."""
+    from .core.backends import redact_url
+
+    paint = painter(out)
     failed = 0
     for name, check in checks:
         if failed:  # each check builds on the ones before it (settings -> client -> ...)
-            out.write(f"  skip  {name}: not run after the failure above\n")
+            out.write(f"  {paint('skip', 'yellow')}  {name}: not run after the failure above\n")
             continue
         try:
             detail = check()
-            out.write(f"  ok    {name}: {detail}\n")
+            out.write(f"  {paint('ok', 'green')}    {name}: {detail}\n")
         except CachekitError as exc:
             failed += 1
-            out.write(f"  FAIL  {name}: [{exc.code}] {exc.message}\n        fix: {exc.spec.fix}\n")
-    out.write("all checks passed\n" if not failed else f"{failed} check(s) failed\n")
+            url = checks.redis_url if isinstance(checks, Checks) else None
+            fix = exc.spec.fix_for(redact_url(url) if url else None)
+            out.write(f"  {paint('FAIL', 'red')}  {name}: [{exc.code}] {exc.message}\n"
+                      f"        fix: {fix}\n")
+    out.write(paint("all checks passed", "green") + "\n" if not failed
+              else paint(f"{failed} check(s) failed", "red") + "\n")
     return 0 if not failed else 1
 
 
-def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> list[Check]:
+def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> Checks:
     """The checks `doctor` runs: settings, keys, connectivity, a round trip of a value."""
     from .core.client import CacheClient
     from .core.settings import Settings
 
     state: dict[str, object] = {}
+    checks = Checks()
 
     def settings() -> str:
         extra = dict(overrides or {})
         if url:
             extra["REDIS_URL"] = url
         s = Settings.from_env(None, **extra)
-        s.require_url()
+        checks.redis_url = s.require_url()
         state["settings"] = s
         return "environment and settings are valid"
 
@@ -110,8 +152,9 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> l
         assert isinstance(c, CacheClient)
         return rotation_status(c.backend, c.codec)
 
-    return [("settings", settings), ("client", client), ("connectivity", ping),
-            ("round trip", round_trip), ("key rotation", key_rotation)]
+    checks.extend([("settings", settings), ("client", client), ("connectivity", ping),
+                   ("round trip", round_trip), ("key rotation", key_rotation)])
+    return checks
 
 
 README_START = (
@@ -241,13 +284,13 @@ def rotate_keys(url: str | None, *, dry_run: bool, batch: int, out: TextIO,
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cachekit-web` command."""
     parser = argparse.ArgumentParser(prog="cachekit-web", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     p_explain = sub.add_parser("explain", help="explain an error code (E003) or list them")
     p_explain.add_argument("code", nargs="?")
     p_explain.add_argument("--list", action="store_true", help="list every code")
     p_explain.add_argument("--markdown", action="store_true", help="print docs/errors.md")
     sub.add_parser("settings", help="print the settings table (Markdown)")
-    p_readme = sub.add_parser("readme", help=argparse.SUPPRESS)
+    p_readme = sub.add_parser("readme")  # for `make docs`; no help=, so --help omits it
     p_readme.add_argument("path")
     p_doctor = sub.add_parser("doctor", help="check configuration, connectivity and a round trip")
     p_doctor.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")

@@ -52,6 +52,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_on_signals() -> None:
+    """Make the first SIGINT or SIGTERM raise KeyboardInterrupt and ignore later ones.
+
+    A demo's cleanup (stopping its redis-server, removing its directory) then runs to the
+    end however often Ctrl-C is pressed, with no traceback.
+    """
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 class EmbeddedRedis:
     """One redis-server child process; start, kill, pause (SIGSTOP), resume, restart."""
 

@@ -8,31 +8,33 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import sys
-from typing import Any
+from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from cachekit_web.embedded import EmbeddedRedis, free_port
+    from cachekit_web.embedded import EmbeddedRedis, free_port, stop_on_signals
 
-    # SIGTERM (e.g. from a process manager) must still stop the embedded redis-server.
-    def stop(*_: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C or SIGTERM (a process manager), once or repeatedly, must still stop the
+    # embedded redis-server and remove its directory.
+    stop_on_signals()
     server = None
-    if not os.environ.get("CACHEKIT_REDIS_URL"):
-        server = EmbeddedRedis().start()
-        os.environ["CACHEKIT_REDIS_URL"] = server.url
-        print(f"started an embedded redis-server on 127.0.0.1:{server.port}", flush=True)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_django.settings")
     try:
+        if not os.environ.get("CACHEKIT_REDIS_URL"):
+            server = EmbeddedRedis()
+            server.start()
+            assert server.proc is not None
+            os.environ["CACHEKIT_REDIS_URL"] = server.url
+            os.environ["EXAMPLE_REDIS_STOP"] = f"kill {server.proc.pid}"
+            print(f"started an embedded redis-server on 127.0.0.1:{server.port}", flush=True)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_django.settings")
         import django
+        from django.conf import settings
         from django.contrib.auth import get_user_model
         from django.core.management import call_command
 
         django.setup()
+        Path(settings.DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         call_command("migrate", interactive=False, verbosity=0)
         chosen = os.environ.get("EXAMPLE_ADMIN_PASSWORD")
         password = chosen or secrets.token_urlsafe(12)

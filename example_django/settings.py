@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cachekit_web.django  # noqa: F401  (registers cachekit+redis:// with django-environ)
@@ -42,10 +41,11 @@ TEMPLATES = [{
         "django.contrib.messages.context_processors.messages",
     ]},
 }]
+# Inside the checkout (example_django/.data/, git-ignored): each clone has its own database,
+# so a fresh clone creates the admin user and prints its password.
 DATABASES = {"default": {
     "ENGINE": "django.db.backends.sqlite3",
-    "NAME": os.environ.get(
-        "EXAMPLE_DJANGO_DB", str(Path(tempfile.gettempdir()) / "cachekit-example-django.sqlite3")),
+    "NAME": os.environ.get("EXAMPLE_DJANGO_DB", str(BASE_DIR / ".data" / "db.sqlite3")),
 }}
 # LOCATION is left out: the backend reads CACHEKIT_REDIS_URL (python -m example_django sets it
 # to an embedded redis-server unless you set it yourself). Other CACHEKIT_* variables apply too.
@@ -71,3 +71,5 @@ LOGGING = {
 }
 # Seconds the deliberately slow page and the slow function take.
 EXAMPLE_SLOW_SECONDS = float(os.environ.get("EXAMPLE_SLOW_SECONDS", "0.5"))
+# How to stop the demo's Redis, shown on the home page (`python -m example_django` sets it).
+EXAMPLE_REDIS_STOP = os.environ.get("EXAMPLE_REDIS_STOP", "")

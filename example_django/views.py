@@ -33,6 +33,8 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "example_django/index.html", {
         "articles": Article.objects.all()[:20],
         "stats": article_stats(),
+        "redis_stop": getattr(settings, "EXAMPLE_REDIS_STOP", ""),
+        "slow_seconds": f"{settings.EXAMPLE_SLOW_SECONDS:g} s",
     })
 
 

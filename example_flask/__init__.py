@@ -41,7 +41,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     @app.get("/")
     def index() -> str:
-        return render_template("index.html", now=time.strftime("%H:%M:%S"))
+        return render_template("index.html", now=time.strftime("%H:%M:%S"),
+                               redis_stop=app.config.get("EXAMPLE_REDIS_STOP", ""))
 
     @app.get("/slow")
     @cache.cached(timeout=30, stale_ttl=60)

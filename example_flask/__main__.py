@@ -3,32 +3,40 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
-from cachekit_web.embedded import EmbeddedRedis
+from cachekit_web.embedded import EmbeddedRedis, free_port, stop_on_signals
 
 from . import create_app
 
 
 def main() -> int:
     """Start Redis if needed, then the development server; stop Redis on exit."""
-    # SIGTERM (e.g. from `timeout` or a supervisor) must still stop the embedded Redis.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Ctrl-C or SIGTERM (a supervisor, `timeout`), once or repeatedly, must still stop the
+    # embedded Redis and remove its directory.
+    stop_on_signals()
     server = None
-    url = os.environ.get("CACHEKIT_REDIS_URL")
-    if not url:
-        server = EmbeddedRedis().start()
-        url = server.url
-        print(f"embedded redis-server on {url}")
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "5000"))
-    app = create_app({"CACHEKIT_REDIS_URL": url})
-    base = f"http://{host}:{port}"
-    print(f"example_flask on {base}/  (slow view {base}/slow, dashboard {base}/_cachekit/health/)")
-    sys.stdout.flush()
     try:
+        url = os.environ.get("CACHEKIT_REDIS_URL")
+        config: dict[str, object] = {}
+        if not url:
+            server = EmbeddedRedis()
+            server.start()
+            url = server.url
+            assert server.proc is not None
+            config["EXAMPLE_REDIS_STOP"] = f"kill {server.proc.pid}"
+            print(f"embedded redis-server on {url}")
+        host = os.environ.get("HOST", "127.0.0.1")
+        # A free port unless PORT is set, so a busy 5000 (another app, AirPlay) is no failure.
+        port = int(os.environ.get("PORT") or free_port())
+        app = create_app({"CACHEKIT_REDIS_URL": url, **config})
+        base = f"http://{host}:{port}"
+        print(f"example_flask on {base}/  (slow view {base}/slow, "
+              f"dashboard {base}/_cachekit/health/)")
+        sys.stdout.flush()
         app.run(host=host, port=port, debug=False, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
     finally:
         if server is not None:
             server.stop()

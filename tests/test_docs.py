@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cachekit_web.cli import readme_with_settings
 from cachekit_web.core.settings import DESCRIPTIONS, Settings
@@ -25,3 +29,55 @@ def test_readme_names_the_two_commands() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "make demo" in text and "make test" in text
     assert "docs/errors.md" in text
+
+
+def readme_snippets() -> list[str]:
+    """The README's Python code blocks, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def snippet(marker: str) -> str:
+    """The one README Python block containing ``marker``."""
+    [found] = [s for s in readme_snippets() if marker in s]
+    return found
+
+
+def pasted(code: str, redis_url: str, namespace: str) -> str:
+    """A snippet as a reader pastes it, pointed at the test server and a test namespace."""
+    assert README_URL in code
+    return code.replace(README_URL, redis_url).replace('"myapp"', repr(namespace))
+
+
+README_URL = "redis://127.0.0.1:6379/0"
+
+
+def test_readme_core_snippet_runs(redis_url: str, namespace: str) -> None:
+    scope: dict[str, Any] = {}
+    exec(pasted(snippet("cache = CacheClient.from_url"), redis_url, namespace), scope)
+    cache = scope["cache"]
+    assert cache.get("greeting") == {"text": "hi"}
+    assert cache.get("report") == {"rows": 3}
+    cache.close()
+
+
+def test_readme_async_snippet_runs(redis_url: str, namespace: str,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    exec(pasted(snippet("AsyncCacheClient.from_url"), redis_url, namespace), {})
+    assert capsys.readouterr().out.splitlines() == ["{'text': 'hi'}", "{'name': 'Ada'}"]
+    from cachekit_web import CacheClient
+
+    with CacheClient.from_url(redis_url, namespace=namespace) as check:
+        assert check.get("profile:1") == {"name": "Ada"}  # cached by get_or_set
+
+
+def test_readme_flask_snippet_runs(redis_url: str, namespace: str) -> None:
+    code = pasted(snippet("from cachekit_web.flask import Cache"), redis_url, namespace)
+    scope: dict[str, Any] = {"__name__": "readme_app"}
+    exec(code.replace("cache = Cache(app)",
+                      f"app.config['CACHEKIT_NAMESPACE'] = {namespace!r}\ncache = Cache(app)"),
+         scope)
+    client = scope["app"].test_client()
+    first, second = client.get("/"), client.get("/")
+    assert first.data == second.data == b"hello"
+    assert second.headers["Cache-Status"].startswith("cachekit; hit")

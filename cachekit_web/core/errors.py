@@ -8,6 +8,7 @@ and ``docs/errors.md`` are all generated from it.
 from __future__ import annotations
 
 import pickle
+import shlex
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -50,6 +51,16 @@ class ErrorSpec:
             f"{_yn(self.trips_breaker)} |\n\n"
             f"Likely causes:\n\n{causes}\n\nFix: {self.fix}\n"
         )
+
+    def fix_for(self, url: str | None) -> str:
+        """The fix with the Redis URL actually used (pass it redacted) in place of its name."""
+        if not url or URL_PLACEHOLDER not in self.fix:
+            return self.fix
+        return self.fix.replace(URL_PLACEHOLDER, shlex.quote(url))
+
+
+# Fix texts name the URL by its variable; fix_for() puts the URL in use there instead.
+URL_PLACEHOLDER = "$CACHEKIT_REDIS_URL"
 
 
 def _yn(flag: bool) -> str:

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    import django  # noqa: F401  (checked first, to name the extra when it is missing)
+except ImportError:
+    raise ImportError("cachekit_web.django needs Django: pip install 'cachekit-web[django]'",
+                      name="django") from None
+
 from .environ_schemes import register_environ_schemes
 
 register_environ_schemes()

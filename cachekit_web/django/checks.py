@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
+from ..core.backends import redact_url
 from ..core.errors import CachekitError
 
 BACKEND_PATHS = ("cachekit_web.django.CachekitCache", "cachekit_web.django.backend.CachekitCache")
@@ -89,10 +90,12 @@ def check_connectivity(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
         try:
             cache.client.backend.ping()
         except CachekitError as exc:
+            url = cache.client.settings.REDIS_URL
             messages.append(Warning(
                 f"CACHES[{alias!r}]: Redis at {cache.client.describe()} is unreachable: "
                 f"[{exc.code}] {exc.message}; pages will be served uncached",
-                hint=exc.spec.fix, obj=alias, id=f"cachekit.{exc.code}"))
+                hint=exc.spec.fix_for(redact_url(url) if url else None), obj=alias,
+                id=f"cachekit.{exc.code}"))
     return messages
 
 

@@ -1,5 +1,11 @@
 """Flask integration: a Flask-Caching-compatible ``Cache`` extension on the core client."""
 
+try:
+    import flask  # noqa: F401  (checked first, to name the extra when it is missing)
+except ImportError:
+    raise ImportError("cachekit_web.flask needs Flask: pip install 'cachekit-web[flask]'",
+                      name="flask") from None
+
 from .extension import Cache, CachedResponse, make_template_fragment_key
 from .health import make_blueprint
 from .jinja import CacheExtension

@@ -83,8 +83,9 @@ def check_config_names(config: Mapping[str, Any]) -> None:
             if key[len(PREFIX):] not in known:
                 problems.append(unknown_setting(key, known, PREFIX).message)
         elif key in FLASK_CACHING_KEYS:
-            problems.append(f"{key} is a Flask-Caching setting and is not read; "
-                            f"use {FLASK_CACHING_KEYS[key]}")
+            advice = FLASK_CACHING_KEYS[key]  # a replacement name, or "remove it..."
+            advice = advice if advice.startswith("remove it") else f"use {advice}"
+            problems.append(f"{key} is a Flask-Caching setting and is not read; {advice}")
         elif key.startswith("CACHE_"):
             problems.append(f"{key} is not read by cachekit-web; its settings are named "
                             f"{PREFIX}<NAME> (see docs/flask.md)")

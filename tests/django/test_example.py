@@ -83,6 +83,42 @@ def test_site_answers_200_with_redis_stopped(
     assert re.search(rb"3 articles, 67 views", home.content)
 
 
+def test_home_page_says_what_to_try(cache: Any) -> None:
+    page = Client().get("/").content.decode()
+    assert "Things to try" in page
+    assert "Reload the" in page and 'href="/slow/"' in page and "Cache-Status" in page
+    assert "Stop Redis and watch the site keep serving" in page
+    assert 'href="/admin/cachekit/health/"' in page
+
+
+def test_demo_database_lives_in_the_checkout() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "EXAMPLE_DJANGO_DB"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from example_django import settings as s; "
+         "print(s.DATABASES['default']['NAME'])"],
+        cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60)
+    path = Path(done.stdout.strip())
+    assert path.parent == REPO / "example_django" / ".data"  # a fresh clone, a fresh database
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO, check=False)
+    assert ignored.returncode == 0, "the demo database must be git-ignored"
+
+
+def terminate_impatiently(proc: subprocess.Popen[str], signals: int = 5) -> str:
+    """SIGTERM a demo several times in quick succession, as an impatient person would;
+    return its remaining output."""
+    for _ in range(signals):
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.01)
+    try:
+        out, _ = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate(timeout=5)
+    return out or ""
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -93,8 +129,10 @@ def _port_open(port: int) -> bool:
 def test_python_m_example_django_serves_on_an_embedded_redis(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CACHEKIT_", "DJANGO_")) and k != "REDIS_URL"}
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     env.update(EXAMPLE_DJANGO_DB=str(tmp_path / "db.sqlite3"), EXAMPLE_SLOW_SECONDS="0.1",
-               PYTHONUNBUFFERED="1")
+               PYTHONUNBUFFERED="1", TMPDIR=str(tmp))
     proc = subprocess.Popen([sys.executable, "-m", "example_django"], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
@@ -126,10 +164,8 @@ def test_python_m_example_django_serves_on_an_embedded_redis(tmp_path: Path) -> 
         with urllib.request.urlopen(url + "slow/", timeout=5) as response:
             assert response.headers["Cache-Status"].startswith("cachekit; hit")
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        rest = terminate_impatiently(proc)  # repeated SIGTERMs during shutdown
+    assert "Traceback" not in rest, rest
+    assert proc.returncode == 0, rest
     assert redis_port is not None and not _port_open(redis_port)  # embedded redis stopped
+    assert not list(tmp.glob("cachekit-redis-*")), "the embedded redis' directory was left"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +38,66 @@ def test_example_app_pages(redis_url: str, namespace: str) -> None:
     assert c.get("/_cachekit/health/").status_code == 200  # test client is 127.0.0.1
     assert c.get("/_cachekit/health/", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code \
         == 403
+
+
+def test_home_page_says_what_to_try(redis_url: str, namespace: str) -> None:
+    from example_flask import create_app
+
+    app = create_app({"CACHEKIT_REDIS_URL": redis_url, "CACHEKIT_NAMESPACE": namespace,
+                      "EXAMPLE_REDIS_STOP": "kill 4242"})
+    page = app.test_client().get("/").get_data(as_text=True)
+    assert "Things to try" in page
+    assert "Reload the" in page and 'href="/slow"' in page and "Cache-Status" in page
+    assert "Stop Redis and watch the site keep serving" in page and "kill 4242" in page
+    assert 'href="/_cachekit/health/"' in page
+
+
+@pytest.mark.slow
+def test_busy_port_5000_and_repeated_sigterm(tmp_path: Path) -> None:
+    """Without PORT the demo picks a free port (5000 may be taken); SIGTERM sent again and
+    again during shutdown prints no traceback and leaves no temp directory."""
+    blocker = socket.socket()
+    try:
+        blocker.bind(("127.0.0.1", 5000))
+        blocker.listen(1)
+    except OSError:
+        pass  # 5000 is already taken by someone else: busy either way
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEKIT_") and k != "PORT"}
+    env.update(PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "example_flask"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        match = re.search(r"on http://127\.0\.0\.1:(\d+)/", lines[1])
+        assert match, lines
+        port = int(match.group(1))
+        assert port != 5000
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    assert b"Things to try" in r.read()
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        blocker.close()
+        for _ in range(5):
+            if proc.poll() is not None:
+                break
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.01)
+        try:
+            rest, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate(timeout=5)
+    assert "Traceback" not in rest, rest
+    assert proc.returncode == 0, rest
+    assert not list(tmp_path.glob("cachekit-redis-*")), "the embedded redis' directory was left"
 
 
 @pytest.mark.slow

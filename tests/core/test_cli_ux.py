@@ -1,0 +1,113 @@
+"""The `cachekit-web` command as a person meets it: lookup, help, colour, hints, messages."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cachekit_web.cli import main
+from cachekit_web.core.errors import REGISTRY, ConfigurationError
+from cachekit_web.embedded import free_port
+from cachekit_web.flask.config import check_config_names
+
+ROOT = Path(__file__).resolve().parents[2]
+ESC = "\x1b["
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CACHEKIT_", "CACHE_")) and k not in ("REDIS_URL", "NO_COLOR",
+                                                                       "FORCE_COLOR")}
+    env.update({"PYTHONPATH": str(ROOT), "TERM": "xterm", **extra})
+    return env
+
+
+def run_on_tty(*args: str, **env: str) -> str:
+    """Run the CLI with stdout on a pseudo-terminal; return what it wrote there."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "cachekit_web.cli", *args], cwd=ROOT,
+                                env=_env(**env), stdout=follower, stderr=subprocess.DEVNULL)
+        os.close(follower)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                data = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(30)
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("typed", ["e3", "E3", "3", "e03", "E003", " e003 "])
+def test_explain_accepts_short_and_lowercase_codes(
+        typed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", typed]) == 0
+    assert capsys.readouterr().out.startswith(f"E003: {REGISTRY['E003'].title}")
+
+
+@pytest.mark.parametrize("typed", ["e9999", "x3", "E", "E0"])
+def test_explain_still_refuses_unknown_codes(
+        typed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", typed]) == 2
+    assert "unknown code" in capsys.readouterr().out
+
+
+def test_help_hides_the_internal_readme_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "SUPPRESS" not in out and "readme" not in out
+    assert "explain" in out and "doctor" in out
+
+
+def test_colour_on_a_terminal_only() -> None:
+    coloured = run_on_tty("explain", "E003")
+    assert ESC in coloured and "E003" in coloured
+    assert ESC not in run_on_tty("explain", "E003", NO_COLOR="1")
+    assert ESC not in run_on_tty("explain", "E003", TERM="dumb")
+    piped = subprocess.run([sys.executable, "-m", "cachekit_web.cli", "explain", "E003"],
+                           cwd=ROOT, env=_env(), capture_output=True, text=True, check=True)
+    assert ESC not in piped.stdout and piped.stdout.startswith("E003: ")
+
+
+def test_doctor_colours_its_verdicts_on_a_terminal() -> None:
+    out = run_on_tty("doctor", "memory://")
+    assert f"{ESC}32m" in out and "ok" in out  # green ok
+
+
+def test_doctor_hint_names_the_url_it_used(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    assert main(["doctor", url]) == 1
+    out = capsys.readouterr().out
+    assert "[E010]" in out
+    assert f"redis-cli -u 'redis://:***@127.0.0.1:{url.rsplit(':', 1)[1]}' ping" in out
+    assert "$CACHEKIT_REDIS_URL" not in out and "hunter2" not in out
+
+
+def test_fix_for_leaves_other_codes_alone() -> None:
+    assert REGISTRY["E003"].fix_for("redis://h:1/0") == REGISTRY["E003"].fix
+    assert "$CACHEKIT_REDIS_URL" in REGISTRY["E010"].fix  # the generated docs keep the name
+    assert "`redis-cli -u redis://h:1/0 ping`" in REGISTRY["E010"].fix_for("redis://h:1/0")
+    assert "-u 'redis://:***@h:1/0' ping" in REGISTRY["E010"].fix_for("redis://:***@h:1/0")
+
+
+def test_flask_caching_advice_reads_as_english() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        check_config_names({"CACHE_TYPE": "RedisCache", "CACHE_DIR": "/tmp/x",
+                            "CACHE_REDIS_URL": "redis://h/0"})
+    message = info.value.message
+    assert "use remove" not in message
+    assert "CACHE_TYPE is a Flask-Caching setting and is not read; remove it" in message
+    assert "CACHE_REDIS_URL is a Flask-Caching setting and is not read; use CACHEKIT_REDIS_URL" \
+        in message

@@ -1,0 +1,78 @@
+"""Packaging metadata: SPDX license, LICENSE file, classifiers, extras, changelog, a clean build."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pyproject() -> dict[str, Any]:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        data: dict[str, Any] = tomllib.load(f)
+    return data
+
+
+def test_license_is_an_spdx_expression_with_its_file() -> None:
+    data = pyproject()
+    project = data["project"]
+    assert project["license"] == "MIT"
+    assert project["license-files"] == ["LICENSE"]
+    assert not any(c.startswith("License ::") for c in project["classifiers"])  # PEP 639
+    build = " ".join(data["build-system"]["requires"])
+    assert re.search(r"setuptools>=(7[7-9]|[89]\d)", build), build
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License")
+    assert "Copyright (c) 2026 cachekit-web contributors" in text
+
+
+def test_classifiers_extras_and_no_invented_urls() -> None:
+    project = pyproject()["project"]
+    classifiers = project["classifiers"]
+    assert "Framework :: Django" in classifiers and "Framework :: Flask" in classifiers
+    assert "Typing :: Typed" in classifiers
+    assert {"hiredis", "django", "flask", "test", "dev"} <= set(project["optional-dependencies"])
+    for url in project.get("urls", {}).values():  # only real, absolute addresses
+        assert url.startswith("https://") and "example" not in url
+
+
+def test_changelog_has_unreleased_and_first_release() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert "## Unreleased" in text and "## 0.1.0" in text
+    assert text.index("## Unreleased") < text.index("## 0.1.0")
+
+
+@pytest.mark.slow
+def test_wheel_builds_without_warnings(tmp_path: Path) -> None:
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip("needs setuptools>=77 in this environment (the test extra installs it)")
+    source = tmp_path / "src"  # a copy, so build/ and *.egg-info stay out of the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "cachekit_web", source / "cachekit_web",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
+         "--no-cache-dir", "-v", "-w", str(tmp_path)],
+        cwd=source, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert "Warning" not in output and "deprecated" not in output, output[-3000:]
+    [wheel] = tmp_path.glob("cachekit_web-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: MIT" in metadata
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "cachekit_web/py.typed" in names
