@@ -32,6 +32,7 @@ from .errors import (
     SerializationError,
     ValueTooLargeError,
 )
+from .fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .health import HealthReport, build_report
 from .metrics import Metrics
 from .replay import Replayer
@@ -356,6 +357,17 @@ class _ClientBase:
         self._closed = False
         self._twins: dict[Any, _ClientBase] = {}
         self._twins_lock = threading.Lock()
+        # One publisher per Metrics: clients sharing their metrics publish them once.
+        fleet: FleetPublisher | None = getattr(self.metrics, "fleet", None)
+        self._owns_fleet = fleet is None
+        if fleet is None:
+            fleet = FleetPublisher(self, lambda: make_backend(self.url, settings))
+            self.metrics.fleet = fleet  # type: ignore[attr-defined]
+            if settings.PROMETHEUS:
+                from .prometheus import attach
+
+                attach(self, fleet)
+        self.fleet = fleet
 
     def __repr__(self) -> str:
         return (
@@ -481,6 +493,7 @@ class _ClientBase:
     def _admit(self, op: str) -> bool:
         """Whether ``op`` may touch the backend; counts and (strict) raises when not."""
         self._check_open()
+        self.fleet.ensure_running()
         if self.breaker.allow():
             return True
         self.metrics.count("ops")
@@ -537,17 +550,33 @@ class _ClientBase:
         if self.strict:
             raise LockTimeoutError("recompute lock not acquired within LOCK_WAIT", code="E050")
 
+    def _fleet_keys(self, roster: bytes | None) -> list[str]:
+        """The snapshot keys on the roster (at most MAX_PROCESSES)."""
+        return list(open_roster(self.codec, self.fleet.roster, roster))[:MAX_PROCESSES]
+
     def _report(self, ping: float | None, ping_error: CachekitError | None,
                 info: dict[str, Any],
-                nodes: list[dict[str, Any]] | None = None) -> HealthReport:
-        return build_report(
+                nodes: list[dict[str, Any]] | None = None,
+                fleet_rows: list[tuple[str, bytes | None]] | None = None,
+                fleet_error: CachekitError | None = None) -> HealthReport:
+        others = None
+        reason = None
+        if fleet_rows is not None:
+            others = decode_snapshots(self.codec, [(k, r) for k, r in fleet_rows
+                                                   if r is not None])
+        else:
+            failure = fleet_error or ping_error
+            reason = (f"Redis unreachable ([{failure.code}] {failure.message})"
+                      if failure is not None else "snapshots not read")
+        metrics, fleet = aggregate(self.fleet.local(self.metrics), self.fleet.key, others, reason)
+        report = build_report(
             backend=self.describe(),
             namespace=self.namespace,
             ping=ping,
             ping_error=ping_error,
             info=info,
             breaker=self.breaker.snapshot(),
-            metrics=self.metrics.snapshot(),
+            metrics=metrics,
             encrypted=self.codec.keyring.encrypted,
             signed=self.codec.keyring.authenticated,
             key_fingerprint=self.codec.keyring.fingerprint,
@@ -555,6 +584,8 @@ class _ClientBase:
             spooled=self.pending.spool.depth() if self.pending.spool is not None else 0,
             nodes=nodes,
         )
+        report.fleet = fleet
+        return report
 
 
 

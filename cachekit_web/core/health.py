@@ -29,6 +29,9 @@ class HealthReport:
     pending_deletes: int
     spooled: int = 0
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    # Which processes the metrics cover: scope "fleet" (every live process that published
+    # a snapshot, plus this one) or "local" (Redis unreachable: this process only).
+    fleet: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict for json.dumps."""

@@ -1,52 +1,104 @@
-"""Counters, latencies and a per-minute series for the last hour."""
+"""Counters, latency histograms and a per-minute series for the last hour.
+
+Everything a process counts can be exported as a plain, mergeable dict
+(``Metrics.export``); ``summarize`` turns one export, or the ``merge`` of
+several processes' exports, into what the health pages show. Latencies are
+kept as fixed-bucket histograms so that quantiles of a whole fleet can be
+computed from the sum of its processes' buckets.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-_SERIES_MINUTES = 60
-_LATENCY_SAMPLES = 512
+SERIES_MINUTES = 60
+_SERIES_MINUTES = SERIES_MINUTES
 _FIELDS = ("hits", "misses", "stale", "errors", "sets", "deletes")
+_TOTALS = (*_FIELDS, "expired", "deferred")
+# Upper bounds (seconds) of the latency buckets; one more bucket holds everything slower.
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                   0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class MetricsSink(Protocol):
+    """Something that mirrors the counters as they happen (the Prometheus exporter)."""
+
+    def count(self, what: str, n: int) -> None:
+        """``n`` more of counter ``what``."""
+
+    def error(self, code: str) -> None:
+        """One more failure with ``code``."""
+
+    def observe(self, op: str, seconds: float) -> None:
+        """One operation's latency."""
+
+
+def _bucket_index(seconds: float) -> int:
+    for i, bound in enumerate(LATENCY_BUCKETS):
+        if seconds <= bound:
+            return i
+    return len(LATENCY_BUCKETS)
+
+
+def quantile(buckets: Sequence[int], q: float, worst: float | None = None) -> float:
+    """The ``q`` quantile (seconds) of a latency histogram, interpolated inside its bucket."""
+    total = sum(buckets)
+    if not total:
+        return 0.0
+    rank = q * total
+    seen = 0
+    for i, n in enumerate(buckets):
+        if n and seen + n >= rank:
+            lo = LATENCY_BUCKETS[i - 1] if i else 0.0
+            hi = LATENCY_BUCKETS[i] if i < len(LATENCY_BUCKETS) else (worst or lo * 2)
+            if worst is not None:
+                hi = min(hi, max(worst, lo))
+            return lo + (hi - lo) * (rank - seen) / n
+        seen += n
+    return LATENCY_BUCKETS[-1]
 
 
 @dataclass
 class _Minute:
     minute: int
     counts: Counter[str] = field(default_factory=Counter)
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
 
 
 class _Latency:
-    __slots__ = ("count", "samples", "total", "worst")
+    __slots__ = ("buckets", "count", "total", "worst")
 
     def __init__(self) -> None:
         self.count = 0
         self.total = 0.0
         self.worst = 0.0
-        self.samples: deque[float] = deque(maxlen=_LATENCY_SAMPLES)
+        self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)
 
-    def add(self, seconds: float) -> None:
+    def add(self, seconds: float, index: int) -> None:
         self.count += 1
         self.total += seconds
         self.worst = max(self.worst, seconds)
-        self.samples.append(seconds)
+        self.buckets[index] += 1
 
-    def summary(self) -> dict[str, float]:
-        ordered = sorted(self.samples)
+    def export(self) -> dict[str, Any]:
+        return {"count": self.count, "total": self.total, "worst": self.worst,
+                "buckets": list(self.buckets)}
 
-        def pct(p: float) -> float:
-            return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000 if ordered else 0.0
 
-        return {
-            "count": self.count,
-            "mean_ms": (self.total / self.count * 1000) if self.count else 0.0,
-            "p50_ms": pct(0.50),
-            "p95_ms": pct(0.95),
-            "max_ms": self.worst * 1000,
-        }
+def _latency_summary(raw: Mapping[str, Any]) -> dict[str, float]:
+    count, worst = int(raw["count"]), float(raw["worst"])
+    return {
+        "count": count,
+        "mean_ms": (raw["total"] / count * 1000) if count else 0.0,
+        "p50_ms": quantile(raw["buckets"], 0.50, worst) * 1000,
+        "p95_ms": quantile(raw["buckets"], 0.95, worst) * 1000,
+        "max_ms": worst * 1000,
+    }
 
 
 class Metrics:
@@ -59,6 +111,8 @@ class Metrics:
         self.errors: Counter[str] = Counter()
         self._latency: dict[str, _Latency] = {}
         self._series: deque[_Minute] = deque(maxlen=_SERIES_MINUTES)
+        self.started = float(clock())
+        self.sinks: list[MetricsSink] = []
 
     def _bucket(self) -> _Minute:
         minute = int(self._clock() // 60)
@@ -73,6 +127,8 @@ class Metrics:
         with self._lock:
             self.totals[what] += n
             self._bucket().counts[what] += n
+        for sink in self.sinks:
+            sink.count(what, n)
 
     def count_many(self, **counts: int) -> None:
         """Add several counters at once (one lock round for a whole get_many)."""
@@ -82,65 +138,152 @@ class Metrics:
                 if n > 0:
                     self.totals[what] += n
                     bucket[what] += n
+        for sink in self.sinks:
+            for what, n in counts.items():
+                if n > 0:
+                    sink.count(what, n)
 
     def error(self, code: str) -> None:
         """Count one failure with its code."""
         with self._lock:
             self.errors[code] += 1
             self.totals["errors"] += 1
-            self._bucket().counts["errors"] += 1
+            minute = self._bucket()
+            minute.counts["errors"] += 1
+            minute.counts["error:" + code] += 1
+        for sink in self.sinks:
+            sink.error(code)
 
     def observe(self, op: str, seconds: float) -> None:
         """Record the latency of one operation."""
+        index = _bucket_index(seconds)
         with self._lock:
             lat = self._latency.get(op)
             if lat is None:
                 lat = self._latency[op] = _Latency()
-            lat.add(seconds)
-            self._bucket().counts["ops"] += 1
+            lat.add(seconds, index)
+            minute = self._bucket()
+            minute.counts["ops"] += 1
+            minute.latency[index] += 1
+        for sink in self.sinks:
+            sink.observe(op, seconds)
 
     def hit_rate(self) -> float | None:
         """Hits (fresh or stale) over lookups, or None before the first lookup."""
-        hits = self.totals["hits"] + self.totals["stale"]
-        total = hits + self.totals["misses"]
-        return hits / total if total else None
+        return _hit_rate(self.totals)
 
-    def series(self) -> list[dict[str, int]]:
+    def series(self) -> list[dict[str, Any]]:
         """Per-minute counts for the last hour, oldest first, gaps filled with zeros."""
-        now_minute = int(self._clock() // 60)
-        with self._lock:
-            by_minute = {m.minute: m.counts for m in self._series}
-        out = []
-        for minute in range(now_minute - _SERIES_MINUTES + 1, now_minute + 1):
-            counts = by_minute.get(minute, Counter())
-            row = {"minute": minute * 60}
-            row.update({f: counts[f] for f in _FIELDS})
-            out.append(row)
-        return out
+        return _series(self.export()["series"], int(self._clock() // 60))
 
     def error_rates(self) -> dict[str, float]:
         """Errors per operation over the last 1, 5 and 15 minutes."""
-        now_minute = int(self._clock() // 60)
+        return _error_rates(self.export()["series"], int(self._clock() // 60))
+
+    def export(self) -> dict[str, Any]:
+        """The raw, mergeable counters (what a process publishes for the fleet view)."""
         with self._lock:
-            rows = [(m.minute, m.counts["errors"], m.counts["ops"]) for m in self._series]
-        rates = {}
-        for span in (1, 5, 15):
-            errors = sum(e for m, e, _ in rows if m > now_minute - span)
-            ops = sum(o for m, _, o in rows if m > now_minute - span)
-            rates[f"{span}m"] = errors / ops if ops else 0.0
-        return rates
+            return {
+                "now": float(self._clock()),
+                "started": self.started,
+                "totals": dict(self.totals),
+                "errors_by_code": dict(self.errors),
+                "latency": {op: lat.export() for op, lat in self._latency.items()},
+                "series": [{"minute": m.minute, "counts": dict(m.counts),
+                            "latency": list(m.latency)} for m in self._series],
+            }
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, JSON-friendly."""
-        with self._lock:
-            totals = dict(self.totals)
-            errors = dict(self.errors)
-            latency = {op: lat.summary() for op, lat in self._latency.items()}
-        return {
-            "totals": {f: totals.get(f, 0) for f in (*_FIELDS, "expired", "deferred")},
-            "hit_rate": self.hit_rate(),
-            "errors_by_code": errors,
-            "error_rates": self.error_rates(),
-            "latency": latency,
-            "series": self.series(),
-        }
+        return summarize(self.export())
+
+
+def _hit_rate(totals: Mapping[str, int]) -> float | None:
+    hits = totals.get("hits", 0) + totals.get("stale", 0)
+    total = hits + totals.get("misses", 0)
+    return hits / total if total else None
+
+
+def _series(raw: Iterable[Mapping[str, Any]], now_minute: int) -> list[dict[str, Any]]:
+    by_minute = {int(m["minute"]): m for m in raw}
+    out: list[dict[str, Any]] = []
+    for minute in range(now_minute - _SERIES_MINUTES + 1, now_minute + 1):
+        m = by_minute.get(minute)
+        counts: Mapping[str, int] = m["counts"] if m else {}
+        latency: Sequence[int] = m["latency"] if m else ()
+        row: dict[str, Any] = {"minute": minute * 60}
+        row.update({f: counts.get(f, 0) for f in _FIELDS})
+        row["ops"] = counts.get("ops", 0)
+        row["p50_ms"] = quantile(latency, 0.50) * 1000 if latency else None
+        row["p95_ms"] = quantile(latency, 0.95) * 1000 if latency else None
+        row["errors_by_code"] = {k[6:]: v for k, v in counts.items() if k.startswith("error:")}
+        out.append(row)
+    return out
+
+
+def _error_rates(raw: Iterable[Mapping[str, Any]], now_minute: int) -> dict[str, float]:
+    rows = [(int(m["minute"]), m["counts"].get("errors", 0), m["counts"].get("ops", 0))
+            for m in raw]
+    rates = {}
+    for span in (1, 5, 15):
+        errors = sum(e for m, e, _ in rows if m > now_minute - span)
+        ops = sum(o for m, _, o in rows if m > now_minute - span)
+        rates[f"{span}m"] = errors / ops if ops else 0.0
+    return rates
+
+
+def merge(exports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several processes' exports, in the same raw shape."""
+    totals: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    latency: dict[str, dict[str, Any]] = {}
+    minutes: dict[int, dict[str, Any]] = {}
+    for ex in exports:
+        totals.update(ex.get("totals", {}))
+        errors.update(ex.get("errors_by_code", {}))
+        for op, lat in ex.get("latency", {}).items():
+            into = latency.setdefault(op, {"count": 0, "total": 0.0, "worst": 0.0,
+                                           "buckets": [0] * (len(LATENCY_BUCKETS) + 1)})
+            into["count"] += lat["count"]
+            into["total"] += lat["total"]
+            into["worst"] = max(into["worst"], lat["worst"])
+            into["buckets"] = [a + b for a, b in zip(into["buckets"], lat["buckets"],
+                                                     strict=False)]
+        for m in ex.get("series", []):
+            into = minutes.setdefault(int(m["minute"]), {
+                "minute": int(m["minute"]), "counts": Counter(),
+                "latency": [0] * (len(LATENCY_BUCKETS) + 1)})
+            into["counts"].update(m["counts"])
+            into["latency"] = [a + b for a, b in zip(into["latency"], m["latency"],
+                                                     strict=False)]
+    return {
+        "now": max((float(ex.get("now", 0)) for ex in exports), default=time.time()),
+        "started": min((float(ex.get("started", 0)) for ex in exports), default=time.time()),
+        "totals": dict(totals), "errors_by_code": dict(errors), "latency": latency,
+        "series": [dict(m, counts=dict(m["counts"])) for _, m in sorted(minutes.items())],
+    }
+
+
+def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What the pages show for one export (or a merge of several)."""
+    now_minute = int(raw["now"] // 60)
+    totals = raw["totals"]
+    series = _series(raw["series"], now_minute)
+    recent = series[-5:]
+    seconds = 5 * 60
+    return {
+        "totals": {f: totals.get(f, 0) for f in _TOTALS},
+        "hit_rate": _hit_rate(totals),
+        "errors_by_code": dict(raw["errors_by_code"]),
+        "error_rates": _error_rates(raw["series"], now_minute),
+        "rates_per_s": {  # over the last five minutes
+            f: sum(r[f] for r in recent) / seconds for f in (*_FIELDS, "ops")
+        },
+        "error_code_rates_per_s": {
+            code: sum(r["errors_by_code"].get(code, 0) for r in recent) / seconds
+            for code in raw["errors_by_code"]
+        },
+        "latency": {op: _latency_summary(lat) for op, lat in raw["latency"].items()},
+        "started": raw.get("started"),
+        "series": series,
+    }

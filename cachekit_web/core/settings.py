@@ -68,6 +68,8 @@ class Settings:
     MEMORY_MAX_ENTRIES: int = 10_000
     REPLICA_READS: bool = True
     REPLICA_URLS: tuple[str, ...] = ()
+    FLEET_PUBLISH_INTERVAL: float = 10.0
+    PROMETHEUS: bool = False
 
     def __repr__(self) -> str:
         # The URL may carry a password and the keys are secrets: show the redacted view.
@@ -163,6 +165,8 @@ class Settings:
         for name in ("CIRCUIT_BREAKER_MIN_CALLS", "CIRCUIT_BREAKER_SLOW_IN_FLIGHT"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must be >= 0", code="E042")
+        if self.FLEET_PUBLISH_INTERVAL < 0:
+            raise ConfigurationError("FLEET_PUBLISH_INTERVAL must be >= 0", code="E042")
         if self.CIRCUIT_BREAKER_SLOW_CALL_DURATION < 0:
             raise ConfigurationError("CIRCUIT_BREAKER_SLOW_CALL_DURATION must be >= 0",
                                      code="E042")
@@ -258,6 +262,10 @@ DESCRIPTIONS: dict[str, str] = {
     "REPLICA_READS": "Send reads to replicas when some are named (REPLICA_URLS, or "
     "?replica_reads=1 on a Sentinel or Cluster URL); writes and locks always go to the primary.",
     "REPLICA_URLS": "Comma-separated redis:// URLs of read replicas of the REDIS_URL primary.",
+    "FLEET_PUBLISH_INTERVAL": "Seconds between two snapshots of this process's metrics and "
+    "breaker written to Redis, so health pages show every process; 0 = off.",
+    "PROMETHEUS": "Mirror the metrics into prometheus_client (the prometheus extra) for a "
+    "/metrics view; set PROMETHEUS_MULTIPROC_DIR under gunicorn.",
 }
 
 

@@ -25,6 +25,7 @@ _LAZY = {
     "invalidate_page": ".views",
     "invalidate_fragment": ".views",
     "page_cache_key": ".views",
+    "metrics_view": ".metrics",
 }
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "cache_page",
     "invalidate_fragment",
     "invalidate_page",
+    "metrics_view",
     "page_cache_key",
     "register_environ_schemes",
 ]

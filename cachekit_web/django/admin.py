@@ -25,7 +25,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from ..core.errors import REGISTRY
-from ..core.render import render_dashboard
+from ..core.render import PAGE_STYLE, render_dashboard
 from .backend import CachekitCache
 from .checks import cachekit_aliases
 
@@ -124,6 +124,7 @@ def _health(request: HttpRequest, *, site: Any) -> HttpResponse:
         "aliases": cachekit_aliases(),
         "report": report,
         "dashboard": mark_safe(dashboard),  # every value in it is escaped by render_dashboard
+        "page_style": mark_safe(PAGE_STYLE),  # a constant
     }
     response = render(request, "cachekit_web/health.html", context)
     response["Cache-Control"] = "no-store"

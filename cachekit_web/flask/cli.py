@@ -55,8 +55,20 @@ def make_group(cache: Cache) -> AppGroup:
         click.echo(f"status:     {report.status}")
         click.echo(f"backend:    {report.backend}  namespace: {report.namespace}")
         click.echo(f"ping:       {report.ping_ms if report.ping_ms is not None else '-'} ms")
-        click.echo(f"breaker:    {report.breaker['state']} "
-                   f"(opened {report.breaker['opened_count']} times)")
+        fleet = report.fleet
+        if fleet.get("scope") == "fleet":
+            click.echo(f"scope:      fleet of {len(fleet['processes'])} live processes "
+                       "(figures are their sum)")
+        else:
+            click.echo(f"scope:      LOCAL, this process only: {fleet.get('reason')}")
+        click.echo(f"breaker:    {report.breaker['state']} in this process "
+                   f"(opened {report.breaker['opened_count']} times); "
+                   f"{fleet.get('breakers_open', 0)} open in the fleet")
+        for p in fleet.get("processes", []):
+            if not p.get("this"):
+                click.echo(f"  process {p['host']}:{p['pid']} breaker={p['breaker']} "
+                           f"calls={p['ops']} hits={p['hits']} misses={p['misses']} "
+                           f"errors={p['errors']}")
         click.echo("hit rate:   " + ("-" if hit_rate is None else f"{hit_rate * 100:.1f}%"))
         click.echo("totals:     " + ", ".join(f"{k}={v}" for k, v in m["totals"].items()))
         try:

@@ -10,7 +10,7 @@ from flask.wrappers import Response
 from markupsafe import Markup
 
 from ..core.errors import REGISTRY
-from ..core.render import render_dashboard
+from ..core.render import PAGE_STYLE, render_dashboard
 
 if TYPE_CHECKING:
     from .extension import Cache
@@ -57,7 +57,7 @@ def make_blueprint(cache: Cache, name: str = "cachekit_health") -> Blueprint:
         body = render_dashboard(report, json_url=url_for(f"{name}.health_json"),
                                 error_url=lambda code: url_for(f"{name}.explain", code=code))
         return render_template("cachekit/health.html", title="cachekit health",
-                               dashboard=Markup(body))
+                               dashboard=Markup(body), page_style=Markup(PAGE_STYLE))
 
     @bp.get("/health.json")
     def health_json() -> Any:

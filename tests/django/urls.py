@@ -8,7 +8,7 @@ import threading
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
-from cachekit_web.django import cache_page
+from cachekit_web.django import cache_page, metrics_view
 
 CALLS: dict[str, int] = {}
 _LOCK = threading.Lock()
@@ -131,5 +131,6 @@ urlpatterns = [
     path("t/stale/", stale),
     path("t/async/", async_view),
     path("cache/", include("cachekit_web.django.urls")),
+    path("t/metrics", metrics_view),
     path("", include("example_django.urls")),
 ]

@@ -67,3 +67,22 @@ def test_clear_large_namespace_shows_progress(app_cache: tuple[Flask, Cache]) ->
     out = app.test_cli_runner().invoke(args=["cachekit", "clear", "--yes"])
     assert out.exit_code == 0 and f"removed {n} keys" in out.output
     assert "clearing" in out.output
+
+
+def test_stats_adds_up_the_fleet_and_says_when_it_is_local(make_app: AppFactory,
+                                                          redis_url: str,
+                                                          namespace: str) -> None:
+    from ..core.test_fleet import _run_workers
+
+    _run_workers(redis_url, namespace, [3])  # another process with traffic (MASTER_KEY A)
+    from ..core.conftest import KEY_A
+
+    app, _ = make_app(CACHEKIT_MASTER_KEY=KEY_A)
+    out = app.test_cli_runner().invoke(args=["cachekit", "stats"])
+    assert out.exit_code == 0, out.output
+    assert "fleet of 2 live processes" in out.output and "hits=3" in out.output
+    assert "hits=3" in out.output and "sets=3" in out.output  # the CLI no longer shows zeros
+    down, _ = make_app(CACHEKIT_REDIS_URL="redis://127.0.0.1:1/0",
+                       CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2)
+    out = down.test_cli_runner().invoke(args=["cachekit", "stats"])
+    assert "LOCAL, this process only" in out.output and "E01" in out.output

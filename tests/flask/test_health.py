@@ -65,7 +65,7 @@ def test_dashboard_content(make_app: AppFactory) -> None:
     auth = {"Authorization": f"Bearer {TOKEN}"}
     c = app.test_client()
     html = c.get("/ops/cache/", headers=auth).get_data(as_text=True)
-    for needle in ("<svg", "polyline", "Status:", "hit rate", "50.0%", "Circuit breaker",
+    for needle in ("<svg", "ck-series-hits", "Status:", "hit rate", "50.0%", "Circuit breaker",
                    "closed", "E010", "redis_version", "ping (ms)"):
         assert needle in html, needle
     assert "s3cr3t-flask-key" not in html

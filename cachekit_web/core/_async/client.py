@@ -530,13 +530,29 @@ class AsyncCacheClient(_ClientBase):
                 nodes = await self.backend.nodes()
             except CachekitError as exc:
                 error = error or exc
-        return self._report(ping, error, info, nodes)
+        rows: list[tuple[str, bytes | None]] | None = None
+        fleet_error: CachekitError | None = None
+        if ping is not None:  # the other processes' snapshots, unless Redis is unreachable
+            try:
+                rows = await self._read_fleet()
+            except CachekitError as exc:
+                fleet_error = exc
+        return self._report(ping, error, info, nodes, rows, fleet_error)
+
+    async def _read_fleet(self) -> list[tuple[str, bytes | None]]:
+        """Every published process snapshot of this namespace (key, sealed bytes)."""
+        keys = self._fleet_keys(await self.backend.get(self.fleet.roster))
+        if not keys:
+            return []
+        return list(zip(keys, await self.backend.get_many(keys), strict=True))
 
     async def close(self) -> None:
         """Release connections; further calls raise E068."""
         if not self._closed:
             self._closed = True
             self.replayer.stop()
+            if self._owns_fleet:  # a client sharing these metrics leaves it to their owner
+                self.fleet.stop()
             await self.backend.close()
             self._backends.forget_others()
             self._close_twins()

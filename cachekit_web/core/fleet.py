@@ -1,0 +1,266 @@
+"""The fleet view: every process publishes a sealed snapshot, health pages add them up.
+
+A web site runs several processes (gunicorn workers, several hosts); each one
+counts only its own traffic. Every FLEET_PUBLISH_INTERVAL seconds a daemon
+thread writes this process's metrics and breaker state to one key per process,
+``{<namespace>}!fleet:<host>:<pid>:<token>``, sealed by the client's codec and
+expiring after a few intervals, so a process that is gone drops out. The key
+starts with '{', which a namespace never does, so it can never be a user key;
+its hash tag puts every snapshot of a namespace in one Cluster slot.
+
+Which processes exist is kept in a roster, ``{<namespace>}!fleet``: a sealed
+map of snapshot key -> last publication, updated by compare-and-swap at every
+publication (entries older than the snapshot TTL are pruned) and expiring with
+the last publisher. Health reports read the roster, then every snapshot in one
+GET of many keys (one slot: works on a Cluster, no SCAN over the keyspace), and
+merge them with the in-memory snapshot of the process that serves the page.
+When Redis cannot be read, the report says it covers this process only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .breaker import State
+from .errors import CachekitError, DeserializationError, IntegrityError
+from .metrics import merge, summarize
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .clientbase import _ClientBase
+    from .metrics import Metrics
+
+log = logging.getLogger("cachekit_web")
+
+FORMAT = 1
+# A snapshot lives this many intervals: a process missing two publications is gone.
+TTL_INTERVALS = 3
+# At most this many processes are read for one report (bounded work per page view).
+MAX_PROCESSES = 500
+_TRANSITIONS_KEPT = 20
+
+
+def snapshot_prefix(namespace: str) -> str:
+    """The key prefix of a namespace's process snapshots (never a user key: see module doc)."""
+    return "{" + namespace + "}!fleet:"
+
+
+def roster_key(namespace: str) -> str:
+    """The key of a namespace's roster of snapshot keys."""
+    return "{" + namespace + "}!fleet"
+
+
+def open_roster(codec: Any, key: str, raw: bytes | None) -> dict[str, float]:
+    """The roster's members (snapshot key -> last publication); empty if absent or forged."""
+    if not raw:
+        return {}
+    try:
+        entry = codec.decode(key.encode(), raw)
+    except (IntegrityError, DeserializationError):
+        return {}
+    value = None if entry is None else entry.value
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): float(v) for k, v in value.items()
+            if isinstance(k, str) and k.startswith(key + ":") and isinstance(v, (int, float))}
+
+
+class FleetPublisher:
+    """Publishes one process's snapshot at a bounded interval, from a daemon thread.
+
+    One per Metrics object, so clients sharing their metrics (sync + async twins)
+    publish once. Started lazily by the first admitted cache call in each process
+    (so a fork gets its own thread and identity); the first snapshot is written one
+    interval later. Skips its turn while the breaker is open and never touches a
+    request's connection: it has its own backend, bounded by the socket timeouts.
+    """
+
+    def __init__(self, client: _ClientBase, backend_factory: Callable[[], Backend]) -> None:
+        self.settings = client.settings
+        self.namespace = client.namespace
+        self.prefix = snapshot_prefix(client.namespace)
+        self.roster = roster_key(client.namespace)
+        self.interval = float(client.settings.FLEET_PUBLISH_INTERVAL)
+        self.codec = client.codec
+        self.breaker = client.breaker
+        self.metrics = client.metrics
+        self.pending = client.pending
+        self.clock = client.clock
+        self._factory = backend_factory
+        self._backend: Backend | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._token = ""
+        self.started = 0.0
+        self.host = socket.gethostname()
+        self.published = 0  # how many snapshots this process wrote (tests, stats)
+        self.listeners: list[Callable[[], None]] = []  # run every interval (gauges)
+        self._identity()
+
+    def _identity(self) -> None:
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._token = secrets.token_hex(4)
+            self.started = float(self.clock())
+            self._backend = None  # never share a socket with the parent
+
+    @property
+    def key(self) -> str:
+        """This process's snapshot key."""
+        self._identity()
+        return f"{self.prefix}{self.host}:{self._pid}:{self._token}"
+
+    def ensure_running(self) -> None:
+        """Start the publishing thread in this process if it does not run (cheap when it does)."""
+        if self.interval <= 0 or (self._pid == os.getpid() and self._thread is not None):
+            return
+        with self._lock:
+            if self._pid == os.getpid() and self._thread is not None:
+                return
+            self._identity()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="cachekit-fleet",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread and drop this process's snapshot from the view soon (its TTL)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._thread = None
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            for listener in self.listeners:
+                listener()
+            if self.breaker.state is State.OPEN:
+                continue  # Redis is known down: do not add to its load, try next turn
+            try:
+                self.publish_once()
+            except CachekitError:
+                continue  # unreachable now: the snapshot expires, the next turn retries
+            except Exception:  # a bug must not kill the thread silently
+                log.exception("publishing the fleet snapshot failed")
+
+    def local(self, metrics: Metrics | None = None) -> dict[str, Any]:
+        """This process's snapshot (what publish_once writes), as a plain dict."""
+        breaker = self.breaker.snapshot()
+        transitions: list[dict[str, Any]] = list(breaker["transitions"])  # type: ignore[call-overload]
+        return {
+            "format": FORMAT,
+            "host": self.host,
+            "pid": os.getpid(),
+            "started": self.started,
+            "published": float(self.clock()),
+            "interval": self.interval,
+            "breaker": {"state": breaker["state"], "opened_count": breaker["opened_count"],
+                        "transitions": transitions[-_TRANSITIONS_KEPT:]},
+            "pending_deletes": len(self.pending),
+            "spooled": self.pending.spool.depth() if self.pending.spool is not None else 0,
+            "metrics": (metrics or self.metrics).export(),
+        }
+
+    def sealed(self) -> tuple[str, bytes, float]:
+        """This process's key, its sealed snapshot and its TTL."""
+        key = self.key
+        ttl = max(self.interval, 1.0) * TTL_INTERVALS
+        return key, self.codec.encode(key.encode(), self.local(), None,
+                                      float(self.clock()) + ttl), ttl
+
+    def publish_once(self) -> None:
+        """Write this process's snapshot now (raises the backend's CachekitError)."""
+        key, data, ttl = self.sealed()
+        if self._backend is None:
+            self._backend = self._factory()
+        self._backend.set(key, data, ttl)
+        self.enrol(self._backend, key, ttl)
+        self.published += 1
+
+    def enrol(self, backend: Backend, key: str, ttl: float) -> None:
+        """Put ``key`` on the roster (compare-and-swap), pruning members not seen for ``ttl``."""
+
+        def add(raw: bytes) -> bytes:
+            now = float(self.clock())
+            members = {k: seen for k, seen in open_roster(self.codec, self.roster, raw).items()
+                       if now - seen <= ttl}
+            members[key] = now
+            if len(members) > MAX_PROCESSES:  # keep the most recent
+                members = dict(sorted(members.items(), key=lambda kv: -kv[1])[:MAX_PROCESSES])
+            return bytes(self.codec.encode(self.roster.encode(), members, None, None))
+
+        if backend.update(self.roster, add) is None \
+                and not backend.set(self.roster, add(b""), ttl, nx=True):
+            backend.update(self.roster, add)  # another process created it meanwhile
+        backend.touch(self.roster, ttl)  # the roster outlives its last publisher by one TTL
+
+
+def decode_snapshots(codec: Any, rows: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
+    """Open the sealed snapshots read from Redis; foreign or tampered ones are skipped."""
+    out = []
+    for key, raw in rows:
+        try:
+            entry = codec.decode(key.encode(), raw)
+        except (IntegrityError, DeserializationError):
+            continue  # another key, another format or a forgery: not part of the view
+        if entry is None or not isinstance(entry.value, dict):
+            continue
+        if entry.value.get("format") == FORMAT:
+            out.append(dict(entry.value, key=key))
+    return out
+
+
+def _process_row(snap: Mapping[str, Any], this: bool) -> dict[str, Any]:
+    totals = snap["metrics"].get("totals", {})
+    ops = sum(lat.get("count", 0) for lat in snap["metrics"].get("latency", {}).values())
+    return {
+        "host": snap["host"], "pid": snap["pid"], "started": snap["started"],
+        "last_seen": snap["published"], "breaker": snap["breaker"]["state"],
+        "breaker_opened": snap["breaker"]["opened_count"],
+        "ops": ops, "hits": totals.get("hits", 0) + totals.get("stale", 0),
+        "misses": totals.get("misses", 0), "errors": totals.get("errors", 0),
+        "pending_deletes": snap.get("pending_deletes", 0), "spooled": snap.get("spooled", 0),
+        "this": this,
+    }
+
+
+def aggregate(local: dict[str, Any], local_key: str, others: list[dict[str, Any]] | None,
+              reason: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics, fleet) for a report: the sum of every live process, or this one alone.
+
+    ``others`` is None when the snapshots could not be read (``reason`` says why);
+    the snapshot of this very process read back from Redis is replaced by ``local``.
+    """
+    if others is None:
+        snaps = [local]
+        scope = "local"
+    else:
+        snaps = [local] + [s for s in others if s["key"] != local_key]
+        scope = "fleet"
+    openings = sorted(
+        ({"at": t["at"], "host": s["host"], "pid": s["pid"], "reason": t.get("reason", "")}
+         for s in snaps for t in s["breaker"]["transitions"] if t.get("to") == "open"),
+        key=lambda o: o["at"])
+    metrics = summarize(merge([s["metrics"] for s in snaps]))
+    fleet = {
+        "scope": scope,
+        "reason": reason,
+        "interval": local["interval"],
+        "processes": [_process_row(s, s is local) for s in snaps],
+        "breakers_open": sum(1 for s in snaps if s["breaker"]["state"] == "open"),
+        "openings": openings,
+        "pending_deletes": sum(int(s.get("pending_deletes", 0)) for s in snaps),
+    }
+    return metrics, fleet
