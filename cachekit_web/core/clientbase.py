@@ -299,6 +299,7 @@ class _ClientBase:
             max_value_size=settings.MAX_VALUE_SIZE,
             pickle_fallback=settings.PICKLE_FALLBACK,
             clock=self.clock,
+            raw_ints=settings.ENCRYPTION != "required",  # counters: one atomic INCRBY
         )
         self.breaker = breaker or CircuitBreaker(
             failure_threshold=settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD,

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ..backends import AsyncBackend, make_async_backend
+from ..backends import AsyncBackend, is_int64, make_async_backend
+from ..backends.common import _contention_pause
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
@@ -34,7 +35,13 @@ from ..clientbase import (
 )
 from ..codec import Codec, Entry
 from ..errors import CachekitError, DeserializationError, IntegrityError
-from ..flavours import AsyncFlights, AsyncSlot, async_compute_value, async_share_store
+from ..flavours import (
+    AsyncFlights,
+    AsyncSlot,
+    async_compute_value,
+    async_share_store,
+    async_sleep,
+)
 from ..health import HealthReport
 from ..metrics import Metrics
 from ..settings import Settings
@@ -291,43 +298,76 @@ class AsyncCacheClient(_ClientBase):
             return False
         return stored is not None and await self.backend.touch(fk, physical[0])
 
-    async def incr(self, key: str, delta: int = 1, *, default: int | None = None) -> int | None:
-        """Atomically add ``delta``; None if the key is missing (and no default) or unavailable."""
+    async def incr(self, key: str, delta: int = 1, *, default: int | None = None,
+                   ignore_key_check: bool = False) -> int | None:
+        """Add ``delta`` atomically and return the new value.
+
+        A missing key is created at ``default + delta`` (``ignore_key_check=True`` means a
+        default of 0, as in django-redis) with DEFAULT_TIMEOUT; without a default it stays
+        missing and the answer is None. ValueError if the value is not an integer.
+        Fail-open answer (breaker open, Redis down): None, nothing written.
+
+        By default this is one server-side INCRBY on a Redis integer (not sealed, see
+        docs/security.md). With ENCRYPTION=required the counter stays sealed and is
+        updated by a server-side compare-and-set, retried (with jittered pauses) until it
+        lands: contention slows a caller down, it never fails it.
+        """
+        if ignore_key_check and default is None:
+            default = 0
         fk = self.full_key(key)
-        seen: list[int] = []
-        unreadable: list[bool] = []
-
-        def bump(raw: bytes) -> bytes:
-            entry = self._decode(fk, raw)  # a bad or expired entry is a miss (counted, dropped)
-            if entry is None:
-                unreadable[:] = [True]
-                return raw  # left as it was; replaced below when there is a default
-            if not isinstance(entry.value, int) or isinstance(entry.value, bool):
-                raise DeserializationError("value is not an integer", code="E021")
-            seen[:] = [entry.value + delta]
-            return self.codec.encode(fk.encode(), seen[0], entry.fresh_until, entry.expires_at)
-
-        async def run() -> int | None:
-            if await self.backend.update(fk, bump) is not None and not unreadable:
-                return seen[0]
-            if default is None:
-                return None
-            value, ttl = default + delta, self._ttl(DEFAULT)
-            if await self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
-                                      nx=not unreadable):
-                self.pending.discard(fk)  # replaced: the remembered delete would lose it
-                return value
-            return seen[0] if await self.backend.update(fk, bump) is not None and seen else None
-
         try:
-            result: int | Unavailable | None = await self._call("incr", run)
+            result: int | Unavailable | None = await self._call(
+                "incr", self._incr, fk, delta, default, self._ttl(DEFAULT))
         except (IntegrityError, DeserializationError) as exc:
-            raise ValueError(f"cannot increment {key!r}: {exc.message}") from exc
+            raise ValueError(f"cannot increment {key!r}: {exc.message}") from None
         return None if result is UNAVAILABLE else result
 
-    async def decr(self, key: str, delta: int = 1, *, default: int | None = None) -> int | None:
-        """Atomically subtract ``delta``; see incr."""
-        return await self.incr(key, -delta, default=default)
+    async def _incr(self, fk: str, delta: int, default: int | None,
+                    ttl: float | None) -> int | None:
+        current: bytes | None
+        if self.codec.raw_ints and is_int64(delta) and (default is None or is_int64(default)):
+            got = await self.backend.incr(fk, delta, default, ttl)
+            if not isinstance(got, bytes):
+                return got  # the new value, or None: missing and no default
+            current = got  # a sealed frame, or an integer INCRBY would overflow
+        else:
+            current = await self.backend.get(fk)
+        attempt = 0
+        while True:  # each lost round means another writer's update landed: progress
+            if current is None:
+                if default is None:
+                    return None
+                value = default + delta
+                if await self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
+                                          nx=True):
+                    self.pending.discard(fk)  # replaced: the remembered delete would lose it
+                    return value
+                current = await self.backend.get(fk)
+                continue
+            entry = self._decode(fk, current)  # a bad or expired entry is a miss (counted)
+            if entry is None:
+                if default is None:
+                    return None
+                value, keep = default + delta, False
+                new = self._encode(fk, value, None, ttl)
+            else:
+                if type(entry.value) is not int:
+                    raise DeserializationError("value is not an integer", code="E021")
+                value, keep = entry.value + delta, True
+                new = self.codec.encode(fk.encode(), value, entry.fresh_until, entry.expires_at)
+            swapped, current = await self.backend.compare_and_set(fk, current, new, ttl=ttl,
+                                                                  keep_ttl=keep)
+            if swapped:
+                if entry is None:
+                    self.pending.discard(fk)
+                return value
+            await async_sleep(_contention_pause(attempt))
+            attempt += 1
+
+    async def decr(self, key: str, delta: int = 1, *, default: int | None = None,
+                   ignore_key_check: bool = False) -> int | None:
+        """Subtract ``delta`` atomically; see incr (same fail-open answer: None)."""
+        return await self.incr(key, -delta, default=default, ignore_key_check=ignore_key_check)
 
     async def clear(self) -> int:
         """Delete every key in this namespace (SCAN, never FLUSHDB); replayed if unavailable."""

@@ -17,6 +17,8 @@ from ..backends.common import (
     _PASSTHROUGH,
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
+    CAS_SCRIPT,
+    INCR_SCRIPT,
     ConnectRefused,
     ConnectTimeout,
     PoolExhausted,
@@ -24,6 +26,10 @@ from ..backends.common import (
     _escape_glob,
     _info_subset,
     _ms,
+    cas_args,
+    cas_result,
+    incr_args,
+    incr_result,
     pool_from_url,
     pool_options,
     translated,
@@ -99,6 +105,8 @@ class AsyncRedisBackend:
         self._url = redact_url(url)
         self.pool = async_pool_for(url, settings)
         self.client: Any = AsyncRedis(connection_pool=self.pool)  # redis-py typing is loose
+        self._incr = self.client.register_script(INCR_SCRIPT)
+        self._cas = self.client.register_script(CAS_SCRIPT)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
@@ -161,6 +169,22 @@ class AsyncRedisBackend:
     async def exists(self, key: str) -> bool:
         with translated():
             return bool(await self.client.exists(key))
+
+    async def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None:
+        """INCRBY in one server-side step: the new value; None if missing (and no default);
+        the stored bytes when they are not a Redis integer (or would overflow)."""
+        with translated():
+            return incr_result(await self._incr(keys=[key],
+                                                args=incr_args(delta, default, ttl)))
+
+    async def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
+        with translated():
+            return cas_result(await self._cas(keys=[key],
+                                              args=cas_args(expected, value, ttl, keep_ttl)))
 
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated():

@@ -19,6 +19,8 @@ from ..backends.common import (
     _PASSTHROUGH,
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
+    CAS_SCRIPT,
+    INCR_SCRIPT,
     ConnectRefused,
     ConnectTimeout,
     PoolExhausted,
@@ -26,6 +28,10 @@ from ..backends.common import (
     _escape_glob,
     _info_subset,
     _ms,
+    cas_args,
+    cas_result,
+    incr_args,
+    incr_result,
     pool_from_url,
     pool_options,
     translated,
@@ -101,6 +107,8 @@ class RedisBackend:
         self._url = redact_url(url)
         self.pool = pool_for(url, settings)
         self.client: Any = Redis(connection_pool=self.pool)  # redis-py typing is loose
+        self._incr = self.client.register_script(INCR_SCRIPT)
+        self._cas = self.client.register_script(CAS_SCRIPT)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
@@ -163,6 +171,22 @@ class RedisBackend:
     def exists(self, key: str) -> bool:
         with translated():
             return bool(self.client.exists(key))
+
+    def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None:
+        """INCRBY in one server-side step: the new value; None if missing (and no default);
+        the stored bytes when they are not a Redis integer (or would overflow)."""
+        with translated():
+            return incr_result(self._incr(keys=[key],
+                                                args=incr_args(delta, default, ttl)))
+
+    def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
+        with translated():
+            return cas_result(self._cas(keys=[key],
+                                              args=cas_args(expected, value, ttl, keep_ttl)))
 
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated():

@@ -9,6 +9,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from . import INT64_MAX, INT64_MIN, redis_int
+
 
 class _MemoryLock:
     """A named lock with expiry, like a Redis lock but inside one process."""
@@ -130,6 +132,34 @@ class MemoryBackend:
             self._data[key] = (new, self._data[key][1])
             return new
 
+    def incr(self, key: str, delta: int, default: int | None,
+             ttl: float | None) -> int | bytes | None:
+        """Like Redis' INCRBY script: new value, None if missing, else the stored bytes."""
+        with self._lock:
+            value = self._live(key)
+            if value is None:
+                if default is None:
+                    return None
+                value = str(default).encode()
+                self._store(key, value, self._expiry(ttl))
+            n = redis_int(value)
+            if n is None or not INT64_MIN <= n + delta <= INT64_MAX:
+                return value
+            self._data[key] = (str(n + delta).encode(), self._data[key][1])
+            return n + delta
+
+    def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                        ttl: float | None = None,
+                        keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current)."""
+        with self._lock:
+            current = self._live(key)
+            if current != expected:
+                return False, current
+            expires = self._data[key][1] if keep_ttl else self._expiry(ttl)
+            self._store(key, value, expires)
+            return True, None
+
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
             doomed = [k for k in self._data if k.startswith(prefix)]
@@ -230,6 +260,15 @@ class AsyncMemoryBackend:
 
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         return self.store.update(key, fn)
+
+    async def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None:
+        return self.store.incr(key, delta, default, ttl)
+
+    async def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        return self.store.compare_and_set(key, expected, value, ttl=ttl, keep_ttl=keep_ttl)
 
     async def delete_prefix(self, prefix: str) -> int:
         return self.store.delete_prefix(prefix)
