@@ -269,15 +269,37 @@ class Codec:
                 f"cannot serialize a {type(value).__name__}", code="E020"
             ) from None if isinstance(exc, RecursionError) else exc
 
+    def pack_member(self, value: Any) -> bytes:
+        """A set/hash/sorted-set member as deterministic, authenticated bytes (E020 if it
+        is not a msgpack type: a pickle is not deterministic)."""
+        try:
+            payload = _pack(value)
+        except (_TooDeep, RecursionError, TypeError, ValueError, OverflowError):
+            raise SerializationError(
+                f"a {type(value).__name__} cannot be a set, hash or sorted-set member",
+                code="E020") from None
+        return self.keyring.seal_member(payload)
+
+    def unpack_member(self, data: bytes) -> Any:
+        """The value of a stored member; E003 if not authentic, E021 if undecodable."""
+        payload = self.keyring.open_member(data)
+        try:
+            return _unpack(payload)
+        except CachekitError:
+            raise
+        except Exception as exc:  # msgpack raises many unrelated types
+            raise DeserializationError(f"cannot decode member ({type(exc).__name__})",
+                                       code="E021") from None
+
     def encode(self, key: bytes, value: Any, fresh_until: float | None = None,
-               expires_at: float | None = None) -> bytes:
+               expires_at: float | None = None, *, raw_int: bool = True) -> bytes:
         """Encode ``value`` for storage under the full cache key ``key``.
 
         ``expires_at`` (Unix seconds) is sealed into the frame: after it, the frame is
         refused even if Redis still holds it (or it was written back). With ``raw_ints``,
         a plain 64-bit int without a fresh-until time is stored as a Redis integer.
         """
-        if self.raw_ints and fresh_until is None and is_int64(value):
+        if raw_int and self.raw_ints and fresh_until is None and is_int64(value):
             return str(value).encode()
         payload, flags = self.serialize(value)
         if len(payload) > self.max_value_size:  # also bounds what a reader inflates
@@ -321,9 +343,10 @@ class Codec:
         return frame[2] == VERSION and len(frame) >= HEADER2_SIZE and \
             _FRESH.unpack_from(frame, HEADER_SIZE)[0] != 0.0
 
-    def decode(self, key: bytes, frame: bytes, now: float | None = None) -> Entry:
+    def decode(self, key: bytes, frame: bytes, now: float | None = None, *,
+               raw_int: bool = True) -> Entry:
         """Decode a stored frame; raises E003 (not authentic) or E021 (undecodable, expired)."""
-        if self.raw_ints and frame[:2] != MAGIC:
+        if raw_int and self.raw_ints and frame[:2] != MAGIC:
             n = redis_int(frame)
             if n is not None:
                 return Entry(n)

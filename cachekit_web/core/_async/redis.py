@@ -5,7 +5,6 @@ The async source of the Redis backend; ``core/_sync/redis.py`` is generated from
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -125,9 +124,10 @@ class AsyncRedisBackend:
         with translated():
             return cast("list[bytes | None]", await self.client.mget(keys))
 
-    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+                  xx: bool = False) -> bool:
         with translated():
-            return bool(await self.client.set(key, value, px=_ms(ttl), nx=nx))
+            return bool(await self.client.set(key, value, px=_ms(ttl), nx=nx, xx=xx))
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
@@ -205,17 +205,26 @@ class AsyncRedisBackend:
                         await async_sleep(_contention_pause(attempt))
         raise LockTimeoutError("too much contention on one key", code="E050")
 
-    async def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
+    def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""
+        return self.scan_match(_escape_glob(prefix) + "*", count)
+
+    async def scan_match(self, match: str, count: int = 1000) -> Any:
+        """Yield the keys matching the SCAN pattern ``match`` in batches (never KEYS)."""
         with translated():
             batch: list[bytes] = []
-            async for k in self.client.scan_iter(match=_escape_glob(prefix) + "*", count=count):
+            async for k in self.client.scan_iter(match=match, count=count):
                 batch.append(k)
                 if len(batch) >= _SCAN_BATCH:
                     yield batch
                     batch = []
             if batch:
                 yield batch
+
+    async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run one redis-py command method (sets, hashes, sorted sets, expiry) as is."""
+        with translated():
+            return await getattr(self.client, name)(*args, **kwargs)
 
     async def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix``, counting at most ``limit``."""
@@ -233,9 +242,10 @@ class AsyncRedisBackend:
                 removed += int(await self.client.unlink(*batch))
         return removed
 
-    def lock(self, name: str, timeout: float) -> AsyncTranslatedLock:
-        return AsyncTranslatedLock(self.client.lock(name, timeout=timeout, sleep=0.01,
-                                                    thread_local=False))
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.01,
+             thread_local: bool = False) -> AsyncTranslatedLock:
+        return AsyncTranslatedLock(self.client.lock(name, timeout=timeout, sleep=sleep,
+                                                    thread_local=thread_local))
 
     async def ping(self) -> float:
         start = time.perf_counter()
@@ -263,6 +273,37 @@ class AsyncTranslatedLock:
                 await self._inner.acquire(blocking=blocking, blocking_timeout=blocking_timeout)
             )
 
-    async def release(self) -> None:
-        with translated(), contextlib.suppress(redis.exceptions.LockError):
-            await self._inner.release()
+    async def release(self) -> bool:
+        """Give the lock back; False if it was no longer held (expired or released)."""
+        with translated():
+            try:
+                await self._inner.release()
+            except redis.exceptions.LockError:
+                return False
+        return True
+
+    async def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        """Add time to a held lock (or set it, with replace_ttl); False if not held."""
+        with translated():
+            try:
+                return bool(await self._inner.extend(additional_time, replace_ttl))
+            except redis.exceptions.LockError:
+                return False
+
+    async def reacquire(self) -> bool:
+        """Reset a held lock's TTL to its timeout; False if not held."""
+        with translated():
+            try:
+                return bool(await self._inner.reacquire())
+            except redis.exceptions.LockError:
+                return False
+
+    async def locked(self) -> bool:
+        """Whether anyone holds the lock."""
+        with translated():
+            return bool(await self._inner.locked())
+
+    async def owned(self) -> bool:
+        """Whether this lock object holds it."""
+        with translated():
+            return bool(await self._inner.owned())
