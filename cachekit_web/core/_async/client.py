@@ -18,7 +18,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..backends import AsyncBackend, is_int64, make_async_backend, redis_glob, user_lock_key
-from ..backends.common import _contention_pause
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
@@ -31,6 +30,7 @@ from ..clientbase import (
     Deferred,
     Result,
     Unavailable,
+    _cas_pause,
     _ClientBase,
     _follower_result,
     _resolve_settings,
@@ -384,7 +384,7 @@ class AsyncCacheClient(_ClientBase):
                 if entry is None:
                     self.pending.discard(fk)
                 return value
-            await async_sleep(_contention_pause(attempt))
+            await async_sleep(_cas_pause(attempt))
             attempt += 1
 
     async def _compare_and_set(self, fk: str, expected: bytes, new: bytes, ttl: float | None,

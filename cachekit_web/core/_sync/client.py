@@ -20,7 +20,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..backends import Backend, is_int64, make_backend, redis_glob, user_lock_key
-from ..backends.common import _contention_pause
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
@@ -33,6 +32,7 @@ from ..clientbase import (
     Deferred,
     Result,
     Unavailable,
+    _cas_pause,
     _ClientBase,
     _follower_result,
     _resolve_settings,
@@ -386,7 +386,7 @@ class CacheClient(_ClientBase):
                 if entry is None:
                     self.pending.discard(fk)
                 return value
-            sleep(_contention_pause(attempt))
+            sleep(_cas_pause(attempt))
             attempt += 1
 
     def _compare_and_set(self, fk: str, expected: bytes, new: bytes, ttl: float | None,
