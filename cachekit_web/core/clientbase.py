@@ -565,7 +565,7 @@ class _ClientBase:
 def _cas_pause(attempt: int) -> float:
     """Seconds before a sealed counter's next compare-and-set: jittered and growing (to
     50 ms), so many writers on one key spread out instead of colliding round after round."""
-    return random.random() * min(0.05, 0.001 * 2 ** min(attempt, 6))
+    return random.random() * min(0.05, 0.001 * 2.0 ** min(attempt, 6))
 
 
 def _follower_result(shared: Result[T]) -> Result[T]:
