@@ -17,6 +17,7 @@ from .core.errors import (
     LockTimeoutError,
     PoolExhaustedError,
     SerializationError,
+    UnsupportedOperationError,
     ValueTooLargeError,
 )
 from .core.health import HealthReport
@@ -48,6 +49,7 @@ __all__ = [
     "Result",
     "SerializationError",
     "Settings",
+    "UnsupportedOperationError",
     "ValueTooLargeError",
     "__version__",
 ]

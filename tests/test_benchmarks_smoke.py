@@ -50,3 +50,16 @@ def test_outage_benchmark_runs_every_phase_without_errors(app: str, tmp_path: Pa
     assert [p["phase"] for p in phases] == ["normal", "killed", "restarted", "hung", "resumed"]
     assert all(p["requests"] > 0 and p["non_200"] == 0 for p in phases), phases
     assert "| hung |" in proc.stdout
+
+
+def test_counters_benchmark_runs_every_contender_without_errors() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.counters", "--processes", "1", "--threads", "2",
+         "--per-thread", "5", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for contender in ("django RedisCache", "cachekit default (plain)",
+                      "cachekit ENCRYPTION=required"):
+        assert f"| {contender} |" in proc.stdout, contender
+    assert "| NO |" not in proc.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from .backends import backend_kind, lock_key, make_backend, redact_url
+from .backends.common import _escape_glob
 from .breaker import CircuitBreaker, State, Transition
 from .codec import Codec, Entry
 from .crypto import KeyRing
@@ -61,6 +63,8 @@ _UNSTORABLE = (ValueTooLargeError,)
 # Operations that may wait on purpose (a lock held by another process, an optimistic
 # WATCH loop backing off under contention): never "slow calls".
 _UNTIMED = frozenset({"lock", "incr"})
+# Globs with many '*' cost Redis exponential matching time: a key pattern may have this many.
+_MAX_STARS = 8
 
 
 class Deferred(enum.Enum):
@@ -328,6 +332,7 @@ class _ClientBase:
             max_value_size=settings.MAX_VALUE_SIZE,
             pickle_fallback=settings.PICKLE_FALLBACK,
             clock=self.clock,
+            raw_ints=settings.ENCRYPTION != "required",  # counters: one atomic INCRBY
         )
         self.breaker = breaker or CircuitBreaker(
             failure_threshold=settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
@@ -533,6 +538,62 @@ class _ClientBase:
         self._logger.emit(logging.WARNING, "deferred", f"{op}: {n} invalidation(s) deferred "
                           "until Redis answers (spooled, replayed in the background)")
 
+    # -- namespaced patterns and collection members -------------------------------
+    def _match(self, pattern: str) -> str:
+        """The SCAN MATCH for ``pattern`` inside this namespace: the prefix is literal."""
+        if not isinstance(pattern, str) or not pattern:
+            raise InvalidKeyError("a key pattern must be a non-empty string", code="E023")
+        if len(pattern) > self.settings.MAX_KEY_LENGTH or pattern.count("*") > _MAX_STARS:
+            raise InvalidKeyError(f"key pattern is too long or has more than {_MAX_STARS} '*'",
+                                  code="E023")
+        return _escape_glob(self._prefix) + pattern
+
+    def _members_in(self, members: Iterable[Any]) -> list[bytes]:
+        return [self.codec.pack_member(m) for m in members]
+
+    def _member_out(self, raw: bytes) -> Any:
+        """A stored member's value, or _MISSING (counted, logged) if it is not authentic."""
+        try:
+            return self.codec.unpack_member(raw)
+        except (IntegrityError, DeserializationError) as exc:
+            self._bad_member(exc)
+            return _MISSING
+
+    def _members_out(self, raws: Iterable[bytes]) -> list[Any]:
+        return [m for m in map(self._member_out, raws) if m is not _MISSING]
+
+    def _bad_member(self, exc: CachekitError) -> None:
+        self.metrics.error(exc.code)
+        self._logger.emit(logging.WARNING, exc.code, f"unreadable member skipped: {exc.message}")
+        if self.strict:
+            raise exc
+
+    def _popped(self, got: Any, count: int | None, kind: Callable[[list[Any]], Any]) -> Any:
+        if count is None:
+            return None if got is None else next(iter(self._members_out([got])), None)
+        return kind(self._members_out(got or []))
+
+    def _ranked(self, got: list[Any], withscores: bool) -> list[Any]:
+        if not withscores:
+            return self._members_out(got)
+        pairs = ((self._member_out(m), float(score)) for m, score in got)
+        return [(m, score) for m, score in pairs if m is not _MISSING]
+
+    def _pops(self, got: list[Any], count: int | None) -> Any:
+        pairs = self._ranked(got or [], True)
+        return (pairs[0] if pairs else None) if count is None else pairs
+
+    def _seal_field(self, fk: str, field: bytes, value: Any) -> bytes:
+        """A hash value: a frame bound to the hash's key and the field (never a raw int)."""
+        return self.codec.encode(fk.encode() + b"\0" + field, value, raw_int=False)
+
+    def _open_field(self, fk: str, field: bytes, raw: bytes, default: Any) -> Any:
+        try:
+            return self.codec.decode(fk.encode() + b"\0" + field, raw, raw_int=False).value
+        except (IntegrityError, DeserializationError) as exc:
+            self._bad_member(exc)
+            return default
+
     def _lock_name(self, fk: str) -> str:
         return lock_key(fk)
 
@@ -588,6 +649,12 @@ class _ClientBase:
         return report
 
 
+
+
+def _cas_pause(attempt: int) -> float:
+    """Seconds before a sealed counter's next compare-and-set: jittered and growing (to
+    50 ms), so many writers on one key spread out instead of colliding round after round."""
+    return random.random() * min(0.05, 0.001 * 2.0 ** min(attempt, 6))
 
 
 def _follower_result(shared: Result[T]) -> Result[T]:

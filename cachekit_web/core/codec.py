@@ -13,6 +13,11 @@ have its flags or times changed without failing with E003, and a frame written
 back after its expiry is refused (E021): it is a miss. Version 1 frames (the
 same header without ``expires_at``) are still read.
 
+Counters: with ``raw_ints`` (every configuration but ENCRYPTION=required), a plain
+64-bit int is stored as its decimal digits, a Redis integer that INCRBY updates
+in one server-side step, and such digits read back as an int. They are not
+sealed (see docs/security.md); frames always start with ``b"CK"``, digits never.
+
 Hostile-data bounds, checked on write (E020/E022) and on read (E021, a miss):
 tuples, sets, frozensets, datetimes and times nest at most ``MAX_NESTING``
 levels inside one another (each level is decoded by a nested msgpack call on
@@ -35,6 +40,7 @@ from typing import Any, NamedTuple, cast
 
 import msgpack
 
+from .backends import is_int64, redis_int
 from .crypto import KeyRing
 from .errors import (
     CachekitError,
@@ -229,8 +235,10 @@ class Codec:
         max_value_size: int = 8 * 1024 * 1024,
         pickle_fallback: bool = True,
         clock: Callable[[], float] = time.time,
+        raw_ints: bool = False,
     ) -> None:
         self.keyring = keyring
+        self.raw_ints = raw_ints  # plain ints as Redis integers (atomic INCRBY), unsealed
         self.clock = clock  # wall clock for sealed expiries; injectable for tests
         self.compress_min_size = compress_min_size
         self.max_value_size = max_value_size
@@ -262,13 +270,38 @@ class Codec:
                 f"cannot serialize a {type(value).__name__}", code="E020"
             ) from None if isinstance(exc, RecursionError) else exc
 
+    def pack_member(self, value: Any) -> bytes:
+        """A set/hash/sorted-set member as deterministic, authenticated bytes (E020 if it
+        is not a msgpack type: a pickle is not deterministic)."""
+        try:
+            payload = _pack(value)
+        except (_TooDeep, RecursionError, TypeError, ValueError, OverflowError):
+            raise SerializationError(
+                f"a {type(value).__name__} cannot be a set, hash or sorted-set member",
+                code="E020") from None
+        return self.keyring.seal_member(payload)
+
+    def unpack_member(self, data: bytes) -> Any:
+        """The value of a stored member; E003 if not authentic, E021 if undecodable."""
+        payload = self.keyring.open_member(data)
+        try:
+            return _unpack(payload)
+        except CachekitError:
+            raise
+        except Exception as exc:  # msgpack raises many unrelated types
+            raise DeserializationError(f"cannot decode member ({type(exc).__name__})",
+                                       code="E021") from None
+
     def encode(self, key: bytes, value: Any, fresh_until: float | None = None,
-               expires_at: float | None = None) -> bytes:
+               expires_at: float | None = None, *, raw_int: bool = True) -> bytes:
         """Encode ``value`` for storage under the full cache key ``key``.
 
         ``expires_at`` (Unix seconds) is sealed into the frame: after it, the frame is
-        refused even if Redis still holds it (or it was written back).
+        refused even if Redis still holds it (or it was written back). With ``raw_ints``,
+        a plain 64-bit int without a fresh-until time is stored as a Redis integer.
         """
+        if raw_int and self.raw_ints and fresh_until is None and is_int64(value):
+            return str(value).encode()
         payload, flags = self.serialize(value)
         if len(payload) > self.max_value_size:  # also bounds what a reader inflates
             raise ValueTooLargeError(
@@ -299,20 +332,25 @@ class Codec:
     @staticmethod
     def has_fresh_until(frame: bytes) -> bool:
         """Whether a stored frame carries a fresh-until time (stale-while-revalidate)."""
-        return len(frame) > HEADER_SIZE and bool(frame[3] & F_FRESH)
+        return len(frame) > HEADER_SIZE and frame[:2] == MAGIC and bool(frame[3] & F_FRESH)
 
     @staticmethod
     def has_times(frame: bytes) -> bool:
         """Whether a stored frame carries an expiry or a fresh-until time (touch re-seals it)."""
-        if len(frame) <= HEADER_SIZE:
+        if len(frame) <= HEADER_SIZE or frame[:2] != MAGIC:
             return False
         if frame[3] & F_FRESH:
             return True
         return frame[2] == VERSION and len(frame) >= HEADER2_SIZE and \
             _FRESH.unpack_from(frame, HEADER_SIZE)[0] != 0.0
 
-    def decode(self, key: bytes, frame: bytes, now: float | None = None) -> Entry:
+    def decode(self, key: bytes, frame: bytes, now: float | None = None, *,
+               raw_int: bool = True) -> Entry:
         """Decode a stored frame; raises E003 (not authentic) or E021 (undecodable, expired)."""
+        if raw_int and self.raw_ints and frame[:2] != MAGIC:
+            n = redis_int(frame)
+            if n is not None:
+                return Entry(n)
         if len(frame) < HEADER_SIZE:
             raise DeserializationError("frame too short", code="E021")
         magic, version, flags, key_id = _HEAD.unpack_from(frame)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .errors import ConfigurationError, IntegrityError
@@ -95,9 +95,14 @@ def check_secret(value: str, name: str) -> None:
         )
 
 
-def _hkdf(secret: bytes, purpose: str, namespace: str) -> bytes:
+def _hkdf(secret: bytes, purpose: str, namespace: str, length: int = 32) -> bytes:
     info = f"cachekit-web/v1/{purpose}/{namespace}".encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(secret)
+
+
+# Set, hash and sorted-set members: deterministic (Redis compares them byte for byte),
+# authenticated, bound to the namespace by the derived key and to this purpose here.
+_MEMBER_AD = b"cachekit-web/member/v1"
 
 
 def derived_signing_key(secret: str | bytes, framework: str) -> str:
@@ -119,6 +124,7 @@ class _Sealer:
         key = _hkdf(master, "aes-256-gcm", namespace)
         self.key_id = hashlib.sha256(b"cachekit-web/key-id/" + key).digest()[:KEY_ID_SIZE]
         self.aead = AESGCM(key)
+        self.siv = AESSIV(_hkdf(master, "aes-256-siv-members", namespace, 64))
         self.fingerprint = fingerprint(master)
 
 
@@ -147,6 +153,7 @@ class KeyRing:
         if signing_key:
             secret = signing_key.encode() if isinstance(signing_key, str) else signing_key
             self._mac_key = _hkdf(secret, "hmac-sha256", namespace)
+            self._member_mac = _hkdf(secret, "hmac-sha256-members", namespace)
             self._mac_base = hmac.new(self._mac_key, digestmod=hashlib.sha256)
             self._mac_id = hashlib.sha256(b"cachekit-web/key-id/" + self._mac_key).digest()[
                 :KEY_ID_SIZE
@@ -196,6 +203,33 @@ class KeyRing:
             return sealer.aead.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header + key)
         except InvalidTag:
             raise IntegrityError("authentication tag mismatch", code="E003") from None
+
+    def seal_member(self, payload: bytes) -> bytes:
+        """Deterministically seal a member: AES-SIV, HMAC-tagged when signing, else as is."""
+        if self._current is not None:
+            return self._current.siv.encrypt(payload, [_MEMBER_AD])
+        if self._mac_key is not None:
+            return payload + self._member_tag(payload)
+        return payload
+
+    def open_member(self, data: bytes) -> bytes:
+        """The payload of a sealed member (current key, then previous ones), or raise E003."""
+        if self._current is not None:
+            for sealer in (self._current, *self._openers.values()):
+                try:
+                    return sealer.siv.decrypt(data, [_MEMBER_AD])
+                except (InvalidTag, ValueError):
+                    continue
+            raise IntegrityError("member failed authentication", code="E003")
+        if self._mac_key is not None:
+            payload, tag = data[:-MAC_SIZE], data[-MAC_SIZE:]
+            if len(data) < MAC_SIZE or not hmac.compare_digest(tag, self._member_tag(payload)):
+                raise IntegrityError("member signature mismatch", code="E003")
+            return payload
+        return data
+
+    def _member_tag(self, payload: bytes) -> bytes:
+        return hmac.new(self._member_mac, _MEMBER_AD + payload, hashlib.sha256).digest()[:MAC_SIZE]
 
     def sign(self, header: bytes, key: bytes, payload: bytes) -> bytes:
         """Return payload followed by its truncated HMAC-SHA256."""

@@ -352,6 +352,16 @@ REGISTRY: dict[str, ErrorSpec] = {
             causes=("a cache call was made after close()",),
             fix="Create a new client, or do not close a client that is still in use.",
         ),
+        _spec(
+            "E069", "Operation not supported by this backend", "usage",
+            retryable=False, slo=False,
+            causes=(
+                "sets, hashes, sorted sets or get_client() were used on the in-process "
+                "memory:// backend, which only stores values",
+                "the backend in use does not implement this operation yet",
+            ),
+            fix="Use a Redis URL (redis://, rediss://, unix://) for these operations.",
+        ),
     )
 }
 
@@ -436,6 +446,12 @@ class ClientClosedError(CachekitError, RuntimeError):
     """The client was used after close() (E068)."""
 
     default_code = "E068"
+
+
+class UnsupportedOperationError(CachekitError, NotImplementedError):
+    """The backend cannot do this operation, e.g. sets on memory:// (E069)."""
+
+    default_code = "E069"
 
 
 class BackendError(CachekitError):

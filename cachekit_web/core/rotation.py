@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from .backends import Backend
+from .backends import Backend, redis_int
 from .codec import F_ENCRYPTED, VERSION_1, Codec
 from .errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 
@@ -45,6 +45,7 @@ class RotationReport:
     resealed: int = 0  # in a dry run: would be re-sealed
     current: int = 0  # already under the current key: skipped, no write
     replaced: int = 0  # rewritten concurrently under the current key: kept
+    counters: int = 0  # Redis integers (counters are not sealed: docs/security.md)
     unreadable: int = 0  # no key opens it, or not a cachekit-web frame: left alone
     expired: int = 0  # past its sealed expiry: left for Redis to drop
     gone: int = 0  # deleted or expired between the scan and the read
@@ -113,6 +114,9 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
     for name, key, frame in zip(names, raw_keys, backend.get_many(names), strict=True):
         if frame is None:  # gone, or not a string value
             report.gone += 1
+            continue
+        if redis_int(frame) is not None:  # a counter: stored unsealed, nothing to rotate
+            report.counters += 1
             continue
         try:
             expiry = Codec.expiry_of(frame)
@@ -206,7 +210,7 @@ def sample_keys(backend: Backend, codec: Codec, limit: int = 1000) -> KeySample:
     for keys in backend.scan_prefix(_namespace_prefix(codec), min(limit, BATCH)):
         names = [k.decode(errors="replace") for k in keys[:limit - sample.sampled]]
         for frame in backend.get_many(names):
-            if frame is None:
+            if frame is None or redis_int(frame) is not None:  # counters are not sealed
                 continue
             sample.sampled += 1
             key_id = Codec.key_id_of(frame)

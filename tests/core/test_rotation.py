@@ -19,6 +19,7 @@ from cachekit_web import CacheClient
 from cachekit_web.cli import main, rotate_keys
 from cachekit_web.core.codec import HEADER2_SIZE, HEADER_SIZE, Codec
 from cachekit_web.core.rotation import RotationReport, rotate, rotation_status
+from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import KEY_A, KEY_B, SIGNING, MakeClient
 
@@ -184,11 +185,22 @@ def test_concurrent_writers_during_rotation_keep_their_values(
     assert rotate(new.backend, new.codec).resealed == 0
 
 
+def test_counters_are_counted_apart_not_unreadable(
+        clients: tuple[CacheClient, CacheClient], namespace: str) -> None:
+    old, new = clients
+    fill(old, 5)
+    old.incr("hits", default=0)  # a Redis integer: counters are not sealed
+    report = rotate(new.backend, new.codec)
+    assert (report.resealed, report.counters, report.unreadable) == (5, 1, 0)
+    assert new.get("hits") == 1
+    assert "previous key" not in rotation_status(new.backend, new.codec)
+
+
 def test_dry_run_counts_and_writes_nothing(
         clients: tuple[CacheClient, CacheClient], raw: redis.Redis, namespace: str) -> None:
     old, new = clients
     fill(old, 300)
-    new.set("already", 1, 60)
+    new.set("already", "current", 60)
     before = snapshot(raw, namespace)
     writes = _write_calls(raw)
 
@@ -232,27 +244,35 @@ def test_interrupted_run_resumes_where_it_stopped(
 
 
 def test_cli_interrupted_by_sigint_then_finished(
-        clients: tuple[CacheClient, CacheClient], redis_url: str, namespace: str,
-        raw: redis.Redis) -> None:
+        clients: tuple[CacheClient, CacheClient], own_redis: EmbeddedRedis,
+        namespace: str) -> None:
     old, _ = clients
     n = 4000
+    raw = redis.Redis.from_url(own_redis.url)
     pipe = raw.pipeline(transaction=False)  # many entries, quickly: frames made by the codec
     for i in range(n):
         fk = old.full_key(f"k{i}")
-        pipe.set(fk, old.codec.encode(fk.encode(), i, None, time.time() + 600), px=600_000)
+        pipe.set(fk, old.codec.encode(fk.encode(), f"v{i}", None, time.time() + 600),
+                 px=600_000)
     pipe.execute()
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CACHEKIT_") or k == "CACHEKIT_SPOOL_DIR"}
     env.update(CACHEKIT_MASTER_KEY=KEY_B, CACHEKIT_PREVIOUS_MASTER_KEYS=KEY_A,
                CACHEKIT_NAMESPACE=namespace, PYTHONPATH=ROOT)
-    cmd = [sys.executable, "-m", "cachekit_web.cli", "rotate", redis_url, "--batch", "50"]
+    cmd = [sys.executable, "-m", "cachekit_web.cli", "rotate", own_redis.url, "--batch", "50"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
         assert proc.stderr is not None
         first_line = proc.stderr.readline()  # the first tenth is done: interrupt now
         assert first_line.startswith("rotate: "), first_line
-        proc.send_signal(signal.SIGINT)
+        # Hold the run where it is (its next Redis call blocks), so it cannot finish
+        # before the signal lands, however fast the machine.
+        own_redis.pause()
+        try:
+            proc.send_signal(signal.SIGINT)
+        finally:
+            own_redis.resume()
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
@@ -267,6 +287,7 @@ def test_cli_interrupted_by_sigint_then_finished(
     assert finish.returncode == 0, finish.stdout + finish.stderr
     assert f"re-sealed {n - done} of {n} entries, current {done}" in finish.stdout
     assert old.codec.keyring.key_id not in {key_id(v) for v in snapshot(raw, namespace).values()}
+    raw.close()
 
 
 def test_unreadable_entries_are_left_alone_and_counted(

@@ -14,7 +14,7 @@ import redis
 from cachekit_web import CacheClient
 from cachekit_web.core.codec import Codec
 
-from .conftest import MODES, SIGNING, MakeClient, v1_frame
+from .conftest import KEY_A, MODES, SIGNING, MakeClient, v1_frame
 
 F_PICKLE, F_ZLIB = 0x04, 0x08
 
@@ -134,7 +134,8 @@ def test_touch_and_incr_keep_a_correct_expiry(make_client: MakeClient, raw: redi
 
 
 def test_replayed_counter_is_a_miss_for_incr(make_client: MakeClient, raw: redis.Redis) -> None:
-    c: CacheClient = make_client(SIGNING_KEY=SIGNING)
+    # Sealed counters are ENCRYPTION=required's; by default they are Redis integers.
+    c: CacheClient = make_client(MASTER_KEY=KEY_A, ENCRYPTION="required")
     assert c.set("n", 5, 0.2)
     frame = raw.get(c.full_key("n"))
     assert frame is not None

@@ -50,11 +50,14 @@ def mutate(frame: bytes, m: tuple[str, Any]) -> bytes:
 VALUES = [7, "text", {"a": [1, (2, 3)], "b": b"\0" * 2000}, (1, {2, 3}), None]
 
 
-@pytest.fixture(params=list(MODES))
+FUZZ_MODES = {**MODES, "required": {**MODES["encrypted"], "ENCRYPTION": "required"}}
+
+
+@pytest.fixture(params=list(FUZZ_MODES))
 def fuzz_client(request: pytest.FixtureRequest, redis_url: str, namespace: str
                 ) -> Iterator[tuple[str, CacheClient]]:
     c = CacheClient.from_url(redis_url, NAMESPACE=f"{namespace}-{request.param}",
-                             COMPRESS_MIN_SIZE=64, LOG_INTERVAL=3600, **MODES[request.param])
+                             COMPRESS_MIN_SIZE=64, LOG_INTERVAL=3600, **FUZZ_MODES[request.param])
     yield request.param, c
     c.close()
 
@@ -68,6 +71,8 @@ def test_mutated_frames_never_raise_or_pass(fuzz_client: tuple[str, CacheClient]
                                             stale: bool, m: tuple[str, Any], op: str) -> None:
     mode, c = fuzz_client
     value = VALUES[value_no]
+    if type(value) is int and c.codec.raw_ints:
+        return  # by default a counter is a Redis integer, unsealed by design (docs/security.md)
     assert c.set("k", value, ttl, stale_ttl=30 if stale and ttl else None)
     fk = c.full_key("k")
     frame = raw.get(fk)

@@ -23,7 +23,7 @@ def _nonce(frame: bytes) -> bytes:
 def test_libc_fork_child_and_parent_never_repeat_a_nonce(redis_url: str, namespace: str,
                                                          raw: redis.Redis) -> None:
     parent = CacheClient.from_url(redis_url, MASTER_KEY=KEY_A, NAMESPACE=namespace)
-    assert parent.set("before", 0, 60)  # first use of the nonce source before the fork
+    assert parent.set("before", [0], 60)  # first use of the nonce source before the fork
     libc = ctypes.CDLL(None, use_errno=True)
     pids = []
     for child_no in range(2):
@@ -34,14 +34,14 @@ def test_libc_fork_child_and_parent_never_repeat_a_nonce(redis_url: str, namespa
             try:
                 child = CacheClient.from_url(redis_url, MASTER_KEY=KEY_A, NAMESPACE=namespace)
                 for i in range(N):
-                    child.set(f"c{child_no}-{i}", i, 60)
+                    child.set(f"c{child_no}-{i}", [i], 60)
                 child.close()
                 code = 0
             finally:
                 os._exit(code)
         pids.append(pid)
     for i in range(N):
-        parent.set(f"p-{i}", i, 60)
+        parent.set(f"p-{i}", [i], 60)
     for pid in pids:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0

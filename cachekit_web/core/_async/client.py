@@ -10,12 +10,15 @@ This is the async source; ``core/_sync/client.py`` is generated from it.
 
 from __future__ import annotations
 
+import builtins
+import re
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
-from ..backends import AsyncBackend, make_async_backend
+from ..backends import AsyncBackend, is_int64, make_async_backend, redis_glob, user_lock_key
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
@@ -28,6 +31,7 @@ from ..clientbase import (
     Deferred,
     Result,
     Unavailable,
+    _cas_pause,
     _ClientBase,
     _follower_result,
     _remaining,
@@ -36,8 +40,20 @@ from ..clientbase import (
     log,
 )
 from ..codec import Codec, Entry
-from ..errors import CachekitError, DeserializationError, IntegrityError
-from ..flavours import AsyncFlights, AsyncSlot, async_compute_value, async_share_backend
+from ..errors import (
+    CachekitError,
+    DeserializationError,
+    IntegrityError,
+    LockTimeoutError,
+    UnsupportedOperationError,
+)
+from ..flavours import (
+    AsyncFlights,
+    AsyncSlot,
+    async_compute_value,
+    async_share_backend,
+    async_sleep,
+)
 from ..health import HealthReport
 from ..metrics import Metrics
 from ..settings import Settings
@@ -203,8 +219,17 @@ class AsyncCacheClient(_ClientBase):
 
     # -- writes ------------------------------------------------------------
     async def set(self, key: str, value: Any, timeout: Any = DEFAULT, *,
-                  stale_ttl: float | None = None) -> bool:
-        """Store ``value``; timeout None = forever, <= 0 deletes. False if dropped."""
+                  stale_ttl: float | None = None, nx: bool = False, xx: bool = False) -> bool:
+        """Store ``value``; timeout None = forever, <= 0 deletes. False if not stored.
+
+        ``nx=True``: only if absent (as add); ``xx=True``: only if present.
+        Fail-open answer: False (the key is then deleted once Redis answers, since
+        what it holds may be stale).
+        """
+        if nx and xx:
+            raise ValueError("set() takes nx or xx, not both")
+        if nx:
+            return await self.add(key, value, timeout)
         fk = self.full_key(key)
         ttl = self._ttl(timeout)
         if ttl is not None and ttl <= 0:
@@ -214,12 +239,17 @@ class AsyncCacheClient(_ClientBase):
         if stale_ttl and ttl is not None:
             fresh_until, ttl = self.clock() + ttl, ttl + stale_ttl
         data = self._encode(fk, value, fresh_until, ttl)
-        ok: bool | Unavailable = await self._call("set", self.backend.set, fk, data, ttl)
+        if xx:
+            ok: bool | Unavailable = await self._call(
+                "set", lambda: self.backend.set(fk, data, ttl, xx=True))
+        else:
+            ok = await self._call("set", self.backend.set, fk, data, ttl)
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
             self._deferred("set", 1)
             return False
-        self.metrics.count("sets")
+        if ok:
+            self.metrics.count("sets")
         return bool(ok)
 
     async def add(self, key: str, value: Any, timeout: Any = DEFAULT) -> bool:
@@ -322,43 +352,85 @@ class AsyncCacheClient(_ClientBase):
             return False
         return stored is not None and await self.backend.touch(fk, physical[0])
 
-    async def incr(self, key: str, delta: int = 1, *, default: int | None = None) -> int | None:
-        """Atomically add ``delta``; None if the key is missing (and no default) or unavailable."""
+    async def incr(self, key: str, delta: int = 1, *, default: int | None = None,
+                   ignore_key_check: bool = False) -> int | None:
+        """Add ``delta`` atomically and return the new value.
+
+        A missing key is created at ``default + delta`` (``ignore_key_check=True`` means a
+        default of 0, as in django-redis) with DEFAULT_TIMEOUT; without a default it stays
+        missing and the answer is None. ValueError if the value is not an integer.
+        Fail-open answer (breaker open, Redis down): None, nothing written.
+
+        By default this is one server-side INCRBY on a Redis integer (not sealed, see
+        docs/security.md). With ENCRYPTION=required the counter stays sealed and is
+        updated by a server-side compare-and-set, retried (with jittered pauses) until it
+        lands: contention slows a caller down, it never fails it.
+        """
+        if ignore_key_check and default is None:
+            default = 0
         fk = self.full_key(key)
-        seen: list[int] = []
-        unreadable: list[bool] = []
-
-        def bump(raw: bytes) -> bytes:
-            entry = self._decode(fk, raw)  # a bad or expired entry is a miss (counted, dropped)
-            if entry is None:
-                unreadable[:] = [True]
-                return raw  # left as it was; replaced below when there is a default
-            if not isinstance(entry.value, int) or isinstance(entry.value, bool):
-                raise DeserializationError("value is not an integer", code="E021")
-            seen[:] = [entry.value + delta]
-            return self.codec.encode(fk.encode(), seen[0], entry.fresh_until, entry.expires_at)
-
-        async def run() -> int | None:
-            if await self.backend.update(fk, bump) is not None and not unreadable:
-                return seen[0]
-            if default is None:
-                return None
-            value, ttl = default + delta, self._ttl(DEFAULT)
-            if await self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
-                                      nx=not unreadable):
-                self.pending.discard(fk)  # replaced: the remembered delete would lose it
-                return value
-            return seen[0] if await self.backend.update(fk, bump) is not None and seen else None
-
         try:
-            result: int | Unavailable | None = await self._call("incr", run)
+            result: int | Unavailable | None = await self._call(
+                "incr", self._incr, fk, delta, default, self._ttl(DEFAULT))
         except (IntegrityError, DeserializationError) as exc:
-            raise ValueError(f"cannot increment {key!r}: {exc.message}") from exc
+            raise ValueError(f"cannot increment {key!r}: {exc.message}") from None
         return None if result is UNAVAILABLE else result
 
-    async def decr(self, key: str, delta: int = 1, *, default: int | None = None) -> int | None:
-        """Atomically subtract ``delta``; see incr."""
-        return await self.incr(key, -delta, default=default)
+    async def _incr(self, fk: str, delta: int, default: int | None,
+                    ttl: float | None) -> int | None:
+        current: bytes | None
+        if self.codec.raw_ints and is_int64(delta) and (default is None or is_int64(default)) \
+                and hasattr(self.backend, "incr"):
+            got = await self.backend.incr(fk, delta, default, ttl)
+            if not isinstance(got, bytes):
+                return got  # the new value, or None: missing and no default
+            current = got  # a sealed frame, or an integer INCRBY would overflow
+        else:
+            current = await self.backend.get(fk)
+        attempt = 0
+        while True:  # each lost round means another writer's update landed: progress
+            if current is None:
+                if default is None:
+                    return None
+                value = default + delta
+                if await self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
+                                          nx=True):
+                    self.pending.discard(fk)  # replaced: the remembered delete would lose it
+                    return value
+                current = await self.backend.get(fk)
+                continue
+            entry = self._decode(fk, current)  # a bad or expired entry is a miss (counted)
+            if entry is None:
+                if default is None:
+                    return None
+                value, keep = default + delta, False
+                new = self._encode(fk, value, None, ttl)
+            else:
+                if type(entry.value) is not int:
+                    raise DeserializationError("value is not an integer", code="E021")
+                value, keep = entry.value + delta, True
+                new = self.codec.encode(fk.encode(), value, entry.fresh_until, entry.expires_at)
+            swapped, current = await self._compare_and_set(fk, current, new, ttl, keep)
+            if swapped:
+                if entry is None:
+                    self.pending.discard(fk)
+                return value
+            await async_sleep(_cas_pause(attempt))
+            attempt += 1
+
+    async def _compare_and_set(self, fk: str, expected: bytes, new: bytes, ttl: float | None,
+                               keep: bool) -> tuple[bool, bytes | None]:
+        cas = getattr(self.backend, "compare_and_set", None)
+        if cas is not None:
+            return await cas(fk, expected, new, ttl=ttl, keep_ttl=keep)  # type: ignore[no-any-return]
+        # A backend without a server-side compare-and-set: its optimistic update.
+        stored = await self.backend.update(fk, lambda cur: new if cur == expected else cur)
+        return (True, None) if stored is not None and stored is new else (False, stored)
+
+    async def decr(self, key: str, delta: int = 1, *, default: int | None = None,
+                   ignore_key_check: bool = False) -> int | None:
+        """Subtract ``delta`` atomically; see incr (same fail-open answer: None)."""
+        return await self.incr(key, -delta, default=default, ignore_key_check=ignore_key_check)
 
     async def clear(self) -> int:
         """Delete every key in this namespace (SCAN, never FLUSHDB); replayed if unavailable."""
@@ -416,6 +488,408 @@ class AsyncCacheClient(_ClientBase):
     async def bump_version(self, name: str) -> bool | Deferred:
         """Retire ``name``'s version token, so no key built from it is read again."""
         return await self._delete(self._version_key(name))
+
+    # -- expiry (django-redis names) ------------------------------------------
+    async def pttl(self, key: str) -> int | None:
+        """Milliseconds left; None for no expiry; 0 for missing. Fail-open answer: 0."""
+        left = await self.ttl(key)
+        return None if left is None else round(left * 1000)
+
+    async def expire(self, key: str, timeout: float) -> bool:
+        """Give ``key`` ``timeout`` seconds to live (<= 0 deletes it); False if missing.
+
+        The value is re-sealed with its new expiry when it carries one. Fail-open answer:
+        False.
+        """
+        if timeout <= 0:
+            return await self.delete(key) is True
+        return await self.touch(key, timeout)
+
+    async def pexpire(self, key: str, timeout_ms: int) -> bool:
+        """expire() in milliseconds. Fail-open answer: False."""
+        return await self.expire(key, timeout_ms / 1000)
+
+    async def expire_at(self, key: str, when: datetime | float) -> bool:
+        """Expire ``key`` at ``when`` (a datetime or Unix seconds). Fail-open answer: False."""
+        at = when.timestamp() if isinstance(when, datetime) else float(when)
+        return await self.expire(key, at - self.clock())
+
+    async def pexpire_at(self, key: str, when: datetime | int) -> bool:
+        """expire_at() with Unix milliseconds (or a datetime). Fail-open answer: False."""
+        return await self.expire_at(key, when if isinstance(when, datetime) else when / 1000)
+
+    async def persist(self, key: str) -> bool:
+        """Remove ``key``'s expiry; False if missing. Fail-open answer: False."""
+        return await self.touch(key, None)
+
+    # -- keys in this namespace ----------------------------------------------
+    async def iter_keys(self, pattern: str = "*", itersize: int | None = None
+                        ) -> AsyncIterator[str]:
+        """Yield this namespace's keys matching the Redis glob ``pattern`` (SCAN, lazily).
+
+        The pattern only matches after the namespace prefix, so no other namespace's key
+        (nor an internal lock key) is ever listed. Fail-open answer: nothing.
+        """
+        scan = self._require("scan_match", "iter_keys")
+        batches = scan(self._match(pattern), itersize or 1000)
+        cut = len(self._prefix)
+        while True:
+            try:
+                batch: list[bytes] | Unavailable = await self._call("keys", batches.__anext__)
+            except StopAsyncIteration:
+                return
+            if batch is UNAVAILABLE:
+                return
+            for k in batch:
+                yield k.decode("utf-8", "surrogateescape")[cut:]
+
+    async def keys(self, pattern: str = "*") -> list[str]:
+        """This namespace's keys matching ``pattern`` (see iter_keys). Fail-open: []."""
+        return [k async for k in self.iter_keys(pattern)]
+
+    async def delete_pattern(self, pattern: str, itersize: int | None = None) -> int:
+        """Delete this namespace's keys matching ``pattern``; how many were deleted.
+
+        Fail-open answer: 0, and the whole namespace is cleared once Redis answers (a
+        pattern cannot be replayed key by key, and a lost invalidation would serve
+        stale values).
+        """
+        scan = self._require("scan_match", "delete_pattern")
+        match = self._match(pattern)
+
+        async def run() -> int:
+            removed = 0
+            async for batch in scan(match, itersize or 1000):
+                removed += await self.backend.delete_many([k.decode("utf-8", "surrogateescape")
+                                                           for k in batch])
+            return removed
+
+        n: int | Unavailable = await self._call("delete_pattern", run)
+        if n is UNAVAILABLE:
+            self.pending.clear_all()
+            self._deferred("delete_pattern", 1)
+            return 0
+        self.metrics.count("deletes", int(n))
+        return int(n)
+
+    # -- locks -----------------------------------------------------------------
+    def lock(self, name: str, timeout: float | None = None, sleep: float = 0.1,
+             blocking: bool = True, blocking_timeout: float | None = None,
+             thread_local: bool = True) -> AsyncCacheLock:
+        """A distributed lock with redis-py's Lock semantics, usable with ``with``.
+
+        Its Redis key is derived from ``name`` in this namespace and can equal neither a
+        cache key nor a recompute lock. Fail-open answer: acquire() is False (a lock
+        that cannot be held is never granted), and ``with`` raises E050.
+        """
+        lock = self.backend.lock(user_lock_key(self.full_key(name)), timeout, sleep=sleep,
+                                 thread_local=thread_local)
+        return AsyncCacheLock(self, lock, blocking, blocking_timeout)
+
+    # -- sets ----------------------------------------------------------------
+    async def sadd(self, key: str, *members: Any) -> int:
+        """Add members to a set; how many were new. Fail-open answer: 0."""
+        return int(await self._write(key, 0, "sadd", *self._members_in(members)))
+
+    async def srem(self, key: str, *members: Any) -> int:
+        """Remove members from a set; how many were there. Fail-open answer: 0."""
+        return int(await self._write(key, 0, "srem", *self._members_in(members)))
+
+    async def smembers(self, key: str) -> builtins.set[Any]:
+        """Every member of a set. Fail-open answer: an empty set."""
+        return builtins.set(self._members_out(await self._read(key, [], "smembers")))
+
+    async def sismember(self, key: str, member: Any) -> bool:
+        """Whether ``member`` is in the set. Fail-open answer: False."""
+        return bool(await self._read(key, False, "sismember", self.codec.pack_member(member)))
+
+    async def smismember(self, key: str, *members: Any) -> list[bool]:
+        """For each member, whether it is in the set. Fail-open answer: all False."""
+        got = await self._read(key, [0] * len(members), "smismember",
+                               self._members_in(members))
+        return [bool(x) for x in got]
+
+    async def scard(self, key: str) -> int:
+        """How many members the set has. Fail-open answer: 0."""
+        return int(await self._read(key, 0, "scard"))
+
+    async def sinter(self, *keys: str) -> builtins.set[Any]:
+        """The members every set has. Fail-open answer: an empty set."""
+        return builtins.set(self._members_out(await self._multi(keys, [], "sinter")))
+
+    async def sunion(self, *keys: str) -> builtins.set[Any]:
+        """The members any set has. Fail-open answer: an empty set."""
+        return builtins.set(self._members_out(await self._multi(keys, [], "sunion")))
+
+    async def sdiff(self, *keys: str) -> builtins.set[Any]:
+        """The first set's members that no other set has. Fail-open answer: an empty set."""
+        return builtins.set(self._members_out(await self._multi(keys, [], "sdiff")))
+
+    async def sinterstore(self, dest: str, *keys: str) -> int:
+        """Store sinter(*keys) in ``dest``; its size. Fail-open answer: 0."""
+        return await self._multi_store(dest, keys, "sinterstore")
+
+    async def sunionstore(self, dest: str, *keys: str) -> int:
+        """Store sunion(*keys) in ``dest``; its size. Fail-open answer: 0."""
+        return await self._multi_store(dest, keys, "sunionstore")
+
+    async def sdiffstore(self, dest: str, *keys: str) -> int:
+        """Store sdiff(*keys) in ``dest``; its size. Fail-open answer: 0."""
+        return await self._multi_store(dest, keys, "sdiffstore")
+
+    async def smove(self, source: str, destination: str, member: Any) -> bool:
+        """Move ``member`` from one set to another; False if it was not in ``source``.
+
+        Fail-open answer: False."""
+        src, dst = self.full_key(source), self.full_key(destination)
+        got = await self._guarded("smove", (src, dst), False, "smove", src, dst,
+                                  self.codec.pack_member(member))
+        return bool(got)
+
+    async def spop(self, key: str, count: int | None = None) -> Any:
+        """Remove and return a random member (None if empty), or a set of ``count``.
+
+        Fail-open answer: None (an empty set with ``count``)."""
+        got = await self._write(key, None, "spop", count)
+        return self._popped(got, count, builtins.set)
+
+    async def srandmember(self, key: str, count: int | None = None) -> Any:
+        """A random member (None if empty), or a list of ``count`` (negative: may repeat).
+
+        Fail-open answer: None (an empty list with ``count``)."""
+        got = await self._read(key, None, "srandmember", count)
+        return self._popped(got, count, list)
+
+    async def sscan(self, key: str, match: str | None = None, count: int = 10) -> builtins.set[Any]:
+        """The set's members, read with SSCAN. Fail-open answer: an empty set.
+
+        ``match`` filters the decoded members with a Redis glob (members are sealed, so
+        Redis cannot match them itself).
+        """
+        return {m async for m in self.sscan_iter(key, match, count)}
+
+    async def sscan_iter(self, key: str, match: str | None = None, count: int = 10
+                         ) -> AsyncIterator[Any]:
+        """Yield the set's members with SSCAN (see sscan). Fail-open answer: nothing."""
+        fk = self.full_key(key)
+        keep = None if match is None else re.compile(redis_glob(match), re.DOTALL)
+        cursor = 0
+        while True:
+            got = await self._guarded("sscan", (fk,), None, "sscan", fk, cursor, None, count)
+            if got is None:
+                return
+            cursor, raws = got
+            for m in self._members_out(raws):
+                if keep is None or (isinstance(m, str) and keep.match(m)):
+                    yield m
+            if not cursor:
+                return
+
+    # -- hashes --------------------------------------------------------------
+    async def hset(self, key: str, field: Any, value: Any = None, *,
+                   mapping: Mapping[Any, Any] | None = None) -> int:
+        """Set hash fields (``field``/``value`` and/or ``mapping``); how many were new.
+
+        Values are sealed frames bound to their key and field. Fail-open answer: 0."""
+        fk = self.full_key(key)
+        items = dict(mapping or {})
+        if field is not None:
+            items[field] = value
+        encoded: dict[bytes, bytes] = {}
+        for f, v in items.items():
+            fb = self.codec.pack_member(f)
+            encoded[fb] = self._seal_field(fk, fb, v)
+        return int(await self._write(key, 0, "hset", mapping=encoded))
+
+    async def hget(self, key: str, field: Any, default: Any = None) -> Any:
+        """A hash field's value, or ``default``. Fail-open answer: ``default``."""
+        fk = self.full_key(key)
+        fb = self.codec.pack_member(field)
+        raw = await self._read(key, None, "hget", fb)
+        return default if raw is None else self._open_field(fk, fb, raw, default)
+
+    async def hmget(self, key: str, *fields: Any) -> list[Any]:
+        """Several fields' values (None where absent). Fail-open answer: all None."""
+        fk = self.full_key(key)
+        fbs = self._members_in(fields)
+        raws = await self._read(key, [None] * len(fbs), "hmget", fbs)
+        return [None if r is None else self._open_field(fk, fb, r, None)
+                for fb, r in zip(fbs, raws, strict=True)]
+
+    async def hgetall(self, key: str) -> dict[Any, Any]:
+        """The whole hash. Fail-open answer: {}."""
+        fk = self.full_key(key)
+        raw = await self._read(key, {}, "hgetall")
+        out: dict[Any, Any] = {}
+        for fb, r in raw.items():
+            f = self._member_out(fb)
+            v = self._open_field(fk, fb, r, _MISSING)
+            if f is not _MISSING and v is not _MISSING:
+                out[f] = v
+        return out
+
+    async def hdel(self, key: str, *fields: Any) -> int:
+        """Delete hash fields; how many existed. Fail-open answer: 0."""
+        return int(await self._write(key, 0, "hdel", *self._members_in(fields)))
+
+    async def hlen(self, key: str) -> int:
+        """How many fields the hash has. Fail-open answer: 0."""
+        return int(await self._read(key, 0, "hlen"))
+
+    async def hkeys(self, key: str) -> list[Any]:
+        """The hash's fields. Fail-open answer: []."""
+        return self._members_out(await self._read(key, [], "hkeys"))
+
+    async def hexists(self, key: str, field: Any) -> bool:
+        """Whether the hash has ``field``. Fail-open answer: False."""
+        return bool(await self._read(key, False, "hexists", self.codec.pack_member(field)))
+
+    # -- sorted sets ---------------------------------------------------------
+    async def zadd(self, key: str, mapping: Mapping[Any, float], nx: bool = False,
+                   xx: bool = False, ch: bool = False, incr: bool = False, gt: bool = False,
+                   lt: bool = False) -> Any:
+        """Add members with scores (scores stay numbers); how many were added (or changed,
+        with ``ch``; the new score with ``incr``). Fail-open answer: 0 (None with incr)."""
+        encoded = {self.codec.pack_member(m): float(s) for m, s in mapping.items()}
+        got = await self._write(key, None if incr else 0, "zadd", encoded, nx=nx, xx=xx, ch=ch,
+                                incr=incr, gt=gt, lt=lt)
+        return got if incr else int(got)
+
+    async def zrem(self, key: str, *members: Any) -> int:
+        """Remove members; how many were there. Fail-open answer: 0."""
+        return int(await self._write(key, 0, "zrem", *self._members_in(members)))
+
+    async def zincrby(self, key: str, amount: float, member: Any) -> float | None:
+        """Add ``amount`` to ``member``'s score; the new score. Fail-open answer: None."""
+        got = await self._write(key, None, "zincrby", amount, self.codec.pack_member(member))
+        return None if got is None else float(got)
+
+    async def zscore(self, key: str, member: Any) -> float | None:
+        """``member``'s score, None if absent. Fail-open answer: None."""
+        got = await self._read(key, None, "zscore", self.codec.pack_member(member))
+        return None if got is None else float(got)
+
+    async def zmscore(self, key: str, *members: Any) -> list[float | None]:
+        """Scores of several members (None where absent). Fail-open answer: all None."""
+        got = await self._read(key, [None] * len(members), "zmscore", self._members_in(members))
+        return [None if g is None else float(g) for g in got]
+
+    async def zrank(self, key: str, member: Any) -> int | None:
+        """``member``'s rank by ascending score, None if absent. Fail-open answer: None."""
+        return await self._read(key, None, "zrank", self.codec.pack_member(member))  # type: ignore[no-any-return]
+
+    async def zrevrank(self, key: str, member: Any) -> int | None:
+        """``member``'s rank by descending score, None if absent. Fail-open answer: None."""
+        return await self._read(key, None, "zrevrank", self.codec.pack_member(member))  # type: ignore[no-any-return]
+
+    async def zcard(self, key: str) -> int:
+        """How many members the sorted set has. Fail-open answer: 0."""
+        return int(await self._read(key, 0, "zcard"))
+
+    async def zcount(self, key: str, min: float | str, max: float | str) -> int:
+        """How many members score within [min, max]. Fail-open answer: 0."""
+        return int(await self._read(key, 0, "zcount", min, max))
+
+    async def zrange(self, key: str, start: int, end: int, desc: bool = False,
+                     withscores: bool = False) -> list[Any]:
+        """Members by rank (with their scores as (member, score) pairs). Fail-open: []."""
+        got = await self._read(key, [], "zrange", start, end, desc=desc, withscores=withscores)
+        return self._ranked(got, withscores)
+
+    async def zrevrange(self, key: str, start: int, end: int,
+                        withscores: bool = False) -> list[Any]:
+        """zrange by descending score. Fail-open answer: []."""
+        return await self.zrange(key, start, end, desc=True, withscores=withscores)
+
+    async def zrangebyscore(self, key: str, min: float | str, max: float | str,
+                            start: int | None = None, num: int | None = None,
+                            withscores: bool = False) -> list[Any]:
+        """Members scoring within [min, max], ascending. Fail-open answer: []."""
+        got = await self._read(key, [], "zrangebyscore", min, max, start=start, num=num,
+                               withscores=withscores)
+        return self._ranked(got, withscores)
+
+    async def zrevrangebyscore(self, key: str, max: float | str, min: float | str,
+                               start: int | None = None, num: int | None = None,
+                               withscores: bool = False) -> list[Any]:
+        """Members scoring within [min, max], descending. Fail-open answer: []."""
+        got = await self._read(key, [], "zrevrangebyscore", max, min, start=start, num=num,
+                               withscores=withscores)
+        return self._ranked(got, withscores)
+
+    async def zremrangebyscore(self, key: str, min: float | str, max: float | str) -> int:
+        """Remove members scoring within [min, max]; how many. Fail-open answer: 0."""
+        return int(await self._write(key, 0, "zremrangebyscore", min, max))
+
+    async def zremrangebyrank(self, key: str, start: int, end: int) -> int:
+        """Remove members ranked within [start, end]; how many. Fail-open answer: 0."""
+        return int(await self._write(key, 0, "zremrangebyrank", start, end))
+
+    async def zpopmin(self, key: str, count: int | None = None) -> Any:
+        """Remove and return the lowest-scored (member, score), None if empty; a list of
+        ``count`` pairs when given. Fail-open answer: None ([] with ``count``)."""
+        return self._pops(await self._write(key, [], "zpopmin", count), count)
+
+    async def zpopmax(self, key: str, count: int | None = None) -> Any:
+        """zpopmin for the highest scores. Fail-open answer: None ([] with ``count``)."""
+        return self._pops(await self._write(key, [], "zpopmax", count), count)
+
+    # -- the redis-py client -------------------------------------------------
+    def get_client(self) -> Any:
+        """The underlying redis-py client, for commands this API does not offer.
+
+        What goes through it is raw: not namespaced, not sealed, not guarded by the
+        breaker, and not readable by get() unless written by this client.
+        """
+        client = getattr(self.backend, "client", None)
+        if client is None:
+            raise UnsupportedOperationError(
+                f"{self.describe()} has no redis-py client", code="E069")
+        return client
+
+    raw = get_client
+
+    # -- collection plumbing ---------------------------------------------------
+    def _require(self, method: str, op: str) -> Any:
+        fn = getattr(self.backend, method, None)
+        if fn is None:
+            raise UnsupportedOperationError(
+                f"{op} is not supported by {self.describe()}", code="E069")
+        return fn
+
+    async def _guarded(self, op: str, fks: tuple[str, ...], fallback: Any, method: str,
+                       *args: Any, write: bool = False, **kwargs: Any) -> Any:
+        """One redis-py command under the breaker; ``fallback`` when it cannot run.
+
+        A write that could not run leaves the collection possibly stale: it is deleted
+        once Redis answers (as set() does)."""
+        command = self._require("command", op)
+        got = await self._call(op, lambda: command(method, *args, **kwargs))
+        if got is UNAVAILABLE:
+            if write:
+                self.pending.add(list(fks))
+                self._deferred(op, len(fks))
+            return fallback
+        return got
+
+    async def _read(self, key: str, fallback: Any, method: str, *args: Any,
+                    **kwargs: Any) -> Any:
+        fk = self.full_key(key)
+        return await self._guarded(method, (fk,), fallback, method, fk, *args, **kwargs)
+
+    async def _write(self, key: str, fallback: Any, method: str, *args: Any,
+                     **kwargs: Any) -> Any:
+        fk = self.full_key(key)
+        return await self._guarded(method, (fk,), fallback, method, fk, *args, write=True,
+                                   **kwargs)
+
+    async def _multi(self, keys: tuple[str, ...], fallback: Any, method: str) -> Any:
+        fks = tuple(self.full_key(k) for k in keys)
+        return await self._guarded(method, fks, fallback, method, *fks)
+
+    async def _multi_store(self, dest: str, keys: tuple[str, ...], method: str) -> int:
+        fks = (self.full_key(dest), *(self.full_key(k) for k in keys))
+        return int(await self._guarded(method, fks[:1], 0, method, *fks, write=True))
 
     # -- compute-once ------------------------------------------------------
     async def get_or_set(self, key: str, compute: Callable[[], Any], timeout: Any = DEFAULT,
@@ -562,3 +1036,54 @@ class AsyncCacheClient(_ClientBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class AsyncCacheLock:
+    """A distributed lock from ``client.lock()``: redis-py's Lock, guarded by the breaker."""
+
+    def __init__(self, client: AsyncCacheClient, inner: Any, blocking: bool,
+                 blocking_timeout: float | None) -> None:
+        self._client, self._inner = client, inner
+        self._blocking, self._blocking_timeout = blocking, blocking_timeout
+
+    async def acquire(self, blocking: bool | None = None,
+                      blocking_timeout: float | None = None) -> bool:
+        """Take the lock; False if not acquired in time, or if Redis cannot be reached."""
+        wait = self._blocking if blocking is None else blocking
+        limit = self._blocking_timeout if blocking_timeout is None else blocking_timeout
+        got = await self._client._call("lock", self._inner.acquire, wait, limit)
+        return got is True
+
+    async def release(self) -> None:
+        """Give the lock back; E050 if it was no longer held (it expired, as redis-py's
+        LockNotOwnedError). Unreachable Redis: nothing to do, the lock expires by itself."""
+        got = await self._client._call("unlock", self._inner.release)
+        if got is False:
+            raise LockTimeoutError("lock released but no longer held (it expired?)",
+                                   code="E050")
+
+    async def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        """Add time to the held lock; False if not held or unreachable."""
+        got = await self._client._call("lock_extend", self._inner.extend, additional_time,
+                                       replace_ttl)
+        return got is True
+
+    async def reacquire(self) -> bool:
+        """Reset the held lock's TTL to its timeout; False if not held or unreachable."""
+        return await self._client._call("lock_extend", self._inner.reacquire) is True
+
+    async def locked(self) -> bool:
+        """Whether anyone holds the lock. Fail-open answer: False."""
+        return await self._client._call("lock_state", self._inner.locked) is True
+
+    async def owned(self) -> bool:
+        """Whether this lock object holds it. Fail-open answer: False."""
+        return await self._client._call("lock_state", self._inner.owned) is True
+
+    async def __aenter__(self) -> AsyncCacheLock:
+        if await self.acquire():
+            return self
+        raise LockTimeoutError("could not acquire the lock", code="E050")
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()

@@ -7,7 +7,6 @@ The async source of the Redis backend; ``core/_sync/redis.py`` is generated from
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -19,6 +18,8 @@ from ..backends.common import (
     _PASSTHROUGH,
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
+    CAS_SCRIPT,
+    INCR_SCRIPT,
     ConnectRefused,
     ConnectTimeout,
     PoolExhausted,
@@ -26,6 +27,10 @@ from ..backends.common import (
     _escape_glob,
     _info_subset,
     _ms,
+    cas_args,
+    cas_result,
+    incr_args,
+    incr_result,
     pool_from_url,
     pool_options,
     translated,
@@ -111,6 +116,8 @@ class RedisBackend:
         self._url = redact_url(url)
         self.pool = pool_for(url, settings)
         self.client: Any = Redis(connection_pool=self.pool)  # redis-py typing is loose
+        self._incr = self.client.register_script(INCR_SCRIPT)
+        self._cas = self.client.register_script(CAS_SCRIPT)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
@@ -129,9 +136,10 @@ class RedisBackend:
         with translated():
             return cast("list[bytes | None]", self.client.mget(keys))
 
-    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+                  xx: bool = False) -> bool:
         with translated():
-            return bool(self.client.set(key, value, px=_ms(ttl), nx=nx))
+            return bool(self.client.set(key, value, px=_ms(ttl), nx=nx, xx=xx))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
@@ -174,6 +182,22 @@ class RedisBackend:
         with translated():
             return bool(self.client.exists(key))
 
+    def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None:
+        """INCRBY in one server-side step: the new value; None if missing (and no default);
+        the stored bytes when they are not a Redis integer (or would overflow)."""
+        with translated():
+            return incr_result(self._incr(keys=[key],
+                                                args=incr_args(delta, default, ttl)))
+
+    def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
+        with translated():
+            return cas_result(self._cas(keys=[key],
+                                              args=cas_args(expected, value, ttl, keep_ttl)))
+
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated():
             with self.client.pipeline(transaction=True) as pipe:
@@ -210,15 +234,24 @@ class RedisBackend:
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""
+        return self.scan_match(_escape_glob(prefix) + "*", count)
+
+    def scan_match(self, match: str, count: int = 1000) -> Any:
+        """Yield the keys matching the SCAN pattern ``match`` in batches (never KEYS)."""
         with translated():
             batch: list[bytes] = []
-            for k in self.client.scan_iter(match=_escape_glob(prefix) + "*", count=count):
+            for k in self.client.scan_iter(match=match, count=count):
                 batch.append(k)
                 if len(batch) >= _SCAN_BATCH:
                     yield batch
                     batch = []
             if batch:
                 yield batch
+
+    def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run one redis-py command method (sets, hashes, sorted sets, expiry) as is."""
+        with translated():
+            return getattr(self.client, name)(*args, **kwargs)
 
     def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix``, counting at most ``limit``."""
@@ -236,9 +269,10 @@ class RedisBackend:
                 removed += int(self.client.unlink(*batch))
         return removed
 
-    def lock(self, name: str, timeout: float) -> TranslatedLock:
-        return TranslatedLock(self.client.lock(name, timeout=timeout, sleep=0.01,
-                                                    thread_local=False))
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.01,
+             thread_local: bool = False) -> TranslatedLock:
+        return TranslatedLock(self.client.lock(name, timeout=timeout, sleep=sleep,
+                                                    thread_local=thread_local))
 
     def ping(self) -> float:
         start = time.perf_counter()
@@ -266,6 +300,37 @@ class TranslatedLock:
                 self._inner.acquire(blocking=blocking, blocking_timeout=blocking_timeout)
             )
 
-    def release(self) -> None:
-        with translated(), contextlib.suppress(redis.exceptions.LockError):
-            self._inner.release()
+    def release(self) -> bool:
+        """Give the lock back; False if it was no longer held (expired or released)."""
+        with translated():
+            try:
+                self._inner.release()
+            except redis.exceptions.LockError:
+                return False
+        return True
+
+    def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        """Add time to a held lock (or set it, with replace_ttl); False if not held."""
+        with translated():
+            try:
+                return bool(self._inner.extend(additional_time, replace_ttl))
+            except redis.exceptions.LockError:
+                return False
+
+    def reacquire(self) -> bool:
+        """Reset a held lock's TTL to its timeout; False if not held."""
+        with translated():
+            try:
+                return bool(self._inner.reacquire())
+            except redis.exceptions.LockError:
+                return False
+
+    def locked(self) -> bool:
+        """Whether anyone holds the lock."""
+        with translated():
+            return bool(self._inner.locked())
+
+    def owned(self) -> bool:
+        """Whether this lock object holds it."""
+        with translated():
+            return bool(self._inner.owned())

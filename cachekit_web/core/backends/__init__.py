@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -11,14 +12,33 @@ if TYPE_CHECKING:
     from ..settings import Settings
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def redis_int(raw: bytes) -> int | None:
+    """The integer a Redis string holds as INCRBY would read it (64-bit, canonical), else None."""
+    if not 0 < len(raw) <= 20 or not raw.lstrip(b"-").isdigit() or raw.startswith(b"--"):
+        return None
+    digits = raw.lstrip(b"-")
+    if (len(digits) > 1 and digits.startswith(b"0")) or raw == b"-0":
+        return None
+    n = int(raw)
+    return n if INT64_MIN <= n <= INT64_MAX else None
+
+
+def is_int64(value: object) -> bool:
+    """Whether ``value`` is a plain int (not bool) that Redis can hold as an integer."""
+    return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
 class LockLike(Protocol):
     """The part of a lock the client uses."""
 
     def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
         """Take the lock; False if not acquired in time."""
 
-    def release(self) -> None:
-        """Give the lock back."""
+    def release(self) -> bool | None:
+        """Give the lock back; False if it was no longer held."""
 
 
 class AsyncLockLike(Protocol):
@@ -27,8 +47,8 @@ class AsyncLockLike(Protocol):
     async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
         """Take the lock; False if not acquired in time."""
 
-    async def release(self) -> None:
-        """Give the lock back."""
+    async def release(self) -> bool | None:
+        """Give the lock back; False if it was no longer held."""
 
 
 class Backend(Protocol):
@@ -36,7 +56,8 @@ class Backend(Protocol):
 
     def get(self, key: str) -> bytes | None: ...
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
-    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool: ...
+    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+            xx: bool = False) -> bool: ...
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool: ...
     def delete(self, key: str) -> bool: ...
     def delete_many(self, keys: Sequence[str]) -> int: ...
@@ -45,10 +66,17 @@ class Backend(Protocol):
     def exists(self, key: str) -> bool: ...
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None: ...
     def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]: ...
+    def incr(self, key: str, delta: int, default: int | None,
+             ttl: float | None) -> int | bytes | None: ...
+    def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                        ttl: float | None = None,
+                        keep_ttl: bool = True) -> tuple[bool, bytes | None]: ...
     def delete_prefix(self, prefix: str) -> int: ...
     def scan_prefix(self, prefix: str, count: int = 1000) -> Iterator[list[bytes]]: ...
     def count_prefix(self, prefix: str, limit: int) -> int: ...
-    def lock(self, name: str, timeout: float) -> LockLike: ...
+    def scan_match(self, match: str, count: int = 1000) -> Iterator[list[bytes]]: ...
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.01,
+             thread_local: bool = False) -> LockLike: ...
     def ping(self) -> float: ...
     def info(self) -> dict[str, Any]: ...
     def close(self) -> None: ...
@@ -60,7 +88,7 @@ class AsyncBackend(Protocol):
     async def get(self, key: str) -> bytes | None: ...
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
     async def set(
-        self, key: str, value: bytes, ttl: float | None, *, nx: bool = False
+        self, key: str, value: bytes, ttl: float | None, *, nx: bool = False, xx: bool = False
     ) -> bool: ...
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool: ...
     async def delete(self, key: str) -> bool: ...
@@ -72,10 +100,17 @@ class AsyncBackend(Protocol):
     async def compare_and_set_many(
         self, items: Sequence[tuple[str, bytes, bytes]]
     ) -> list[bool]: ...
+    async def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None: ...
+    async def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]: ...
     async def delete_prefix(self, prefix: str) -> int: ...
     def scan_prefix(self, prefix: str, count: int = 1000) -> AsyncIterator[list[bytes]]: ...
     async def count_prefix(self, prefix: str, limit: int) -> int: ...
-    def lock(self, name: str, timeout: float) -> AsyncLockLike: ...
+    def scan_match(self, match: str, count: int = 1000) -> AsyncIterator[list[bytes]]: ...
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.01,
+             thread_local: bool = False) -> AsyncLockLike: ...
     async def ping(self) -> float: ...
     async def info(self) -> dict[str, Any]: ...
     async def close(self) -> None: ...
@@ -133,6 +168,39 @@ def lock_key(full_key: str) -> str:
     if hash_tag(full_key) is not None or "}" in full_key:
         return "!lock:" + full_key  # keeps the key's own {tag}
     return "{" + full_key + "}!lock"
+
+
+def user_lock_key(full_key: str) -> str:
+    """The key of ``lock(name)``: never a user key nor a recompute lock, same slot as the key."""
+    if hash_tag(full_key) is not None or "}" in full_key:
+        return "!user-lock:" + full_key
+    return "{" + full_key + "}!user-lock"
+
+
+def redis_glob(pattern: str) -> str:
+    """A regular expression matching what the Redis glob ``pattern`` matches (memory store)."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            out.append(re.escape(pattern[i + 1]))
+            i += 2
+            continue
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 2 if pattern[i + 1:i + 2] in ("^", "]") else i + 1)
+            body = pattern[i + 1:end]
+            neg = body.startswith("^")
+            body = body[1:] if neg else body
+            out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out) + r"\Z"
 
 
 # -- the factory registry ------------------------------------------------------

@@ -29,6 +29,57 @@ from . import redact_url, redispy, scheme_of
 _UPDATE_ATTEMPTS = 100
 _SCAN_BATCH = 500
 
+# incr: one server-side step. INCRBY when the key holds a Redis integer (created at
+# ARGV[2] with PX ARGV[3] first when missing and a default is given); nil when missing;
+# otherwise the stored bytes (a sealed frame, or an integer INCRBY would overflow),
+# which the client handles. A one-element array holds the new value as digits (a Lua
+# number is a double: returning INCRBY's integer through it would lose precision).
+INCR_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[2] == '' then return false end
+  if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2])
+  else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+end
+if pcall(redis.call, 'INCRBY', KEYS[1], ARGV[1]) then return {redis.call('GET', KEYS[1])} end
+return redis.call('GET', KEYS[1])
+"""
+
+# compare-and-set: replace the value only if it is still ARGV[1]; 1 when swapped,
+# else the current bytes (nil when missing), so a retry needs no extra GET.
+# ARGV[3]: 'keep' keeps the TTL, '' means no expiry, else PX milliseconds.
+CAS_SCRIPT = """
+local cur = redis.call('GET', KEYS[1])
+if cur ~= ARGV[1] then return cur end
+if ARGV[3] == 'keep' then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+elseif ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2])
+else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+"""
+
+
+def incr_args(delta: int, default: int | None, ttl: float | None) -> list[Any]:
+    """INCR_SCRIPT's ARGV."""
+    ms = _ms(ttl)
+    return [delta, "" if default is None else default, "" if ms is None else ms]
+
+
+def incr_result(reply: Any) -> int | bytes | None:
+    """INCR_SCRIPT's reply: the new value, the stored bytes, or None (missing)."""
+    return int(reply[0]) if isinstance(reply, list) else reply
+
+
+def cas_args(expected: bytes, value: bytes, ttl: float | None, keep_ttl: bool) -> list[Any]:
+    """CAS_SCRIPT's ARGV."""
+    ms = _ms(ttl)
+    return [expected, value, "keep" if keep_ttl else "" if ms is None else ms]
+
+
+def cas_result(reply: Any) -> tuple[bool, bytes | None]:
+    """(swapped, current bytes) from CAS_SCRIPT's reply."""
+    if isinstance(reply, int):
+        return True, None
+    return False, reply
+
 
 def _contention_pause(attempt: int) -> float:
     """Seconds to wait before retrying a WATCH update: jittered, so contenders fall out of step."""

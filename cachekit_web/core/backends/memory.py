@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -9,27 +10,51 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from . import INT64_MAX, INT64_MIN, redis_glob, redis_int
+
 
 class _MemoryLock:
     """A named lock with expiry, like a Redis lock but inside one process."""
 
-    def __init__(self, store: MemoryBackend, name: str, timeout: float) -> None:
+    def __init__(self, store: MemoryBackend, name: str, timeout: float | None,
+                 sleep: float = 0.005) -> None:
         self._store, self._name, self._timeout = store, name, timeout
         self._token = uuid.uuid4().hex
+        self._sleep = sleep
 
     def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
-        deadline = time.monotonic() + (blocking_timeout or 0.0)
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
         while True:
             if self._store.set(self._name, self._token.encode(), self._timeout, nx=True):
                 return True
-            if not blocking or time.monotonic() >= deadline:
+            if not blocking or (deadline is not None and time.monotonic() >= deadline):
                 return False
-            time.sleep(0.005)
+            time.sleep(self._sleep)
 
-    def release(self) -> None:
+    def release(self) -> bool:
         with self._store._lock:
             if self._store.get(self._name) == self._token.encode():
                 self._store.delete(self._name)
+                return True
+            return False
+
+    def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        with self._store._lock:
+            if not self.owned():
+                return False
+            left = self._store.ttl(self._name)
+            ttl = additional_time if replace_ttl or left is None else left + additional_time
+            return self._store.touch(self._name, ttl)
+
+    def reacquire(self) -> bool:
+        with self._store._lock:
+            return self.owned() and self._store.touch(self._name, self._timeout)
+
+    def locked(self) -> bool:
+        return self._store.exists(self._name)
+
+    def owned(self) -> bool:
+        return self._store.get(self._name) == self._token.encode()
 
 
 class MemoryBackend:
@@ -78,9 +103,10 @@ class MemoryBackend:
         with self._lock:
             return [self._live(k) for k in keys]
 
-    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
+    def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+            xx: bool = False) -> bool:
         with self._lock:
-            if nx and self._live(key) is not None:
+            if (nx and self._live(key) is not None) or (xx and self._live(key) is None):
                 return False
             self._store(key, value, self._expiry(ttl))
             return True
@@ -141,6 +167,34 @@ class MemoryBackend:
                 done.append(hit)
         return done
 
+    def incr(self, key: str, delta: int, default: int | None,
+             ttl: float | None) -> int | bytes | None:
+        """Like Redis' INCRBY script: new value, None if missing, else the stored bytes."""
+        with self._lock:
+            value = self._live(key)
+            if value is None:
+                if default is None:
+                    return None
+                value = str(default).encode()
+                self._store(key, value, self._expiry(ttl))
+            n = redis_int(value)
+            if n is None or not INT64_MIN <= n + delta <= INT64_MAX:
+                return value
+            self._data[key] = (str(n + delta).encode(), self._data[key][1])
+            return n + delta
+
+    def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                        ttl: float | None = None,
+                        keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current)."""
+        with self._lock:
+            current = self._live(key)
+            if current != expected:
+                return False, current
+            expires = self._data[key][1] if keep_ttl else self._expiry(ttl)
+            self._store(key, value, expires)
+            return True, None
+
     def delete_prefix(self, prefix: str) -> int:
         with self._lock:
             doomed = [k for k in self._data if k.startswith(prefix)]
@@ -164,8 +218,16 @@ class MemoryBackend:
         """How many live keys lie under ``prefix``, counting at most ``limit``."""
         return min(limit, len(self._live_keys(prefix)))
 
-    def lock(self, name: str, timeout: float) -> _MemoryLock:
-        return _MemoryLock(self, name, timeout)
+    def scan_match(self, match: str, count: int = 1000) -> Iterator[list[bytes]]:
+        """Yield the live keys matching the Redis glob ``match`` in batches."""
+        pattern = re.compile(redis_glob(match), re.DOTALL)
+        keys = [k for k in self._live_keys("") if pattern.match(k.decode())]
+        for i in range(0, len(keys), count):
+            yield keys[i:i + count]
+
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.005,
+             thread_local: bool = False) -> _MemoryLock:
+        return _MemoryLock(self, name, timeout, sleep)
 
     def ping(self) -> float:
         return 0.0
@@ -190,16 +252,28 @@ class _AsyncMemoryLock:
     async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
         import asyncio
 
-        deadline = time.monotonic() + (blocking_timeout or 0.0)
+        deadline = None if blocking_timeout is None else time.monotonic() + blocking_timeout
         while True:
             if self._inner.acquire(blocking=False):
                 return True
-            if not blocking or time.monotonic() >= deadline:
+            if not blocking or (deadline is not None and time.monotonic() >= deadline):
                 return False
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self._inner._sleep)
 
-    async def release(self) -> None:
-        self._inner.release()
+    async def release(self) -> bool:
+        return self._inner.release()
+
+    async def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        return self._inner.extend(additional_time, replace_ttl)
+
+    async def reacquire(self) -> bool:
+        return self._inner.reacquire()
+
+    async def locked(self) -> bool:
+        return self._inner.locked()
+
+    async def owned(self) -> bool:
+        return self._inner.owned()
 
 
 class AsyncMemoryBackend:
@@ -218,8 +292,9 @@ class AsyncMemoryBackend:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return self.store.get_many(keys)
 
-    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
-        return self.store.set(key, value, ttl, nx=nx)
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+                  xx: bool = False) -> bool:
+        return self.store.set(key, value, ttl, nx=nx, xx=xx)
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         return self.store.set_many(items, ttl)
@@ -245,6 +320,14 @@ class AsyncMemoryBackend:
     async def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
         """For each (key, old, new): write ``new`` only if ``key`` still holds ``old``."""
         return self.store.compare_and_set_many(items)
+    async def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None:
+        return self.store.incr(key, delta, default, ttl)
+
+    async def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        return self.store.compare_and_set(key, expected, value, ttl=ttl, keep_ttl=keep_ttl)
 
     async def delete_prefix(self, prefix: str) -> int:
         return self.store.delete_prefix(prefix)
@@ -258,8 +341,14 @@ class AsyncMemoryBackend:
         """How many live keys lie under ``prefix``, counting at most ``limit``."""
         return self.store.count_prefix(prefix, limit)
 
-    def lock(self, name: str, timeout: float) -> _AsyncMemoryLock:
-        return _AsyncMemoryLock(self.store.lock(name, timeout))
+    async def scan_match(self, match: str, count: int = 1000) -> AsyncIterator[list[bytes]]:
+        """Yield the live keys matching the Redis glob ``match`` in batches."""
+        for batch in self.store.scan_match(match, count):
+            yield batch
+
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.005,
+             thread_local: bool = False) -> _AsyncMemoryLock:
+        return _AsyncMemoryLock(self.store.lock(name, timeout, sleep=sleep))
 
     async def ping(self) -> float:
         return 0.0

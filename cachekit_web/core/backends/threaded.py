@@ -53,8 +53,9 @@ class AsyncThreadedBackend:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         return await self._run(self.backend.get_many, keys)
 
-    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
-        return await self._run(self.backend.set, key, value, ttl, nx=nx)
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+                  xx: bool = False) -> bool:
+        return await self._run(self.backend.set, key, value, ttl, nx=nx, xx=xx)
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         return await self._run(self.backend.set_many, items, ttl)
@@ -80,18 +81,26 @@ class AsyncThreadedBackend:
     async def delete_prefix(self, prefix: str) -> int:
         return await self._run(self.backend.delete_prefix, prefix)
 
-    async def scan_prefix(self, prefix: str, count: int = 1000) -> AsyncIterator[list[bytes]]:
+    def scan_prefix(self, prefix: str, count: int = 1000) -> AsyncIterator[list[bytes]]:
         """Yield the keys under ``prefix`` in batches."""
-        batches = self.backend.scan_prefix(prefix, count)
-        while (batch := await self._run(next, batches, None)) is not None:
-            yield batch
+        return self._iterate(self.backend.scan_prefix(prefix, count))
 
     async def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix``, counting at most ``limit``."""
         return await self._run(self.backend.count_prefix, prefix, limit)
 
-    def lock(self, name: str, timeout: float) -> _AsyncThreadedLock:
-        return _AsyncThreadedLock(self, self.backend.lock(name, timeout))
+    def scan_match(self, match: str, count: int = 1000) -> AsyncIterator[list[bytes]]:
+        """Yield the keys matching ``match`` in batches."""
+        return self._iterate(self.backend.scan_match(match, count))
+
+    async def _iterate(self, batches: Any) -> AsyncIterator[list[bytes]]:
+        while (batch := await self._run(next, batches, None)) is not None:
+            yield batch
+
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.01,
+             thread_local: bool = False) -> _AsyncThreadedLock:
+        return _AsyncThreadedLock(self, self.backend.lock(name, timeout, sleep=sleep,
+                                                          thread_local=thread_local))
 
     async def ping(self) -> float:
         return await self._run(self.backend.ping)
@@ -112,5 +121,14 @@ class _AsyncThreadedLock:
     async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
         return await self._facade._run(self._lock.acquire, blocking, blocking_timeout)
 
-    async def release(self) -> None:
-        await self._facade._run(self._lock.release)
+    async def release(self) -> bool | None:
+        return await self._facade._run(self._lock.release)
+
+    def __getattr__(self, name: str) -> Any:
+        # The rest of redis-py's lock (extend, reacquire, locked, owned), run on a thread.
+        fn = getattr(self._lock, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self._facade._run(fn, *args, **kwargs)
+
+        return call
