@@ -28,6 +28,9 @@ REPLACEMENTS = {
     "AsyncIterable": "Iterable",
     "aclose": "close",
 }
+# After the token rewrite: a sync callable returns T itself, not an Awaitable[T].
+_AWAITABLE = re.compile(r"\bAwaitable\[([^\[\]]+)\]")
+_AWAITABLE_IMPORT = re.compile(r"^(from collections\.abc import .*)\bAwaitable, ", re.M)
 _CAMEL = re.compile(r"^(_*)Async(?=[A-Z])")
 _SNAKE = re.compile(r"^(_*)async_(?=[a-z])")
 
@@ -63,7 +66,9 @@ def generate(out_dir: Path) -> list[Path]:
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for source in sources:
-            body = (Path(tmp) / "_sync" / source.name).read_text()
+            body = _AWAITABLE.sub(r"\1", (Path(tmp) / "_sync" / source.name).read_text())
+            if "Awaitable" not in _AWAITABLE_IMPORT.sub(r"\1", body):
+                body = _AWAITABLE_IMPORT.sub(r"\1", body)
             target = out_dir / source.name
             target.write_text(_header(source) + body)
             written.append(target)

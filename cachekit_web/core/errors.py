@@ -466,6 +466,13 @@ class BackendConnectionError(BackendError, ConnectionError):
     default_code = "E010"
 
 
+class NodeUnreachableError(BackendConnectionError):
+    """One cluster node (or slot) cannot be served while others answer (E013): its keys
+    miss, the breaker stays closed."""
+
+    default_code = "E013"
+
+
 class PoolExhaustedError(BackendConnectionError):
     """No pooled connection became free within POOL_TIMEOUT (E012): busy, not down."""
 

@@ -14,7 +14,7 @@ import builtins
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -126,7 +126,7 @@ class AsyncCacheClient(_ClientBase):
     def _backend_any(self) -> Any:
         return self.backend
 
-    async def _call(self, op: str, fn: Callable[..., Any], *args: Any) -> Any:
+    async def _call(self, op: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T | Unavailable:
         """Run one backend call under the breaker; UNAVAILABLE when it cannot."""
         if not self._admit(op):
             return UNAVAILABLE

@@ -128,7 +128,7 @@ class CacheClient(_ClientBase):
     def _backend_any(self) -> Any:
         return self.backend
 
-    def _call(self, op: str, fn: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, op: str, fn: Callable[..., T], *args: Any) -> T | Unavailable:
         """Run one backend call under the breaker; UNAVAILABLE when it cannot."""
         if not self._admit(op):
             return UNAVAILABLE

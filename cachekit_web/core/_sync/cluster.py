@@ -52,7 +52,12 @@ from ..backends.topology import (
     slot_owner,
     swap,
 )
-from ..errors import BackendConnectionError, CachekitError, LockTimeoutError
+from ..errors import (
+    BackendConnectionError,
+    CachekitError,
+    LockTimeoutError,
+    NodeUnreachableError,
+)
 from ..settings import Settings
 from .nodes import node_report
 
@@ -121,8 +126,7 @@ class ClusterBackend:
         if primaries and all(self.guard.is_down(n) for n in primaries):
             return translate(exc)
         what = "reports the cluster down" if isinstance(exc, NODE_DOWN) else "unreachable"
-        return BackendConnectionError(f"cluster node {name} {what} ({type(exc).__name__})",
-                                      code="E013")
+        return NodeUnreachableError(f"cluster node {name} {what} ({type(exc).__name__})")
 
     def _on_key(self, key: str, call: Callable[[Any], Any]) -> Any:
         """Run ``call(cluster)`` for a command on ``key``: the one boundary for a key's node."""
@@ -130,8 +134,7 @@ class ClusterBackend:
         node = slot_owner(rc, key)
         self._maybe_replay()
         if not self.guard.admit(node.name):
-            raise BackendConnectionError(f"cluster node {node.name} is marked unreachable",
-                                         code="E013")
+            raise NodeUnreachableError(f"cluster node {node.name} is marked unreachable")
         try:
             result = call(rc)
         except (*UNREACHABLE, NODE_DOWN) as exc:
@@ -209,11 +212,10 @@ class ClusterBackend:
                 accept(slot_positions, chunk)
         if not reached and last is not None:
             error = self._unreachable(*last)
-            if not partial_ok or error.code != "E013":
+            if not partial_ok or not isinstance(error, NodeUnreachableError):
                 raise error
         if not reached and missed and not partial_ok:
-            raise BackendConnectionError("no reachable cluster node owns these keys",
-                                         code="E013")
+            raise NodeUnreachableError("no reachable cluster node owns these keys")
         return missed
 
     def _routed(self, call: Callable[[Any], Any]) -> Any:

@@ -21,6 +21,7 @@ from ..errors import (
     BackendTimeoutError,
     CachekitError,
     ConfigurationError,
+    NodeUnreachableError,
     PoolExhaustedError,
 )
 from ..settings import Settings
@@ -124,7 +125,7 @@ _ERROR_MAP: dict[type[BaseException], tuple[type[CachekitError], str]] = {
     redis.exceptions.ClusterDownError: (BackendError, "E062"),
     redis.exceptions.TryAgainError: (BackendConnectionError, "E014"),
     redis.exceptions.AskError: (BackendConnectionError, "E014"),  # MovedError is a subclass
-    redis.exceptions.SlotNotCoveredError: (BackendConnectionError, "E013"),
+    redis.exceptions.SlotNotCoveredError: (NodeUnreachableError, "E013"),
     redispy.MasterNotFoundError: (BackendConnectionError, "E014"),
     redispy.SlaveNotFoundError: (BackendConnectionError, "E014"),
     redispy.AsyncMasterNotFoundError: (BackendConnectionError, "E014"),

@@ -18,7 +18,10 @@ from urllib.parse import parse_qsl, unquote
 
 import redis
 
-from ..errors import BackendConnectionError, CachekitError, ConfigurationError
+from ..errors import (
+    ConfigurationError,
+    NodeUnreachableError,
+)
 from ..settings import Settings
 from . import redact_url
 from .common import ConnectRefused, translate
@@ -221,9 +224,8 @@ class DeferredDeletes:
                 shared = os.path.commonprefix(list(self.keys))  # noqa: RUF071 (chars wanted)
                 namespace, sep, _ = shared.partition(":")
                 if not sep or not namespace:
-                    raise BackendConnectionError(
-                        "too many deletes waiting for an unreachable cluster node", code="E013"
-                    )
+                    raise NodeUnreachableError(
+                        "too many deletes waiting for an unreachable cluster node")
                 self.prefixes.add(namespace + ":")
                 self.keys.clear()
 
@@ -290,9 +292,7 @@ def group_by_node(rc: Any, keys: Sequence[str]) -> tuple[
     for i, key in enumerate(keys):
         try:
             node = slot_owner(rc, key)
-        except CachekitError as exc:
-            if exc.code != "E013":
-                raise
+        except NodeUnreachableError:
             unowned.append(i)  # treated like an unreachable node: nothing to send
             continue
         groups.setdefault(node.name, (node, {}))[1].setdefault(rc.keyslot(key), []).append(i)
