@@ -19,24 +19,22 @@ When Redis cannot be read, the report says it covers this process only.
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import socket
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .breaker import State
-from .errors import CachekitError, DeserializationError, IntegrityError
+from .errors import DeserializationError, IntegrityError
 from .metrics import merge, summarize
+from .worker import ProcessThread
 
 if TYPE_CHECKING:
     from .backends import Backend
     from .clientbase import _ClientBase
     from .metrics import Metrics
 
-log = logging.getLogger("cachekit_web")
 
 FORMAT = 1
 # A snapshot lives this many intervals: a process missing two publications is gone.
@@ -71,7 +69,7 @@ def open_roster(codec: Any, key: str, raw: bytes | None) -> dict[str, float]:
             if isinstance(k, str) and k.startswith(key + ":") and isinstance(v, (int, float))}
 
 
-class FleetPublisher:
+class FleetPublisher(ProcessThread):
     """Publishes one process's snapshot at a bounded interval, from a daemon thread.
 
     One per Metrics object, so clients sharing their metrics (sync + async twins)
@@ -81,22 +79,19 @@ class FleetPublisher:
     request's connection: it has its own backend, bounded by the socket timeouts.
     """
 
+    thread_name = "cachekit-fleet"
+
     def __init__(self, client: _ClientBase, backend_factory: Callable[[], Backend]) -> None:
+        super().__init__(backend_factory, float(client.settings.FLEET_PUBLISH_INTERVAL))
         self.settings = client.settings
         self.namespace = client.namespace
         self.prefix = snapshot_prefix(client.namespace)
         self.roster = roster_key(client.namespace)
-        self.interval = float(client.settings.FLEET_PUBLISH_INTERVAL)
         self.codec = client.codec
         self.breaker = client.breaker
         self.metrics = client.metrics
         self.pending = client.pending
         self.clock = client.clock
-        self._factory = backend_factory
-        self._backend: Backend | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._pid = 0
         self._token = ""
         self.started = 0.0
@@ -110,7 +105,6 @@ class FleetPublisher:
             self._pid = os.getpid()
             self._token = secrets.token_hex(4)
             self.started = float(self.clock())
-            self._backend = None  # never share a socket with the parent
 
     @property
     def key(self) -> str:
@@ -122,38 +116,15 @@ class FleetPublisher:
         """Start the publishing thread in this process if it does not run (cheap when it does)."""
         if self.interval <= 0 or (self._pid == os.getpid() and self._thread is not None):
             return
-        with self._lock:
-            if self._pid == os.getpid() and self._thread is not None:
-                return
-            self._identity()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="cachekit-fleet",
-                                            daemon=True)
-            self._thread.start()
+        self._identity()
+        self.start()
 
-    def stop(self) -> None:
-        """End the thread and drop this process's snapshot from the view soon (its TTL)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-        self._thread = None
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            for listener in self.listeners:
-                listener()
-            if self.breaker.state is State.OPEN:
-                continue  # Redis is known down: do not add to its load, try next turn
-            try:
-                self.publish_once()
-            except CachekitError:
-                continue  # unreachable now: the snapshot expires, the next turn retries
-            except Exception:  # a bug must not kill the thread silently
-                log.exception("publishing the fleet snapshot failed")
+    def tick(self) -> bool:
+        for listener in self.listeners:
+            listener()
+        if self.breaker.state is not State.OPEN:  # known down: do not add to its load
+            self.publish_once()
+        return True
 
     def local(self, metrics: Metrics | None = None) -> dict[str, Any]:
         """This process's snapshot (what publish_once writes), as a plain dict."""
@@ -183,10 +154,9 @@ class FleetPublisher:
     def publish_once(self) -> None:
         """Write this process's snapshot now (raises the backend's CachekitError)."""
         key, data, ttl = self.sealed()
-        if self._backend is None:
-            self._backend = self._factory()
-        self._backend.set(key, data, ttl)
-        self.enrol(self._backend, key, ttl)
+        backend = self.backend()
+        backend.set(key, data, ttl)
+        self.enrol(backend, key, ttl)
         self.published += 1
 
     def enrol(self, backend: Backend, key: str, ttl: float) -> None:

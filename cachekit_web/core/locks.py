@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 
-class Flight:
-    """One in-progress computation that other threads can wait for."""
+class _Settable(Protocol):
+    def set(self) -> None: ...
+
+
+class _FlightBase:
+    """One in-progress computation: its value once resolved, and a way to wake waiters."""
 
     __slots__ = ("_done", "ok", "value")
+    _done: _Settable
 
     def __init__(self) -> None:
-        self._done = threading.Event()
         self.value: Any = None
         self.ok = False
 
@@ -28,8 +32,19 @@ class Flight:
         self._done.set()
 
     def abandon(self) -> None:
-        """Wake the waiters without a value (the leader failed)."""
+        """Wake the waiters without a value (the leader failed or was cancelled)."""
         self._done.set()
+
+
+class Flight(_FlightBase):
+    """A computation other threads can wait for."""
+
+    __slots__ = ()
+    _done: threading.Event
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._done = threading.Event()
 
     def wait(self, timeout: float) -> bool:
         """Wait for the leader; True only if it produced a value in time."""
@@ -60,24 +75,15 @@ class Flights:
         flight.abandon()
 
 
-class AsyncFlight:
-    """One in-progress computation that other tasks of its event loop can wait for."""
+class AsyncFlight(_FlightBase):
+    """A computation other tasks of its event loop can wait for."""
 
-    __slots__ = ("_done", "ok", "value")
+    __slots__ = ()
+    _done: asyncio.Event
 
     def __init__(self) -> None:
+        super().__init__()
         self._done = asyncio.Event()
-        self.value: Any = None
-        self.ok = False
-
-    def resolve(self, value: Any) -> None:
-        """Publish the computed value to the waiters."""
-        self.value, self.ok = value, True
-        self._done.set()
-
-    def abandon(self) -> None:
-        """Wake the waiters without a value (the leader failed or was cancelled)."""
-        self._done.set()
 
     async def wait(self, timeout: float) -> bool:
         """Wait for the leader; True only if it produced a value in time."""

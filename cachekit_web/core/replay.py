@@ -9,13 +9,11 @@ applies them the moment it answers. The thread ends when nothing is left.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._sync.pending import apply_invalidations
-from .errors import CachekitError
+from .worker import ProcessThread
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -24,62 +22,30 @@ if TYPE_CHECKING:
 log = logging.getLogger("cachekit_web")
 
 
-class Replayer:
+class Replayer(ProcessThread):
     """The background half of PendingDeletes: probe, replay, stop when empty."""
+
+    thread_name = "cachekit-replay"
 
     def __init__(self, pending: PendingDeletes, prefix: str,
                  backend_factory: Callable[[], Backend], interval: float) -> None:
+        super().__init__(backend_factory, interval)
         self.pending = pending
         self.prefix = prefix
-        self._factory = backend_factory
-        self._backend: Backend | None = None
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        self._stop = threading.Event()
-
-    def _get_backend(self) -> Backend:
-        if self._backend is None or self._pid != os.getpid():
-            self._backend = self._factory()
-        return self._backend
 
     def wake(self) -> None:
         """Make sure a replay thread runs in this process."""
-        with self._lock:
-            alive = self._thread is not None and self._thread.is_alive()
-            if alive and self._pid == os.getpid():
-                return
-            self._stop.clear()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name="cachekit-replay",
-                                            daemon=True)
-            self._thread.start()
+        self.start()
 
-    def stop(self) -> None:
-        """End the thread (the spool keeps whatever is left)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            if not self.pending.has_work():
-                return
-            try:
-                self.run_once()
-            except CachekitError:
-                continue  # still unreachable: try again next interval
-            except Exception:  # never let the thread die silently with work left
-                log.exception("replaying remembered deletes failed")
+    def tick(self) -> bool:
+        if not self.pending.has_work():
+            return False
+        self.run_once()
+        return True
 
     def run_once(self) -> int:
         """Ping, then apply this process's and dead processes' invalidations; how many landed."""
-        backend = self._get_backend()
+        backend = self.backend()
         backend.ping()
         landed = 0
         keys, clear = self.pending.take()

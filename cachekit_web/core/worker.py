@@ -1,0 +1,89 @@
+"""A background thread of one process, with a backend of its own.
+
+The replay of deferred invalidations and the fleet snapshot publisher are both
+this: a daemon thread that wakes every ``interval`` seconds, uses its own
+connection (never a request's, never the parent's after a fork), and must never
+die silently.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .errors import CachekitError
+
+if TYPE_CHECKING:
+    from .backends import Backend
+
+log = logging.getLogger("cachekit_web")
+
+
+class ProcessThread:
+    """Calls ``tick()`` every ``interval`` seconds in a daemon thread of this process.
+
+    ``tick()`` returns False to end the thread (``start()`` brings it back); a coded
+    error (Redis unreachable) just waits for the next turn.
+    """
+
+    thread_name = "cachekit-worker"
+
+    def __init__(self, backend_factory: Callable[[], Backend], interval: float) -> None:
+        self._factory = backend_factory
+        self.interval = interval
+        self._backend: Backend | None = None
+        self._backend_pid = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
+
+    def backend(self) -> Backend:
+        """This thread's own backend, made anew in a forked child."""
+        if self._backend is None or self._backend_pid != os.getpid():
+            self._backend, self._backend_pid = self._factory(), os.getpid()
+        return self._backend
+
+    def running(self) -> bool:
+        """Whether the thread runs in this process (a fork does not inherit threads)."""
+        thread = self._thread
+        return self._thread_pid == os.getpid() and thread is not None and thread.is_alive()
+
+    def start(self) -> None:
+        """Make sure the thread runs in this process."""
+        with self._lock:
+            if self.running():
+                return
+            self._stop.clear()
+            self._thread_pid = os.getpid()
+            self._thread = threading.Thread(target=self._loop, name=self.thread_name,
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread and close its backend."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        self._thread = None
+        if self._backend is not None and self._backend_pid == os.getpid():
+            self._backend.close()
+        self._backend = None
+
+    def tick(self) -> bool:
+        """One turn of work; False ends the thread."""
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.tick():
+                    return
+            except CachekitError:
+                continue  # unreachable now: the next turn tries again
+            except Exception:  # a bug must not kill the thread silently
+                log.exception("%s: a turn failed", self.thread_name)
