@@ -167,7 +167,7 @@ def cache_dir() -> Path:
     if env:
         return Path(env)
     venv = ROOT / ".venv"
-    return (venv if venv.is_dir() else Path.home() / ".cache") / ".cache" / "cachekit-compat"
+    return (venv / ".cache" if venv.is_dir() else Path.home() / ".cache") / "cachekit-compat"
 
 
 def sdist(offline: bool = False) -> Path | None:
