@@ -42,7 +42,8 @@ DELIBERATE = {
     "test_memoize::test_memoize_classfunc_delete_with_explicit_instance": ADDRESS,
     "test_memoize::test_memoize_classfunc_delete_with_kwargs_only": ADDRESS,
     "test_memoize::test_memoize_classfunc_delete_via_attribute": ADDRESS,
-    "test_templates::test_jinjaext_cache": "{% cache %} without a fragment name is off",
+    "test_templates::test_jinjaext_cache":
+        "an unnamed {% cache %} fragment is named <file>:<line>, not None<line>",
     "test_cache::test_cache_unlink": "CACHE_TYPE is answered with E041",
     "test_cache::test_cache_unlink_if_not": "CACHE_TYPE is answered with E041",
     "test_cache::test_cache_delete_many_ignored": "CACHE_TYPE is answered with E041",
