@@ -604,6 +604,14 @@ class _ClientBase:
         if self.strict:
             raise exc
 
+    def unkeyable(self, exc: CachekitError, *, strict: bool = False) -> None:
+        """A call's arguments cannot be keyed (E023): count, log (rate-limited) and let the
+        caller compute uncached; raise in strict mode or when the caller asks (``strict``)."""
+        self.metrics.error(exc.code)
+        if self.strict or strict:
+            raise exc
+        self._logger.emit(logging.WARNING, exc.code, f"computed uncached: {exc.message}")
+
     def _lock_unavailable(self, fk: str) -> None:
         self.metrics.error("E050")
         self._logger.emit(logging.WARNING, "E050", "recompute lock not acquired in time; "

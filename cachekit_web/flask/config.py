@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,10 +53,8 @@ FLASK_CACHING_KEYS: dict[str, str] = {
     "CACHE_REDIS_SENTINELS": "CACHEKIT_REDIS_URL (Sentinel is not supported yet)",
     "CACHE_REDIS_SENTINEL_MASTER": "CACHEKIT_REDIS_URL (Sentinel is not supported yet)",
     "CACHE_REDIS_CLUSTER": "CACHEKIT_REDIS_URL (Cluster is not supported yet)",
-    "CACHE_DEFAULT_TIMEOUT": "CACHEKIT_DEFAULT_TIMEOUT",
     "CACHE_KEY_PREFIX": "CACHEKIT_NAMESPACE (no ':' allowed)",
     "CACHE_THRESHOLD": "CACHEKIT_MEMORY_MAX_ENTRIES (memory:// only)",
-    "CACHE_SOURCE_CHECK": "CACHEKIT_SOURCE_CHECK",
     "CACHE_OPTIONS": "the individual CACHEKIT_* settings (e.g. CACHEKIT_SOCKET_TIMEOUT)",
     "CACHE_ARGS": "the individual CACHEKIT_* settings",
     "CACHE_NO_NULL_WARNING": "remove it",
@@ -65,6 +63,39 @@ FLASK_CACHING_KEYS: dict[str, str] = {
     "CACHE_MEMCACHED_SERVERS": "remove it: no memcached support",
     "CACHE_UWSGI_NAME": "remove it: no uWSGI cache support",
 }
+
+
+
+
+def _forever_if_zero(value: Any) -> Any:
+    """Flask-Caching's timeout 0 means "never expires"; ours is none."""
+    try:
+        return None if value is not None and float(value) == 0 else value
+    except (TypeError, ValueError):
+        return value  # the setting's own check reports it (E042)
+
+
+# Flask-Caching's keys that mean what ours do: read, under our name (and value convention).
+ACCEPTED_FLASK_CACHING_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "CACHE_DEFAULT_TIMEOUT": ("DEFAULT_TIMEOUT", _forever_if_zero),
+    "CACHE_SOURCE_CHECK": ("SOURCE_CHECK", lambda value: value),
+}
+
+
+def translated(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with accepted Flask-Caching keys renamed to ours; E041 when both
+    spellings are given with different values."""
+    out = dict(config)
+    for key, (name, convert) in ACCEPTED_FLASK_CACHING_KEYS.items():
+        if key not in out:
+            continue
+        value = convert(out.pop(key))
+        ours = PREFIX + name
+        if ours in out and out[ours] != value:
+            raise ConfigurationError(f"{key} and {ours} are both set, to different values; "
+                                     f"keep {ours}", code="E041")
+        out[ours] = value
+    return out
 
 
 def derived_signing_key(secret_key: str | bytes) -> str:
@@ -86,7 +117,7 @@ def check_config_names(config: Mapping[str, Any]) -> None:
             advice = FLASK_CACHING_KEYS[key]  # a replacement name, or "remove it..."
             advice = advice if advice.startswith("remove it") else f"use {advice}"
             problems.append(f"{key} is a Flask-Caching setting and is not read; {advice}")
-        elif key.startswith("CACHE_"):
+        elif key.startswith("CACHE_") and key not in ACCEPTED_FLASK_CACHING_KEYS:
             problems.append(f"{key} is not read by cachekit-web; its settings are named "
                             f"{PREFIX}<NAME> (see docs/flask.md)")
     if problems:
@@ -98,6 +129,7 @@ def load(
 ) -> tuple[Settings, FlaskOptions]:
     """Build core Settings and Flask options from app.config, the environment as fallback."""
     env = os.environ if environ is None else environ
+    config = translated(config)
     check_config_names(config)
     overrides: dict[str, Any] = {}
     extras: dict[str, Any] = {}

@@ -13,12 +13,14 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Flask, current_app, has_app_context, has_request_context, request
+from flask import Flask, current_app, has_app_context, has_request_context, request, url_for
 from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict
 
 from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Deferred, Expiring
+from ..core.errors import InvalidKeyError
 from ..core.health import HealthReport
 from ..core.settings import Settings
 from ..core.web import (
@@ -95,6 +97,47 @@ def _acceptor(view: bool, authenticated: bool) -> Callable[[Any], bool]:
     if authenticated:
         return lambda value: True
     return lambda value: not isinstance(value, StoredPage)
+
+
+def _joined(rv: Any) -> Any:
+    """A generator's output as Flask-Caching stores it: strings or bytes joined, else a list."""
+    items = list(rv)
+    for kind in (str, bytes):
+        if items and all(isinstance(item, kind) for item in items):
+            return kind().join(items)
+    return items
+
+
+def _takes_extra(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` takes more than the one value (is_stale may also take the call's args)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return len(params) > 1 or any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params)
+
+
+def _staleness(is_stale: Callable[..., Any] | None, thaw: Callable[[Any], Any],
+               args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[[Any], bool] | None:
+    """Flask-Caching's ``is_stale(value[, *args, **kwargs])`` as the core's ``refresh``."""
+    if not callable(is_stale):
+        return None
+    if _takes_extra(is_stale):
+        return lambda value: is_stale(thaw(value), *args, **kwargs) is True
+    return lambda value: is_stale(thaw(value)) is True
+
+
+def _endpoint_of(wrapper: Callable[..., Any]) -> str | None:
+    """The endpoint whose view is (or wraps) ``wrapper``."""
+    for endpoint, view in current_app.view_functions.items():
+        fn: Any = view
+        for _ in range(32):  # bounded walk down the decorator chain
+            if fn is None:
+                break
+            if fn is wrapper:
+                return endpoint
+            fn = getattr(fn, "__wrapped__", None)
+    return None
 
 
 def _wants_args(fn: Callable[..., Any]) -> bool:
@@ -325,8 +368,8 @@ class Cache:
     def _package(self, rv: Any, view: bool, response_filter: Callable[[Any], Any] | None,
                  cache_none: bool, vary_cookies: Iterable[str] = ()) -> Any:
         """Turn a fresh return value into what is stored, or a _Marker saying why not."""
-        if inspect.isgenerator(rv) and not view:
-            rv = list(rv)
+        if inspect.isgenerator(rv):
+            rv = _joined(rv)
         if view or isinstance(rv, Response):
             resp = current_app.make_response(rv)
             reason: str | None = None
@@ -396,11 +439,13 @@ class Cache:
         response_hit_indication: bool = False,
         stale_ttl: float | None = None,
         vary_on_cookies: Iterable[str] = (),
+        is_stale: Callable[..., Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a view (by method + full URL + query string) or a function (by key_prefix).
 
         A view that reads a cookie is not stored unless the cookie is named in
-        ``vary_on_cookies``, whose values are then part of the key.
+        ``vary_on_cookies``, whose values are then part of the key. ``is_stale(value)``
+        (or ``(value, *args, **kwargs)``), asked on hits, recomputes when it returns True.
         """
         include_query = query_string is not False
         vary_cookies = tuple(vary_on_cookies)
@@ -410,8 +455,26 @@ class Cache:
             is_async = inspect.iscoroutinefunction(f)
             wrapper: Any = None
 
-            def default_make_cache_key(*args: Any, use_request: bool = True,
-                                       **kwargs: Any) -> str:
+            def default_make_cache_key(*args: Any, path: str | None = None,
+                                       query_args: Any = None, **values: Any) -> str:
+                """The key for the current request, or for ``path`` (default: url_for the
+                view with ``values``) and ``query_args`` (str, mapping or pairs) outside one."""
+                if callable(key_prefix) or "%s" not in key_prefix or (
+                        path is None and query_args is None and has_request_context()):
+                    return request_key()
+                if path is None:
+                    endpoint = _endpoint_of(wrapper)
+                    if endpoint is None:
+                        raise RuntimeError(f"{fname} is not a registered view: pass path=")
+                    path = url_for(endpoint, _external=False, **values)
+                if query_args is not None and not isinstance(query_args, str):
+                    query_args = urlencode(
+                        list(query_args.items()) if isinstance(query_args, Mapping)
+                        else list(query_args), doseq=True)
+                with current_app.test_request_context(path, query_string=query_args):
+                    return request_key()
+
+            def request_key() -> str:
                 check = self._state().options.SOURCE_CHECK if source_check is None \
                     else source_check
                 if callable(key_prefix):
@@ -440,6 +503,8 @@ class Cache:
             def key_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
                 if make_cache_key is not None:
                     return make_cache_key(*args, **kwargs)
+                if wrapper.make_cache_key is default_make_cache_key:
+                    return request_key()  # the view's own arguments never name the path
                 return wrapper.make_cache_key(*args, **kwargs)  # type: ignore[no-any-return]
 
             def bypass_reason(view: bool) -> str | None:
@@ -466,7 +531,8 @@ class Cache:
                 result = await client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated))
+                    accept=_acceptor(view, client.codec.keyring.authenticated),
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication)
 
@@ -486,7 +552,8 @@ class Cache:
                 result = client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated))
+                    accept=_acceptor(view, client.codec.keyring.authenticated),
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication)
 
@@ -498,6 +565,13 @@ class Cache:
             return wrapper  # type: ignore[no-any-return]
 
         return decorator
+
+    def delete_cached(self, f: Callable[..., Any], path: str | None = None,
+                      query_args: Any = None, **values: Any) -> bool:
+        """Delete what ``@cached`` stored for ``path`` (default: url_for the view with
+        ``values``) and ``query_args``; True if there was an entry (or the delete is owed)."""
+        key = f.make_cache_key(path=path, query_args=query_args, **values)  # type: ignore[attr-defined]
+        return self.client.delete(key) is not False
 
     # -- memoize -----------------------------------------------------------------
     def memoize(
@@ -512,8 +586,12 @@ class Cache:
         source_check: bool | None = None,
         args_to_ignore: Iterable[str] | None = None,
         stale_ttl: float | None = None,
+        is_stale: Callable[..., Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Cache a function's result per arguments; works on methods and async functions."""
+        """Cache a function's result per arguments; works on methods and async functions.
+
+        ``is_stale`` as for :meth:`cached`. Arguments that cannot be keyed stably (E023)
+        raise in strict mode, debug or testing; otherwise the call runs uncached."""
         ignore = frozenset(args_to_ignore or ())
 
         def decorator(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -530,14 +608,19 @@ class Cache:
                     return self._package(await f(*args, **kwargs), False, response_filter,
                                          cache_none)
 
-                names, digest = memo.parts(args, kwargs)
+                try:
+                    names, digest = memo.parts(args, kwargs)
+                except InvalidKeyError as exc:
+                    self._unkeyable(client, exc)
+                    return self._finish(await compute(), "bypass", None, False, False)
                 versions = await client.versions(names)
                 if versions is None:
                     return self._finish(await compute(), "bypass", None, False, False)
                 result = await client.fetch(
                     memo.key(versions, digest), compute, self._timeout(wrapper.cache_timeout),
                     stale_ttl, _storable, force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(False, client.codec.keyring.authenticated))
+                    accept=_acceptor(False, client.codec.keyring.authenticated),
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
                 return self._finish(result.value, result.status, None, False, False)
 
             def swrapper(*args: Any, **kwargs: Any) -> Any:
@@ -549,13 +632,18 @@ class Cache:
                     return self._package(f(*args, **kwargs), False, response_filter,
                                          cache_none)
 
-                key = memo.make_cache_key(f, *args, **kwargs)
+                try:
+                    key = memo.make_cache_key(f, *args, **kwargs)
+                except InvalidKeyError as exc:
+                    self._unkeyable(client, exc)
+                    key = None
                 if key is None:
                     return self._finish(compute(), "bypass", None, False, False)
                 result = client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(False, client.codec.keyring.authenticated))
+                    accept=_acceptor(False, client.codec.keyring.authenticated),
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
                 return self._finish(result.value, result.status, None, False, False)
 
             wrapper = awrapper if is_async else swrapper
@@ -569,6 +657,13 @@ class Cache:
 
         return decorator
 
+    @staticmethod
+    def _unkeyable(client: CacheClient | AsyncCacheClient, exc: InvalidKeyError) -> None:
+        """E023 from a call's arguments: raise while developing, else let it run uncached."""
+        if exc.code != "E023":
+            raise exc
+        client.unkeyable(exc, strict=bool(current_app.debug or current_app.testing))
+
     def _memo_of(self, f: Any) -> tuple[_Memo, Any]:
         target = getattr(f, "__func__", f)
         bound_to = getattr(f, "__self__", None)
@@ -581,10 +676,14 @@ class Cache:
     def delete_memoized(self, f: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Forget memoized results: all of them, one instance's, or those for given arguments."""
         memo, bound_to = self._memo_of(f)
-        if bound_to is not None:
-            args = (bound_to, *args)
         client = self.client
-        if args[1 if bound_to is not None else 0:] or kwargs:
+        if args or kwargs:
+            if isinstance(bound_to, type) and memo.kind == "cls":
+                if not (args and isinstance(args[0], type)):
+                    raise ValueError(f"delete_memoized on the classmethod {memo.fname} with "
+                                     "arguments takes the class first: (f, cls, *args)")
+            elif bound_to is not None and not (args and args[0] is bound_to):
+                args = (bound_to, *args)  # a bound method supplies its own instance
             key = memo.make_cache_key(memo.f, *args, **kwargs)
             if key is not None:
                 client.delete(key)

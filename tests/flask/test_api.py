@@ -82,7 +82,7 @@ def test_unbound_cache_outside_context_says_what_to_do() -> None:
 @pytest.mark.parametrize(("key", "hint"), [
     ("CACHE_TYPE", "CACHEKIT_REDIS_URL"),
     ("CACHE_REDIS_URL", "use CACHEKIT_REDIS_URL"),
-    ("CACHE_DEFAULT_TIMEOUT", "CACHEKIT_DEFAULT_TIMEOUT"),
+    ("CACHE_THRESHOLD", "CACHEKIT_MEMORY_MAX_ENTRIES"),
     ("CACHE_KEY_PREFIX", "CACHEKIT_NAMESPACE"),
     ("CACHEKIT_DEFAULT_TIMOUT", "did you mean CACHEKIT_DEFAULT_TIMEOUT"),
     ("CACHE_SOMETHING_ELSE", "CACHEKIT_<NAME>"),
@@ -92,6 +92,20 @@ def test_foreign_and_unknown_keys_are_reported(make_app: AppFactory, key: str, h
         make_app(**{key: "x"})
     assert info.value.code == "E041"
     assert key in str(info.value) and hint in str(info.value)
+
+
+def test_flask_caching_names_with_our_meaning_are_accepted(make_app: AppFactory) -> None:
+    app, cache = make_app(CACHE_DEFAULT_TIMEOUT=0, CACHE_SOURCE_CHECK=True)  # 0 = forever
+    with app.app_context():
+        assert cache.settings.DEFAULT_TIMEOUT is None
+        assert cache._state().options.SOURCE_CHECK is True
+    app2, cache2 = make_app(CACHE_DEFAULT_TIMEOUT=5, CACHEKIT_DEFAULT_TIMEOUT=5)
+    with app2.app_context():
+        assert cache2.settings.DEFAULT_TIMEOUT == 5
+    with pytest.raises(ConfigurationError) as info:  # two spellings, two values: which?
+        make_app(CACHE_SOURCE_CHECK=True, CACHEKIT_SOURCE_CHECK=False)
+    assert info.value.code == "E041"
+    assert "CACHE_SOURCE_CHECK" in str(info.value) and "CACHEKIT_SOURCE_CHECK" in str(info.value)
 
 
 def test_all_problems_reported_at_once(make_app: AppFactory) -> None:

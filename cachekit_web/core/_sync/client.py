@@ -904,13 +904,15 @@ class CacheClient(_ClientBase):
                     stale_ttl: float | None = None,
                     should_cache: Callable[[Any], bool] | None = None, *,
                     force: bool = False,
-                    accept: Callable[[Any], bool] | None = None) -> Result[Any]:
+                    accept: Callable[[Any], bool] | None = None,
+                    refresh: Callable[[Any], bool] | None = None) -> Result[Any]:
         """Like get_or_set, also saying whether it was a hit, miss, stale or bypass.
 
         Concurrent callers compute once and share the result, but a value
         ``should_cache`` refuses is neither stored nor shared: each caller that waited
         computes its own. A stored value ``accept`` refuses counts as absent (and is
-        replaced). ``force`` recomputes and stores without reading. ``compute`` may
+        replaced). ``force`` recomputes and stores without reading; so does a fresh hit
+        for which ``refresh(value)`` is true (asked once, on hits only). ``compute`` may
         return ``Expiring(value, timeout)`` to give its value a timeout of its own.
         """
         fk = self.full_key(key)
@@ -920,6 +922,8 @@ class CacheClient(_ClientBase):
         now = self.clock()
         self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
+            if refresh is not None and refresh(entry.value):
+                return (self._compute(key, compute, timeout, stale_ttl, should_cache))[0]
             return Result(entry.value, "hit")
         stale = entry
         flight, leader = self._flights.join(fk)
