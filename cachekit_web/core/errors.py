@@ -261,6 +261,16 @@ REGISTRY: dict[str, ErrorSpec] = {
             fix="Correct the value named in the message; the README's table gives each type.",
         ),
         _spec(
+            "E043", "Cache alias cannot serve cachekit views", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "cache_page(cache=...) names an alias missing from CACHES",
+                "the alias (\"default\" when none is given) is not a CachekitCache",
+            ),
+            fix="Point the alias at cachekit_web.django.CachekitCache, or pass cache= naming "
+            "one; until then the decorated views run uncached.",
+        ),
+        _spec(
             "E050", "Lock acquisition timed out", "concurrency",
             retryable=True, slo=False,
             causes=(

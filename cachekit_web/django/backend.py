@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import builtins
+import math
 import os
 import pickle
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 
-from ..core import crypto
+from ..core import crypto, foreign
+from ..core._sync.client import CacheLock
+from ..core.backends.common import _escape_glob
 from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
 from ..core.errors import ConfigurationError, SerializationError
 from ..core.health import HealthReport
-from ..core.settings import Settings
+from ..core.settings import Settings, parse_bool
 
 _MISSING: Any = object()
 _CLIENTS: dict[Settings, CacheClient] = {}
@@ -41,6 +46,21 @@ def _django_secret_key() -> str | None:
         return None
 
 
+def _django_setting(name: str) -> Any:
+    from django.conf import settings
+
+    return getattr(settings, name, None)
+
+
+def _django_redis_flag(options: Mapping[str, Any], name: str) -> bool:
+    # OPTIONS[name], else settings.DJANGO_REDIS_<name>, as django-redis reads them.
+    value = options.get(name, _django_setting(f"DJANGO_REDIS_{name}"))
+    try:
+        return value is not None and parse_bool(value)
+    except (TypeError, ValueError):
+        return False  # refused with E041 when the settings are built
+
+
 def namespace_for(base: str, key_prefix: str) -> str:
     """The core namespace of a Django cache: NAMESPACE, plus KEY_PREFIX so clear() stays in it."""
     return f"{base}.{quote(key_prefix, safe='')}" if key_prefix else base
@@ -58,7 +78,11 @@ def build_settings(location: Any, params: Mapping[str, Any]) -> Settings:
         raise ConfigurationError(
             "no Redis URL: set LOCATION in CACHES, or CACHEKIT_REDIS_URL / REDIS_URL", code="E040"
         )
-    options["REDIS_URL"] = url
+    password = _take_foreign_options(options)
+    timeout = params.get("TIMEOUT", params.get("timeout", _MISSING))
+    if "DEFAULT_TIMEOUT" not in options and timeout is not _MISSING:
+        options["DEFAULT_TIMEOUT"] = timeout  # what incr(ignore_key_check=True) gives a new key
+    options["REDIS_URL"] = foreign.with_password(str(url), password) if password else url
     if not options.get("MASTER_KEY") and not options.get("SIGNING_KEY"):
         env_has_key = os.environ.get("CACHEKIT_MASTER_KEY") or os.environ.get(
             "CACHEKIT_SIGNING_KEY")
@@ -70,6 +94,37 @@ def build_settings(location: Any, params: Mapping[str, Any]) -> Settings:
     return base.replace(NAMESPACE=namespace_for(base.NAMESPACE, key_prefix))
 
 
+def _take_foreign_options(options: dict[str, Any]) -> str | None:
+    """Replace django-redis OPTIONS (and DJANGO_REDIS_* settings) by core names; E041
+    naming what to write for each one whose meaning differs. Returns PASSWORD, if any."""
+    from django.conf import settings as django_settings
+
+    problems: list[str] = []
+    password: str | None = None
+    core = set(Settings.names())
+    for name in [n for n in options if n in foreign.DJANGO_REDIS_OPTIONS and n not in core]:
+        value = options.pop(name)
+        try:
+            changes = foreign.translate(name, value, foreign.DJANGO_REDIS_OPTIONS, "OPTIONS: ")
+        except ConfigurationError as exc:
+            problems.append(exc.message)
+            continue
+        if name == "PASSWORD":
+            password = value
+        for key, item in changes.items():
+            options.setdefault(key, item)
+    for name in foreign.DJANGO_REDIS_SETTINGS:
+        if hasattr(django_settings, name):
+            try:
+                foreign.translate(name, getattr(django_settings, name),
+                                  foreign.DJANGO_REDIS_SETTINGS, "settings.")
+            except ConfigurationError as exc:
+                problems.append(exc.message)
+    if problems:
+        raise ConfigurationError("; ".join(problems), code="E041")
+    return password
+
+
 def shared_client(settings: Settings) -> CacheClient:
     """One core client per configuration and process (Django makes a backend per thread)."""
     with _LOCK:
@@ -77,6 +132,26 @@ def shared_client(settings: Settings) -> CacheClient:
         if client is None:
             client = _CLIENTS[settings] = CacheClient(settings)
         return client
+
+
+def _keyed(name: str, doc: str) -> Callable[..., Any]:
+    """A CachekitCache method forwarding to the core's ``name`` with the Django key."""
+    def method(self: CachekitCache, key: Any, *args: Any, version: int | None = None,
+               **kwargs: Any) -> Any:
+        return getattr(self._client, name)(self._key(key, version), *args, **kwargs)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = doc
+    return method
+
+
+def _akeyed(name: str, doc: str) -> Callable[..., Any]:
+    """The async twin of _keyed, on the core's async client."""
+    async def method(self: CachekitCache, key: Any, *args: Any, version: int | None = None,
+                     **kwargs: Any) -> Any:
+        return await getattr(self.async_client, name)(self._key(key, version), *args, **kwargs)
+    method.__name__ = method.__qualname__ = "a" + name
+    method.__doc__ = doc
+    return method
 
 
 class CachekitCache(BaseCache):  # type: ignore[misc]
@@ -89,6 +164,9 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
             params["TIMEOUT"] = options["DEFAULT_TIMEOUT"]
         super().__init__(params)
         self._error: ConfigurationError | None = None
+        self._close_connection = _django_redis_flag(options, "CLOSE_CONNECTION")
+        itersize = _django_setting("DJANGO_REDIS_SCAN_ITERSIZE")
+        self._itersize: int | None = itersize if isinstance(itersize, int) else None
         self._shared: CacheClient | None = None
         try:
             self.settings = build_settings(location, params)
@@ -156,17 +234,21 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Whether ``key`` holds a value."""
         return self._client.has_key(self._key(key, version))
 
-    def ttl(self, key: Any, version: int | None = None) -> float | None:
-        """Seconds left for ``key``: None if it never expires, 0 if it is missing."""
-        return self._client.ttl(self._key(key, version))
+    def ttl(self, key: Any, version: int | None = None) -> int | None:
+        """Whole seconds left (rounded up), as django-redis: None if it never expires, 0 if
+        it is missing (or Redis is down). pttl() has milliseconds."""
+        left = self._client.ttl(self._key(key, version))
+        return None if left is None else math.ceil(left)
 
     # -- writes ------------------------------------------------------------
     def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
-            version: int | None = None) -> None:
-        """Store ``value`` (timeout None = forever, <= 0 deletes)."""
+            version: int | None = None, nx: bool = False, xx: bool = False) -> bool:
+        """Store ``value`` (timeout None = forever, <= 0 deletes); whether it was stored.
+
+        ``nx=True``: only if absent; ``xx=True``: only if present (django-redis)."""
         k = self._key(key, version)
         with _pickling_errors():
-            self._client.set(k, value, self._timeout(timeout))
+            return self._client.set(k, value, self._timeout(timeout), nx=nx, xx=xx)
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
             version: int | None = None) -> bool:
@@ -195,30 +277,35 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Delete ``key``: True if it existed, False if not, DEFERRED while Redis is unreachable."""
         return self._client.delete(self._key(key, version))
 
-    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
-        """Delete several keys."""
+    def delete_many(self, keys: Iterable[Any], version: int | None = None) -> int | None:
+        """Delete several keys; how many existed (None for no keys, as django-redis; 0 while
+        Redis is down: the deletes are replayed once it answers)."""
         full = [self._key(k, version) for k in keys]
-        if full:
-            self._client.delete_many(full)
+        return self._client.delete_many(full) if full else None
 
     def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         """Give ``key`` a new timeout; False if it is missing."""
         return self._client.touch(self._key(key, version), self._timeout(timeout))
 
-    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        """Add ``delta`` atomically; ValueError if the key is missing (or the cache is down)."""
+    def incr(self, key: Any, delta: int = 1, version: int | None = None,
+             ignore_key_check: bool = False) -> int:
+        """Add ``delta`` atomically; ValueError if the key is missing (or the cache is down).
+
+        ``ignore_key_check=True`` (django-redis) creates a missing key at ``delta``, living
+        the cache's TIMEOUT."""
         k = self._key(key, version)
         try:
-            value = self._client.incr(k, delta)
+            value = self._client.incr(k, delta, ignore_key_check=ignore_key_check)
         except ValueError as exc:
             raise TypeError(f"cached value for {key!r} is not an integer") from exc
         if value is None:
             raise ValueError(f"Key '{key}' not found")
         return value
 
-    def decr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+    def decr(self, key: Any, delta: int = 1, version: int | None = None,
+             ignore_key_check: bool = False) -> int:
         """Subtract ``delta`` atomically; see incr."""
-        return self.incr(key, -delta, version)
+        return self.incr(key, -delta, version, ignore_key_check)
 
     def incr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Move ``key`` to version + delta, keeping its value and remaining lifetime."""
@@ -237,7 +324,166 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         self._client.clear()
 
     def close(self, **kwargs: Any) -> None:
-        """Django calls this after each request; the pooled client stays open."""
+        """Django calls this after each request: the pool stays open, unless CLOSE_CONNECTION
+        (django-redis's option or DJANGO_REDIS_CLOSE_CONNECTION) asks to release it."""
+        if self._close_connection and self._shared is not None:
+            _release_connections(self._shared)
+
+    # -- django-redis API (translation: Django keys and versions; the core does the rest) ----
+    def pttl(self, key: Any, version: int | None = None) -> int | None:
+        """Milliseconds left: None if it never expires, 0 if missing (or Redis is down)."""
+        return self._client.pttl(self._key(key, version))
+
+    def expire(self, key: Any, timeout: float, version: int | None = None) -> bool:
+        """Give ``key`` ``timeout`` seconds to live; False if missing (or Redis is down)."""
+        return self._client.expire(self._key(key, version), timeout)
+
+    def pexpire(self, key: Any, timeout: int, version: int | None = None) -> bool:
+        """expire() in milliseconds."""
+        return self._client.pexpire(self._key(key, version), timeout)
+
+    def expire_at(self, key: Any, when: datetime | float, version: int | None = None) -> bool:
+        """Expire ``key`` at ``when`` (a datetime, or Unix seconds)."""
+        return self._client.expire_at(self._key(key, version), when)
+
+    def pexpire_at(self, key: Any, when: datetime | int, version: int | None = None) -> bool:
+        """Expire ``key`` at ``when`` (a datetime, or Unix milliseconds)."""
+        return self._client.pexpire_at(self._key(key, version), when)
+
+    def persist(self, key: Any, version: int | None = None) -> bool:
+        """Remove ``key``'s expiry; False if missing (or Redis is down)."""
+        return self._client.persist(self._key(key, version))
+
+    def make_pattern(self, pattern: str, version: int | None = None,
+                     prefix: str | None = None) -> str:
+        """The glob of ``pattern`` as a Django key: prefix and version matched literally."""
+        prefix = self.key_prefix if prefix is None else prefix
+        version = self.version if version is None else version
+        return str(self.key_func(pattern, _escape_glob(prefix), _escape_glob(str(version))))
+
+    def _reverse(self, full: str, version: int | None) -> str:
+        # The Django key back from the stored one, when the key function is Django's own.
+        if self.key_func is not default_key_func:
+            return full
+        head = f"{self.key_prefix}:{self.version if version is None else version}:"
+        return full[len(head):] if full.startswith(head) else full
+
+    def iter_keys(self, search: str, itersize: int | None = None,
+                  version: int | None = None) -> Iterator[str]:
+        """This cache's keys of ``version`` matching the glob ``search`` (SCAN, lazily)."""
+        for full in self._client.iter_keys(self.make_pattern(search, version),
+                                           itersize or self._itersize):
+            yield self._reverse(full, version)
+
+    def keys(self, search: str, version: int | None = None) -> list[str]:
+        """This cache's keys of ``version`` matching the glob ``search`` (SCAN)."""
+        return list(self.iter_keys(search, version=version))
+
+    def delete_pattern(self, pattern: str, version: int | None = None, prefix: str | None = None,
+                       itersize: int | None = None) -> int:
+        """Delete this cache's keys matching ``pattern``; how many. 0 while Redis is down
+        (the namespace is then cleared once it answers)."""
+        return self._client.delete_pattern(self.make_pattern(pattern, version, prefix),
+                                           itersize or self._itersize)
+
+    def lock(self, key: Any, version: int | None = None, timeout: float | None = None,
+             sleep: float = 0.1, blocking: bool = True, blocking_timeout: float | None = None,
+             thread_local: bool = True) -> CacheLock:
+        """A distributed lock with redis-py's Lock semantics (``with cache.lock("name"):``)."""
+        return self._client.lock(self._key(key, version), timeout, sleep, blocking,
+                                 blocking_timeout, thread_local)
+
+    def get_client(self, key: Any = None, write: bool = True) -> Any:
+        """The redis-py client: raw commands, not namespaced, sealed or breaker-guarded."""
+        return self._client.get_client()
+
+    # sets, hashes and sorted sets: keys translated, everything else as the core takes it
+    def _keys(self, keys: Iterable[Any], version: int | None) -> list[str]:
+        return [self._key(k, version) for k in keys]
+
+    sadd = _keyed("sadd", "Add members to a set; how many were new.")
+    srem = _keyed("srem", "Remove members from a set; how many were there.")
+    smembers = _keyed("smembers", "Every member of a set.")
+    sismember = _keyed("sismember", "Whether ``member`` is in the set.")
+    smismember = _keyed("smismember", "For each member, whether it is in the set.")
+    scard = _keyed("scard", "How many members the set has.")
+    spop = _keyed("spop", "Remove and return a random member (or a set of ``count``).")
+    srandmember = _keyed("srandmember", "A random member (or a list of ``count``).")
+    sscan = _keyed("sscan", "The set's members, read with SSCAN (``match`` filters them).")
+    sscan_iter = _keyed("sscan_iter", "Yield the set's members with SSCAN.")
+    hset = _keyed("hset", "Set a hash field (or ``mapping``); how many fields were new.")
+    hget = _keyed("hget", "A hash field's value, or ``default``.")
+    hmget = _keyed("hmget", "Several hash fields' values (None where absent).")
+    hgetall = _keyed("hgetall", "The whole hash as a dict.")
+    hdel = _keyed("hdel", "Delete hash fields; how many existed.")
+    hlen = _keyed("hlen", "How many fields the hash has.")
+    hkeys = _keyed("hkeys", "The hash's fields.")
+    hexists = _keyed("hexists", "Whether the hash has ``field``.")
+    zadd = _keyed("zadd", "Add members with scores; how many were added.")
+    zrem = _keyed("zrem", "Remove members; how many were there.")
+    zincrby = _keyed("zincrby", "Add ``amount`` to ``member``'s score; the new score.")
+    zscore = _keyed("zscore", "``member``'s score, None if absent.")
+    zmscore = _keyed("zmscore", "Scores of several members (None where absent).")
+    zrank = _keyed("zrank", "``member``'s rank by ascending score, None if absent.")
+    zrevrank = _keyed("zrevrank", "``member``'s rank by descending score, None if absent.")
+    zcard = _keyed("zcard", "How many members the sorted set has.")
+    zcount = _keyed("zcount", "How many members score within [min, max].")
+    zrange = _keyed("zrange", "Members by rank (``withscores``: (member, score) pairs).")
+    zrevrange = _keyed("zrevrange", "Members by descending rank.")
+    zrangebyscore = _keyed("zrangebyscore", "Members scoring within [min, max], ascending.")
+    zrevrangebyscore = _keyed("zrevrangebyscore", "Members scoring within [max, min], "
+                              "descending.")
+    zremrangebyscore = _keyed("zremrangebyscore", "Remove members scoring within [min, max].")
+    zremrangebyrank = _keyed("zremrangebyrank", "Remove members ranked within [start, end].")
+    zpopmin = _keyed("zpopmin", "Remove and return the lowest-scored (member, score).")
+    zpopmax = _keyed("zpopmax", "Remove and return the highest-scored (member, score).")
+
+    asadd = _akeyed("sadd", "Async sadd.")
+    asrem = _akeyed("srem", "Async srem.")
+    asmembers = _akeyed("smembers", "Async smembers.")
+    asismember = _akeyed("sismember", "Async sismember.")
+    ascard = _akeyed("scard", "Async scard.")
+    ahset = _akeyed("hset", "Async hset.")
+    ahget = _akeyed("hget", "Async hget.")
+    ahgetall = _akeyed("hgetall", "Async hgetall.")
+    ahdel = _akeyed("hdel", "Async hdel.")
+    azadd = _akeyed("zadd", "Async zadd.")
+    azincrby = _akeyed("zincrby", "Async zincrby.")
+    azrange = _akeyed("zrange", "Async zrange.")
+    azscore = _akeyed("zscore", "Async zscore.")
+    apttl = _akeyed("pttl", "Async pttl.")
+    aexpire = _akeyed("expire", "Async expire.")
+    apersist = _akeyed("persist", "Async persist.")
+
+    def sinter(self, *keys: Any, version: int | None = None) -> builtins.set[Any]:
+        """The members every set has."""
+        return self._client.sinter(*self._keys(keys, version))
+
+    def sunion(self, *keys: Any, version: int | None = None) -> builtins.set[Any]:
+        """The members any set has."""
+        return self._client.sunion(*self._keys(keys, version))
+
+    def sdiff(self, *keys: Any, version: int | None = None) -> builtins.set[Any]:
+        """The first set's members that no other set has."""
+        return self._client.sdiff(*self._keys(keys, version))
+
+    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+        """Store sinter(*keys) in ``dest``; its size."""
+        return self._client.sinterstore(self._key(dest, version), *self._keys(keys, version))
+
+    def sunionstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+        """Store sunion(*keys) in ``dest``; its size."""
+        return self._client.sunionstore(self._key(dest, version), *self._keys(keys, version))
+
+    def sdiffstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+        """Store sdiff(*keys) in ``dest``; its size."""
+        return self._client.sdiffstore(self._key(dest, version), *self._keys(keys, version))
+
+    def smove(self, source: Any, destination: Any, member: Any,
+              version: int | None = None) -> bool:
+        """Move ``member`` from one set to another; False if it was not in ``source``."""
+        return self._client.smove(self._key(source, version), self._key(destination, version),
+                                  member)
 
     # -- compute once ------------------------------------------------------
     def get_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT,
@@ -280,11 +526,11 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         return await self.async_client.has_key(self._key(key, version))
 
     async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
-                   version: int | None = None) -> None:
+                   version: int | None = None, nx: bool = False, xx: bool = False) -> bool:
         """Async set."""
         k = self._key(key, version)
         with _pickling_errors():
-            await self.async_client.set(k, value, self._timeout(timeout))
+            return await self.async_client.set(k, value, self._timeout(timeout), nx=nx, xx=xx)
 
     async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
                    version: int | None = None) -> bool:
@@ -313,31 +559,32 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Async delete."""
         return await self.async_client.delete(self._key(key, version))
 
-    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> None:
+    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> int | None:
         """Async delete_many."""
         full = [self._key(k, version) for k in keys]
-        if full:
-            await self.async_client.delete_many(full)
+        return await self.async_client.delete_many(full) if full else None
 
     async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT,
                      version: int | None = None) -> bool:
         """Async touch."""
         return await self.async_client.touch(self._key(key, version), self._timeout(timeout))
 
-    async def aincr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None,
+                    ignore_key_check: bool = False) -> int:
         """Async incr."""
         k = self._key(key, version)
         try:
-            value = await self.async_client.incr(k, delta)
+            value = await self.async_client.incr(k, delta, ignore_key_check=ignore_key_check)
         except ValueError as exc:
             raise TypeError(f"cached value for {key!r} is not an integer") from exc
         if value is None:
             raise ValueError(f"Key '{key}' not found")
         return value
 
-    async def adecr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+    async def adecr(self, key: Any, delta: int = 1, version: int | None = None,
+                    ignore_key_check: bool = False) -> int:
         """Async decr."""
-        return await self.aincr(key, -delta, version)
+        return await self.aincr(key, -delta, version, ignore_key_check)
 
     async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Async incr_version."""
@@ -388,6 +635,16 @@ class _pickling_errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SerializationError) and not isinstance(exc, CacheSerializationError):
             raise CacheSerializationError(exc.message, code=exc.code) from exc
+
+
+def _release_connections(client: CacheClient) -> None:
+    # Disconnect the redis-py pool (it reconnects on next use); memory:// has none.
+    raw = getattr(client.backend, "client", None)
+    pool = getattr(raw, "connection_pool", None)
+    if pool is not None:
+        pool.disconnect()
+    elif raw is not None and hasattr(raw, "disconnect_connection_pools"):
+        raw.disconnect_connection_pools()
 
 
 def reset_clients() -> None:

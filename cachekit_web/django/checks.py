@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from ..core.backends import redact_url
-from ..core.errors import CachekitError
+from ..core.errors import CachekitError, lookup
 
 BACKEND_PATHS = ("cachekit_web.django.CachekitCache", "cachekit_web.django.backend.CachekitCache")
 
@@ -99,5 +100,36 @@ def check_connectivity(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     return messages
 
 
+def check_cache_page_aliases(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E043 for each alias a cache_page names that is missing or not a CachekitCache."""
+    from django.core.cache import caches
+    from django.urls import get_resolver
+
+    from .backend import CachekitCache
+    from .views import DECORATED_ALIASES
+
+    # Import the views, so their decorators have run; a broken URLconf is reported by
+    # Django's own check.
+    with contextlib.suppress(Exception):
+        _ = get_resolver().url_patterns
+    messages: list[CheckMessage] = []
+    for alias in sorted(DECORATED_ALIASES):
+        if alias not in getattr(settings, "CACHES", {}):
+            problem = "is not in CACHES"
+        else:
+            try:
+                ok = isinstance(caches[alias], CachekitCache)
+            except CachekitError:
+                continue  # reported by check_configuration
+            if ok:
+                continue
+            problem = "is not a cachekit_web.django.CachekitCache"
+        messages.append(Warning(  # the site runs, those views uncached
+            f"cache_page(cache={alias!r}): CACHES[{alias!r}] {problem}; the decorated views "
+            "run uncached", hint=lookup("E043").fix, obj=alias, id="cachekit.E043"))
+    return messages
+
+
 register(check_configuration, Tags.caches)
+register(check_cache_page_aliases, Tags.caches)
 register(check_connectivity, Tags.caches)

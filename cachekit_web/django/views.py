@@ -14,7 +14,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
-from django.core.cache import caches
+from django.core.cache import DEFAULT_CACHE_ALIAS, InvalidCacheBackendError, caches
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone, translation
 from django.utils.cache import patch_response_headers, patch_vary_headers
@@ -25,9 +25,13 @@ from .backend import CachekitCache
 Outcome = dict[str, Any]
 
 
+# Aliases named by cache_page, checked at start-up (E043) rather than on each request.
+DECORATED_ALIASES: set[str] = set()
+
+
 def get_cache(cache: str | None = None) -> CachekitCache:
-    """The CachekitCache for an alias (default: CACHE_MIDDLEWARE_ALIAS)."""
-    alias = cache or getattr(settings, "CACHE_MIDDLEWARE_ALIAS", "default")
+    """The CachekitCache for an alias (default: "default", as Django's cache_page)."""
+    alias = cache or DEFAULT_CACHE_ALIAS
     backend = caches[alias]
     if not isinstance(backend, CachekitCache):
         raise TypeError(f"CACHES[{alias!r}] is not a cachekit_web.django.CachekitCache")
@@ -35,9 +39,25 @@ def get_cache(cache: str | None = None) -> CachekitCache:
 
 
 def _prefix(key_prefix: str | None) -> str:
-    if key_prefix is not None:
-        return key_prefix
-    return str(getattr(settings, "CACHE_MIDDLEWARE_KEY_PREFIX", "") or "")
+    # As Django's decorator: CACHE_MIDDLEWARE_KEY_PREFIX belongs to the middleware only.
+    return key_prefix or ""
+
+
+def _cachekit_or_none(alias: str) -> CachekitCache | None:
+    # A wrong alias is reported by the E043 check at start-up; here the view runs uncached.
+    try:
+        backend = caches[alias]
+    except InvalidCacheBackendError:
+        return None
+    return backend if isinstance(backend, CachekitCache) else None
+
+
+def _vary_on_authorization(request: HttpRequest, response: HttpResponseBase) -> None:
+    # As Django 5.2: a response to a request bearing credentials varies on them, unless
+    # the response says it is public.
+    if request.headers.get("Authorization") and \
+            "public" not in response.get("Cache-Control", "").lower():
+        patch_vary_headers(response, ("Authorization",))
 
 
 def _variant() -> list[str]:
@@ -198,6 +218,8 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     """
     vary_on = tuple(vary_on_headers)
     vary_cookies = tuple(vary_on_cookies)
+    alias = cache or DEFAULT_CACHE_ALIAS
+    DECORATED_ALIASES.add(alias)
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         if iscoroutinefunction(view):
@@ -218,11 +240,15 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         return response
 
     def _serve(request: HttpRequest, call: Callable[[], HttpResponseBase]) -> HttpResponseBase:
-        backend = get_cache(cache)
+        backend = _cachekit_or_none(alias)
+        if backend is None:
+            return _direct(call(), web.cache_status("bypass", detail="not-cachekit"))
         method = (request.method or "GET").upper()
         bypass = web.request_bypass_reason(method, request.headers)
         if bypass is not None:
-            return _direct(call(), web.cache_status(bypass))
+            response = call()
+            _vary_on_authorization(request, response)
+            return _direct(response, web.cache_status(bypass))
         if not backend.client.codec.keyring.authenticated:
             return _direct(call(), web.cache_status("bypass", detail="unauthenticated"))
         _watch_cookies(request)
@@ -250,11 +276,15 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         return _direct(_from_page(page), _status_header(status, outcome, page, timeout))
 
     async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
-        backend = get_cache(cache)
+        backend = _cachekit_or_none(alias)
+        if backend is None:
+            return _direct(await call(), web.cache_status("bypass", detail="not-cachekit"))
         method = (request.method or "GET").upper()
         bypass = web.request_bypass_reason(method, request.headers)
         if bypass is not None:
-            return _direct(await call(), web.cache_status(bypass))
+            response = await call()
+            _vary_on_authorization(request, response)
+            return _direct(response, web.cache_status(bypass))
         if not backend.client.codec.keyring.authenticated:
             return _direct(await call(), web.cache_status("bypass", detail="unauthenticated"))
         _watch_cookies(request)

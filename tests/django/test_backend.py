@@ -119,7 +119,7 @@ def test_clear_is_limited_to_this_caches_key_prefix(
 def test_sub_second_timeouts_are_kept(cache: Any) -> None:
     cache.set("short", "v", 0.3)
     assert cache.get("short") == "v"
-    assert 0 < cache.ttl("short") <= 0.3
+    assert 0 < cache.pttl("short") <= 300
     time.sleep(0.45)
     assert cache.get("short") is None
 
@@ -213,7 +213,7 @@ def _exercise_fail_open(cache: Any) -> None:
     assert cache.get_many(["k", "j"]) == {}
     assert cache.set_many({"k": 1, "j": 2}) == ["k", "j"]
     assert cache.delete("k") is DEFERRED
-    assert cache.delete_many(["k"]) is None
+    assert cache.delete_many(["k"]) == 0  # none known to exist; replayed on recovery
     assert cache.has_key("k") is False
     assert cache.touch("k") is False
     with pytest.raises(ValueError):

@@ -51,7 +51,13 @@ class CacheNode(template.Node):  # type: ignore[misc]
 
     def _backend(self, context: Any) -> Any:
         if self.using is not None:
-            return caches[self.using.resolve(context)]
+            alias = self.using.resolve(context)
+            try:
+                return caches[alias]
+            except InvalidCacheBackendError:
+                # As Django's tag: a template naming a missing cache is a template error.
+                raise template.TemplateSyntaxError(
+                    f"Invalid cache name specified for cache tag: {alias!r}") from None
         try:
             return caches["template_fragments"]
         except InvalidCacheBackendError:
