@@ -75,6 +75,19 @@ def test_ttl_pttl_expire_persist(c: CacheClient, raw: redis.Redis) -> None:
     assert c.expire("k", 0) is True and c.get("k") is None
 
 
+def test_expire_and_persist_on_sets_hashes_and_sorted_sets(c: CacheClient) -> None:
+    c.sadd("s", "a")
+    c.hset("h", "f", 1)
+    c.zadd("z", {"m": 1.0})
+    for key in ("s", "h", "z"):
+        assert c.expire(key, 30) is True, key
+        assert 29_000 < (c.pttl(key) or 0) <= 30_000, key
+        assert c.persist(key) is True, key
+        assert c.pttl(key) is None, key
+    assert c.smembers("s") == {"a"} and c.hget("h", "f") == 1
+    assert c.expire("absent", 30) is False and c.persist("absent") is False
+
+
 def test_expire_beyond_the_sealed_expiry_keeps_the_value_readable(
         make_client: MakeClient, clock: Any) -> None:
     c = make_client(SIGNING_KEY=SIGNING, clock=clock)

@@ -60,6 +60,7 @@ from ..settings import Settings
 from .pending import async_apply_invalidations
 
 T = TypeVar("T")
+_COLLECTIONS = (b"set", b"hash", b"zset", "set", "hash", "zset")  # TYPE replies
 
 
 class AsyncCacheClient(_ClientBase):
@@ -503,7 +504,18 @@ class AsyncCacheClient(_ClientBase):
         """
         if timeout <= 0:
             return await self.delete(key) is True
-        return await self.touch(key, timeout)
+        return await self._expire(key, timeout)
+
+    async def _expire(self, key: str, ttl: float | None) -> bool:
+        """touch() for values; a plain PEXPIRE/PERSIST for sets, hashes and sorted sets
+        (a collection carries no sealed expiry, and GET of one is a wrong-type error)."""
+        if getattr(self.backend, "command", None) is not None:
+            kind = await self._read(key, b"none", "type")
+            if kind in _COLLECTIONS:
+                if ttl is None:
+                    return bool(await self._read(key, False, "persist"))
+                return bool(await self._read(key, False, "pexpire", max(1, round(ttl * 1000))))
+        return await self.touch(key, ttl)
 
     async def pexpire(self, key: str, timeout_ms: int) -> bool:
         """expire() in milliseconds. Fail-open answer: False."""
@@ -520,7 +532,7 @@ class AsyncCacheClient(_ClientBase):
 
     async def persist(self, key: str) -> bool:
         """Remove ``key``'s expiry; False if missing. Fail-open answer: False."""
-        return await self.touch(key, None)
+        return await self._expire(key, None)
 
     # -- keys in this namespace ----------------------------------------------
     async def iter_keys(self, pattern: str = "*", itersize: int | None = None

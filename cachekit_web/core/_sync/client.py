@@ -62,6 +62,7 @@ from ..settings import Settings
 from .pending import apply_invalidations
 
 T = TypeVar("T")
+_COLLECTIONS = (b"set", b"hash", b"zset", "set", "hash", "zset")  # TYPE replies
 
 
 class CacheClient(_ClientBase):
@@ -505,7 +506,18 @@ class CacheClient(_ClientBase):
         """
         if timeout <= 0:
             return self.delete(key) is True
-        return self.touch(key, timeout)
+        return self._expire(key, timeout)
+
+    def _expire(self, key: str, ttl: float | None) -> bool:
+        """touch() for values; a plain PEXPIRE/PERSIST for sets, hashes and sorted sets
+        (a collection carries no sealed expiry, and GET of one is a wrong-type error)."""
+        if getattr(self.backend, "command", None) is not None:
+            kind = self._read(key, b"none", "type")
+            if kind in _COLLECTIONS:
+                if ttl is None:
+                    return bool(self._read(key, False, "persist"))
+                return bool(self._read(key, False, "pexpire", max(1, round(ttl * 1000))))
+        return self.touch(key, ttl)
 
     def pexpire(self, key: str, timeout_ms: int) -> bool:
         """expire() in milliseconds. Fail-open answer: False."""
@@ -522,7 +534,7 @@ class CacheClient(_ClientBase):
 
     def persist(self, key: str) -> bool:
         """Remove ``key``'s expiry; False if missing. Fail-open answer: False."""
-        return self.touch(key, None)
+        return self._expire(key, None)
 
     # -- keys in this namespace ----------------------------------------------
     def iter_keys(self, pattern: str = "*", itersize: int | None = None
