@@ -1,5 +1,5 @@
-"""Settings names from other cache libraries (django-redis): accepted where they mean the
-same thing here, otherwise answered with E041 naming what to write instead.
+"""Settings names from other cache libraries (django-redis, Flask-Caching): accepted where
+they mean the same thing here, otherwise answered with E041 naming what to write instead.
 
 One registry, so the adapters, the checks and the docs give the same answer.
 """
@@ -188,3 +188,45 @@ def with_password(url: str, password: str) -> str:
             "LOCATION instead (redis://:PASSWORD@host:6379/0, unix://:PASSWORD@/path.sock)",
             code="E041")
     return urlunsplit(parts._replace(netloc=f":{quote(password, safe='')}@{parts.netloc}"))
+
+
+# -- Flask-Caching -----------------------------------------------------------
+# Flask-Caching's keys -> what to write instead. None of them is read.
+FLASK_CACHING_KEYS: dict[str, str] = {
+    "CACHE_TYPE": "remove it: cachekit always talks to Redis (or memory:// for tests); "
+                  "set CACHEKIT_REDIS_URL",
+    "CACHE_REDIS_URL": "CACHEKIT_REDIS_URL",
+    "CACHE_REDIS_HOST": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
+    "CACHE_REDIS_PORT": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
+    "CACHE_REDIS_DB": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
+    "CACHE_REDIS_PASSWORD": "CACHEKIT_REDIS_URL = 'redis://:PASSWORD@HOST:PORT/DB'",
+    "CACHE_REDIS_SENTINELS": "CACHEKIT_REDIS_URL = 'redis+sentinel://HOST:PORT/SERVICE'",
+    "CACHE_REDIS_SENTINEL_MASTER": "CACHEKIT_REDIS_URL = 'redis+sentinel://HOST:PORT/SERVICE'",
+    "CACHE_REDIS_CLUSTER": "CACHEKIT_REDIS_URL = 'redis+cluster://HOST1:PORT1,HOST2:PORT2'",
+    "CACHE_KEY_PREFIX": "CACHEKIT_NAMESPACE (no ':' allowed)",
+    "CACHE_THRESHOLD": "CACHEKIT_MEMORY_MAX_ENTRIES (memory:// only)",
+    "CACHE_OPTIONS": "the individual CACHEKIT_* settings (e.g. CACHEKIT_SOCKET_TIMEOUT)",
+    "CACHE_ARGS": "the individual CACHEKIT_* settings",
+    "CACHE_NO_NULL_WARNING": "remove it",
+    "CACHE_IGNORE_ERRORS": "remove it: errors never escape unless CACHEKIT_STRICT is true",
+    "CACHE_DIR": "remove it: no filesystem cache",
+    "CACHE_MEMCACHED_SERVERS": "remove it: no memcached support",
+    "CACHE_UWSGI_NAME": "remove it: no uWSGI cache support",
+}
+
+
+
+
+def _forever_if_zero(value: Any) -> Any:
+    """Flask-Caching's timeout 0 means "never expires"; ours is none."""
+    try:
+        return None if value is not None and float(value) == 0 else value
+    except (TypeError, ValueError):
+        return value  # the setting's own check reports it (E042)
+
+
+# Flask-Caching's keys that mean what ours do: read, under our name (and value convention).
+ACCEPTED_FLASK_CACHING_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "CACHE_DEFAULT_TIMEOUT": ("DEFAULT_TIMEOUT", _forever_if_zero),
+    "CACHE_SOURCE_CHECK": ("SOURCE_CHECK", lambda value: value),
+}

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..core import crypto
 from ..core.errors import ConfigurationError
+from ..core.foreign import ACCEPTED_FLASK_CACHING_KEYS, FLASK_CACHING_KEYS
 from ..core.settings import (
     ADAPTER_SETTINGS,
     ENV_PREFIX,
@@ -40,47 +41,6 @@ class FlaskOptions:
 
 EXTRA_NAMES = tuple(ADAPTER_SETTINGS)  # the core keeps the one list of adapter-only names
 _BOOL_EXTRAS = ("HEALTH_ENABLED", "SOURCE_CHECK", "CACHE_STATUS_HEADER")
-
-# Flask-Caching's keys -> what to write instead. None of them is read.
-FLASK_CACHING_KEYS: dict[str, str] = {
-    "CACHE_TYPE": "remove it: cachekit always talks to Redis (or memory:// for tests); "
-                  "set CACHEKIT_REDIS_URL",
-    "CACHE_REDIS_URL": "CACHEKIT_REDIS_URL",
-    "CACHE_REDIS_HOST": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
-    "CACHE_REDIS_PORT": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
-    "CACHE_REDIS_DB": "CACHEKIT_REDIS_URL = 'redis://HOST:PORT/DB'",
-    "CACHE_REDIS_PASSWORD": "CACHEKIT_REDIS_URL = 'redis://:PASSWORD@HOST:PORT/DB'",
-    "CACHE_REDIS_SENTINELS": "CACHEKIT_REDIS_URL (Sentinel is not supported yet)",
-    "CACHE_REDIS_SENTINEL_MASTER": "CACHEKIT_REDIS_URL (Sentinel is not supported yet)",
-    "CACHE_REDIS_CLUSTER": "CACHEKIT_REDIS_URL (Cluster is not supported yet)",
-    "CACHE_KEY_PREFIX": "CACHEKIT_NAMESPACE (no ':' allowed)",
-    "CACHE_THRESHOLD": "CACHEKIT_MEMORY_MAX_ENTRIES (memory:// only)",
-    "CACHE_OPTIONS": "the individual CACHEKIT_* settings (e.g. CACHEKIT_SOCKET_TIMEOUT)",
-    "CACHE_ARGS": "the individual CACHEKIT_* settings",
-    "CACHE_NO_NULL_WARNING": "remove it",
-    "CACHE_IGNORE_ERRORS": "remove it: errors never escape unless CACHEKIT_STRICT is true",
-    "CACHE_DIR": "remove it: no filesystem cache",
-    "CACHE_MEMCACHED_SERVERS": "remove it: no memcached support",
-    "CACHE_UWSGI_NAME": "remove it: no uWSGI cache support",
-}
-
-
-
-
-def _forever_if_zero(value: Any) -> Any:
-    """Flask-Caching's timeout 0 means "never expires"; ours is none."""
-    try:
-        return None if value is not None and float(value) == 0 else value
-    except (TypeError, ValueError):
-        return value  # the setting's own check reports it (E042)
-
-
-# Flask-Caching's keys that mean what ours do: read, under our name (and value convention).
-ACCEPTED_FLASK_CACHING_KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "CACHE_DEFAULT_TIMEOUT": ("DEFAULT_TIMEOUT", _forever_if_zero),
-    "CACHE_SOURCE_CHECK": ("SOURCE_CHECK", lambda value: value),
-}
-
 
 def translated(config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` with accepted Flask-Caching keys renamed to ours; E041 when both
