@@ -528,6 +528,12 @@ class _ClientBase:
             raise exc
 
     def _on_transition(self, t: Transition) -> None:
+        if t.new is State.OPEN:
+            # Sentinel/Cluster watch for a new primary and let the breaker probe it at once,
+            # rather than after the whole recovery timeout (the backend never imports us).
+            watch = getattr(self._backend_any, "watch_topology", None)
+            if watch is not None:
+                watch(self.breaker.probe_now)
         level = logging.WARNING if t.new is State.OPEN else logging.INFO
         message = f"circuit breaker {t.old.value} -> {t.new.value} ({t.reason})"
         if t.old is State.CLOSED or t.new is State.CLOSED:

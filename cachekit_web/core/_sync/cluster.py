@@ -74,7 +74,7 @@ from ..settings import Settings
 from .nodes import node_report
 
 # Seconds between slot-map reloads while a node is marked down (watching for a promotion).
-_REFRESH = 0.25
+_REFRESH = 0.1
 # Multi-key commands of the collection family: how many leading arguments are keys (None: all).
 _MULTI_KEY: dict[str, int | None] = {
     "sinter": None, "sunion": None, "sdiff": None, "sinterstore": None,
@@ -175,6 +175,11 @@ class ClusterBackend:
             raise translate(exc) from None
         self._node_ok(node.name)
         return result
+
+    def watch_topology(self, on_change: Callable[[str], object]) -> None:
+        """Call ``on_change`` whenever the slot map is reloaded (a promotion, a reshard):
+        the client's breaker then probes at once."""
+        self.on_topology_change = on_change
 
     def _refresh_map(self, rc: Any) -> bool:
         """While a node is down, reload the slot map (at most every REFRESH seconds) to see a

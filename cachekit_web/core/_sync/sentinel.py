@@ -36,6 +36,7 @@ from ..backends.topology import (
     UNREACHABLE,
     NodeGuard,
     NoSentinelAnswered,
+    SentinelWatch,
     guard_interval,
     node_entry,
     node_options,
@@ -69,6 +70,7 @@ class _Sentinel(Sentinel):
         base: Any = super()
         base.__init__(*args, **kwargs)
         self._answered = threading.local()
+        self.watch: SentinelWatch | None = None  # told which primary the pool connects to
 
     def check_master_state(self, state: Any, service_name: str) -> bool:
         self._answered.flag = True  # only called with a sentinel's reply
@@ -79,11 +81,14 @@ class _Sentinel(Sentinel):
         self._answered.flag = False
         base: Any = super()
         try:
-            return base.discover_master(service_name)
+            found = base.discover_master(service_name)
         except MasterNotFoundError:
             if not getattr(self._answered, "flag", False):
                 raise NoSentinelAnswered(f"no sentinel answered for {service_name!r}") from None
             raise
+        if self.watch is not None:
+            self.watch.known = (str(found[0]), int(found[1]))
+        return found
 
 
 class _ReplicaReads:
@@ -209,6 +214,18 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
                 self.service, connection_class=conn_class)))
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(guard_interval(settings))
+        watch_options: dict[str, Any] = {
+            "socket_timeout": min(settings.SOCKET_TIMEOUT, 1.0),
+            "socket_connect_timeout": min(settings.SOCKET_CONNECT_TIMEOUT, 1.0)}
+        if spec.query.get("sentinel_password"):
+            watch_options["password"] = spec.query["sentinel_password"]
+        self.sentinel.watch = SentinelWatch(spec.hosts, self.service, watch_options)
+        self._watch_limit = settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT
+
+    def watch_topology(self, on_change: Callable[[str], object]) -> None:
+        """The primary failed (the breaker opened): call ``on_change`` as soon as Sentinel
+        names another one, so the breaker probes it then, not a recovery timeout later."""
+        self.sentinel.watch.start(on_change, self._watch_limit)
 
     def primary_address(self) -> tuple[str, int]:
         """The (host, port) Sentinel currently names as primary; raises E014 if none."""

@@ -322,3 +322,56 @@ def answered(entry: dict[str, Any], seconds: float, raw: dict[str, Any]) -> None
 
 class NoSentinelAnswered(ConnectRefused):
     """No sentinel could be reached: an outage (E010, trips the breaker), not a failover."""
+
+
+# -- watching Sentinel for a new primary -------------------------------------------
+class SentinelWatch:
+    """Polls the sentinels in a short-lived thread until one names a new primary.
+
+    Started when the client's breaker opens; calls ``on_change(reason)`` once the
+    primary differs from the last one the pool connected to, then ends (or after
+    ``limit`` seconds: the breaker probes by itself then). Plain sync connections,
+    so the same watcher serves both flavours.
+    """
+
+    def __init__(self, hosts: Sequence[tuple[str, int]], service: str,
+                 options: dict[str, Any], interval: float = 0.1) -> None:
+        self.hosts = list(hosts)
+        self.service = service
+        self.options = options
+        self.interval = interval
+        self.known: tuple[str, int] | None = None  # the primary the pool last connected to
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, on_change: Callable[[str], object], limit: float) -> None:
+        """Watch (once at a time) for up to ``limit`` seconds."""
+        with self._lock:
+            if self.known is None or (self._thread is not None and self._thread.is_alive()):
+                return
+            self._thread = threading.Thread(target=self._run, args=(on_change, limit),
+                                            name="cachekit-sentinel-watch", daemon=True)
+            self._thread.start()
+
+    def named(self) -> tuple[str, int] | None:
+        """The primary the first answering sentinel names, or None."""
+        for host, port in self.hosts:
+            try:
+                with redis.Redis(host=host, port=port, **self.options) as s:
+                    found = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
+                                              self.service)
+            except (redis.RedisError, OSError):
+                continue
+            if found:
+                h, p = found
+                return (h.decode() if isinstance(h, bytes) else str(h)), int(p)
+        return None
+
+    def _run(self, on_change: Callable[[str], object], limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            now = self.named()
+            if now is not None and self.known is not None and now != self.known:
+                on_change(f"sentinel names a new primary {now[0]}:{now[1]}")
+                return
+            time.sleep(self.interval)
