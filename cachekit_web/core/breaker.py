@@ -235,6 +235,18 @@ class CircuitBreaker:
                     fired = self._check_rates(now) or self._check_in_flight(now, int(slow))
         self._notify(fired)
 
+    def probe_now(self, reason: str) -> bool:
+        """OPEN -> HALF_OPEN at once (the topology named a new primary); False if not open."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            if self._state is not State.OPEN:
+                return False
+            fired = self._move(State.HALF_OPEN, reason)
+            self._probes = 0
+        self._notify(fired)
+        return True
+
     def release_probe(self, token: int | None = None) -> None:
         """A call ended without a verdict (e.g. cancelled, or pool exhausted): forget it."""
         with self._lock:

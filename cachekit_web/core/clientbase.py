@@ -32,6 +32,7 @@ from .errors import (
     LockTimeoutError,
     PoolExhaustedError,
     SerializationError,
+    UnsupportedOperationError,
     ValueTooLargeError,
 )
 from .fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
@@ -55,8 +56,10 @@ DEFAULT: Any = _Default()
 """Timeout sentinel: use the DEFAULT_TIMEOUT setting."""
 
 _MISSING: Any = object()
-# Raised by codec work inside a backend call: about the data, not the backend's health.
-_DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError)
+# Raised by codec work inside a backend call: about the data, not the backend's health;
+# and E069 (e.g. a multi-key command across Cluster slots): a usage error, raised as is.
+_DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError,
+                UnsupportedOperationError)
 # A computed value get_or_set cannot store because of its size: served uncached. (E020, a
 # type that cannot be stored, still raises: it fails on the first call, as in Django.)
 _UNSTORABLE = (ValueTooLargeError,)
@@ -525,6 +528,12 @@ class _ClientBase:
             raise exc
 
     def _on_transition(self, t: Transition) -> None:
+        if t.new is State.OPEN:
+            # Sentinel/Cluster watch for a new primary and let the breaker probe it at once,
+            # rather than after the whole recovery timeout (the backend never imports us).
+            watch = getattr(self._backend_any, "watch_topology", None)
+            if watch is not None:
+                watch(self.breaker.probe_now)
         level = logging.WARNING if t.new is State.OPEN else logging.INFO
         message = f"circuit breaker {t.old.value} -> {t.new.value} ({t.reason})"
         if t.old is State.CLOSED or t.new is State.CLOSED:

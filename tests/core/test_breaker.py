@@ -193,3 +193,26 @@ def test_a_call_timing_out_while_others_hang_opens_at_once() -> None:
     for call in others:
         b.record_failure(call)
     assert b.opened_count == 1
+
+
+def test_probe_now_lets_one_probe_through_before_the_recovery_timeout() -> None:
+    """A new primary named by the topology is probed at once, not a recovery timeout later."""
+    now = [100.0]
+    b = _breaker(now)
+    seen: list[str] = []
+    b.add_listener(lambda t: seen.append(f"{t.old.value}>{t.new.value}:{t.reason}"))
+    assert b.probe_now("nothing to do") is False  # closed: nothing to do
+    for _ in range(3):
+        b.record_failure()
+    now[0] += 0.5  # far from the 5 s recovery timeout
+    assert not b.allow()
+    assert b.probe_now("new primary 127.0.0.1:7001") is True
+    assert b.state is State.HALF_OPEN
+    assert b.allow() and not b.allow()  # still one probe at a time
+    b.record_failure()  # the probe failed: open again, for a full recovery timeout
+    assert b.state is State.OPEN and not b.allow()
+    assert b.probe_now("again") is True and b.allow()
+    b.record_success()
+    assert b.state is State.CLOSED
+    assert b.probe_now("late") is False
+    assert "open>half_open:new primary 127.0.0.1:7001" in seen

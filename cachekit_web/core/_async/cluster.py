@@ -24,14 +24,25 @@ from ..backends import redact_url
 from ..backends.common import (
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
+    INCR_SCRIPT,
     _escape_glob,
     _info_subset,
     _ms,
+    cas_args,
+    cas_result,
+    incr_args,
+    incr_result,
     retry_policy,
     translate,
     translated,
 )
-from ..backends.redispy import AsyncRetry, async_node_client, async_open_cluster
+from ..backends.common import CAS_SCRIPT as CAS_TTL_SCRIPT
+from ..backends.redispy import (
+    AsyncRetry,
+    async_node_client,
+    async_open_cluster,
+    async_unopened_cluster,
+)
 from ..backends.topology import (
     CAS_SCRIPT,
     NODE_DOWN,
@@ -55,9 +66,18 @@ from ..errors import (
     CachekitError,
     LockTimeoutError,
     NodeUnreachableError,
+    UnsupportedOperationError,
 )
 from ..settings import Settings
 from .nodes import async_node_report
+
+# Seconds between slot-map reloads while a node is marked down (watching for a promotion).
+_REFRESH = 0.1
+# Multi-key commands of the collection family: how many leading arguments are keys (None: all).
+_MULTI_KEY: dict[str, int | None] = {
+    "sinter": None, "sunion": None, "sdiff": None, "sinterstore": None,
+    "sunionstore": None, "sdiffstore": None, "smove": 2,
+}
 
 
 class AsyncClusterBackend:
@@ -87,8 +107,15 @@ class AsyncClusterBackend:
         self._map_seen = 0
         self._lock = threading.Lock()
         self._rc: Any = None
+        self._raw: Any = None  # get_client() before the first call: a cluster client of its own
         self._cas: Any = None
+        self._cas_ttl: Any = None
+        self._incr: Any = None
         self._node_clients: dict[str, Any] = {}
+        # Set by the client: told when the slot map names a new owner (its breaker probes now).
+        self.on_topology_change: Callable[[str], object] | None = None
+        self._map_known = 0
+        self._refresh_at = 0.0
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
@@ -110,6 +137,9 @@ class AsyncClusterBackend:
             if self._rc is None:  # another caller may have won the race
                 self._rc = rc
                 self._cas = rc.register_script(CAS_SCRIPT)
+                self._cas_ttl = rc.register_script(CAS_TTL_SCRIPT)
+                self._incr = rc.register_script(INCR_SCRIPT)
+                self._map_known = map_version(rc)
                 return rc
         await rc.aclose()
         return self._rc
@@ -131,6 +161,8 @@ class AsyncClusterBackend:
         rc = await self.cluster()
         node = slot_owner(rc, key)
         await self._maybe_replay()
+        if self.guard.is_down(node.name) and await self._refresh_map(rc):
+            node = slot_owner(rc, key)  # a replica was promoted: its slots have a new owner
         if not self.guard.admit(node.name):
             raise NodeUnreachableError(f"cluster node {node.name} is marked unreachable")
         try:
@@ -142,6 +174,32 @@ class AsyncClusterBackend:
         self._node_ok(node.name)
         return result
 
+    def watch_topology(self, on_change: Callable[[str], object]) -> None:
+        """Call ``on_change`` whenever the slot map is reloaded (a promotion, a reshard):
+        the client's breaker then probes at once."""
+        self.on_topology_change = on_change
+
+    async def _refresh_map(self, rc: Any) -> bool:
+        """While a node is down, reload the slot map (at most every REFRESH seconds) to see a
+        promotion as soon as the cluster makes it; True if the map changed."""
+        now = time.monotonic()
+        if now >= self._refresh_at:
+            self._refresh_at = now + _REFRESH
+            with contextlib.suppress(*REDIS_ERRORS):
+                await rc.nodes_manager.initialize()
+        return self._map_changed(rc)
+
+    def _map_changed(self, rc: Any) -> bool:
+        """Whether redis-py reloaded the slot map since last seen; tells the client if so."""
+        version = map_version(rc)
+        if version == self._map_known:
+            return False
+        self._map_known = version
+        self._replay_at = 0.0  # deferred deletes may land on the new owners now
+        if self.on_topology_change is not None:
+            self.on_topology_change("cluster slot map reloaded")
+        return True
+
     def _node_ok(self, name: str) -> None:
         if self.guard.ok(name) and self.deferred:
             self._replay_at = 0.0  # a node came back: replay remembered deletes now
@@ -149,8 +207,11 @@ class AsyncClusterBackend:
     async def _lost(self, name: str) -> None:
         """Mark a node unreachable and reload the slot map (a replica may own its slots now)."""
         self.guard.failed(name)
+        rc = await self.cluster()
         with contextlib.suppress(*REDIS_ERRORS):
-            await (await self.cluster()).nodes_manager.initialize()
+            await rc.nodes_manager.initialize()
+        self._refresh_at = time.monotonic() + _REFRESH
+        self._map_changed(rc)
 
     async def _fan_out(
         self,
@@ -170,6 +231,8 @@ class AsyncClusterBackend:
         """
         rc = await self.cluster()
         groups, missed = group_by_node(rc, keys)
+        if any(self.guard.is_down(n) for n in groups) and await self._refresh_map(rc):
+            groups, missed = group_by_node(rc, keys)  # a promotion moved the lost slots
         last: tuple[str, BaseException] | None = None
         reached = 0
         for name, (node, slots) in groups.items():
@@ -275,8 +338,12 @@ class AsyncClusterBackend:
             await self._fan_out(asked, queue, accept, again)
         return out
 
-    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False) -> bool:
-        stored = bool(await self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx)))
+    async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
+                  xx: bool = False) -> bool:
+        if nx or xx:
+            await self._settle(key)  # "absent" and "present" must not count a stale value
+        stored = bool(await self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx,
+                                                  xx=xx)))
         if stored:
             self.deferred.discard((key,))  # a delete replayed later would erase this value
         return stored
@@ -362,6 +429,93 @@ class AsyncClusterBackend:
             return False
         return bool(await self._on_key(key, cmd("exists", key)))
 
+    async def _settle(self, key: str) -> None:
+        """Land ``key``'s deferred delete now, before an operation that reads its old value."""
+        if self.deferred.covers(key):
+            await self._on_key(key, cmd("delete", key))
+            self.deferred.landed((key,))
+
+    async def incr(self, key: str, delta: int, default: int | None,
+                   ttl: float | None) -> int | bytes | None:
+        """INCRBY in one server-side step on the key's node (see AsyncRedisBackend.incr)."""
+        await self._settle(key)
+        reply = await self._on_key(key, lambda _rc: self._incr(
+            keys=[key], args=incr_args(delta, default, ttl)))
+        return incr_result(reply)
+
+    async def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
+                              ttl: float | None = None,
+                              keep_ttl: bool = True) -> tuple[bool, bytes | None]:
+        """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
+        if self.deferred.covers(key):
+            return False, None  # its delete has not landed: it holds nothing we may build on
+        reply = await self._on_key(key, lambda _rc: self._cas_ttl(
+            keys=[key], args=cas_args(expected, value, ttl, keep_ttl)))
+        return cas_result(reply)
+
+    async def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
+        """For each (key, old, new): write ``new``, TTL kept, only if ``key`` still holds
+        ``old``. One pipeline per node; an entry that changed, is owed a delete or whose
+        node is unreachable is False, untouched."""
+        if not items:
+            return []
+        await self._maybe_replay()
+        out = [False] * len(items)
+        wanted = [i for i, (k, _, _) in enumerate(items) if not self.deferred.covers(k)]
+        keys = [items[i][0] for i in wanted]
+        rows = {k: items[i] for i, k in zip(wanted, keys, strict=True)}
+
+        def queue(pipe: Any, ks: list[str]) -> int:
+            for k in ks:
+                _, old, new = rows[k]
+                pipe.eval(CAS_SCRIPT, 1, k, old, new)
+            return len(ks)
+
+        def accept(positions: list[int], replies: list[Any]) -> None:
+            for i, r in zip(positions, replies, strict=True):
+                out[wanted[i]] = r == 1
+
+        async def again(positions: list[int]) -> None:
+            for i in positions:
+                _, old, new = rows[keys[i]]
+                out[wanted[i]] = bool(await self._routed(swap(self._cas, keys[i], old, new)))
+
+        if keys:
+            await self._fan_out(keys, queue, accept, again, partial_ok=True)
+        return out
+
+    async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run one redis-py command method (sets, hashes, sorted sets) on its key's node.
+
+        A multi-key command needs its keys in one slot (one {hash tag}): E069 otherwise.
+        """
+        if not args or not isinstance(args[0], str):
+            raise UnsupportedOperationError(f"{name} without a key cannot run on a cluster")
+        if name in _MULTI_KEY:
+            n = _MULTI_KEY[name]
+            keys = [a for a in (args if n is None else args[:n]) if isinstance(a, str)]
+            rc = await self.cluster()
+            if len({rc.keyslot(k) for k in keys}) > 1:
+                raise UnsupportedOperationError(
+                    f"{name} on a Redis Cluster needs its keys in one hash slot: give them "
+                    "a common {tag}, e.g. 'user:{42}:friends' and 'user:{42}:follows'",
+                    code="E069")
+            for k in keys:
+                await self._settle(k)
+        else:
+            await self._settle(args[0])
+        return await self._on_key(args[0], cmd(name, *args, **kwargs))
+
+    @property
+    def client(self) -> Any:
+        """The redis-py cluster client, for commands this API lacks (raw: see get_client)."""
+        if self._rc is not None:
+            return self._rc
+        if self._raw is None:
+            with translated():
+                self._raw = async_unopened_cluster(self._seeds, self._options)
+        return self._raw
+
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         for _ in range(_UPDATE_ATTEMPTS):
             old = await self.get(key)
@@ -372,14 +526,18 @@ class AsyncClusterBackend:
                 return new
         raise LockTimeoutError("too much contention on one key", code="E050")
 
-    async def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
-        """Yield the keys under ``prefix`` in batches, SCANning every primary.
+    def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
+        """Yield the keys under ``prefix`` in batches, SCANning every primary."""
+        return self.scan_match(_escape_glob(prefix) + "*", count)
+
+    async def scan_match(self, match: str, count: int = 1000) -> Any:
+        """Yield the keys matching the SCAN pattern ``match`` in batches, from every primary.
 
         A primary that cannot be reached is skipped (E013) while others answer;
         if none does, the error is raised.
         """
         rc = await self.cluster()
-        pattern = _escape_glob(prefix) + "*"
+        pattern = match
         primaries = rc.get_primaries()
         last: tuple[str, BaseException] | None = None
         reached = 0
@@ -465,9 +623,11 @@ class AsyncClusterBackend:
         return sum(int(n) for n in await pipe.execute(raise_on_error=False)
                    if not isinstance(n, BaseException))
 
-    def lock(self, name: str, timeout: float) -> _AsyncClusterLock:
-        """A lock; the client names it (core.backends.lock_key) in its value's slot."""
-        return _AsyncClusterLock(self, name, timeout)
+    def lock(self, name: str, timeout: float | None, *, sleep: float = 0.01,
+             thread_local: bool = False) -> _AsyncClusterLock:
+        """A lock on the key's node; the client names it (core.backends.lock_key) in its
+        value's slot."""
+        return _AsyncClusterLock(self, name, timeout, sleep, thread_local)
 
     async def ping(self) -> float:
         """Latency of the slowest reachable primary; raises only if none answers."""
@@ -514,33 +674,62 @@ class AsyncClusterBackend:
             await client.aclose()
         if self._rc is not None:
             await self._rc.aclose()
+        if self._raw is not None:
+            await self._raw.aclose()
 
 
 class _AsyncClusterLock:
-    """redis-py's Lock, run through the backend's node guard and error boundary."""
+    """redis-py's Lock on the cluster, run through the backend's node guard and error
+    boundary, with AsyncTranslatedLock's answers (False when no longer held)."""
 
-    def __init__(self, backend: AsyncClusterBackend, name: str, timeout: float) -> None:
+    def __init__(self, backend: AsyncClusterBackend, name: str, timeout: float | None,
+                 sleep: float, thread_local: bool) -> None:
         self._backend = backend
         self._name = name
-        self._timeout = timeout
+        self._args = (timeout, sleep, thread_local)
         self._inner: Any = None
 
+    async def _run(self, op: Callable[[Any], Any]) -> bool:
+        async def call(rc: Any) -> bool:
+            if self._inner is None:
+                timeout, sleep, thread_local = self._args
+                self._inner = rc.lock(self._name, timeout=timeout, sleep=sleep,
+                                      thread_local=thread_local)
+            try:
+                return bool(await op(self._inner))
+            except redis.exceptions.LockError:
+                return False  # expired or taken over: not ours any more
+
+        return bool(await self._backend._on_key(self._name, call))
+
     async def acquire(self, blocking: bool = True, blocking_timeout: float | None = None) -> bool:
-        async def take(rc: Any) -> bool:
-            self._inner = rc.lock(self._name, timeout=self._timeout, sleep=0.01,
-                                  thread_local=False)
-            return bool(await self._inner.acquire(blocking=blocking,
-                                                  blocking_timeout=blocking_timeout))
+        """Take the lock; False if not acquired in time."""
+        return await self._run(lambda lk: lk.acquire(blocking=blocking,
+                                                     blocking_timeout=blocking_timeout))
 
-        return bool(await self._backend._on_key(self._name, take))
-
-    async def release(self) -> None:
+    async def release(self) -> bool:
+        """Give the lock back; False if it was no longer held."""
         if self._inner is None:
-            return
-        inner = self._inner
+            return False
 
-        async def give(rc: Any) -> None:
-            with contextlib.suppress(redis.exceptions.LockError):
-                await inner.release()  # expired or taken over: nothing of ours to release
+        async def give(lk: Any) -> bool:
+            await lk.release()
+            return True
 
-        await self._backend._on_key(self._name, give)
+        return await self._run(give)
+
+    async def extend(self, additional_time: float, replace_ttl: bool = False) -> bool:
+        """Add time to a held lock (or set it, with replace_ttl); False if not held."""
+        return await self._run(lambda lk: lk.extend(additional_time, replace_ttl))
+
+    async def reacquire(self) -> bool:
+        """Reset a held lock's TTL to its timeout; False if not held."""
+        return await self._run(lambda lk: lk.reacquire())
+
+    async def locked(self) -> bool:
+        """Whether anyone holds the lock."""
+        return await self._run(lambda lk: lk.locked())
+
+    async def owned(self) -> bool:
+        """Whether this lock object holds it."""
+        return await self._run(lambda lk: lk.owned())

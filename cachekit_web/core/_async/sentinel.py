@@ -34,11 +34,14 @@ from ..backends.topology import (
     UNREACHABLE,
     NodeGuard,
     NoSentinelAnswered,
+    RecentInvalidations,
+    SentinelWatch,
     guard_interval,
     node_entry,
     node_options,
     opted_in,
     parse_hosts_url,
+    recent_invalidations,
 )
 from ..errors import CachekitError, ConfigurationError
 from ..settings import Settings
@@ -50,6 +53,13 @@ class _AsyncSentinelPhase(AsyncConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
     passthrough = (*_PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        # redis-py's sync Sentinel connection keeps a connection whose read timed out, so
+        # the late reply would answer the next command (seen: DEL read SET's "OK"): drop it.
+        kwargs.setdefault("disconnect_on_error", True)
+        base: Any = super()
+        return await base.read_response(*args, **kwargs)
 
 
 class _AsyncSentinelConnection(_AsyncSentinelPhase, AsyncSentinelManagedConnection):
@@ -67,6 +77,7 @@ class _AsyncSentinel(AsyncSentinel):
         base: Any = super()
         base.__init__(*args, **kwargs)
         self._answered = threading.local()
+        self.watch: SentinelWatch | None = None  # told which primary the pool connects to
 
     def check_master_state(self, state: Any, service_name: str) -> bool:
         self._answered.flag = True  # only called with a sentinel's reply
@@ -77,11 +88,14 @@ class _AsyncSentinel(AsyncSentinel):
         self._answered.flag = False
         base: Any = super()
         try:
-            return await base.discover_master(service_name)
+            found = await base.discover_master(service_name)
         except AsyncMasterNotFoundError:
             if not getattr(self._answered, "flag", False):
                 raise NoSentinelAnswered(f"no sentinel answered for {service_name!r}") from None
             raise
+        if self.watch is not None:
+            self.watch.known = (str(found[0]), int(found[1]))
+        return found
 
 
 class _AsyncReplicaReads:
@@ -91,8 +105,13 @@ class _AsyncReplicaReads:
     readers: list[tuple[str, Any]]
     reader_guard: NodeGuard
     _rr: Any
+    recent: RecentInvalidations
 
-    async def _read(self, call: Callable[[Any], Any]) -> Any:
+    async def _read(self, call: Callable[[Any], Any], keys: Sequence[str]) -> Any:
+        if self.recent.covers(keys):
+            # Just invalidated on the primary: a replica may not have applied it yet.
+            with translated():
+                return await call(self.client)
         for _ in range(len(self.readers)):
             name, reader = self.readers[next(self._rr) % len(self.readers)]
             if not self.reader_guard.admit(name):
@@ -110,21 +129,42 @@ class _AsyncReplicaReads:
             return await call(self.client)
 
     async def get(self, key: str) -> bytes | None:
-        return cast("bytes | None", await self._read(lambda c: c.get(key)))
+        return cast("bytes | None", await self._read(lambda c: c.get(key), (key,)))
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return cast("list[bytes | None]", await self._read(lambda c: c.mget(keys)))
+        return cast("list[bytes | None]", await self._read(lambda c: c.mget(keys), keys))
 
     async def ttl(self, key: str) -> float | None:
-        ms = int(await self._read(lambda c: c.pttl(key)))
+        ms = int(await self._read(lambda c: c.pttl(key), (key,)))
         if ms == -1:
             return None
         return 0.0 if ms < 0 else ms / 1000.0
 
     async def exists(self, key: str) -> bool:
-        return bool(await self._read(lambda c: c.exists(key)))
+        return bool(await self._read(lambda c: c.exists(key), (key,)))
+
+    async def delete(self, key: str) -> bool:
+        base: Any = super()
+        try:
+            return bool(await base.delete(key))
+        finally:  # also when the reply was lost: the delete may have landed
+            self.recent.add((key,))
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        base: Any = super()
+        try:
+            return int(await base.delete_many(keys))
+        finally:
+            self.recent.add(keys)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        base: Any = super()
+        try:
+            return int(await base.delete_prefix(prefix))
+        finally:
+            self.recent.everything()
 
 
 class AsyncReplicatedRedisBackend(_AsyncReplicaReads, AsyncRedisBackend):
@@ -140,6 +180,7 @@ class AsyncReplicatedRedisBackend(_AsyncReplicaReads, AsyncRedisBackend):
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(guard_interval(settings))
         self._all_urls = [redact_url(url), *(redact_url(u) for u in settings.REPLICA_URLS)]
+        self.recent = recent_invalidations(self.describe())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url} +{len(self.readers)} replicas>"
@@ -207,6 +248,19 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
                 self.service, connection_class=conn_class)))
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(guard_interval(settings))
+        self.recent = recent_invalidations(self._url)
+        watch_options: dict[str, Any] = {
+            "socket_timeout": min(settings.SOCKET_TIMEOUT, 1.0),
+            "socket_connect_timeout": min(settings.SOCKET_CONNECT_TIMEOUT, 1.0)}
+        if spec.query.get("sentinel_password"):
+            watch_options["password"] = spec.query["sentinel_password"]
+        self.sentinel.watch = SentinelWatch(spec.hosts, self.service, watch_options)
+        self._watch_limit = settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT
+
+    def watch_topology(self, on_change: Callable[[str], object]) -> None:
+        """The primary failed (the breaker opened): call ``on_change`` as soon as Sentinel
+        names another one, so the breaker probes it then, not a recovery timeout later."""
+        self.sentinel.watch.start(on_change, self._watch_limit)
 
     async def primary_address(self) -> tuple[str, int]:
         """The (host, port) Sentinel currently names as primary; raises E014 if none."""

@@ -36,11 +36,14 @@ from ..backends.topology import (
     UNREACHABLE,
     NodeGuard,
     NoSentinelAnswered,
+    RecentInvalidations,
+    SentinelWatch,
     guard_interval,
     node_entry,
     node_options,
     opted_in,
     parse_hosts_url,
+    recent_invalidations,
 )
 from ..errors import CachekitError, ConfigurationError
 from ..settings import Settings
@@ -52,6 +55,13 @@ class _SentinelPhase(ConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
     passthrough = (*_PASSTHROUGH, MasterNotFoundError, SlaveNotFoundError)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        # redis-py's sync Sentinel connection keeps a connection whose read timed out, so
+        # the late reply would answer the next command (seen: DEL read SET's "OK"): drop it.
+        kwargs.setdefault("disconnect_on_error", True)
+        base: Any = super()
+        return base.read_response(*args, **kwargs)
 
 
 class _SentinelConnection(_SentinelPhase, SentinelManagedConnection):
@@ -69,6 +79,7 @@ class _Sentinel(Sentinel):
         base: Any = super()
         base.__init__(*args, **kwargs)
         self._answered = threading.local()
+        self.watch: SentinelWatch | None = None  # told which primary the pool connects to
 
     def check_master_state(self, state: Any, service_name: str) -> bool:
         self._answered.flag = True  # only called with a sentinel's reply
@@ -79,11 +90,14 @@ class _Sentinel(Sentinel):
         self._answered.flag = False
         base: Any = super()
         try:
-            return base.discover_master(service_name)
+            found = base.discover_master(service_name)
         except MasterNotFoundError:
             if not getattr(self._answered, "flag", False):
                 raise NoSentinelAnswered(f"no sentinel answered for {service_name!r}") from None
             raise
+        if self.watch is not None:
+            self.watch.known = (str(found[0]), int(found[1]))
+        return found
 
 
 class _ReplicaReads:
@@ -93,8 +107,13 @@ class _ReplicaReads:
     readers: list[tuple[str, Any]]
     reader_guard: NodeGuard
     _rr: Any
+    recent: RecentInvalidations
 
-    def _read(self, call: Callable[[Any], Any]) -> Any:
+    def _read(self, call: Callable[[Any], Any], keys: Sequence[str]) -> Any:
+        if self.recent.covers(keys):
+            # Just invalidated on the primary: a replica may not have applied it yet.
+            with translated():
+                return call(self.client)
         for _ in range(len(self.readers)):
             name, reader = self.readers[next(self._rr) % len(self.readers)]
             if not self.reader_guard.admit(name):
@@ -112,21 +131,42 @@ class _ReplicaReads:
             return call(self.client)
 
     def get(self, key: str) -> bytes | None:
-        return cast("bytes | None", self._read(lambda c: c.get(key)))
+        return cast("bytes | None", self._read(lambda c: c.get(key), (key,)))
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return cast("list[bytes | None]", self._read(lambda c: c.mget(keys)))
+        return cast("list[bytes | None]", self._read(lambda c: c.mget(keys), keys))
 
     def ttl(self, key: str) -> float | None:
-        ms = int(self._read(lambda c: c.pttl(key)))
+        ms = int(self._read(lambda c: c.pttl(key), (key,)))
         if ms == -1:
             return None
         return 0.0 if ms < 0 else ms / 1000.0
 
     def exists(self, key: str) -> bool:
-        return bool(self._read(lambda c: c.exists(key)))
+        return bool(self._read(lambda c: c.exists(key), (key,)))
+
+    def delete(self, key: str) -> bool:
+        base: Any = super()
+        try:
+            return bool(base.delete(key))
+        finally:  # also when the reply was lost: the delete may have landed
+            self.recent.add((key,))
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        base: Any = super()
+        try:
+            return int(base.delete_many(keys))
+        finally:
+            self.recent.add(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        base: Any = super()
+        try:
+            return int(base.delete_prefix(prefix))
+        finally:
+            self.recent.everything()
 
 
 class ReplicatedRedisBackend(_ReplicaReads, RedisBackend):
@@ -142,6 +182,7 @@ class ReplicatedRedisBackend(_ReplicaReads, RedisBackend):
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(guard_interval(settings))
         self._all_urls = [redact_url(url), *(redact_url(u) for u in settings.REPLICA_URLS)]
+        self.recent = recent_invalidations(self.describe())
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url} +{len(self.readers)} replicas>"
@@ -209,6 +250,19 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
                 self.service, connection_class=conn_class)))
         self._rr = itertools.count()
         self.reader_guard = NodeGuard(guard_interval(settings))
+        self.recent = recent_invalidations(self._url)
+        watch_options: dict[str, Any] = {
+            "socket_timeout": min(settings.SOCKET_TIMEOUT, 1.0),
+            "socket_connect_timeout": min(settings.SOCKET_CONNECT_TIMEOUT, 1.0)}
+        if spec.query.get("sentinel_password"):
+            watch_options["password"] = spec.query["sentinel_password"]
+        self.sentinel.watch = SentinelWatch(spec.hosts, self.service, watch_options)
+        self._watch_limit = settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT
+
+    def watch_topology(self, on_change: Callable[[str], object]) -> None:
+        """The primary failed (the breaker opened): call ``on_change`` as soon as Sentinel
+        names another one, so the breaker probes it then, not a recovery timeout later."""
+        self.sentinel.watch.start(on_change, self._watch_limit)
 
     def primary_address(self) -> tuple[str, int]:
         """The (host, port) Sentinel currently names as primary; raises E014 if none."""

@@ -108,3 +108,14 @@ def async_node_client(rc: Any, node: Any, cache: dict[str, Any],
     if client is None:
         client = cache[node.name] = AsyncRedis(host=node.host, port=node.port, **options)
     return client
+
+
+def unopened_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
+    """A RedisCluster for get_client(): the sync one reads its slot map now."""
+    return open_cluster(seeds, options)
+
+
+def async_unopened_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
+    """An asyncio RedisCluster for get_client(): it reads its slot map on first use."""
+    return _AsyncRetryingCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in seeds],
+                                 **options)

@@ -322,3 +322,116 @@ def answered(entry: dict[str, Any], seconds: float, raw: dict[str, Any]) -> None
 
 class NoSentinelAnswered(ConnectRefused):
     """No sentinel could be reached: an outage (E010, trips the breaker), not a failover."""
+
+
+# -- watching Sentinel for a new primary -------------------------------------------
+class SentinelWatch:
+    """Polls the sentinels in a short-lived thread until one names a new primary.
+
+    Started when the client's breaker opens; calls ``on_change(reason)`` once the
+    primary differs from the last one the pool connected to, then ends (or after
+    ``limit`` seconds: the breaker probes by itself then). Plain sync connections,
+    so the same watcher serves both flavours.
+    """
+
+    def __init__(self, hosts: Sequence[tuple[str, int]], service: str,
+                 options: dict[str, Any], interval: float = 0.1) -> None:
+        self.hosts = list(hosts)
+        self.service = service
+        self.options = options
+        self.interval = interval
+        self.known: tuple[str, int] | None = None  # the primary the pool last connected to
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, on_change: Callable[[str], object], limit: float) -> None:
+        """Watch (once at a time) for up to ``limit`` seconds."""
+        with self._lock:
+            if self.known is None or (self._thread is not None and self._thread.is_alive()):
+                return
+            self._thread = threading.Thread(target=self._run, args=(on_change, limit),
+                                            name="cachekit-sentinel-watch", daemon=True)
+            self._thread.start()
+
+    def named(self) -> tuple[str, int] | None:
+        """The primary the first answering sentinel names, or None."""
+        for host, port in self.hosts:
+            try:
+                with redis.Redis(host=host, port=port, **self.options) as s:
+                    found = s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
+                                              self.service)
+            except (redis.RedisError, OSError):
+                continue
+            if found:
+                h, p = found
+                return (h.decode() if isinstance(h, bytes) else str(h)), int(p)
+        return None
+
+    def _run(self, on_change: Callable[[str], object], limit: float) -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            now = self.named()
+            if now is not None and self.known is not None and now != self.known:
+                on_change(f"sentinel names a new primary {now[0]}:{now[1]}")
+                return
+            time.sleep(self.interval)
+
+
+# -- reads after an invalidation go to the primary --------------------------------
+PRIMARY_WINDOW = 5.0  # seconds a just-deleted key is read from the primary, not a replica
+
+
+class RecentInvalidations:
+    """Keys deleted on the primary a moment ago: a lagging replica may still hold them.
+
+    Shared by every backend of one location (the client's and its replayer's), so a
+    delete replayed in the background also steers the client's reads to the primary.
+    """
+
+    def __init__(self, window: float = PRIMARY_WINDOW, limit: int = 10000) -> None:
+        self.window = window
+        self.limit = limit
+        self._keys: OrderedDict[str, float] = OrderedDict()
+        self._all_until = 0.0
+        self._lock = threading.Lock()
+
+    def add(self, keys: Iterable[str]) -> None:
+        """``keys`` were just deleted on the primary."""
+        until = time.monotonic() + self.window
+        with self._lock:
+            for k in keys:
+                self._keys.pop(k, None)
+                self._keys[k] = until
+            if len(self._keys) > self.limit:  # too many to track: every read, for a while
+                self._all_until = until
+                self._keys.clear()
+
+    def everything(self) -> None:
+        """A whole namespace was cleared: every read goes to the primary for a while."""
+        with self._lock:
+            self._all_until = time.monotonic() + self.window
+
+    def covers(self, keys: Iterable[str]) -> bool:
+        """Whether any of ``keys`` must be read from the primary now."""
+        if not self._keys and not self._all_until:  # the common case, without the lock
+            return False
+        now = time.monotonic()
+        with self._lock:
+            if self._all_until and now >= self._all_until:
+                self._all_until = 0.0
+            while self._keys and next(iter(self._keys.values())) <= now:
+                self._keys.popitem(last=False)
+            return now < self._all_until or any(k in self._keys for k in keys)
+
+
+_RECENT: dict[str, RecentInvalidations] = {}
+_RECENT_LOCK = threading.Lock()
+
+
+def recent_invalidations(location: str) -> RecentInvalidations:
+    """The process-wide RecentInvalidations for one (redacted) location."""
+    with _RECENT_LOCK:
+        found = _RECENT.get(location)
+        if found is None:
+            found = _RECENT[location] = RecentInvalidations()
+        return found
