@@ -396,11 +396,13 @@ class Cache:
         response_hit_indication: bool = False,
         stale_ttl: float | None = None,
         vary_on_cookies: Iterable[str] = (),
+        local: bool | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a view (by method + full URL + query string) or a function (by key_prefix).
 
         A view that reads a cookie is not stored unless the cookie is named in
-        ``vary_on_cookies``, whose values are then part of the key.
+        ``vary_on_cookies``, whose values are then part of the key. ``local=True`` serves
+        hits from the in-process tier (see LOCAL_CACHE), ``False`` never; None follows the cache.
         """
         include_query = query_string is not False
         vary_cookies = tuple(vary_on_cookies)
@@ -466,7 +468,7 @@ class Cache:
                 result = await client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated))
+                    accept=_acceptor(view, client.codec.keyring.authenticated), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication)
 
@@ -486,7 +488,7 @@ class Cache:
                 result = client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated))
+                    accept=_acceptor(view, client.codec.keyring.authenticated), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication)
 
@@ -512,6 +514,7 @@ class Cache:
         source_check: bool | None = None,
         args_to_ignore: Iterable[str] | None = None,
         stale_ttl: float | None = None,
+        local: bool | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a function's result per arguments; works on methods and async functions."""
         ignore = frozenset(args_to_ignore or ())
@@ -537,7 +540,7 @@ class Cache:
                 result = await client.fetch(
                     memo.key(versions, digest), compute, self._timeout(wrapper.cache_timeout),
                     stale_ttl, _storable, force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(False, client.codec.keyring.authenticated))
+                    accept=_acceptor(False, client.codec.keyring.authenticated), local=local)
                 return self._finish(result.value, result.status, None, False, False)
 
             def swrapper(*args: Any, **kwargs: Any) -> Any:
@@ -555,7 +558,7 @@ class Cache:
                 result = client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(False, client.codec.keyring.authenticated))
+                    accept=_acceptor(False, client.codec.keyring.authenticated), local=local)
                 return self._finish(result.value, result.status, None, False, False)
 
             wrapper = awrapper if is_async else swrapper

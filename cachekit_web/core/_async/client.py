@@ -988,8 +988,8 @@ class AsyncCacheClient(_ClientBase):
                     self.metrics.count("stale")
                     return Result(stale.value, "stale"), True
                 self._lock_unavailable(fk)
-            # Someone may have filled it while we waited for the lock.
-            again = self._accepted(await self.get_entry(key), accept)
+            # Someone may have filled it while we waited for the lock (ask Redis itself).
+            again = self._accepted(await self.get_entry(key, local=False), accept)
             if again is not None and self._fresh(again, self.clock()):
                 return Result(again.value, "hit"), True
             return await self._compute(key, compute, timeout, stale_ttl, should_cache)
