@@ -37,6 +37,7 @@ from .errors import (
 )
 from .fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .health import HealthReport, build_report
+from .local import LocalTier, tier_for
 from .metrics import Metrics
 from .replay import Replayer
 from .settings import Settings
@@ -459,6 +460,26 @@ class _ClientBase:
         for twin in twins:
             twin._closed = True
             twin.replayer.stop()
+
+    # -- the in-process tier (core/local.py) --------------------------------
+    _local: Any = _MISSING  # this client's LocalTier, None where it cannot work; made lazily
+
+    def _local_tier(self, local: bool | None) -> LocalTier | None:
+        """The in-process tier if ``local`` (default: LOCAL_CACHE) asks for it and it works."""
+        if not (self.settings.LOCAL_CACHE if local is None else local):
+            return None
+        tier = self._local
+        if tier is _MISSING:
+            tier = self._local = tier_for(self.url, self.settings,
+                                          backend_kind(self.url, self.settings), self.metrics)
+        return None if tier is None or tier.disabled else tier
+
+    def _local_forget(self, *fks: str) -> None:
+        """This process wrote ``fks``: drop them from the tier before the server says so."""
+        tier = self._local
+        if tier is not _MISSING and tier is not None:
+            for fk in fks:
+                tier.forget(fk)
 
     def _fresh(self, entry: Entry | None, now: float) -> bool:
         return entry is not None and (entry.fresh_until is None or entry.fresh_until > now)

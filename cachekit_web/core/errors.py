@@ -372,6 +372,18 @@ REGISTRY: dict[str, ErrorSpec] = {
             ),
             fix="Use a Redis URL (redis://, rediss://, unix://) for these operations.",
         ),
+        _spec(
+            "E070", "In-process tier turned off", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "LOCAL_CACHE (or local=True) was asked for, but the Redis server is older "
+                "than 6.0 and has no CLIENT TRACKING",
+                "the backend is Cluster, Sentinel, read replicas or memory://, where the "
+                "tier is not available",
+            ),
+            fix="Upgrade Redis to 6.0 or later and use a redis://, rediss:// or unix:// URL; "
+            "reads work as before (from Redis) meanwhile.",
+        ),
     )
 }
 

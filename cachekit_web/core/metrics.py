@@ -19,7 +19,9 @@ from typing import Any, Protocol
 SERIES_MINUTES = 60
 _SERIES_MINUTES = SERIES_MINUTES
 _FIELDS = ("hits", "misses", "stale", "errors", "sets", "deletes")
-_TOTALS = (*_FIELDS, "expired", "deferred")
+# The in-process tier's own counts (a local hit is also a hit).
+LOCAL_FIELDS = ("local_hits", "local_misses", "local_invalidations")
+_TOTALS = (*_FIELDS, "expired", "deferred", *LOCAL_FIELDS)
 # Upper bounds (seconds) of the latency buckets; one more bucket holds everything slower.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5)

@@ -273,6 +273,11 @@ def _glance(report: HealthReport, metrics: Mapping[str, Any]) -> str:
         ("processes", len(fleet.get("processes", [])) or 1),
         ("breakers open", fleet.get("breakers_open", 0)),
     ]
+    totals = metrics.get("totals", {})
+    if any(totals.get(f) for f in ("local_hits", "local_misses", "local_invalidations")):
+        rows.append(("in-process hits / misses / invalidations",
+                     f"{totals.get('local_hits', 0)} / {totals.get('local_misses', 0)} / "
+                     f"{totals.get('local_invalidations', 0)}"))
     cells = "".join(f"<tr><th>{escape(k)}</th><td class=\"ck-num\">{escape(_fmt(v))}</td></tr>"
                     for k, v in rows)
     return f'<table class="ck-glance">{cells}</table>'

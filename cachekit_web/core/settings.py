@@ -70,6 +70,10 @@ class Settings:
     REPLICA_URLS: tuple[str, ...] = ()
     FLEET_PUBLISH_INTERVAL: float = 10.0
     PROMETHEUS: bool = False
+    LOCAL_CACHE: bool = False
+    LOCAL_CACHE_MAX_ENTRIES: int = 10_000
+    LOCAL_CACHE_MAX_BYTES: int = 64 * 1024 * 1024
+    LOCAL_CACHE_LEASE: float = 1.0
 
     def __repr__(self) -> str:
         # The URL may carry a password and the keys are secrets: show the redacted view.
@@ -156,7 +160,7 @@ class Settings:
                 raise ConfigurationError(f"{name} must be > 0", code="E042")
         for name in ("CONNECTION_POOL_SIZE", "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
                      "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS", "MAX_VALUE_SIZE", "MAX_KEY_LENGTH",
-                     "MEMORY_MAX_ENTRIES"):
+                     "MEMORY_MAX_ENTRIES", "LOCAL_CACHE_MAX_ENTRIES", "LOCAL_CACHE_MAX_BYTES"):
             if getattr(self, name) < 1:
                 raise ConfigurationError(f"{name} must be >= 1", code="E042")
         for name in ("CIRCUIT_BREAKER_FAILURE_RATE", "CIRCUIT_BREAKER_SLOW_CALL_RATE"):
@@ -165,6 +169,8 @@ class Settings:
         for name in ("CIRCUIT_BREAKER_MIN_CALLS", "CIRCUIT_BREAKER_SLOW_IN_FLIGHT"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name} must be >= 0", code="E042")
+        if not 0 < self.LOCAL_CACHE_LEASE <= 1.5:
+            raise ConfigurationError("LOCAL_CACHE_LEASE must be > 0 and <= 1.5", code="E042")
         if self.FLEET_PUBLISH_INTERVAL < 0:
             raise ConfigurationError("FLEET_PUBLISH_INTERVAL must be >= 0", code="E042")
         if self.CIRCUIT_BREAKER_SLOW_CALL_DURATION < 0:
@@ -266,6 +272,14 @@ DESCRIPTIONS: dict[str, str] = {
     "breaker written to Redis, so health pages show every process; 0 = off.",
     "PROMETHEUS": "Mirror the metrics into prometheus_client (the prometheus extra) for a "
     "/metrics view; set PROMETHEUS_MULTIPROC_DIR under gunicorn.",
+    "LOCAL_CACHE": "Serve reads from an in-process tier kept coherent by Redis CLIENT TRACKING "
+    "(Redis 6+, not Cluster/Sentinel); decorators can opt in or out with local=True/False. "
+    "See docs/scaling.md.",
+    "LOCAL_CACHE_MAX_ENTRIES": "Entries the in-process tier keeps before evicting the oldest.",
+    "LOCAL_CACHE_MAX_BYTES": "Stored bytes (sealed frame sizes) the in-process tier keeps before "
+    "evicting the oldest.",
+    "LOCAL_CACHE_LEASE": "Seconds (at most 1.5) the in-process tier serves after its last "
+    "heartbeat answer; the worst staleness if the invalidation channel silently stalls.",
 }
 
 

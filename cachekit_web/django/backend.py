@@ -497,12 +497,12 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     def fetch(self, key: Any, compute: Callable[[], Any], timeout: Any = DEFAULT_TIMEOUT, *,
               stale_ttl: float | None = None, should_cache: Callable[[Any], bool] | None = None,
               accept: Callable[[Any], bool] | None = None, force: bool = False,
-              version: int | None = None) -> Result[Any]:
+              version: int | None = None, local: bool | None = None) -> Result[Any]:
         """Like get_or_set, also saying hit / miss / stale / bypass (see the core's fetch)."""
         k = self._key(key, version)
         with _pickling_errors():
             return self._client.fetch(k, compute, self._timeout(timeout), stale_ttl, should_cache,
-                                      force=force, accept=accept)
+                                      force=force, accept=accept, local=local)
 
     def health(self) -> HealthReport:
         """The core health report for this cache."""
@@ -618,12 +618,13 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
                      *, stale_ttl: float | None = None,
                      should_cache: Callable[[Any], bool] | None = None,
                      accept: Callable[[Any], bool] | None = None, force: bool = False,
-                     version: int | None = None) -> Result[Any]:
+                     version: int | None = None, local: bool | None = None) -> Result[Any]:
         """Async fetch."""
         k = self._key(key, version)
         with _pickling_errors():
             return await self.async_client.fetch(k, compute, self._timeout(timeout), stale_ttl,
-                                                 should_cache, force=force, accept=accept)
+                                                 should_cache, force=force, accept=accept,
+                                                 local=local)
 
 
 class _pickling_errors:

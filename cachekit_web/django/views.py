@@ -205,7 +205,7 @@ def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
 
 def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: str | None = None,
                stale_ttl: float | None = None, vary_on_headers: Iterable[str] = (),
-               vary_on_cookies: Iterable[str] = ()
+               vary_on_cookies: Iterable[str] = (), local: bool | None = None
                ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Cache a view's GET/HEAD 200 responses for ``timeout`` seconds, one render per key.
 
@@ -214,7 +214,8 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     re-renders it, and a ``Cache-Status`` header on every response. A view that
     reads a cookie is not stored unless the cookie is named in ``vary_on_cookies``
     (whose values are then part of the key) or ``Cookie`` is in ``vary_on_headers``.
-    Without a key to authenticate values the view runs uncached.
+    Without a key to authenticate values the view runs uncached. ``local=True`` serves
+    hits from the in-process tier (see LOCAL_CACHE), ``False`` never; None follows the cache.
     """
     vary_on = tuple(vary_on_headers)
     vary_cookies = tuple(vary_on_cookies)
@@ -263,7 +264,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         outcome: Outcome = {}
         result = backend.fetch(
             key, lambda: _capture(request, call(), timeout, vary_on, outcome, vary_cookies),
-            timeout, stale_ttl=stale_ttl, should_cache=_is_page, accept=_is_page,
+            timeout, stale_ttl=stale_ttl, should_cache=_is_page, accept=_is_page, local=local,
         )
         return _finish(result.value, result.status, outcome)
 
@@ -301,7 +302,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _capture(request, await call(), timeout, vary_on, outcome, vary_cookies)
 
         result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,
-                                      should_cache=_is_page, accept=_is_page)
+                                      should_cache=_is_page, accept=_is_page, local=local)
         return _finish(result.value, result.status, outcome)
 
     return decorator

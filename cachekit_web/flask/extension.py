@@ -440,12 +440,15 @@ class Cache:
         stale_ttl: float | None = None,
         vary_on_cookies: Iterable[str] = (),
         is_stale: Callable[..., Any] | None = None,
+        local: bool | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a view (by method + full URL + query string) or a function (by key_prefix).
 
         A view that reads a cookie is not stored unless the cookie is named in
         ``vary_on_cookies``, whose values are then part of the key. ``is_stale(value)``
         (or ``(value, *args, **kwargs)``), asked on hits, recomputes when it returns True.
+        ``local=True`` serves hits from the in-process tier (see LOCAL_CACHE), ``False``
+        never; None follows the cache.
         """
         include_query = query_string is not False
         vary_cookies = tuple(vary_on_cookies)
@@ -532,7 +535,7 @@ class Cache:
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
                     accept=_acceptor(view, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication)
 
@@ -553,7 +556,7 @@ class Cache:
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
                     accept=_acceptor(view, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication)
 
@@ -587,6 +590,7 @@ class Cache:
         args_to_ignore: Iterable[str] | None = None,
         stale_ttl: float | None = None,
         is_stale: Callable[..., Any] | None = None,
+        local: bool | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Cache a function's result per arguments; works on methods and async functions.
 
@@ -620,7 +624,7 @@ class Cache:
                     memo.key(versions, digest), compute, self._timeout(wrapper.cache_timeout),
                     stale_ttl, _storable, force=self._forced(forced_update, args, kwargs),
                     accept=_acceptor(False, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, False, False)
 
             def swrapper(*args: Any, **kwargs: Any) -> Any:
@@ -643,7 +647,7 @@ class Cache:
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
                     accept=_acceptor(False, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs))
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, False, False)
 
             wrapper = awrapper if is_async else swrapper

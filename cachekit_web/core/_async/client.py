@@ -55,6 +55,7 @@ from ..flavours import (
     async_sleep,
 )
 from ..health import HealthReport
+from ..local import LocalTier
 from ..metrics import Metrics
 from ..settings import Settings
 from .pending import async_apply_invalidations
@@ -169,15 +170,41 @@ class AsyncCacheClient(_ClientBase):
         return self.breaker.state is not State.OPEN
 
     # -- reads -------------------------------------------------------------
-    async def get_entry(self, key: str) -> Entry | None:
-        """The raw entry (value and freshness) or None; counts nothing."""
+    async def get_entry(self, key: str, *, local: bool | None = None) -> Entry | None:
+        """The raw entry (value and freshness) or None; counts nothing but the in-process
+        tier's hits and misses (``local``: use it; None = the LOCAL_CACHE setting)."""
         fk = self.full_key(key)
+        tier = self._local_tier(local)
+        if tier is not None:
+            return await self._local_entry(tier, fk)
         raw: bytes | Unavailable | None = await self._call("get", self.backend.get, fk)
         return None if raw is UNAVAILABLE else self._decode(fk, raw)
 
-    async def get(self, key: str, default: Any = None) -> Any:
+    async def _local_entry(self, tier: LocalTier, fk: str) -> Entry | None:
+        """From process memory if there, else from Redis (kept in memory if still valid)."""
+        entry = tier.lookup(fk)
+        if entry is not None:
+            self.metrics.count("local_hits")
+            return entry
+        self.metrics.count("local_misses")
+        token = tier.begin(fk)
+        raw: bytes | None = None
+        pttl = -2
+        try:
+            # Only the plain Redis backend has it, and the tier exists only for that backend.
+            got: tuple[bytes | None, int] | Unavailable = await self._call(
+                "get", self.backend.get_with_ttl, fk)  # type: ignore[attr-defined]
+            if got is UNAVAILABLE:
+                return None
+            raw, pttl = got
+            entry = self._decode(fk, raw)
+        finally:
+            tier.finish(fk, token, entry, len(raw or b""), pttl)
+        return entry
+
+    async def get(self, key: str, default: Any = None, *, local: bool | None = None) -> Any:
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
-        entry = await self.get_entry(key)
+        entry = await self.get_entry(key, local=local)
         now = self.clock()
         self._count_lookups((entry,), now)
         return entry.value if entry is not None and self._fresh(entry, now) else default
@@ -249,6 +276,7 @@ class AsyncCacheClient(_ClientBase):
             self.pending.add([fk])  # whatever is there now may be stale
             self._deferred("set", 1)
             return False
+        self._local_forget(fk)
         if ok:
             self.metrics.count("sets")
         return bool(ok)
@@ -311,6 +339,7 @@ class AsyncCacheClient(_ClientBase):
 
     async def _delete(self, fk: str) -> bool | Deferred:
         ok: bool | Unavailable = await self._call("delete", self.backend.delete, fk)
+        self._local_forget(fk)
         if ok is UNAVAILABLE:
             self.pending.add([fk])
             self._deferred("delete", 1)
@@ -322,6 +351,7 @@ class AsyncCacheClient(_ClientBase):
         """Delete several keys in one round trip; returns how many existed."""
         fks = [self.full_key(k) for k in keys]
         n: int | Unavailable = await self._call("delete_many", self.backend.delete_many, fks)
+        self._local_forget(*fks)
         if n is UNAVAILABLE:
             self.pending.add(fks)
             self._deferred("delete_many", len(fks))
@@ -915,7 +945,8 @@ class AsyncCacheClient(_ClientBase):
                     should_cache: Callable[[Any], bool] | None = None, *,
                     force: bool = False,
                     accept: Callable[[Any], bool] | None = None,
-                    refresh: Callable[[Any], bool] | None = None) -> Result[Any]:
+                    refresh: Callable[[Any], bool] | None = None,
+                    local: bool | None = None) -> Result[Any]:
         """Like get_or_set, also saying whether it was a hit, miss, stale or bypass.
 
         Concurrent callers compute once and share the result, but a value
@@ -924,11 +955,12 @@ class AsyncCacheClient(_ClientBase):
         replaced). ``force`` recomputes and stores without reading; so does a fresh hit
         for which ``refresh(value)`` is true (asked once, on hits only). ``compute`` may
         return ``Expiring(value, timeout)`` to give its value a timeout of its own.
+        ``local``: read through the in-process tier (None = the LOCAL_CACHE setting).
         """
         fk = self.full_key(key)
         if force:
             return (await self._compute(key, compute, timeout, stale_ttl, should_cache))[0]
-        entry = self._accepted(await self.get_entry(key), accept)
+        entry = self._accepted(await self.get_entry(key, local=local), accept)
         now = self.clock()
         self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
@@ -972,8 +1004,8 @@ class AsyncCacheClient(_ClientBase):
                     self.metrics.count("stale")
                     return Result(stale.value, "stale"), True
                 self._lock_unavailable(fk)
-            # Someone may have filled it while we waited for the lock.
-            again = self._accepted(await self.get_entry(key), accept)
+            # Someone may have filled it while we waited for the lock (ask Redis itself).
+            again = self._accepted(await self.get_entry(key, local=False), accept)
             if again is not None and self._fresh(again, self.clock()):
                 return Result(again.value, "hit"), True
             return await self._compute(key, compute, timeout, stale_ttl, should_cache)

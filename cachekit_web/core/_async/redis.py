@@ -128,6 +128,15 @@ class AsyncRedisBackend:
         with translated():
             return cast("bytes | None", await self.client.get(key))
 
+    async def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
+        """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            raw, ms = await pipe.execute()
+        return raw, int(ms)
+
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []

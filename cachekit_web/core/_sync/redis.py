@@ -130,6 +130,15 @@ class RedisBackend:
         with translated():
             return cast("bytes | None", self.client.get(key))
 
+    def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
+        """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            raw, ms = pipe.execute()
+        return raw, int(ms)
+
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []

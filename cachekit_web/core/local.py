@@ -1,0 +1,543 @@
+"""The coherent in-process tier: decoded entries kept in process memory, kept honest by
+Redis server-assisted invalidation (CLIENT TRACKING, broadcast mode).
+
+One tracking connection per process and per cache (Redis node + namespace) subscribes
+to ``__redis__:invalidate`` with ``CLIENT TRACKING ON REDIRECT <own id> BCAST PREFIX
+<namespace>:``. Every write to a key under the prefix, from any client, sends its name
+here, and the entry is dropped. Entries are only served while a lease is valid: the
+lease is renewed by a PING whose PONG comes back on the tracking connection (so every
+invalidation the server sent before the PING has been applied), and lasts
+LOCAL_CACHE_LEASE seconds from when that PING was sent. A lost connection flushes the
+whole tier. Each lookup first drains the tracking socket (non-blocking), so a busy
+process applies invalidations at its next read, not when its reader thread gets the GIL.
+
+A GET that races an invalidation is guarded by a per-key token: the reply is kept only
+if no invalidation for that key (and no flush) arrived after the GET was sent. Each
+entry's deadline comes from a PTTL read in the same round trip as its GET, since the
+server's own expiry notice may come late. Values are returned as copies unless they are
+immutable (str, bytes, numbers, ...), so a caller mutating a result changes nothing.
+
+Not on Cluster or Sentinel (the tier turns itself off there, logged once with E070).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import decimal
+import logging
+import os
+import select
+import ssl
+import threading
+import time
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from .codec import Entry
+from .settings import Settings
+
+log = logging.getLogger("cachekit_web.local")
+
+CHANNEL = b"__redis__:invalidate"
+MIN_VERSION = (6, 0)
+_RECV = 65536
+_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), complex, _dt.datetime,
+                        _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID,
+                        frozenset, range})
+_NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class _Incomplete(Exception):
+    """The buffer holds part of a reply; wait for more bytes."""
+
+
+class TrackingError(Exception):
+    """The tracking connection said something unexpected (it is then dropped)."""
+
+
+def parse(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
+    """One RESP2/RESP3 reply from ``buf`` at ``pos``: (value, next position); raises
+    _Incomplete when the buffer ends first."""
+    end = buf.find(b"\r\n", pos)
+    if end < 0:
+        raise _Incomplete
+    kind, line = buf[pos:pos + 1], bytes(buf[pos + 1:end])
+    pos = end + 2
+    if kind in (b"*", b">", b"~"):  # array, push, set
+        n = int(line)
+        if n < 0:
+            return None, pos
+        items = []
+        for _ in range(n):
+            item, pos = parse(buf, pos)
+            items.append(item)
+        return items, pos
+    if kind == b"$":
+        n = int(line)
+        if n < 0:
+            return None, pos
+        if len(buf) < pos + n + 2:
+            raise _Incomplete
+        return bytes(buf[pos:pos + n]), pos + n + 2
+    if kind == b"+":
+        return line, pos
+    if kind == b":":
+        return int(line), pos
+    if kind == b"_":
+        return None, pos
+    if kind == b"-":
+        raise TrackingError("error reply on the tracking connection")
+    raise TrackingError("unexpected reply type on the tracking connection")
+
+
+def command(*args: bytes | str | int) -> bytes:
+    """One command in RESP form."""
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        b = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(parts)
+
+
+def server_version(info: Any) -> tuple[int, ...]:
+    """The (major, minor) of a redis_version string, INFO dict or INFO text."""
+    if isinstance(info, dict):
+        info = str(info.get("redis_version", "0"))
+    if isinstance(info, bytes):
+        info = info.decode("ascii", "replace")
+    text = str(info)
+    for line in text.splitlines():
+        if line.startswith("redis_version:"):
+            text = line.split(":", 1)[1]
+            break
+    nums = []
+    for part in text.strip().split(".")[:2]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        nums.append(int(digits or 0))
+    return tuple(nums)
+
+
+def copied(value: Any) -> Any:
+    """``value`` itself if immutable, else a copy (cheap for the JSON-like shapes)."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {k: copied(v) for k, v in value.items()}
+    if kind is list:
+        return [copied(v) for v in value]
+    if kind is tuple:
+        return tuple(copied(v) for v in value)
+    return copy.deepcopy(value)
+
+
+class LocalTier:
+    """Verified, decoded entries of one namespace, coherent through CLIENT TRACKING."""
+
+    def __init__(self, connect: Callable[[], Any], prefix: str, *, max_entries: int,
+                 max_bytes: int, lease: float,
+                 clock: Callable[[], float] = time.monotonic, start: bool = True) -> None:
+        self._connect_fn = connect
+        self.prefix = prefix
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.lease = lease
+        self.clock = clock
+        self.disabled: str | None = None  # why the tier turned itself off for good
+        self.sinks: list[Any] = []  # Metrics objects that count invalidations
+        self.invalidations = 0
+        self.flushes = 0
+        self._reset_state()
+        self._start = start
+        _ALL.add(self)
+        if start:
+            self._ensure_thread()
+
+    def _reset_state(self) -> None:
+        self._lock = threading.RLock()
+        self._entries: OrderedDict[str, tuple[Entry, float, int]] = OrderedDict()
+        self._bytes = 0
+        self._seq = 0  # invalidation messages seen
+        self._generation = 0  # bumped by every flush (disconnect, FLUSHDB, fork)
+        self._inflight: dict[str, int] = {}
+        self._touched: dict[str, int] = {}
+        self._lease_until = 0.0
+        self._pings: dict[bytes, float] = {}
+        self._ping_n = 0
+        self._sock: Any = None
+        self._poller: Any = None  # poll object on the socket: a cheap "anything to read?"
+        self._conn: Any = None
+        self._buf = bytearray()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self.client_id: int | None = None
+
+    def __repr__(self) -> str:
+        return (f"<LocalTier prefix={self.prefix!r} entries={len(self._entries)} "
+                f"live={self.live}>")
+
+    # -- state -------------------------------------------------------------
+    @property
+    def live(self) -> bool:
+        """Whether entries may be served now (lease valid)."""
+        return self.clock() < self._lease_until
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size_bytes(self) -> int:
+        """Stored frame bytes (the memory cap's measure)."""
+        return self._bytes
+
+    # -- the read path -----------------------------------------------------
+    def lookup(self, fk: str) -> Entry | None:
+        """The entry for ``fk`` if served from memory now (a copy), else None."""
+        poller = self._poller
+        if poller is not None and poller.poll(0):  # no exception, no lock when idle
+            self.drain()
+        found = self._entries.get(fk)
+        if found is None:
+            return None
+        now = self.clock()
+        entry, deadline, _ = found
+        if now >= self._lease_until or now >= deadline:
+            if now >= deadline:
+                self.forget(fk)
+            return None
+        value = entry.value
+        if type(value) not in _IMMUTABLE:
+            entry = entry._replace(value=copied(value))
+        return entry
+
+    def begin(self, fk: str) -> tuple[int, int, float]:
+        """A token taken before the GET is sent: (generation, invalidations seen, time)."""
+        if self._pid != os.getpid():
+            _after_fork_in_child(self)
+        self._ensure_thread()
+        with self._lock:
+            self._inflight[fk] = self._inflight.get(fk, 0) + 1
+            return self._generation, self._seq, self.clock()
+
+    def finish(self, fk: str, token: tuple[int, int, float], entry: Entry | None = None,
+               size: int = 0, pttl_ms: int = -2) -> bool:
+        """Keep ``entry`` (read under ``token``) unless an invalidation of ``fk`` or a
+        flush came since; always ends the token. True if stored."""
+        generation, seq, sent = token
+        poller = self._poller
+        if poller is not None and poller.poll(0):
+            self.drain()  # apply what arrived before the reply did
+        with self._lock:
+            stored = False
+            if (entry is not None and pttl_ms != -2 and generation == self._generation
+                    and self._touched.get(fk, 0) <= seq and self.clock() < self._lease_until
+                    and size <= self.max_bytes):
+                deadline = float("inf") if pttl_ms < 0 else sent + pttl_ms / 1000.0
+                self._drop_locked(fk)
+                self._entries[fk] = (entry, deadline, size)
+                self._bytes += size
+                self._evict_locked()
+                stored = True
+            left = self._inflight.get(fk, 1) - 1
+            if left <= 0:
+                self._inflight.pop(fk, None)
+                self._touched.pop(fk, None)
+            else:
+                self._inflight[fk] = left
+            return stored
+
+    def forget(self, fk: str) -> None:
+        """Drop ``fk`` as if the server had invalidated it (this process wrote it)."""
+        with self._lock:
+            self._seq += 1
+            self._drop_locked(fk)
+            if fk in self._inflight:
+                self._touched[fk] = self._seq
+
+    def flush(self) -> None:
+        """Drop every entry; reads in flight are not stored."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        self._generation += 1
+        self._entries.clear()
+        self._bytes = 0
+        self.flushes += 1
+
+    def _drop_locked(self, fk: str) -> bool:
+        old = self._entries.pop(fk, None)
+        if old is None:
+            return False
+        self._bytes -= old[2]
+        return True
+
+    def _evict_locked(self) -> None:
+        while self._entries and (len(self._entries) > self.max_entries
+                                 or self._bytes > self.max_bytes):
+            _, (_, _, size) = self._entries.popitem(last=False)
+            self._bytes -= size
+
+    # -- the tracking connection ---------------------------------------------
+    def drain(self) -> None:
+        """Read and apply whatever the tracking socket holds, without blocking."""
+        with self._lock:
+            sock = self._sock
+            if sock is None:
+                return
+            try:
+                while True:
+                    data = sock.recv(_RECV)
+                    if not data:
+                        self._lost("closed by the server")
+                        return
+                    self._buf += data
+                    if len(data) < _RECV and not getattr(sock, "pending", int)():
+                        break
+            except _NOT_YET:
+                pass
+            except OSError:
+                self._lost("read failed")
+                return
+            self._apply_buffer()
+
+    def _apply_buffer(self) -> None:
+        buf, pos = self._buf, 0
+        try:
+            while pos < len(buf):
+                try:
+                    msg, pos = parse(buf, pos)
+                except _Incomplete:
+                    break
+                self._on_message(msg)
+        except (TrackingError, ValueError):
+            self._lost("unexpected reply")
+            return
+        del buf[:pos]
+
+    def _on_message(self, msg: Any) -> None:
+        if not isinstance(msg, list) or not msg:
+            raise TrackingError("unexpected message")
+        kind = msg[0].lower() if isinstance(msg[0], bytes) else b""
+        if kind == b"message" and len(msg) == 3 and msg[1] == CHANNEL:
+            self._invalidate(msg[2])
+        elif kind == b"invalidate" and len(msg) == 2:  # RESP3 push
+            self._invalidate(msg[1])
+        elif kind == b"pong":
+            sent = self._pings.pop(msg[1] if len(msg) > 1 else b"", None)
+            if sent is not None:
+                self._lease_until = max(self._lease_until, sent + self.lease)
+                for older in [k for k, t in self._pings.items() if t <= sent]:
+                    del self._pings[older]
+        elif kind in (b"subscribe", b"unsubscribe"):
+            pass
+        else:
+            raise TrackingError("unexpected message")
+
+    def _invalidate(self, keys: Any) -> None:
+        self._seq += 1
+        if keys is None:  # FLUSHDB / FLUSHALL
+            self._flush_locked()
+            return
+        dropped = 0
+        seq = self._seq
+        for raw in keys:
+            fk = raw.decode("utf-8", "surrogateescape")
+            if self._drop_locked(fk):
+                dropped += 1
+            if fk in self._inflight:
+                self._touched[fk] = seq
+        if dropped:
+            self.invalidations += dropped
+            for sink in self.sinks:
+                sink.count("local_invalidations", dropped)
+
+    def _lost(self, why: str) -> None:
+        """The tracking connection is gone: no lease, nothing kept."""
+        self._lease_until = 0.0
+        self._pings.clear()
+        self._flush_locked()
+        sock, self._sock, self._poller = self._sock, None, None
+        self._buf.clear()
+        if sock is not None:
+            log.info("in-process tier for %s flushed: tracking connection %s",
+                     self.prefix, why)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _ensure_thread(self) -> None:
+        if self.disabled or (self._thread is not None and self._thread.is_alive()):
+            return
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, name="cachekit-local-tier",
+                                            daemon=True)
+            self._thread.start()
+
+    def _handshake(self) -> None:
+        conn = self._connect_fn()
+        conn.connect()
+        try:
+            conn.send_command("INFO", "server")
+            version = server_version(conn.read_response())
+            if version < MIN_VERSION:
+                shown, least = ".".join(map(str, version)), ".".join(map(str, MIN_VERSION))
+                why = f"Redis {shown} is older than {least} (no CLIENT TRACKING)"
+                log.warning("E070 in-process tier turned off: %s", why)
+                self.disabled = why
+                conn.disconnect()
+                return
+            conn.send_command("CLIENT", "ID")
+            client_id = int(conn.read_response())
+            conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
+                              "PREFIX", self.prefix)
+            conn.read_response()
+            sock = conn._sock
+            # The reply to SUBSCRIBE is left to our own parser: nothing may sit in redis-py's.
+            sock.sendall(command("SUBSCRIBE", CHANNEL))
+        except BaseException:
+            conn.disconnect()
+            raise
+        sock.setblocking(False)
+        with self._lock:
+            self._flush_locked()
+            self._conn, self._sock, self.client_id = conn, sock, client_id
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            self._poller = poller
+            self._buf.clear()
+
+    def _ping(self) -> None:
+        with self._lock:
+            if self._sock is None:
+                return
+            self._ping_n += 1
+            token = b"%d" % self._ping_n
+            self._pings[token] = self.clock()
+            try:
+                self._sock.sendall(command("PING", token))
+            except (OSError, *_NOT_YET):
+                self._lost("write failed")
+
+    def _run(self) -> None:
+        pause = 0.05
+        while not self._stop.is_set() and self._pid == os.getpid():
+            try:
+                self._handshake()
+            except (OSError, redis.RedisError, ValueError) as exc:
+                log.info("in-process tier for %s: tracking connection failed (%s)",
+                         self.prefix, type(exc).__name__)
+                self._stop.wait(pause)
+                pause = min(pause * 2, 2.0)
+                continue
+            if self.disabled:
+                return
+            pause = 0.05
+            self._serve()
+            self._stop.wait(pause)
+
+    def _serve(self) -> None:
+        """Ping every lease/4 and apply what arrives, until the connection drops."""
+        interval = self.lease / 4
+        next_ping = 0.0
+        while not self._stop.is_set():
+            sock = self._sock
+            if sock is None:
+                return
+            now = time.monotonic()
+            if now >= next_ping:
+                oldest = min(self._pings.values(), default=None)
+                if oldest is not None and self.clock() - oldest > 2 * self.lease:
+                    with self._lock:
+                        self._lost("unanswered heartbeat")
+                    return
+                self._ping()
+                next_ping = now + interval
+            try:
+                ready, _, _ = select.select([sock], [], [], max(0.0, next_ping - now))
+            except (OSError, ValueError):
+                ready = [sock]
+            if ready or getattr(sock, "pending", lambda: 0)():
+                self.drain()
+
+    def close(self) -> None:
+        """Stop the reader thread and drop the connection and entries."""
+        self._stop.set()
+        with self._lock:
+            self._lost("closed")
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=1.0)
+
+
+# -- one tier per process and per (node, namespace) ------------------------
+_ALL: weakref.WeakSet[LocalTier] = weakref.WeakSet()
+_TIERS: dict[tuple[str, str], LocalTier] = {}
+_TIERS_LOCK = threading.Lock()
+_WARNED: set[str] = set()
+
+
+def _after_fork_in_child(tier: LocalTier) -> None:
+    """A forked child shares nothing with its parent's tier: fresh state, own thread later."""
+    if tier._pid == os.getpid():
+        return
+    tier._reset_state()  # new locks: the parent's could be held by a thread that is gone
+
+
+def _reset_all_after_fork() -> None:
+    global _TIERS_LOCK
+    _TIERS_LOCK = threading.Lock()
+    for tier in list(_ALL):
+        _after_fork_in_child(tier)
+
+
+os.register_at_fork(after_in_child=_reset_all_after_fork)
+
+
+def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None) -> LocalTier | None:
+    """This process's tier for ``url`` and the namespace, or None where it cannot work."""
+    if kind != "redis":
+        if kind not in _WARNED:
+            _WARNED.add(kind)
+            why = ("memory:// already lives in this process" if kind == "memory" else
+                   f"not implemented for {kind} (one tracking connection per node would be "
+                   "needed, and a failover moves the keys)")
+            log.warning("E070 in-process tier turned off: %s", why)
+        return None
+    key = (url, settings.NAMESPACE)
+    with _TIERS_LOCK:
+        tier = _TIERS.get(key)
+        if tier is None:
+            from ._sync.redis import pool_for
+
+            pool = pool_for(url, settings)
+            tier = _TIERS[key] = LocalTier(
+                # RESP2: invalidations and PONGs both come as pub/sub arrays.
+                lambda: pool.connection_class(**{**pool.connection_kwargs, "protocol": 2}),
+                settings.NAMESPACE + ":", max_entries=settings.LOCAL_CACHE_MAX_ENTRIES,
+                max_bytes=settings.LOCAL_CACHE_MAX_BYTES, lease=settings.LOCAL_CACHE_LEASE)
+        if metrics is not None and all(m is not metrics for m in tier.sinks):
+            tier.sinks.append(metrics)
+    return None if tier.disabled else tier
+
+
+def close_all() -> None:
+    """Close every tier of this process (tests)."""
+    with _TIERS_LOCK:
+        tiers = list(_TIERS.values())
+        _TIERS.clear()
+    for tier in tiers:
+        tier.close()
+
+
+__all__ = ["LocalTier", "close_all", "copied", "parse", "server_version", "tier_for"]

@@ -1,0 +1,323 @@
+"""The in-process tier (core/local.py) on a real redis-server: coherence, lease, flush,
+caps, fork, and where it turns itself off."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from cachekit_web.core import local as local_mod
+from cachekit_web.core._sync.redis import pool_for
+from cachekit_web.core.codec import Entry
+from cachekit_web.core.local import LocalTier, parse, server_version
+from cachekit_web.core.settings import Settings
+
+from .conftest import MakeClient, make_async, raw_for
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tiers() -> Iterator[None]:
+    yield
+    local_mod.close_all()
+
+
+def wait_for(cond: Callable[[], Any], timeout: float = 3.0) -> bool:
+    """Poll ``cond`` until true or ``timeout`` (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.002)
+    return bool(cond())
+
+
+class Clock:
+    """A monotonic clock that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_tier(url: str, prefix: str, clock: Callable[[], float] = time.monotonic,
+              **caps: Any) -> LocalTier:
+    pool = pool_for(url, Settings(REDIS_URL=url))
+    return LocalTier(lambda: pool.connection_class(**{**pool.connection_kwargs, "protocol": 2}),
+                     prefix, max_entries=caps.get("max_entries", 100),
+                     max_bytes=caps.get("max_bytes", 10_000), lease=caps.get("lease", 1.0),
+                     clock=clock)
+
+
+def store(tier: LocalTier, fk: str, value: Any, size: int = 10, pttl_ms: int = -1) -> bool:
+    token = tier.begin(fk)
+    return tier.finish(fk, token, Entry(value), size, pttl_ms)
+
+
+def test_hits_from_memory_and_other_writers_invalidate(make_client: MakeClient) -> None:
+    reader = make_client(LOCAL_CACHE=True)
+    writer = make_client()
+    writer.set("k", "v1")
+    assert reader.get("k") == "v1"  # miss: read from Redis, then kept
+    tier = reader._local
+    assert wait_for(lambda: tier.live)
+    reader.get("k")
+    assert reader.get("k") == "v1" and len(tier) == 1
+    assert reader.metrics.totals["local_hits"] >= 1
+    writer.set("k", "v2")
+    assert wait_for(lambda: reader.get("k") == "v2")
+    assert reader.metrics.totals["local_invalidations"] >= 1
+    writer.delete("k")
+    assert wait_for(lambda: reader.get("k") is None)
+
+
+def test_own_writes_are_read_back_at_once(make_client: MakeClient) -> None:
+    c = make_client(LOCAL_CACHE=True)
+    c.set("k", 1)
+    assert c.get("k") == 1
+    assert wait_for(lambda: c._local.live)
+    c.get("k")
+    for i in range(20):
+        c.set("k", i)
+        assert c.get("k") == i
+    c.delete("k")
+    assert c.get("k") is None
+
+
+def test_per_call_opt_in_and_out(make_client: MakeClient) -> None:
+    c = make_client()
+    c.set("k", "v")
+    assert c.get("k") == "v" and "_local" not in vars(c)  # never made when not asked for
+    assert c.get("k", local=True) == "v"
+    assert c._local is not None
+    assert c.fetch("k", lambda: "x", local=True).value == "v"
+    on = make_client(LOCAL_CACHE=True)
+    before = on.metrics.totals["local_misses"]
+    on.get("k", local=False)
+    assert on.metrics.totals["local_misses"] == before
+
+
+def test_returned_values_are_copies(make_client: MakeClient) -> None:
+    c = make_client(LOCAL_CACHE=True)
+    c.set("k", {"a": [1, 2]})
+    c.get("k")
+    assert wait_for(lambda: c._local.live)
+    c.get("k")
+    got = c.get("k")
+    got["a"].append(3)
+    assert c.get("k") == {"a": [1, 2]}
+    assert c.metrics.totals["local_hits"] >= 2
+
+
+def test_token_refuses_a_reply_raced_by_an_invalidation(redis_url: str, namespace: str) -> None:
+    prefix = namespace + ":"
+    tier = make_tier(redis_url, prefix)
+    raw = raw_for(redis_url)
+    try:
+        assert wait_for(lambda: tier.live)
+        token = tier.begin(prefix + "k")  # "GET sent"; the old value is on its way back
+        seen = tier._seq
+        raw.set(prefix + "k", b"new")  # another process writes before the reply is stored
+        assert wait_for(lambda: (tier.drain(), tier._seq > seen)[1])
+        assert not tier.finish(prefix + "k", token, Entry("old"), 10, -1)
+        assert tier.lookup(prefix + "k") is None
+        # Without a racing write the same sequence stores, and the token state is gone.
+        assert store(tier, prefix + "k", "new")
+        assert tier.lookup(prefix + "k") == Entry("new")
+        assert not tier._inflight and not tier._touched
+    finally:
+        raw.close()
+        tier.close()
+
+
+def test_lease_expiry_and_pttl_deadline_on_an_injected_clock(redis_url: str,
+                                                             namespace: str) -> None:
+    clock = Clock()
+    tier = make_tier(redis_url, namespace + ":", clock=clock, lease=1.0)
+    try:
+        assert wait_for(lambda: tier.live)
+        assert store(tier, "a", "A") and store(tier, "b", "B", pttl_ms=300)
+        assert tier.lookup("a") == Entry("A") and tier.lookup("b") == Entry("B")
+        clock.now += 0.5  # past b's PTTL, inside the lease
+        assert tier.lookup("b") is None and tier.lookup("a") == Entry("A")
+        clock.now += 1.0  # no heartbeat answered within the lease: nothing is served
+        assert not tier.live
+        assert tier.lookup("a") is None
+        assert not store(tier, "c", "C")  # nor stored
+        assert wait_for(lambda: tier.live)  # the next PONG renews it
+        assert tier.lookup("a") == Entry("A")
+    finally:
+        tier.close()
+
+
+def test_killed_tracking_connection_flushes_and_reconnects(redis_url: str,
+                                                          namespace: str) -> None:
+    tier = make_tier(redis_url, namespace + ":")
+    raw = raw_for(redis_url)
+    try:
+        assert wait_for(lambda: tier.live)
+        assert store(tier, "a", 1) and store(tier, "b", 2)
+        first = tier.client_id
+        assert raw.client_kill_filter(_id=first) == 1
+        assert wait_for(lambda: (tier.lookup("a"), len(tier) == 0)[1])
+        assert tier.lookup("a") is None and tier.lookup("b") is None
+        assert wait_for(lambda: tier.live and tier.client_id != first)
+        assert store(tier, "a", 3) and tier.lookup("a") == Entry(3)
+    finally:
+        raw.close()
+        tier.close()
+
+
+def test_flushdb_flushes_the_tier(own_redis: Any) -> None:
+    tier = make_tier(own_redis.url, "ns:")
+    raw = raw_for(own_redis.url)
+    try:
+        assert wait_for(lambda: tier.live)
+        assert store(tier, "ns:a", 1)
+        raw.flushdb()
+        assert wait_for(lambda: (tier.drain(), len(tier) == 0)[1])
+    finally:
+        raw.close()
+        tier.close()
+
+
+def test_caps_on_entries_and_bytes(redis_url: str, namespace: str) -> None:
+    tier = make_tier(redis_url, namespace + ":", max_entries=3, max_bytes=100)
+    try:
+        assert wait_for(lambda: tier.live)
+        for i in range(5):
+            assert store(tier, f"k{i}", i, size=10)
+        assert len(tier) == 3 and tier.lookup("k0") is None and tier.lookup("k4") == Entry(4)
+        for i in range(3):
+            store(tier, f"big{i}", i, size=40)
+        assert tier.size_bytes <= 100 and len(tier) == 2
+        assert not store(tier, "huge", 0, size=101)
+    finally:
+        tier.close()
+
+
+def test_a_forked_child_starts_empty_with_its_own_connection(make_client: MakeClient) -> None:
+    c = make_client(LOCAL_CACHE=True)
+    c.set("k", "parent")
+    c.get("k")
+    tier = c._local
+    assert wait_for(lambda: tier.live)
+    c.get("k")
+    assert len(tier) == 1
+    parent_id = tier.client_id
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 0
+        try:
+            if len(tier) != 0 or tier.live:
+                code = 2
+            elif c.get("k") != "parent":
+                code = 3
+            elif not wait_for(lambda: tier.live and tier.client_id not in (None, parent_id)):
+                code = 4
+        except BaseException:
+            code = 5
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert tier.client_id == parent_id and len(tier) == 1
+
+
+def test_old_server_turns_the_tier_off_with_a_code(redis_url: str, namespace: str,
+                                                   caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_mod, "MIN_VERSION", (99, 0))  # this server plays an old one
+    caplog.set_level(logging.WARNING, "cachekit_web.local")
+    tier = make_tier(redis_url, namespace + ":")
+    try:
+        assert wait_for(lambda: tier.disabled is not None)
+        assert "E070" in caplog.text and not tier.live
+    finally:
+        tier.close()
+
+
+def test_server_version_parsing() -> None:
+    assert server_version("redis_version:7.0.15\r\nx:1") == (7, 0)
+    assert server_version({"redis_version": "5.0.7"}) < local_mod.MIN_VERSION
+    assert server_version(b"6.2.0") >= local_mod.MIN_VERSION
+
+
+def test_parser_reads_invalidations_pongs_and_partial_input() -> None:
+    msg = b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n"
+    assert parse(msg) == ([b"message", b"__redis__:invalidate", [b"a", b"b"]], len(msg))
+    flush = b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*-1\r\n"
+    assert parse(flush)[0][2] is None
+    with pytest.raises(local_mod._Incomplete):
+        parse(msg[:-3])
+
+
+def test_memory_backend_turns_it_off_and_still_works(caplog: pytest.LogCaptureFixture,
+                                                     make_client: MakeClient) -> None:
+    caplog.set_level(logging.WARNING, "cachekit_web.local")
+    local_mod._WARNED.discard("memory")
+    c = make_client("memory://local-test", LOCAL_CACHE=True)
+    c.set("k", 1)
+    assert c.get("k") == 1 and c._local is None
+    assert "E070" in caplog.text
+
+
+def test_async_client_reads_through_the_tier(redis_url: str, namespace: str) -> None:
+    async def run() -> None:
+        c = make_async(redis_url, NAMESPACE=namespace, LOCAL_CACHE=True)
+        try:
+            await c.set("k", [1, 2])
+            assert await c.get("k") == [1, 2]
+            assert wait_for(lambda: c._local.live)
+            await c.get("k")
+            assert await c.get("k") == [1, 2]
+            assert c.metrics.totals["local_hits"] >= 1
+        finally:
+            await c.close()
+
+    asyncio.run(run())
+
+
+def test_lease_setting_is_bounded() -> None:
+    from cachekit_web.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError) as info:
+        Settings(REDIS_URL="redis://x").replace(LOCAL_CACHE_LEASE=2.0)
+    assert info.value.code == "E042"
+
+
+def test_health_page_shows_local_counts(make_client: MakeClient) -> None:
+    from cachekit_web.core.render import _glance
+
+    c = make_client(LOCAL_CACHE=True)
+    c.set("k", 1)
+    c.get("k")
+    assert wait_for(lambda: c._local.live)
+    c.get("k")
+    html = _glance(c.health(), c.metrics.snapshot())
+    assert "in-process hits / misses / invalidations" in html
+
+
+def test_kill_switch_redis_down_means_no_hits(own_redis: Any) -> None:
+    from cachekit_web import CacheClient
+
+    c = CacheClient.from_url(own_redis.url, LOCAL_CACHE=True, NAMESPACE="down")
+    try:
+        c.set("k", 1)
+        c.get("k")
+        tier = c._local
+        assert wait_for(lambda: tier.live)
+        c.get("k")
+        assert len(tier) == 1
+        own_redis.stop()
+        assert wait_for(lambda: (tier.lookup("down:k"), len(tier) == 0)[1])
+        assert c.get("k") is None
+    finally:
+        c.close()
+
