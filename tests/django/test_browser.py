@@ -1,17 +1,20 @@
 """The Django admin health page (the same core renderer as Flask's) in headless Chromium.
 
-The page is fetched through the admin as a signed-in staff user, then rendered by
-Chromium with ``set_content`` (the admin's static CSS is not served here); the
-screenshots land in ``test-artifacts/``.
+Chromium loads the page from a live server (the admin's own CSS included) as a
+signed-in staff user; the screenshots land in ``test-artifacts/``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.staticfiles.handlers import StaticFilesHandler
+from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
 
 from cachekit_web.embedded import EmbeddedRedis
@@ -22,26 +25,43 @@ from .conftest import cache_conf
 __all__ = ["CHROMIUM", "browser", "pytestmark"]
 
 
-def _staff_client() -> Client:
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *args: Any) -> None:  # keep the test output readable
+        pass
+
+
+@pytest.fixture()
+def live_server() -> Iterator[str]:
+    """This Django project served over HTTP on a free loopback port, static files too."""
+    server: WSGIServer = make_server("127.0.0.1", 0, StaticFilesHandler(WSGIHandler()),
+                                     handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _staff_session() -> str:
+    """A signed-in staff user's session id (made through Django's own login)."""
     user, _ = get_user_model().objects.get_or_create(username="browser-staff")
     user.is_staff = True
     user.save()
     client = Client()
     client.force_login(user)
-    return client
-
-
-def _admin_html(client: Client) -> str:
-    page = client.get("/admin/cachekit/health/")
-    assert page.status_code == 200
-    return str(page.content.decode())
+    assert client.get("/admin/cachekit/health/").status_code == 200
+    return str(client.cookies["sessionid"].value)
 
 
 @pytest.mark.parametrize("state", ["traffic", "redis-down"])
 def test_django_admin_page_in_chromium(request: pytest.FixtureRequest,
                                        use_caches: Callable[..., Any],
                                        own_redis: EmbeddedRedis, namespace: str,
-                                       state: str) -> None:
+                                       live_server: str, state: str) -> None:
     cache = use_caches({"default": cache_conf(own_redis.url, namespace, SOCKET_TIMEOUT=0.2,
                                               SOCKET_CONNECT_TIMEOUT=0.2)})
     traffic(cache)
@@ -49,10 +69,16 @@ def test_django_admin_page_in_chromium(request: pytest.FixtureRequest,
         own_redis.stop()
         for i in range(8):
             cache.get(f"k{i}")
-    html = _admin_html(_staff_client())
+    session = _staff_session()
     browser = request.getfixturevalue("browser")  # after the ORM: playwright runs a loop
-    page = browser.new_page(viewport={"width": 1100, "height": 900})
-    page.set_content(html)
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.add_cookies([{"name": "sessionid", "value": session, "url": live_server}])
+    page = context.new_page()
+    response = page.goto(f"{live_server}/admin/cachekit/health/")
+    assert response is not None and response.status == 200
+    # The admin's own stylesheet was served and applied (a live page, not pasted HTML).
+    assert page.evaluate("getComputedStyle(document.querySelector('#header')).display") != ""
+    assert page.locator("link[href*='admin/css/base.css']").count() == 1
     text = check_dashboard(page, f"django-health-{state}.png")
     if state == "redis-down":
         assert page.locator("#ck-status").inner_text() == "down"
