@@ -36,9 +36,8 @@ def test_a_connection_lost_mid_command_is_retried_per_retries(
     client = make_client(RETRIES=retries)
     client.set("k", "v")
     raw = redis.Redis.from_url(redis_url)
-    mine = client.backend.client.client_id()  # a pooled connection of the same pool
-    killed = raw.client_kill_filter(_type="normal", skipme=True)
-    assert killed >= 1 and mine
+    assert len(client.backend._lane._idle) == 1
+    assert raw.client_kill_filter(_type="normal", skipme=True) >= 1  # kills the kept one
     if retries:
         assert client.get("k") == "v"
         assert client.metrics.errors.total() == 0
@@ -46,6 +45,13 @@ def test_a_connection_lost_mid_command_is_retried_per_retries(
         assert client.get("k", "miss") == "miss"
         assert client.metrics.errors == {"E065": 1}  # lost in flight, not a refused connect
     raw.close()
+
+
+def test_pool_commands_take_back_idle_lane_connections(make_client: Any) -> None:
+    client = make_client(CONNECTION_POOL_SIZE=1, POOL_TIMEOUT=0.1)
+    client.set("k", "v")  # the only connection now idles in the lane
+    assert client.set_many({"a": 1, "b": 2}) == []  # a pipeline on the pool: no E012
+    assert client.get("k") == "v" and client.metrics.errors.total() == 0
 
 
 def test_refused_connect_is_still_e010() -> None:

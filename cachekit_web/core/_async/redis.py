@@ -80,7 +80,14 @@ class _AsyncUnixConnection(AsyncConnectPhaseMixin, AsyncUnixDomainSocketConnecti
 class AsyncPool(AsyncBlockingConnectionPool):
     """A blocking pool whose exhaustion is E012, not a connection error."""
 
+    lane: Any = None  # the backend's data path, which may keep idle connections lent by us
+
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        lane = self.lane
+        if lane is not None:
+            idle = lane.lend()  # one back first: connections idling in the lane are ours
+            if idle is not None:
+                await self.release(idle)
         try:
             return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
@@ -135,6 +142,7 @@ class AsyncRedisBackend:
         # get / get_many / set / delete: the lean path (sync: one kept connection per
         # thread, see backends.redispy.Lane).
         self._lane = AsyncLane(self.client, settings.RETRIES)
+        self.pool.lane = self._lane
         self._incr = self.client.register_script(INCR_SCRIPT)
         self._cas = self.client.register_script(CAS_SCRIPT)
 

@@ -25,6 +25,7 @@ from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
     _DATA_ERRORS,
+    _EXPIRED,
     _MISSING,
     _UNSTORABLE,
     DEFAULT,
@@ -128,8 +129,13 @@ class CacheClient(_ClientBase):
     def _backend_any(self) -> Any:
         return self.backend
 
-    def _call(self, op: str, fn: Callable[..., T], *args: Any) -> T | Unavailable:
-        """Run one backend call under the breaker; UNAVAILABLE when it cannot."""
+    def _call(self, op: str, fn: Callable[..., T], *args: Any,
+                    timed: bool = True) -> T | Unavailable:
+        """Run one backend call under the breaker; UNAVAILABLE when it cannot.
+
+        ``timed=False``: the caller records the latency itself (with its lookup counts,
+        one metrics update per read).
+        """
         if not self._admit(op):
             return UNAVAILABLE
         call = self._begin(op)
@@ -142,7 +148,9 @@ class CacheClient(_ClientBase):
             self.breaker.record_success(call)  # the backend answered; the data was bad
             raise
         except CachekitError as exc:
-            self._failed(op, exc, call)
+            self._failed(op, exc, call)  # raises in strict mode
+            if not timed:  # the caller only times answers: a failed call is timed here
+                self.metrics.observe(op, time.perf_counter() - start)
             return UNAVAILABLE
         except BaseException:
             # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
@@ -150,7 +158,8 @@ class CacheClient(_ClientBase):
             self.breaker.release_probe(call)
             raise
         finally:
-            self.metrics.observe(op, time.perf_counter() - start)
+            if timed:
+                self.metrics.observe(op, time.perf_counter() - start)
         self.breaker.record_success(call)
         return result
 
@@ -178,10 +187,23 @@ class CacheClient(_ClientBase):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
-        entry = self.get_entry(key)
-        now = self.clock()
-        self._count_lookups((entry,), now)
-        return entry.value if entry is not None and self._fresh(entry, now) else default
+        fk = self.full_key(key)
+        start = time.perf_counter()
+        try:
+            raw = self._call("get", self.backend.get, fk, timed=False)
+        except BaseException:
+            self.metrics.observe("get", time.perf_counter() - start)
+            raise
+        if raw is UNAVAILABLE:
+            self.metrics.lookup("get", None, misses=1)  # not admitted: nothing timed
+            return default
+        elapsed = time.perf_counter() - start
+        found, value = self._value_of(fk, raw)
+        if found is True:
+            self.metrics.lookup("get", elapsed, hits=1)
+            return value
+        self.metrics.lookup("get", elapsed, misses=1, expired=int(found is _EXPIRED))
+        return default
 
     def _read_many(self, fks: list[str]) -> list[Entry | None] | None:
         """The entries under full keys (None where missing or owed a delete); None if
@@ -197,17 +219,24 @@ class CacheClient(_ClientBase):
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The found keys and their values (stored None included)."""
         keys = list(keys)
-        entries = self._read_many([self.full_key(k) for k in keys])
-        if entries is None:
-            self.metrics.count("misses", len(keys))
+        full_key = self.full_key
+        fks = [full_key(k) for k in keys]
+        if not fks:
             return {}
-        now = self.clock()
-        self._count_lookups(entries, now)
-        return {
-            key: entry.value
-            for key, entry in zip(keys, entries, strict=True)
-            if entry is not None and self._fresh(entry, now)
-        }
+        start = time.perf_counter()
+        try:
+            raws = self._call("get_many", self.backend.get_many, fks, timed=False)
+        except BaseException:
+            self.metrics.observe("get_many", time.perf_counter() - start)
+            raise
+        if raws is UNAVAILABLE:
+            self.metrics.lookup("get_many", None, misses=len(keys))
+            return {}
+        elapsed = time.perf_counter() - start
+        found, expired = self._values_many(keys, fks, raws)
+        self.metrics.lookup("get_many", elapsed, hits=len(found),
+                            misses=len(keys) - len(found), expired=expired)
+        return found
 
     def has_key(self, key: str) -> bool:
         """Whether ``key`` holds a fresh value."""

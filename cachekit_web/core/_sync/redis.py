@@ -82,7 +82,14 @@ class _UnixConnection(ConnectPhaseMixin, UnixDomainSocketConnection):
 class Pool(BlockingConnectionPool):
     """A blocking pool whose exhaustion is E012, not a connection error."""
 
+    lane: Any = None  # the backend's data path, which may keep idle connections lent by us
+
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        lane = self.lane
+        if lane is not None:
+            idle = lane.lend()  # one back first: connections idling in the lane are ours
+            if idle is not None:
+                self.release(idle)
         try:
             return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
@@ -137,6 +144,7 @@ class RedisBackend:
         # get / get_many / set / delete: the lean path (sync: one kept connection per
         # thread, see backends.redispy.Lane).
         self._lane = Lane(self.client, settings.RETRIES)
+        self.pool.lane = self._lane
         self._incr = self.client.register_script(INCR_SCRIPT)
         self._cas = self.client.register_script(CAS_SCRIPT)
 

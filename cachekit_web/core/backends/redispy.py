@@ -143,6 +143,17 @@ class Lane:
         self._idle: list[tuple[Any, float]] = []
         self._forks = _FORKS[0]
 
+    def lend(self) -> Any:
+        """An idle connection for the pool to take back (None if none), so that commands
+        on the pool (pipelines, scripts) never wait for connections idling here."""
+        if self._forks != _FORKS[0]:
+            self._idle.clear()
+            self._forks = _FORKS[0]
+        try:
+            return self._idle.pop()[0]
+        except IndexError:
+            return None
+
     def call(self, *args: Any) -> Any:
         """Send one command and read its reply; redis-py errors propagate."""
         idle = self._idle
@@ -197,6 +208,10 @@ class PooledLane:
         """Send one command and read its reply."""
         return self._client.execute_command(*args)
 
+    def lend(self) -> Any:
+        """None: this lane keeps no connection."""
+        return None
+
     def clear(self) -> None:
         """Nothing to forget: the pool owns every connection."""
 
@@ -214,6 +229,10 @@ class AsyncLane:
     async def call(self, *args: Any) -> Any:
         """Send one command and read its reply."""
         return await self._client.execute_command(*args)
+
+    def lend(self) -> Any:
+        """None: this lane keeps no connection."""
+        return None
 
     def clear(self) -> None:
         """Nothing to forget: the pool owns every connection."""
