@@ -87,7 +87,7 @@ class AsyncPool(AsyncBlockingConnectionPool):
         if lane is not None:
             idle = lane.lend()  # one back first: connections idling in the lane are ours
             if idle is not None:
-                await self.release(idle)
+                await self.release(idle)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):

@@ -89,7 +89,7 @@ class Pool(BlockingConnectionPool):
         if lane is not None:
             idle = lane.lend()  # one back first: connections idling in the lane are ours
             if idle is not None:
-                self.release(idle)
+                self.release(idle)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
