@@ -449,6 +449,18 @@ class _ClientBase:
             return _EXPIRED, None
         return True, entry.value
 
+    def _hit_value(self, fk: str, raw: bytes, accept: Callable[[Any], bool] | None) -> Any:
+        """The value of a common, accepted frame; SLOW for everything else (stale-capable,
+        unreadable, refused), which the general decode then handles and counts."""
+        codec = self.codec
+        try:
+            value = codec.value_of(fk.encode(), raw, codec.clock())
+        except (IntegrityError, DeserializationError):
+            return SLOW
+        if value is SLOW or (accept is not None and not accept(value)):
+            return SLOW
+        return value
+
     def _values_many(self, keys: list[str], fks: list[str],
                      raws: list[bytes | None]) -> tuple[dict[str, Any], int]:
         """Decode a multi-key read in one pass: (found key -> value, expired count).

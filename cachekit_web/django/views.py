@@ -9,6 +9,7 @@ responses.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -51,6 +52,17 @@ def _variant() -> list[str]:
     return out
 
 
+_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*\Z").match
+
+
+def _absolute_uri(request: HttpRequest) -> str:
+    """``request.build_absolute_uri()``, from ``request.META`` when nothing needs quoting
+    (the host is still checked against ALLOWED_HOSTS by ``get_host``)."""
+    if not request.META.get("QUERY_STRING") and _PLAIN_PATH(request.path):
+        return f"{request.scheme}://{request.get_host()}{request.path}"
+    return str(request.build_absolute_uri())
+
+
 def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
                    vary_on_headers: Iterable[str] = (),
                    vary_on_cookies: Iterable[str] = ()) -> str:
@@ -58,7 +70,7 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
     and cookies, active language and time zone)."""
     names = list(vary_on_headers)
     return web.view_cache_key(
-        request.build_absolute_uri(),
+        _absolute_uri(request),
         method=request.method or "GET",
         headers={n: request.headers.get(n, "") for n in names},
         vary_on=names,
@@ -162,12 +174,13 @@ def _is_page(value: Any) -> bool:
     return web.StoredPage.from_value(value) is not None
 
 
-def _from_page(page: web.StoredPage) -> HttpResponse:
-    response = HttpResponse(page.body, status=page.status)
-    for name, value in page.replay_headers():
-        response[name] = value
-    response["Age"] = str(page.age())
-    return response
+def _from_page(page: web.StoredPage, cache_status: str | None = None) -> HttpResponse:
+    # Built once from the stored header tuples, Age (and Cache-Status) appended.
+    headers = dict(page.replay_headers())
+    headers["Age"] = str(page.age())
+    if cache_status is not None:
+        headers[web.CACHE_STATUS_HEADER] = cache_status
+    return HttpResponse(page.body, status=page.status, headers=headers)
 
 
 def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
@@ -220,7 +233,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     def _serve(request: HttpRequest, call: Callable[[], HttpResponseBase]) -> HttpResponseBase:
         backend = get_cache(cache)
         method = (request.method or "GET").upper()
-        bypass = web.request_bypass_reason(method, request.headers)
+        bypass = web.request_bypass_reason(method, web.EnvironHeaders(request.META))
         if bypass is not None:
             return _direct(call(), web.cache_status(bypass))
         if not backend.client.codec.keyring.authenticated:
@@ -247,7 +260,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _direct(response, _status_header(status, outcome, None, timeout))
         page = web.StoredPage.from_value(value)
         assert page is not None  # the core hands on cacheable (page) values only
-        return _direct(_from_page(page), _status_header(status, outcome, page, timeout))
+        return _from_page(page, _status_header(status, outcome, page, timeout))
 
     async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
         backend = get_cache(cache)

@@ -40,7 +40,7 @@ from ..clientbase import (
     _unwrap,
     log,
 )
-from ..codec import Codec, Entry
+from ..codec import SLOW, Codec, Entry
 from ..errors import (
     CachekitError,
     DeserializationError,
@@ -943,8 +943,23 @@ class AsyncCacheClient(_ClientBase):
         fk = self.full_key(key)
         if force:
             return (await self._compute(key, compute, timeout, stale_ttl, should_cache))[0]
-        entry = self._accepted(await self.get_entry(key), accept)
+        start = time.perf_counter()
+        try:
+            raw = await self._call("get", self.backend.get, fk, timed=False)
+        except BaseException:
+            self.metrics.observe("get", time.perf_counter() - start)
+            raise
+        elapsed = None if raw is UNAVAILABLE else time.perf_counter() - start
+        entry: Entry | None = None
+        if raw is not UNAVAILABLE and raw is not None:
+            hit = self._hit_value(fk, raw, accept)
+            if hit is not SLOW:  # the common hit: one metrics update, no Entry
+                self.metrics.lookup("get", elapsed, hits=1)
+                return Result(hit, "hit")
+            entry = self._accepted(self._decode(fk, raw), accept)
         now = self.clock()
+        if elapsed is not None:
+            self.metrics.observe("get", elapsed)
         self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
             return Result(entry.value, "hit")
