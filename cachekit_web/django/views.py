@@ -16,6 +16,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone, translation
 from django.utils.cache import patch_response_headers, patch_vary_headers
@@ -26,9 +27,29 @@ from .backend import CachekitCache
 Outcome = dict[str, Any]
 
 
+# Settings read on every page hit, read once (LazySettings costs ~1 us a lookup); cleared
+# when a setting changes (override_settings in tests).
+_SETTINGS: dict[str, Any] = {}
+
+
+def _setting(name: str, default: Any) -> Any:
+    try:
+        return _SETTINGS[name]
+    except KeyError:
+        value = _SETTINGS[name] = getattr(settings, name, default)
+        return value
+
+
+def _forget_settings(**kwargs: Any) -> None:
+    _SETTINGS.clear()
+
+
+setting_changed.connect(_forget_settings, dispatch_uid="cachekit_web.django.views.settings")
+
+
 def get_cache(cache: str | None = None) -> CachekitCache:
     """The CachekitCache for an alias (default: CACHE_MIDDLEWARE_ALIAS)."""
-    alias = cache or getattr(settings, "CACHE_MIDDLEWARE_ALIAS", "default")
+    alias = cache or _setting("CACHE_MIDDLEWARE_ALIAS", "default")
     backend = caches[alias]
     if not isinstance(backend, CachekitCache):
         raise TypeError(f"CACHES[{alias!r}] is not a cachekit_web.django.CachekitCache")
@@ -38,16 +59,16 @@ def get_cache(cache: str | None = None) -> CachekitCache:
 def _prefix(key_prefix: str | None) -> str:
     if key_prefix is not None:
         return key_prefix
-    return str(getattr(settings, "CACHE_MIDDLEWARE_KEY_PREFIX", "") or "")
+    return str(_setting("CACHE_MIDDLEWARE_KEY_PREFIX", "") or "")
 
 
 def _variant() -> list[str]:
     # LocaleMiddleware and the time zone pick a page variant before the view runs
     # (and add Vary/Content-Language after it): the active ones are part of the key.
     out = []
-    if settings.USE_I18N:
+    if _setting("USE_I18N", True):
         out.append(f"lang={translation.get_language() or ''}")
-    if settings.USE_TZ:
+    if _setting("USE_TZ", True):
         out.append(f"tz={timezone.get_current_timezone_name()}")
     return out
 

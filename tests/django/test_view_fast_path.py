@@ -38,3 +38,15 @@ def test_hit_response_carries_stored_headers_age_and_status() -> None:
     assert response.content == b"<p>hi</p>" and response["X-A"] == "1"
     assert response["Content-Type"] == "text/html; charset=utf-8"
     assert int(response["Age"]) > 0 and response["Cache-Status"] == "cachekit; hit"
+
+
+def test_page_key_follows_changed_settings() -> None:
+    from cachekit_web.django.views import page_cache_key
+
+    request = RequestFactory().get("/page/")
+    first = page_cache_key(request)
+    with override_settings(CACHE_MIDDLEWARE_KEY_PREFIX="other"):
+        assert page_cache_key(request) != first
+    with override_settings(USE_I18N=not __import__("django.conf").conf.settings.USE_I18N):
+        assert page_cache_key(request) != first
+    assert page_cache_key(request) == first
