@@ -17,11 +17,12 @@ from .codec import run_codec
 from .contenders import Contender, all_contenders
 from .failure import run_failure
 from .harness import Config, Table
+from .hotpath import run_hotpath
 from .hotspots import run_profile
 from .network import run_get_many, run_getset
 
-SECTIONS = ("getset", "get_many", "codec", "failure")
-_NETWORK = {"getset", "get_many"}
+SECTIONS = ("hotpath", "getset", "get_many", "codec", "failure")
+_NETWORK = {"hotpath", "getset", "get_many"}
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -97,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _NETWORK.intersection(args.sections) or args.profile:
             server = EmbeddedRedis().start()
             contenders = all_contenders(server.url)
+        if "hotpath" in args.sections and server is not None:
+            show(run_hotpath(server.url, cfg))
         if "getset" in args.sections:
             show(run_getset(contenders, cfg))
         if "get_many" in args.sections:

@@ -61,15 +61,41 @@ class RawRedis(Contender):
         self.client.close()
 
 
-def configure_django() -> None:
-    """Minimal in-process Django settings, enough for the cache framework."""
+def configure_django(url: str | None = None) -> None:
+    """Minimal in-process Django settings, enough for the cache framework.
+
+    With ``url``, CACHES also names the caches the hot-path goals compare (cachekit
+    encrypted and SECRET_KEY-signed, Django's RedisCache, django-redis) on that server.
+    """
     from django.conf import settings
 
-    if not settings.configured:
-        settings.configure(
-            USE_TZ=True,
-            CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
-        )
+    if settings.configured:
+        return
+    caches: dict[str, Any] = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    if url is not None:
+        ck = "cachekit_web.django.CachekitCache"
+        caches.update({
+            "cachekit": {"BACKEND": ck, "LOCATION": url, "TIMEOUT": TTL, "KEY_PREFIX": "ck",
+                         "OPTIONS": {"MASTER_KEY": MASTER_KEY,
+                                     "NAMESPACE": f"bench-dj-{os.getpid()}"}},
+            "cachekit-signed": {"BACKEND": ck, "LOCATION": url, "TIMEOUT": TTL,
+                                "KEY_PREFIX": "cks",
+                                "OPTIONS": {"NAMESPACE": f"bench-djs-{os.getpid()}"}},
+            "redis": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": url, "TIMEOUT": TTL, "KEY_PREFIX": "djv"},
+            "django-redis": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url,
+                             "TIMEOUT": TTL, "KEY_PREFIX": "djr"},
+        })
+    settings.configure(USE_TZ=True, CACHES=caches, ALLOWED_HOSTS=["*"],
+                       SECRET_KEY="benchmark-secret-key-not-a-secret-0123456789abcdef",
+                       INSTALLED_APPS=[], ROOT_URLCONF=__name__)
+    import django
+
+    django.setup()
+
+
+urlpatterns: list[Any] = []  # ROOT_URLCONF for the benchmark's Django settings
 
 
 class DjangoRedis(Contender):
@@ -78,7 +104,7 @@ class DjangoRedis(Contender):
     name = "django RedisCache"
 
     def __init__(self, url: str, **options: Any) -> None:
-        configure_django()
+        configure_django(url)
         from django.core.cache.backends.redis import RedisCache
 
         self.cache = RedisCache(url, {"TIMEOUT": TTL, "KEY_PREFIX": "dj", "OPTIONS": options})

@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 from .backends import backend_kind, lock_key, make_backend, redact_url
 from .backends.common import _escape_glob
 from .breaker import CircuitBreaker, State, Transition
-from .codec import Codec, Entry
+from .codec import SLOW, Codec, Entry
 from .crypto import KeyRing
 from .errors import (
     CachekitError,
@@ -61,6 +61,7 @@ _MISSING: Any = object()
 # and E069 (e.g. a multi-key command across Cluster slots): a usage error, raised as is.
 _DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError,
                 UnsupportedOperationError)
+_EXPIRED: Any = object()  # _value_of: found, but past its fresh-until time
 # A computed value get_or_set cannot store because of its size: served uncached. (E020, a
 # type that cannot be stored, still raises: it fails on the first call, as in Django.)
 _UNSTORABLE = (ValueTooLargeError,)
@@ -432,6 +433,72 @@ class _ClientBase:
             if self.strict:
                 raise
             return None
+
+    def _value_of(self, fk: str, raw: bytes | None) -> tuple[Any, Any]:
+        """(True, value) for a fresh entry; (False, None) missing or unreadable (counted,
+        dropped as ``_decode`` does); (_EXPIRED, None) past its fresh-until time."""
+        if raw is None:
+            return False, None
+        codec = self.codec
+        try:
+            value = codec.value_of(fk.encode(), raw, codec.clock())
+        except (IntegrityError, DeserializationError):
+            return False, self._decode(fk, raw)  # counts, logs, drops (or raises if strict)
+        if value is not SLOW:
+            return True, value
+        entry = self._decode(fk, raw)
+        if entry is None:
+            return False, None
+        if entry.fresh_until is not None and entry.fresh_until <= self.clock():
+            return _EXPIRED, None
+        return True, entry.value
+
+    def _hit_value(self, fk: str, raw: bytes, accept: Callable[[Any], bool] | None) -> Any:
+        """The value of a common, accepted frame; SLOW for everything else (stale-capable,
+        unreadable, refused), which the general decode then handles and counts."""
+        codec = self.codec
+        try:
+            value = codec.value_of(fk.encode(), raw, codec.clock())
+        except (IntegrityError, DeserializationError):
+            return SLOW
+        if value is SLOW or (accept is not None and not accept(value)):
+            return SLOW
+        return value
+
+    def _owed(self, fk: str) -> bool:
+        """Whether ``fk`` is owed an invalidation that has not landed: it reads as a miss."""
+        return self.pending.owed and fk in self.pending
+
+    def _values_many(self, keys: list[str], fks: list[str],
+                     raws: list[bytes | None]) -> tuple[dict[str, Any], int]:
+        """Decode a multi-key read in one pass: (found key -> value, expired count).
+
+        Keys owed a delete read as missing; bad entries are counted and dropped.
+        """
+        now = self.clock()
+        codec_now = self.codec.clock()
+        value_of = self.codec.value_of
+        owed = self.pending.owed
+        found: dict[str, Any] = {}
+        expired = 0
+        for key, fk, raw in zip(keys, fks, raws, strict=True):
+            if raw is None or (owed and fk in self.pending):
+                continue
+            try:
+                value = value_of(fk.encode(), raw, codec_now)
+            except (IntegrityError, DeserializationError):
+                self._decode(fk, raw)  # counts, logs, drops (or raises if strict)
+                continue
+            if value is SLOW:
+                entry = self._decode(fk, raw)
+                if entry is None:
+                    continue
+                if entry.fresh_until is not None and entry.fresh_until <= now:
+                    expired += 1
+                    continue
+                value = entry.value
+            found[key] = value
+        return found, expired
 
     @staticmethod
     def _accepted(entry: Entry | None, accept: Callable[[Any], bool] | None) -> Entry | None:

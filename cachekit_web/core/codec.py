@@ -86,6 +86,9 @@ _NEST = threading.local()  # per-thread nesting level while packing or unpacking
 X_PAGE = 11  # a cached HTTP response (core.web.StoredPage): pages are known by type, not shape
 
 
+SLOW: Any = object()  # Codec.value_of: this frame needs the general decode
+
+
 class Entry(NamedTuple):
     """A decoded value, when it goes stale (stale-while-revalidate) and when it expires."""
 
@@ -343,6 +346,43 @@ class Codec:
             return True
         return frame[2] == VERSION and len(frame) >= HEADER2_SIZE and \
             _FRESH.unpack_from(frame, HEADER_SIZE)[0] != 0.0
+
+    def value_of(self, key: bytes, frame: bytes, now: float) -> Any:
+        """The value of a common frame, decoded inline; ``SLOW`` when ``decode`` must do it.
+
+        Common: version 2, sealed by this ring's mode, no fresh-until time. Same checks
+        and errors as ``decode`` (E003 not authentic, E021 undecodable or expired).
+        """
+        if len(frame) < HEADER2_SIZE or frame[:2] != MAGIC or frame[2] != VERSION:
+            return SLOW
+        flags = frame[3]
+        if flags & F_FRESH:
+            return SLOW
+        ring = self.keyring
+        header = frame[:HEADER2_SIZE]
+        if ring.encrypted:
+            if not flags & F_ENCRYPTED:
+                raise IntegrityError("unencrypted value where encryption is on", code="E003")
+            payload = ring.open(frame[4:HEADER_SIZE], header, key, frame[HEADER2_SIZE:])
+        elif ring.authenticated:
+            if flags & F_ENCRYPTED or not flags & F_SIGNED:
+                raise IntegrityError("value not signed with this cache's key", code="E003")
+            payload = ring.verify(frame[4:HEADER_SIZE], header, key, frame[HEADER2_SIZE:])
+        else:
+            return SLOW
+        expires_at = _FRESH.unpack_from(frame, HEADER_SIZE)[0]
+        if expires_at and expires_at <= now:
+            raise DeserializationError("stored value is past its expiry (written back?)",
+                                       code="E021")
+        if flags & (F_ZLIB | F_PICKLE):
+            return self._load(payload, flags)
+        try:
+            return _unpack(payload)
+        except CachekitError:
+            raise
+        except Exception as exc:  # msgpack raises many unrelated types
+            raise DeserializationError(f"cannot decode stored value ({type(exc).__name__})",
+                                       code="E021") from None
 
     def decode(self, key: bytes, frame: bytes, now: float | None = None, *,
                raw_int: bool = True) -> Entry:

@@ -69,6 +69,12 @@ def open_roster(codec: Any, key: str, raw: bytes | None) -> dict[str, float]:
             if isinstance(k, str) and k.startswith(key + ":") and isinstance(v, (int, float))}
 
 
+# Bumped in a forked child (ensure_running then re-checks the pid and restarts the thread).
+_FORKS = [0]
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _FORKS.__setitem__(0, _FORKS[0] + 1))
+
+
 class FleetPublisher(ProcessThread):
     """Publishes one process's snapshot at a bounded interval, from a daemon thread.
 
@@ -93,6 +99,7 @@ class FleetPublisher(ProcessThread):
         self.pending = client.pending
         self.clock = client.clock
         self._pid = 0
+        self._forks = -1
         self._token = ""
         self.started = 0.0
         self.host = socket.gethostname()
@@ -114,8 +121,10 @@ class FleetPublisher(ProcessThread):
 
     def ensure_running(self) -> None:
         """Start the publishing thread in this process if it does not run (cheap when it does)."""
-        if self.interval <= 0 or (self._pid == os.getpid() and self._thread is not None):
+        # Called on every operation: a fork counter instead of a getpid() system call.
+        if self.interval <= 0 or (self._forks == _FORKS[0] and self._thread is not None):
             return
+        self._forks = _FORKS[0]
         self._identity()
         self.start()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,10 +42,7 @@ class MetricsSink(Protocol):
 
 
 def _bucket_index(seconds: float) -> int:
-    for i, bound in enumerate(LATENCY_BUCKETS):
-        if seconds <= bound:
-            return i
-    return len(LATENCY_BUCKETS)
+    return bisect_left(LATENCY_BUCKETS, seconds)  # the first bound >= seconds
 
 
 def quantile(buckets: Sequence[int], q: float, worst: float | None = None) -> float:
@@ -169,6 +167,32 @@ class Metrics:
             minute.latency[index] += 1
         for sink in self.sinks:
             sink.observe(op, seconds)
+
+    def lookup(self, op: str, seconds: float | None, hits: int = 0, misses: int = 0,
+               expired: int = 0) -> None:
+        """One read: its latency (None: not timed) and its hits/misses, under one lock."""
+        with self._lock:
+            minute = self._bucket()
+            counts = minute.counts
+            if seconds is not None:
+                index = _bucket_index(seconds)
+                lat = self._latency.get(op)
+                if lat is None:
+                    lat = self._latency[op] = _Latency()
+                lat.add(seconds, index)
+                counts["ops"] += 1
+                minute.latency[index] += 1
+            totals = self.totals
+            for what, n in (("hits", hits), ("misses", misses), ("expired", expired)):
+                if n:
+                    totals[what] += n
+                    counts[what] += n
+        for sink in self.sinks:
+            if seconds is not None:
+                sink.observe(op, seconds)
+            for what, n in (("hits", hits), ("misses", misses), ("expired", expired)):
+                if n:
+                    sink.count(what, n)
 
     def hit_rate(self) -> float | None:
         """Hits (fresh or stale) over lookups, or None before the first lookup."""

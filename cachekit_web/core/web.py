@@ -38,6 +38,23 @@ def request_bypass_reason(method: str, headers: Any = None) -> str | None:
     return None
 
 
+class EnvironHeaders:
+    """Request-header lookups on a WSGI environ or Django's ``request.META`` (``HTTP_*``
+    keys), for the few headers a cache hit reads, without building a headers object."""
+
+    __slots__ = ("_environ",)
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self._environ = environ
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The header's value, or ``default``."""
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        return self._environ.get(key, default)
+
+
 def visitor_reason(*, session_accessed: bool, csrf_used: bool = False,
                    messages_pending: bool = False, cookies_read: Iterable[str] = (),
                    cookies_keyed: Iterable[str] = ()) -> str | None:

@@ -25,6 +25,7 @@ from ..core.settings import Settings, parse_bool
 _MISSING: Any = object()
 _CLIENTS: dict[Settings, CacheClient] = {}
 _LOCK = threading.Lock()
+_MEMCACHE_SAFE = 250  # longer keys draw Django's memcached warning
 
 
 class CacheSerializationError(SerializationError, pickle.PicklingError):
@@ -222,9 +223,24 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The cached value or ``default``."""
         return self._client.get(self._key(key, version), default)
 
+    def _made_keys(self, keys: Iterable[Any], version: int | None) -> dict[str, Any]:
+        """Made key -> caller's key. Django's memcached key scan (``validate_key``) runs
+        only for keys it could warn about: a key of at most 250 printable characters
+        without a space draws no warning, and the core enforces its own rules (E023)."""
+        if type(self).validate_key is not BaseCache.validate_key:  # a subclass's own rules
+            return {self._key(k, version): k for k in keys}
+        make, validate = self.make_key, self.validate_key
+        by_key: dict[str, Any] = {}
+        for k in keys:
+            made = str(make(k, version=version))
+            if len(made) > _MEMCACHE_SAFE or " " in made or not made.isprintable():
+                validate(made)  # Django's warning (CacheKeyWarning), as it would give it
+            by_key[made] = k
+        return by_key
+
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         """The found keys and their values (stored None kept)."""
-        by_key = {self._key(k, version): k for k in keys}
+        by_key = self._made_keys(keys, version)
         if not by_key:
             return {}
         found = self._client.get_many(list(by_key))

@@ -9,12 +9,14 @@ responses.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, InvalidCacheBackendError, caches
+from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone, translation
 from django.utils.cache import patch_response_headers, patch_vary_headers
@@ -27,6 +29,25 @@ Outcome = dict[str, Any]
 
 # Aliases named by cache_page, checked at start-up (E043) rather than on each request.
 DECORATED_ALIASES: set[str] = set()
+
+# Settings read on every page hit, read once (LazySettings costs ~1 us a lookup); cleared
+# when a setting changes (override_settings in tests).
+_SETTINGS: dict[str, Any] = {}
+
+
+def _setting(name: str, default: Any) -> Any:
+    try:
+        return _SETTINGS[name]
+    except KeyError:
+        value = _SETTINGS[name] = getattr(settings, name, default)
+        return value
+
+
+def _forget_settings(**kwargs: Any) -> None:
+    _SETTINGS.clear()
+
+
+setting_changed.connect(_forget_settings, dispatch_uid="cachekit_web.django.views.settings")
 
 
 def get_cache(cache: str | None = None) -> CachekitCache:
@@ -64,11 +85,22 @@ def _variant() -> list[str]:
     # LocaleMiddleware and the time zone pick a page variant before the view runs
     # (and add Vary/Content-Language after it): the active ones are part of the key.
     out = []
-    if settings.USE_I18N:
+    if _setting("USE_I18N", True):
         out.append(f"lang={translation.get_language() or ''}")
-    if settings.USE_TZ:
+    if _setting("USE_TZ", True):
         out.append(f"tz={timezone.get_current_timezone_name()}")
     return out
+
+
+_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*\Z").match
+
+
+def _absolute_uri(request: HttpRequest) -> str:
+    """``request.build_absolute_uri()``, from ``request.META`` when nothing needs quoting
+    (the host is still checked against ALLOWED_HOSTS by ``get_host``)."""
+    if not request.META.get("QUERY_STRING") and _PLAIN_PATH(request.path):
+        return f"{request.scheme}://{request.get_host()}{request.path}"
+    return str(request.build_absolute_uri())
 
 
 def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
@@ -78,7 +110,7 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
     and cookies, active language and time zone)."""
     names = list(vary_on_headers)
     return web.view_cache_key(
-        request.build_absolute_uri(),
+        _absolute_uri(request),
         method=request.method or "GET",
         headers={n: request.headers.get(n, "") for n in names},
         vary_on=names,
@@ -182,12 +214,13 @@ def _is_page(value: Any) -> bool:
     return web.StoredPage.from_value(value) is not None
 
 
-def _from_page(page: web.StoredPage) -> HttpResponse:
-    response = HttpResponse(page.body, status=page.status)
-    for name, value in page.replay_headers():
-        response[name] = value
-    response["Age"] = str(page.age())
-    return response
+def _from_page(page: web.StoredPage, cache_status: str | None = None) -> HttpResponse:
+    # Built once from the stored header tuples, Age (and Cache-Status) appended.
+    headers = dict(page.replay_headers())
+    headers["Age"] = str(page.age())
+    if cache_status is not None:
+        headers[web.CACHE_STATUS_HEADER] = cache_status
+    return HttpResponse(page.body, status=page.status, headers=headers)
 
 
 def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
@@ -245,7 +278,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
         if backend is None:
             return _direct(call(), web.cache_status("bypass", detail="not-cachekit"))
         method = (request.method or "GET").upper()
-        bypass = web.request_bypass_reason(method, request.headers)
+        bypass = web.request_bypass_reason(method, web.EnvironHeaders(request.META))
         if bypass is not None:
             response = call()
             _vary_on_authorization(request, response)
@@ -274,7 +307,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _direct(response, _status_header(status, outcome, None, timeout))
         page = web.StoredPage.from_value(value)
         assert page is not None  # the core hands on cacheable (page) values only
-        return _direct(_from_page(page), _status_header(status, outcome, page, timeout))
+        return _from_page(page, _status_header(status, outcome, page, timeout))
 
     async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
         backend = _cachekit_or_none(alias)

@@ -10,9 +10,11 @@ import functools
 import hashlib
 import inspect
 import logging
+import re
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_app_context, has_request_context, request, url_for
@@ -26,6 +28,7 @@ from ..core.settings import Settings
 from ..core.web import (
     CACHE_STATUS_HEADER,
     CookieReads,
+    EnvironHeaders,
     StoredPage,
     cache_status,
     cookie_key_parts,
@@ -184,11 +187,41 @@ def _bypassed(reason: str) -> tuple[str, str | None]:
     return ("bypass", reason) if reason == "unauthenticated" else (reason, None)
 
 
+_PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*\Z").match
+
+
+def _base_url() -> str:
+    """``request.base_url``, built from the environ when nothing in it needs quoting."""
+    root, path, host = request.root_path, request.path, request.host
+    if _PLAIN_PATH(root) and _PLAIN_PATH(path) and host.isascii() and "xn--" not in host:
+        return f"{request.environ['wsgi.url_scheme']}://{host}{root.rstrip('/')}/" \
+               f"{path.lstrip('/')}"
+    return request.base_url
+
+
+# app -> (wrapper, endpoint, method) -> whether that wrapper serves it: per-endpoint facts
+# computed once (Flask refuses new routes once an app has served a request).
+_DISPATCHED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, str, str], bool]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _is_dispatched(wrapper: Callable[..., Any]) -> bool:
     """Whether ``wrapper`` is (part of) the view serving the current request."""
     if not has_request_context() or request.endpoint is None:
         return False
-    fn: Any = current_app.view_functions.get(request.endpoint)
+    app: Any = cast(Any, current_app)._get_current_object()
+    known = _DISPATCHED.get(app)
+    if known is None:
+        known = _DISPATCHED.setdefault(app, {})
+    fact = (wrapper, request.endpoint, request.method)
+    found = known.get(fact)
+    if found is None:
+        found = known[fact] = _walk_dispatch(wrapper)
+    return found
+
+
+def _walk_dispatch(wrapper: Callable[..., Any]) -> bool:
+    fn: Any = current_app.view_functions.get(request.endpoint)  # type: ignore[arg-type]
     for _ in range(32):  # bounded walk down the decorator chain
         if fn is None:
             return False
@@ -409,6 +442,13 @@ class Cache:
     def _finish(self, value: Any, status: str, detail: str | None, view: bool,
                 hit_indication: bool) -> Any:
         """Deliver a value; views get the Cache-Status (and optional hit_cache) header."""
+        if view and status == "hit" and not hit_indication and isinstance(value, StoredPage):
+            # The common view hit: one response, from the stored header tuples.
+            headers = list(value.replay_headers())
+            headers.append(("Age", str(value.age())))
+            if self._state().options.CACHE_STATUS_HEADER:
+                headers.append((CACHE_STATUS_HEADER, cache_status(status, detail=detail)))
+            return current_app.response_class(value.body, status=value.status, headers=headers)
         if isinstance(value, _Marker) and detail is None:  # this caller computed it
             status, detail = "uncacheable", value.reason
         value = value.deliver if isinstance(value, _Marker) else self._thaw(value)
@@ -487,8 +527,9 @@ class Cache:
                         raise RuntimeError(
                             "a view's cache key needs a request: use it inside "
                             "app.test_request_context(path)")
-                    url = request.base_url
-                    query = normalized_query(request.query_string) if include_query else ""
+                    url = _base_url()
+                    raw_query = request.environ.get("QUERY_STRING") if include_query else ""
+                    query = normalized_query(raw_query) if raw_query else ""
                     if query:
                         url += "?" + query
                     prefix = "" if key_prefix == _DEFAULT_VIEW_PREFIX \
@@ -515,7 +556,7 @@ class Cache:
                     return None
                 if view and not self.client.codec.keyring.authenticated:
                     return "unauthenticated"  # pages are only served from entries we signed
-                return request_bypass_reason(request.method, request.headers)
+                return request_bypass_reason(request.method, EnvironHeaders(request.environ))
 
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 if self._bypass(unless, f, args, kwargs):

@@ -156,3 +156,27 @@ def test_spool_is_private_to_its_user(own_redis: EmbeddedRedis, spool_dir: str) 
     assert path.stat().st_mode & 0o077 == 0
     assert path.parent.stat().st_mode & 0o077 == 0
     assert os.environ.get("CACHEKIT_SPOOL_DIR")  # the suite never writes to the shared default
+
+
+def test_a_key_owed_an_invalidation_reads_as_a_miss_until_it_lands(
+        own_redis: EmbeddedRedis, spool_dir: str) -> None:
+    """While another thread replays a delete (taken, not yet landed), every read path
+    must miss: Redis still holds the retracted value at that moment."""
+    client = CacheClient.from_url(own_redis.url, NAMESPACE="ns", SPOOL_DIR=spool_dir,
+                                  PENDING_REPLAY_INTERVAL=30)
+    try:
+        client.set("k", "old")
+        client.set("other", "kept")
+        client.pending.add(["ns:k"])
+        keys, clear = client.pending.take()  # a replayer holds the batch in flight
+        assert keys == ["ns:k"] and not client.pending  # nothing left to flush first
+        assert client.get("k") is None
+        assert client.get_entry("k") is None
+        assert client.get_many(["k", "other"]) == {"other": "kept"}
+        assert client.has_key("k") is False
+        result = client.fetch("k", lambda: "new", 60)
+        assert (result.value, result.status) == ("new", "miss")
+        client.pending.landed(keys, clear)
+        assert client.get("k") == "new"  # once landed, reads are served again
+    finally:
+        client.close()

@@ -23,6 +23,7 @@ from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
     _DATA_ERRORS,
+    _EXPIRED,
     _MISSING,
     _UNSTORABLE,
     DEFAULT,
@@ -39,7 +40,7 @@ from ..clientbase import (
     _unwrap,
     log,
 )
-from ..codec import Codec, Entry
+from ..codec import SLOW, Codec, Entry
 from ..errors import (
     CachekitError,
     DeserializationError,
@@ -128,8 +129,13 @@ class AsyncCacheClient(_ClientBase):
     def _backend_any(self) -> Any:
         return self.backend
 
-    async def _call(self, op: str, fn: Callable[..., Awaitable[T]], *args: Any) -> T | Unavailable:
-        """Run one backend call under the breaker; UNAVAILABLE when it cannot."""
+    async def _call(self, op: str, fn: Callable[..., Awaitable[T]], *args: Any,
+                    timed: bool = True) -> T | Unavailable:
+        """Run one backend call under the breaker; UNAVAILABLE when it cannot.
+
+        ``timed=False``: the caller records the latency itself (with its lookup counts,
+        one metrics update per read).
+        """
         if not self._admit(op):
             return UNAVAILABLE
         call = self._begin(op)
@@ -142,7 +148,9 @@ class AsyncCacheClient(_ClientBase):
             self.breaker.record_success(call)  # the backend answered; the data was bad
             raise
         except CachekitError as exc:
-            self._failed(op, exc, call)
+            self._failed(op, exc, call)  # raises in strict mode
+            if not timed:  # the caller only times answers: a failed call is timed here
+                self.metrics.observe(op, time.perf_counter() - start)
             return UNAVAILABLE
         except BaseException:
             # Cancelled or interrupted: no verdict, but a half-open probe slot must be freed
@@ -150,7 +158,8 @@ class AsyncCacheClient(_ClientBase):
             self.breaker.release_probe(call)
             raise
         finally:
-            self.metrics.observe(op, time.perf_counter() - start)
+            if timed:
+                self.metrics.observe(op, time.perf_counter() - start)
         self.breaker.record_success(call)
         return result
 
@@ -178,7 +187,9 @@ class AsyncCacheClient(_ClientBase):
         if tier is not None:
             return await self._local_entry(tier, fk)
         raw: bytes | Unavailable | None = await self._call("get", self.backend.get, fk)
-        return None if raw is UNAVAILABLE else self._decode(fk, raw)
+        if raw is UNAVAILABLE or self._owed(fk):
+            return None  # unavailable, or an invalidation of this key has not landed yet
+        return self._decode(fk, raw)
 
     async def _local_entry(self, tier: LocalTier, fk: str) -> Entry | None:
         """From process memory if there, else from Redis (kept in memory if still valid)."""
@@ -204,10 +215,28 @@ class AsyncCacheClient(_ClientBase):
 
     async def get(self, key: str, default: Any = None, *, local: bool | None = None) -> Any:
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
-        entry = await self.get_entry(key, local=local)
-        now = self.clock()
-        self._count_lookups((entry,), now)
-        return entry.value if entry is not None and self._fresh(entry, now) else default
+        if self._local_tier(local) is not None:
+            entry = await self.get_entry(key, local=local)
+            now = self.clock()
+            self._count_lookups((entry,), now)
+            return entry.value if entry is not None and self._fresh(entry, now) else default
+        fk = self.full_key(key)
+        start = time.perf_counter()
+        try:
+            raw = await self._call("get", self.backend.get, fk, timed=False)
+        except BaseException:
+            self.metrics.observe("get", time.perf_counter() - start)
+            raise
+        if raw is UNAVAILABLE:
+            self.metrics.lookup("get", None, misses=1)  # not admitted: nothing timed
+            return default
+        elapsed = time.perf_counter() - start
+        found, value = self._value_of(fk, None if self._owed(fk) else raw)
+        if found is True:
+            self.metrics.lookup("get", elapsed, hits=1)
+            return value
+        self.metrics.lookup("get", elapsed, misses=1, expired=int(found is _EXPIRED))
+        return default
 
     async def _read_many(self, fks: list[str]) -> list[Entry | None] | None:
         """The entries under full keys (None where missing or owed a delete); None if
@@ -223,17 +252,24 @@ class AsyncCacheClient(_ClientBase):
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The found keys and their values (stored None included)."""
         keys = list(keys)
-        entries = await self._read_many([self.full_key(k) for k in keys])
-        if entries is None:
-            self.metrics.count("misses", len(keys))
+        full_key = self.full_key
+        fks = [full_key(k) for k in keys]
+        if not fks:
             return {}
-        now = self.clock()
-        self._count_lookups(entries, now)
-        return {
-            key: entry.value
-            for key, entry in zip(keys, entries, strict=True)
-            if entry is not None and self._fresh(entry, now)
-        }
+        start = time.perf_counter()
+        try:
+            raws = await self._call("get_many", self.backend.get_many, fks, timed=False)
+        except BaseException:
+            self.metrics.observe("get_many", time.perf_counter() - start)
+            raise
+        if raws is UNAVAILABLE:
+            self.metrics.lookup("get_many", None, misses=len(keys))
+            return {}
+        elapsed = time.perf_counter() - start
+        found, expired = self._values_many(keys, fks, raws)
+        self.metrics.lookup("get_many", elapsed, hits=len(found),
+                            misses=len(keys) - len(found), expired=expired)
+        return found
 
     async def has_key(self, key: str) -> bool:
         """Whether ``key`` holds a fresh value."""
@@ -960,8 +996,28 @@ class AsyncCacheClient(_ClientBase):
         fk = self.full_key(key)
         if force:
             return (await self._compute(key, compute, timeout, stale_ttl, should_cache))[0]
-        entry = self._accepted(await self.get_entry(key, local=local), accept)
+        tier = self._local_tier(local)
+        elapsed: float | None = None
+        entry: Entry | None = None
+        if tier is not None:
+            entry = self._accepted(await self._local_entry(tier, fk), accept)
+        else:
+            start = time.perf_counter()
+            try:
+                raw = await self._call("get", self.backend.get, fk, timed=False)
+            except BaseException:
+                self.metrics.observe("get", time.perf_counter() - start)
+                raise
+            elapsed = None if raw is UNAVAILABLE else time.perf_counter() - start
+            if raw is not UNAVAILABLE and raw is not None and not self._owed(fk):
+                hit = SLOW if refresh is not None else self._hit_value(fk, raw, accept)
+                if hit is not SLOW:  # the common hit: one metrics update, no Entry
+                    self.metrics.lookup("get", elapsed, hits=1)
+                    return Result(hit, "hit")
+                entry = self._accepted(self._decode(fk, raw), accept)
         now = self.clock()
+        if elapsed is not None:
+            self.metrics.observe("get", elapsed)
         self._count_lookups((entry,), now)
         if entry is not None and self._fresh(entry, now):
             if refresh is not None and refresh(entry.value):

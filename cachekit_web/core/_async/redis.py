@@ -31,17 +31,20 @@ from ..backends.common import (
     incr_result,
     pool_from_url,
     pool_options,
+    translate,
     translated,
 )
 from ..backends.redispy import (
     AsyncBlockingConnectionPool,
     AsyncConnection,
+    AsyncLane,
+    AsyncPooledLane,
     AsyncRedis,
     AsyncRetry,
     AsyncSSLConnection,
     AsyncUnixDomainSocketConnection,
 )
-from ..errors import LockTimeoutError
+from ..errors import CachekitError, LockTimeoutError
 from ..flavours import async_sleep
 from ..settings import Settings
 
@@ -77,7 +80,14 @@ class _AsyncUnixConnection(AsyncConnectPhaseMixin, AsyncUnixDomainSocketConnecti
 class AsyncPool(AsyncBlockingConnectionPool):
     """A blocking pool whose exhaustion is E012, not a connection error."""
 
+    lane: Any = None  # the backend's data path, which may keep idle connections lent by us
+
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        lane = self.lane
+        if lane is not None:
+            idle = lane.lend()  # one back first: connections idling in the lane are ours
+            if idle is not None:
+                await self.release(idle)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
@@ -107,13 +117,32 @@ return 0
 """
 
 
+# What the data path translates at the error boundary (plain try/except: no context
+# manager on the hot path).
+_REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
+class _AsyncLaneSlot:
+    """A backend built without ``__init__`` (Sentinel's pools) gets redis-py's own path."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        lane = obj.__dict__["_lane"] = AsyncPooledLane(obj.client)
+        return lane
+
+
 class AsyncRedisBackend:
     """A Redis store with a bounded, blocking connection pool."""
+
+    _lane: Any = _AsyncLaneSlot()
 
     def __init__(self, url: str, settings: Settings) -> None:
         self._url = redact_url(url)
         self.pool = async_pool_for(url, settings)
         self.client: Any = AsyncRedis(connection_pool=self.pool)  # redis-py typing is loose
+        # get / get_many / set / delete: the lean path (sync: one kept connection per
+        # thread, see backends.redispy.Lane).
+        self._lane = AsyncLane(self.client, settings.RETRIES)
+        self.pool.lane = self._lane
         self._incr = self.client.register_script(INCR_SCRIPT)
         self._cas = self.client.register_script(CAS_SCRIPT)
 
@@ -125,8 +154,12 @@ class AsyncRedisBackend:
         return self._url
 
     async def get(self, key: str) -> bytes | None:
-        with translated():
-            return cast("bytes | None", await self.client.get(key))
+        try:
+            return cast("bytes | None", await self._lane.call("GET", key))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     async def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
         """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
@@ -140,13 +173,29 @@ class AsyncRedisBackend:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        with translated():
-            return cast("list[bytes | None]", await self.client.mget(keys))
+        try:
+            return cast("list[bytes | None]", await self._lane.call("MGET", *keys))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
-        with translated():
-            return bool(await self.client.set(key, value, px=_ms(ttl), nx=nx, xx=xx))
+        args: list[Any] = ["SET", key, value]
+        px = _ms(ttl)
+        if px is not None:
+            args += ("PX", px)
+        if nx:
+            args.append("NX")
+        if xx:
+            args.append("XX")
+        try:
+            return bool(await self._lane.call(*args))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
@@ -160,8 +209,12 @@ class AsyncRedisBackend:
         return True
 
     async def delete(self, key: str) -> bool:
-        with translated():
-            return bool(await self.client.delete(key))
+        try:
+            return bool(await self._lane.call("DEL", key))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         if not keys:
@@ -292,6 +345,7 @@ class AsyncRedisBackend:
             return _info_subset(await self.client.info())
 
     async def close(self) -> None:
+        self._lane.clear()
         await self.pool.disconnect()
 
 

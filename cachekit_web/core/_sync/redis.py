@@ -33,17 +33,20 @@ from ..backends.common import (
     incr_result,
     pool_from_url,
     pool_options,
+    translate,
     translated,
 )
 from ..backends.redispy import (
     BlockingConnectionPool,
     Connection,
+    Lane,
+    PooledLane,
     Redis,
     Retry,
     SSLConnection,
     UnixDomainSocketConnection,
 )
-from ..errors import LockTimeoutError
+from ..errors import CachekitError, LockTimeoutError
 from ..flavours import sleep
 from ..settings import Settings
 
@@ -79,7 +82,14 @@ class _UnixConnection(ConnectPhaseMixin, UnixDomainSocketConnection):
 class Pool(BlockingConnectionPool):
     """A blocking pool whose exhaustion is E012, not a connection error."""
 
+    lane: Any = None  # the backend's data path, which may keep idle connections lent by us
+
     def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        lane = self.lane
+        if lane is not None:
+            idle = lane.lend()  # one back first: connections idling in the lane are ours
+            if idle is not None:
+                self.release(idle)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
         except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
@@ -109,13 +119,32 @@ return 0
 """
 
 
+# What the data path translates at the error boundary (plain try/except: no context
+# manager on the hot path).
+_REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+
+
+class _LaneSlot:
+    """A backend built without ``__init__`` (Sentinel's pools) gets redis-py's own path."""
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        lane = obj.__dict__["_lane"] = PooledLane(obj.client)
+        return lane
+
+
 class RedisBackend:
     """A Redis store with a bounded, blocking connection pool."""
+
+    _lane: Any = _LaneSlot()
 
     def __init__(self, url: str, settings: Settings) -> None:
         self._url = redact_url(url)
         self.pool = pool_for(url, settings)
         self.client: Any = Redis(connection_pool=self.pool)  # redis-py typing is loose
+        # get / get_many / set / delete: the lean path (sync: one kept connection per
+        # thread, see backends.redispy.Lane).
+        self._lane = Lane(self.client, settings.RETRIES)
+        self.pool.lane = self._lane
         self._incr = self.client.register_script(INCR_SCRIPT)
         self._cas = self.client.register_script(CAS_SCRIPT)
 
@@ -127,8 +156,12 @@ class RedisBackend:
         return self._url
 
     def get(self, key: str) -> bytes | None:
-        with translated():
-            return cast("bytes | None", self.client.get(key))
+        try:
+            return cast("bytes | None", self._lane.call("GET", key))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
         """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
@@ -142,13 +175,29 @@ class RedisBackend:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        with translated():
-            return cast("list[bytes | None]", self.client.mget(keys))
+        try:
+            return cast("list[bytes | None]", self._lane.call("MGET", *keys))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
-        with translated():
-            return bool(self.client.set(key, value, px=_ms(ttl), nx=nx, xx=xx))
+        args: list[Any] = ["SET", key, value]
+        px = _ms(ttl)
+        if px is not None:
+            args += ("PX", px)
+        if nx:
+            args.append("NX")
+        if xx:
+            args.append("XX")
+        try:
+            return bool(self._lane.call(*args))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
@@ -162,8 +211,12 @@ class RedisBackend:
         return True
 
     def delete(self, key: str) -> bool:
-        with translated():
-            return bool(self.client.delete(key))
+        try:
+            return bool(self._lane.call("DEL", key))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
 
     def delete_many(self, keys: Sequence[str]) -> int:
         if not keys:
@@ -294,6 +347,7 @@ class RedisBackend:
             return _info_subset(self.client.info())
 
     def close(self) -> None:
+        self._lane.clear()
         self.pool.disconnect()
 
 

@@ -8,6 +8,8 @@ flavour opens a cluster and a node's connection.
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,3 +121,133 @@ def async_unopened_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, 
     """An asyncio RedisCluster for get_client(): it reads its slot map on first use."""
     return _AsyncRetryingCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in seeds],
                                  **options)
+
+
+# -- the data path of the plain Redis backend, per flavour ------------------------------
+
+# A connection idle longer than this is polled before reuse (as redis-py's pool polls every
+# checkout), so a server restart between requests costs no error; a thread serving calls
+# back to back (under a millisecond apart) never polls.
+STALE_AFTER = 0.001
+
+
+class Lane:
+    """Commands through redis-py's connection layer, on connections lent by the pool.
+
+    A connection is taken from ``client``'s pool once and then kept on a LIFO stack of
+    idle connections, so a thread reuses the one it just used: no pool lock or poll per
+    command. One getpid() per command: a fork done in C (uWSGI's master, which Python's
+    fork hooks never see) must not leave a child writing to its parent's socket. The
+    pool still counts every connection (CONNECTION_POOL_SIZE and POOL_TIMEOUT hold: with
+    none idle, a caller waits on the pool, then E012). The
+    connection class keeps timeouts, TLS, AUTH and connect-phase marking. A connection
+    lost mid-command is retried on a fresh connection ``retries`` times (RETRIES);
+    timeouts and errors while connecting are not. After fork() the stack is dropped.
+    Replies are raw (no redis-py response callbacks).
+    """
+
+    def __init__(self, client: Any, retries: int = 0) -> None:
+        self._pool = client.connection_pool
+        self._retries = retries
+        self._idle: list[tuple[Any, float]] = []
+        self._pid = os.getpid()
+
+    def _forked(self) -> None:
+        """In a forked child the idle connections are the parent's: never use them."""
+        self._idle = []
+        self._pid = os.getpid()
+
+    def lend(self) -> Any:
+        """An idle connection for the pool to take back (None if none), so that commands
+        on the pool (pipelines, scripts) never wait for connections idling here."""
+        if self._pid != os.getpid():
+            self._forked()
+        try:
+            return self._idle.pop()[0]
+        except IndexError:
+            return None
+
+    def call(self, *args: Any) -> Any:
+        """Send one command and read its reply; redis-py errors propagate."""
+        if self._pid != os.getpid():
+            self._forked()  # the pool resets itself at its next checkout
+        idle = self._idle
+        try:
+            conn, used = idle.pop()
+        except IndexError:
+            conn = self._pool.get_connection()
+        else:
+            if time.monotonic() - used > STALE_AFTER:
+                try:
+                    stale = conn.can_read()  # closed by the server, or stray data
+                except redis.ConnectionError:
+                    stale = True
+                if stale:
+                    conn.disconnect()  # the send below reconnects
+        attempts = self._retries
+        try:
+            while True:
+                try:
+                    conn.send_command(*args)
+                    return conn.read_response()
+                except redis.ConnectionError as exc:
+                    # Lost mid-command (redis-py disconnected it): retry on a new socket.
+                    # Connect-phase errors are marked subclasses and are never retried.
+                    if attempts <= 0 or _connect_phase(exc):
+                        raise
+                    attempts -= 1
+        finally:
+            idle.append((conn, time.monotonic()))
+
+    def clear(self) -> None:
+        """Forget idle connections (the pool disconnects them)."""
+        self._idle.clear()
+
+
+def _connect_phase(exc: BaseException) -> bool:
+    from .common import ConnectRefused, ConnectTimeout, PoolExhausted
+
+    return isinstance(exc, (ConnectRefused, ConnectTimeout, PoolExhausted))
+
+
+class PooledLane:
+    """Commands through the client's pool and ``execute_command`` (redis-py's own path)."""
+
+    def __init__(self, client: Any, retries: int = 0) -> None:
+        self._client = client
+
+    def call(self, *args: Any) -> Any:
+        """Send one command and read its reply."""
+        return self._client.execute_command(*args)
+
+    def lend(self) -> Any:
+        """None: this lane keeps no connection."""
+        return None
+
+    def clear(self) -> None:
+        """Nothing to forget: the pool owns every connection."""
+
+
+class AsyncLane:
+    """The asyncio data path: redis.asyncio's pool and ``execute_command``.
+
+    An event loop multiplexes its connections already; the thread-keeps-its-connection
+    trick of the sync ``Lane`` does not apply.
+    """
+
+    def __init__(self, client: Any, retries: int = 0) -> None:
+        self._client = client
+
+    async def call(self, *args: Any) -> Any:
+        """Send one command and read its reply."""
+        return await self._client.execute_command(*args)
+
+    def lend(self) -> Any:
+        """None: this lane keeps no connection."""
+        return None
+
+    def clear(self) -> None:
+        """Nothing to forget: the pool owns every connection."""
+
+
+AsyncPooledLane = AsyncLane

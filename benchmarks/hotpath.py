@@ -1,0 +1,282 @@
+"""The hot-path goals: small get, get_many(100) and view hits against the usual contenders.
+
+Every contender of one goal runs interleaved in the same measurement (harness.measure),
+and each goal is reported as the median of per-repeat time ratios against its reference.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import statistics
+import subprocess
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgpack
+import redis
+
+from .contenders import MASTER_KEY, TTL, configure_django
+from .harness import Batch, Config, Stat, Table, fmt_spread, fmt_us, measure, small_value
+
+COLUMNS = ("goal", "contender", "us/op", "spread", "time vs ref", "goal met")
+SECRET_KEY = "benchmark-secret-key-not-a-secret-0123456789abcdef"
+_PAGE = "<!doctype html><html><body>" + "".join(
+    f"<p class='row-{i % 2}'>Product {i}: {i * 37 % 1000} EUR</p>" for i in range(110)
+) + "</body></html>"
+
+
+def time_ratio(ref: Stat, stat: Stat) -> float:
+    """Median over repeats of (contender time / reference time): <1 is faster than the ref."""
+    return statistics.median(s / r for r, s in zip(ref.samples, stat.samples, strict=True))
+
+
+def floor_us(url: str, requests: int = 20000) -> float | None:
+    """One client's GET of a 300-byte value by redis-benchmark, in us; None when absent."""
+    tool = shutil.which("redis-benchmark")
+    if tool is None:
+        return None
+    parts = urlsplit(url)
+    try:
+        out = subprocess.run(
+            [tool, "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 6379),
+             "-c", "1", "-n", str(requests), "-d", "300", "-t", "get", "-q"],
+            capture_output=True, text=True, timeout=120, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"GET: ([0-9.]+) requests per second", out.replace("\r", "\n"))
+    return 1e6 / float(found.group(1)) if found else None
+
+
+# -- contenders -------------------------------------------------------------------------
+class _RawMsgpack:
+    """redis-py + msgpack, no key handling and no sealing: the reference for the data path."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+
+    def get(self, key: str) -> Any:
+        raw = self.client.get("rawmp:" + key)
+        return None if raw is None else msgpack.unpackb(raw)
+
+    def set(self, key: str, value: Any) -> None:
+        self.client.set("rawmp:" + key, msgpack.packb(value), ex=TTL)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        raws = self.client.mget(["rawmp:" + k for k in keys])
+        return {k: msgpack.unpackb(r) for k, r in zip(keys, raws, strict=True) if r is not None}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _django_caches(url: str) -> dict[str, Any]:
+    """The Django caches compared: ours (encrypted / SECRET_KEY-signed), Django's, django-redis."""
+    configure_django(url)
+    from django.core.cache import caches
+
+    return {name: caches[name] for name in ("cachekit", "cachekit-signed", "redis", "django-redis")}
+
+
+def _getter(get: Callable[[str], Any], keys: Sequence[str]) -> Batch:
+    count = len(keys)
+
+    def run(n: int) -> None:
+        for i in range(n):
+            get(keys[i % count])
+
+    return run
+
+
+def _manyer(get_many: Callable[[Sequence[str]], Any], keys: Sequence[str]) -> Batch:
+    def run(n: int) -> None:
+        for _ in range(n):
+            get_many(keys)
+
+    return run
+
+
+# -- views ------------------------------------------------------------------------------
+def _environ(path: str) -> dict[str, Any]:
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SCRIPT_NAME": "", "QUERY_STRING": "",
+            "SERVER_NAME": "testserver", "SERVER_PORT": "80", "HTTP_HOST": "testserver",
+            "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(b""), "wsgi.errors": io.StringIO(),
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "wsgi.version": (1, 0)}
+
+
+def _wsgi_hit(app: Any, path: str) -> Batch:
+    base = _environ(path)
+
+    def start_response(status: str, headers: Any, exc_info: Any = None) -> None:
+        if not status.startswith("200"):
+            raise AssertionError(f"{path}: {status}")
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            result = app(dict(base), start_response)
+            b"".join(result)
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    return run
+
+
+def _flask_apps(url: str) -> dict[str, Batch]:
+    from flask import Flask
+    from flask_caching import Cache as FlaskCaching
+
+    from cachekit_web.flask import Cache
+
+    theirs = Flask("bench-flask-caching")
+    theirs.config.update(SECRET_KEY=SECRET_KEY, CACHE_TYPE="RedisCache", CACHE_REDIS_URL=url,
+                         CACHE_KEY_PREFIX="bench-fc:")
+    fc = FlaskCaching(theirs)
+
+    @theirs.route("/page")
+    @fc.cached(timeout=TTL)
+    def their_page() -> str:
+        return _PAGE
+
+    ours = Flask("bench-cachekit")
+    ours.config.update(SECRET_KEY=SECRET_KEY, CACHEKIT_REDIS_URL=url,
+                       CACHEKIT_NAMESPACE="bench-flask")
+    ck = Cache(ours)
+
+    @ours.route("/page")
+    @ck.cached(timeout=TTL)
+    def our_page() -> str:
+        return _PAGE
+
+    batches = {"Flask-Caching (RedisCache)": _wsgi_hit(theirs.wsgi_app, "/page"),
+               "cachekit Flask @cached (signed)": _wsgi_hit(ours.wsgi_app, "/page")}
+    for batch in batches.values():
+        batch(2)  # fill
+    return batches
+
+
+def _django_views(url: str) -> dict[str, Batch]:
+    configure_django(url)
+    from django.core.handlers.wsgi import WSGIRequest
+    from django.http import HttpResponse
+    from django.views.decorators.cache import cache_page as django_cache_page
+
+    from cachekit_web.django import cache_page
+
+    def page(request: Any) -> HttpResponse:
+        return HttpResponse(_PAGE)
+
+    theirs = django_cache_page(TTL, cache="redis")(page)
+    ours = cache_page(TTL, cache="cachekit-signed")(page)
+
+    def call(view: Any) -> Batch:
+        base = _environ("/page/")
+
+        def run(n: int) -> None:
+            for _ in range(n):
+                response = view(WSGIRequest(dict(base)))
+                if response.status_code != 200:
+                    raise AssertionError(response.status_code)
+                response.content  # noqa: B018  (rendered, as a server would)
+
+        return run
+
+    batches = {"Django cache_page (RedisCache)": call(theirs),
+               "cachekit Django cache_page (signed)": call(ours)}
+    for batch in batches.values():
+        batch(2)
+    return batches
+
+
+# -- the section --------------------------------------------------------------------------
+def _row(table: Table, goal: str, name: str, stat: Stat, ref: Stat | None,
+         limit: float | None) -> str:
+    ratio = time_ratio(ref, stat) if ref is not None else None
+    met = "" if ratio is None or limit is None else ("yes" if ratio <= limit else "NO")
+    table.add(goal, name, fmt_us(stat.median), fmt_spread(stat),
+              "ref" if ratio is None else f"{ratio:.2f}", met if limit is None else
+              f"{met} (<= {limit})")
+    return met
+
+
+def run_hotpath(url: str, cfg: Config) -> Table:
+    """The issue's goals in one run: each contender interleaved with its reference."""
+    from .contenders import Cachekit
+
+    table = Table(f"hot-path goals (median of {cfg.repeats} interleaved repeats; 'time vs ref' "
+                  "is the median per-repeat ratio of times: <1 is faster)", COLUMNS)
+    before = floor_us(url)
+    value = small_value()
+    raw = _RawMsgpack(url)
+    enc = Cachekit(url, "encrypted")
+    sig = Cachekit(url, "signed")
+    dj = _django_caches(url)
+    try:
+        keys = [f"hot:{i}" for i in range(64)]
+        for k in keys:
+            raw.set(k, value)
+            enc.set(k, value)
+            sig.set(k, value)
+            dj["django-redis"].set(k, value)
+        got = measure({"raw": _getter(raw.get, keys), "enc": _getter(enc.get, keys),
+                       "sig": _getter(sig.get, keys),
+                       "djr": _getter(dj["django-redis"].get, keys)},
+                      cfg.n(2000), cfg.repeats)
+        goal = "get small (300 B)"
+        _row(table, goal, "raw redis-py + msgpack", got["raw"], None, None)
+        _row(table, goal, "cachekit encrypted", got["enc"], got["raw"], 1.0)
+        _row(table, goal, "cachekit signed", got["sig"], got["raw"], None)
+        _row(table, goal, "django-redis", got["djr"], got["raw"], None)
+
+        many = [f"many:{i}" for i in range(100)]
+        for k in many:
+            raw.set(k, value)
+        for name in ("cachekit", "redis", "django-redis"):
+            dj[name].set_many(dict.fromkeys(many, value))
+            if len(dj[name].get_many(many)) != 100:
+                raise AssertionError(f"{name}: get_many lost values")
+        got = measure({"raw": _manyer(raw.get_many, many),
+                       "ck": _manyer(dj["cachekit"].get_many, many),
+                       "dj": _manyer(dj["redis"].get_many, many),
+                       "djr": _manyer(dj["django-redis"].get_many, many)},
+                      cfg.n(200), cfg.repeats)
+        goal = "get_many(100) small"
+        _row(table, goal, "raw redis-py + msgpack", got["raw"], None, None)
+        _row(table, goal, "cachekit Django (encrypted)", got["ck"], got["raw"], 1.3)
+        _row(table, goal, "django RedisCache", got["dj"], got["raw"], None)
+        _row(table, goal, "django-redis", got["djr"], got["raw"], None)
+        faster = "yes" if got["ck"].median < got["djr"].median else "NO"
+        table.add(goal, "cachekit vs django-redis", "", "",
+                  f"{time_ratio(got['djr'], got['ck']):.2f}", f"{faster} (< 1)")
+
+        flask = _flask_apps(url)
+        got = measure(flask, cfg.n(600), cfg.repeats)
+        names = list(flask)
+        goal = "Flask view hit (4 KB)"
+        _row(table, goal, names[0], got[names[0]], None, None)
+        _row(table, goal, names[1], got[names[1]], got[names[0]], 0.9)
+
+        django = _django_views(url)
+        got = measure(django, cfg.n(600), cfg.repeats)
+        names = list(django)
+        goal = "Django view hit (4 KB)"
+        _row(table, goal, names[0], got[names[0]], None, None)
+        _row(table, goal, names[1], got[names[1]], got[names[0]], 0.4)
+    finally:
+        raw.close()
+        enc.close()
+        sig.close()
+    after = floor_us(url)
+    if before is not None and after is not None:
+        table.add("floor: redis-benchmark GET 300 B, 1 client", "(before / after the run)",
+                  f"{fmt_us(before * 1e-6)} / {fmt_us(after * 1e-6)}", "", "", "")
+    else:
+        table.add("floor", "redis-benchmark not on PATH", "", "", "", "")
+    return table
+
+
+__all__ = ["MASTER_KEY", "run_hotpath", "time_ratio"]

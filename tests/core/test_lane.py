@@ -1,0 +1,88 @@
+"""The sync Redis data path (backends.redispy.Lane): a kept connection, retries, fork."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import redis
+
+from cachekit_web.core.backends import redispy
+from cachekit_web.embedded import free_port
+
+
+def _received(r: redis.Redis) -> int:
+    return int(r.info("stats")["total_connections_received"])
+
+
+def test_a_thread_keeps_its_connection(make_client: Any, redis_url: str) -> None:
+    client = make_client()
+    raw = redis.Redis.from_url(redis_url)
+    client.set("k", "v")
+    before = _received(raw)
+    for _ in range(50):
+        assert client.get("k") == "v"
+        assert client.get_many(["k", "absent"]) == {"k": "v"}
+    assert _received(raw) == before  # no new connection
+    assert len(client.backend._lane._idle) == 1  # one connection, taken from the pool once
+    raw.close()
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_connection_lost_mid_command_is_retried_per_retries(
+        make_client: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch, retries: int) -> None:
+    monkeypatch.setattr(redispy, "STALE_AFTER", 1e9)  # no idle poll: the loss is seen mid-command
+    client = make_client(RETRIES=retries)
+    client.set("k", "v")
+    raw = redis.Redis.from_url(redis_url)
+    assert len(client.backend._lane._idle) == 1
+    assert raw.client_kill_filter(_type="normal", skipme=True) >= 1  # kills the kept one
+    if retries:
+        assert client.get("k") == "v"
+        assert client.metrics.errors.total() == 0
+    else:
+        assert client.get("k", "miss") == "miss"
+        assert client.metrics.errors == {"E065": 1}  # lost in flight, not a refused connect
+    raw.close()
+
+
+def test_pool_commands_take_back_idle_lane_connections(make_client: Any) -> None:
+    client = make_client(CONNECTION_POOL_SIZE=1, POOL_TIMEOUT=0.1)
+    client.set("k", "v")  # the only connection now idles in the lane
+    assert client.set_many({"a": 1, "b": 2}) == []  # a pipeline on the pool: no E012
+    assert client.get("k") == "v" and client.metrics.errors.total() == 0
+
+
+def test_refused_connect_is_still_e010() -> None:
+    from cachekit_web import CacheClient
+
+    client = CacheClient.from_url(f"redis://127.0.0.1:{free_port()}/0", RETRIES=1,
+                                  CIRCUIT_BREAKER_ENABLED=False)
+    assert client.get("k", "miss") == "miss"
+    assert client.get_many(["a", "b"]) == {}
+    assert client.metrics.errors == {"E010": 2}
+    client.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_opens_its_own_connection(make_client: Any) -> None:
+    client = make_client()
+    client.set("k", "parent")
+    parent_conn = client.backend._lane._idle[-1][0]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: must not talk on the parent's socket
+        try:
+            ok = client.get("k") == "parent" and client.backend._lane._idle[-1][0] \
+                is not parent_conn
+            os.write(write, b"1" if ok else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    got = os.read(read, 1)
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert got == b"1"
+    assert client.get("k") == "parent"  # the parent's connection is intact
+    assert client.backend._lane._idle[-1][0] is parent_conn

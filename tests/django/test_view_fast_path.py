@@ -1,0 +1,55 @@
+"""The page key's URL from request.META equals build_absolute_uri(); hits built once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import RequestFactory, override_settings
+
+from cachekit_web.core.web import StoredPage
+from cachekit_web.django.views import _absolute_uri, _from_page
+
+
+@pytest.mark.parametrize("path", ["/page/", "/a/b.c~d-e_f", "//double", "/caf%C3%A9/",
+                                  "/sp ace/", "/"])
+@pytest.mark.parametrize("query", ["", "b=2&a=1"])
+def test_absolute_uri_matches_django(path: str, query: str) -> None:
+    with override_settings(ALLOWED_HOSTS=["example.org", "testserver"]):
+        for host, secure in (("example.org", True), ("testserver", False)):
+            request = RequestFactory().get(path, QUERY_STRING=query, HTTP_HOST=host,
+                                           secure=secure)
+            assert _absolute_uri(request) == request.build_absolute_uri()
+
+
+def test_a_disallowed_host_is_still_refused() -> None:
+    from django.core.exceptions import DisallowedHost
+
+    with override_settings(ALLOWED_HOSTS=["example.org"]):
+        request = RequestFactory().get("/page/", HTTP_HOST="evil.example")
+        with pytest.raises(DisallowedHost):
+            _absolute_uri(request)
+
+
+def test_hit_response_carries_stored_headers_age_and_status() -> None:
+    page = StoredPage(200, (("Content-Type", "text/html; charset=utf-8"), ("X-A", "1")),
+                      b"<p>hi</p>", 0.0, "utf-8")
+    response: Any = _from_page(page, "cachekit; hit")
+    assert response.content == b"<p>hi</p>" and response["X-A"] == "1"
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert int(response["Age"]) > 0 and response["Cache-Status"] == "cachekit; hit"
+
+
+def test_page_key_follows_changed_settings() -> None:
+    from cachekit_web.django.views import page_cache_key
+
+    request = RequestFactory().get("/page/")
+    first = page_cache_key(request)
+    with override_settings(CACHE_MIDDLEWARE_KEY_PREFIX="other"):
+        # As Django's cache_page: the middleware's prefix is not the decorator's.
+        assert page_cache_key(request) == first
+    with override_settings(USE_TZ=not __import__("django.conf").conf.settings.USE_TZ):
+        assert page_cache_key(request) != first
+    with override_settings(USE_I18N=not __import__("django.conf").conf.settings.USE_I18N):
+        assert page_cache_key(request) != first
+    assert page_cache_key(request) == first
