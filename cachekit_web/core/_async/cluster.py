@@ -70,6 +70,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from .nodes import async_node_report
+from .pending import async_count_batches
 
 # Seconds between slot-map reloads while a node is marked down (watching for a promotion).
 _REFRESH = 0.1
@@ -567,12 +568,7 @@ class AsyncClusterBackend:
 
     async def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix`` on every primary, counting at most ``limit``."""
-        n = 0
-        async for batch in self.scan_prefix(prefix):
-            n += len(batch)
-            if n >= limit:
-                return limit
-        return n
+        return await async_count_batches(self.scan_prefix(prefix), limit)
 
     async def _clear(self, prefix: str) -> tuple[int, bool]:
         """Unlink every key under ``prefix``; also says whether every primary was reached."""

@@ -1,8 +1,9 @@
-"""Applying remembered invalidations to a backend (the async source; sync is generated)."""
+"""Backend-wide helpers on the Backend protocol: applying remembered invalidations,
+counting a scan (the async source; sync is generated)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 from ..backends import AsyncBackend
 
@@ -16,3 +17,13 @@ async def async_apply_invalidations(backend: AsyncBackend, prefix: str, keys: Se
         await backend.delete_prefix(prefix)
     for i in range(0, len(keys), CHUNK):
         await backend.delete_many(keys[i:i + CHUNK])
+
+
+async def async_count_batches(batches: AsyncIterator[list[bytes]], limit: int) -> int:
+    """How many keys the batches of a scan hold, counting at most ``limit``."""
+    n = 0
+    async for batch in batches:
+        n += len(batch)
+        if n >= limit:
+            return limit
+    return n

@@ -47,6 +47,7 @@ from ..backends.redispy import (
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import async_sleep
 from ..settings import Settings
+from .pending import async_count_batches
 
 
 class AsyncConnectPhaseMixin:
@@ -315,12 +316,7 @@ class AsyncRedisBackend:
 
     async def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix``, counting at most ``limit``."""
-        n = 0
-        async for batch in self.scan_prefix(prefix):
-            n += len(batch)
-            if n >= limit:
-                return limit
-        return n
+        return await async_count_batches(self.scan_prefix(prefix), limit)
 
     async def delete_prefix(self, prefix: str) -> int:
         removed = 0

@@ -165,6 +165,18 @@ class CacheClient(_ClientBase):
         self.breaker.record_success(call)
         return result
 
+    def _timed_call(self, op: str, fn: Callable[..., T],
+                          *args: Any) -> tuple[T | Unavailable, float | None]:
+        """_call for a read that records its latency with its lookup (one metrics update):
+        the result and the seconds it took (None when it did not run)."""
+        start = time.perf_counter()
+        try:
+            result = self._call(op, fn, *args, timed=False)
+        except BaseException:
+            self.metrics.observe(op, time.perf_counter() - start)
+            raise
+        return result, (None if result is UNAVAILABLE else time.perf_counter() - start)
+
     def _flush_pending(self) -> None:
         keys, clear = self.pending.take()
         try:
@@ -223,16 +235,10 @@ class CacheClient(_ClientBase):
             self._count_lookups((entry,), now)
             return entry.value if entry is not None and self._fresh(entry, now) else default
         fk = self.full_key(key)
-        start = time.perf_counter()
-        try:
-            raw = self._call("get", self.backend.get, fk, timed=False)
-        except BaseException:
-            self.metrics.observe("get", time.perf_counter() - start)
-            raise
+        raw, elapsed = self._timed_call("get", self.backend.get, fk)
         if raw is UNAVAILABLE:
             self.metrics.lookup("get", None, misses=1)  # not admitted: nothing timed
             return default
-        elapsed = time.perf_counter() - start
         found, value = self._value_of(fk, None if self._owed(fk) else raw)
         if found is True:
             self.metrics.lookup("get", elapsed, hits=1)
@@ -258,16 +264,10 @@ class CacheClient(_ClientBase):
         fks = [full_key(k) for k in keys]
         if not fks:
             return {}
-        start = time.perf_counter()
-        try:
-            raws = self._call("get_many", self.backend.get_many, fks, timed=False)
-        except BaseException:
-            self.metrics.observe("get_many", time.perf_counter() - start)
-            raise
+        raws, elapsed = self._timed_call("get_many", self.backend.get_many, fks)
         if raws is UNAVAILABLE:
             self.metrics.lookup("get_many", None, misses=len(keys))
             return {}
-        elapsed = time.perf_counter() - start
         found, expired = self._values_many(keys, fks, raws)
         self.metrics.lookup("get_many", elapsed, hits=len(found),
                             misses=len(keys) - len(found), expired=expired)
@@ -1004,13 +1004,7 @@ class CacheClient(_ClientBase):
         if tier is not None:
             entry = self._accepted(self._local_entry(tier, fk), accept)
         else:
-            start = time.perf_counter()
-            try:
-                raw = self._call("get", self.backend.get, fk, timed=False)
-            except BaseException:
-                self.metrics.observe("get", time.perf_counter() - start)
-                raise
-            elapsed = None if raw is UNAVAILABLE else time.perf_counter() - start
+            raw, elapsed = self._timed_call("get", self.backend.get, fk)
             if raw is not UNAVAILABLE and raw is not None and not self._owed(fk):
                 hit = SLOW if refresh is not None else self._hit_value(fk, raw, accept)
                 if hit is not SLOW:  # the common hit: one metrics update, no Entry

@@ -72,6 +72,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from .nodes import node_report
+from .pending import count_batches
 
 # Seconds between slot-map reloads while a node is marked down (watching for a promotion).
 _REFRESH = 0.1
@@ -569,12 +570,7 @@ class ClusterBackend:
 
     def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix`` on every primary, counting at most ``limit``."""
-        n = 0
-        for batch in self.scan_prefix(prefix):
-            n += len(batch)
-            if n >= limit:
-                return limit
-        return n
+        return count_batches(self.scan_prefix(prefix), limit)
 
     def _clear(self, prefix: str) -> tuple[int, bool]:
         """Unlink every key under ``prefix``; also says whether every primary was reached."""

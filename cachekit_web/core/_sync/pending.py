@@ -1,10 +1,11 @@
 # GENERATED from cachekit_web/core/_async/pending.py by scripts/generate_sync.py.
 # Do not edit: change the async source, then run `make generate`.
-"""Applying remembered invalidations to a backend (the async source; sync is generated)."""
+"""Backend-wide helpers on the Backend protocol: applying remembered invalidations,
+counting a scan (the async source; sync is generated)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ..backends import Backend
 
@@ -18,3 +19,13 @@ def apply_invalidations(backend: Backend, prefix: str, keys: Sequence[str],
         backend.delete_prefix(prefix)
     for i in range(0, len(keys), CHUNK):
         backend.delete_many(keys[i:i + CHUNK])
+
+
+def count_batches(batches: Iterator[list[bytes]], limit: int) -> int:
+    """How many keys the batches of a scan hold, counting at most ``limit``."""
+    n = 0
+    for batch in batches:
+        n += len(batch)
+        if n >= limit:
+            return limit
+    return n

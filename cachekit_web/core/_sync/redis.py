@@ -49,6 +49,7 @@ from ..backends.redispy import (
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import sleep
 from ..settings import Settings
+from .pending import count_batches
 
 
 class ConnectPhaseMixin:
@@ -317,12 +318,7 @@ class RedisBackend:
 
     def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix``, counting at most ``limit``."""
-        n = 0
-        for batch in self.scan_prefix(prefix):
-            n += len(batch)
-            if n >= limit:
-                return limit
-        return n
+        return count_batches(self.scan_prefix(prefix), limit)
 
     def delete_prefix(self, prefix: str) -> int:
         removed = 0
