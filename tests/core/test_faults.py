@@ -396,3 +396,25 @@ def test_a_c_level_fork_never_shares_the_parent_s_connection(own_redis: Embedded
         assert client.get("k") == "v"
     finally:
         client.close()
+
+
+def test_hangs_never_leak_pooled_connections(own_redis: EmbeddedRedis) -> None:
+    """A connection whose read timed out is checked for staleness before reuse: a hang
+    at that moment must not lose it (a lost one per hang drains the pool for good)."""
+    client = CacheClient.from_url(own_redis.url, NAMESPACE="leak", CONNECTION_POOL_SIZE=1,
+                                  POOL_TIMEOUT=0.2, SOCKET_TIMEOUT=0.2,
+                                  SOCKET_CONNECT_TIMEOUT=0.2, CIRCUIT_BREAKER_ENABLED=False)
+    try:
+        client.set("k", "v")
+        for _ in range(3):
+            own_redis.pause()
+            try:
+                assert client.get("k") is None  # the read times out
+                time.sleep(0.01)  # idle past the staleness threshold
+                assert client.get("k") is None  # the stale check meets the hang
+            finally:
+                own_redis.resume()
+        assert client.get("k") == "v"  # the one pooled connection is still there
+        assert client.metrics.errors.get("E012", 0) == 0
+    finally:
+        client.close()

@@ -172,20 +172,20 @@ class Lane:
         if self._pid != os.getpid():
             self._forked()  # the pool resets itself at its next checkout
         idle = self._idle
+        used: float | None = None
         try:
             conn, used = idle.pop()
         except IndexError:
             conn = self._pool.get_connection()
-        else:
-            if time.monotonic() - used > STALE_AFTER:
+        try:  # from here on, the connection always goes back on the stack
+            if used is not None and time.monotonic() - used > STALE_AFTER:
                 try:
                     stale = conn.can_read()  # closed by the server, or stray data
-                except redis.ConnectionError:
-                    stale = True
+                except (redis.ConnectionError, redis.TimeoutError, OSError):
+                    stale = True  # e.g. reconnecting to a hung server timed out
                 if stale:
                     conn.disconnect()  # the send below reconnects
-        attempts = self._retries
-        try:
+            attempts = self._retries
             while True:
                 try:
                     conn.send_command(*args)
@@ -196,6 +196,9 @@ class Lane:
                     if attempts <= 0 or _connect_phase(exc):
                         raise
                     attempts -= 1
+        except BaseException:
+            conn.disconnect()  # a reply half read must never answer the next command
+            raise
         finally:
             idle.append((conn, time.monotonic()))
 
