@@ -201,6 +201,9 @@ class LocalTier:
     # -- the read path -----------------------------------------------------
     def lookup(self, fk: str) -> Entry | None:
         """The entry for ``fk`` if served from memory now (a copy), else None."""
+        if self._pid != os.getpid():  # forked in C (uWSGI): the entries and socket are the parent's
+            _after_fork_in_child(self)
+            return None
         poller = self._poller
         if poller is not None and poller.poll(0):  # no exception, no lock when idle
             self.drain()
@@ -232,6 +235,9 @@ class LocalTier:
         """Keep ``entry`` (read under ``token``) unless an invalidation of ``fk`` or a
         flush came since; always ends the token. True if stored."""
         generation, seq, sent = token
+        if self._pid != os.getpid():
+            _after_fork_in_child(self)
+            return False
         poller = self._poller
         if poller is not None and poller.poll(0):
             self.drain()  # apply what arrived before the reply did
@@ -289,6 +295,9 @@ class LocalTier:
     # -- the tracking connection ---------------------------------------------
     def drain(self) -> None:
         """Read and apply whatever the tracking socket holds, without blocking."""
+        if self._pid != os.getpid():  # never read the parent's tracking socket
+            _after_fork_in_child(self)
+            return
         with self._lock:
             sock = self._sock
             if sock is None:

@@ -321,3 +321,53 @@ def test_kill_switch_redis_down_means_no_hits(own_redis: Any) -> None:
     finally:
         c.close()
 
+
+
+def test_a_write_that_could_not_reach_redis_is_never_answered_from_memory(
+        make_client: MakeClient) -> None:
+    """A set or clear that comes back unavailable leaves the key owed an invalidation:
+    the tier must not go on serving the value it held (the tracking link is healthy)."""
+    client = make_client(LOCAL_CACHE=True)
+    client.set("k", "v1")
+    client.set("j", "w1")
+    assert client.get("k") == "v1" and client.get("j") == "w1"
+    tier = client._local
+    assert wait_for(lambda: tier.live)
+    client.get("k"), client.get("j")
+    assert len(tier) == 2  # both now served from memory
+    client.pending.add([client.full_key("k")])  # as set() does when Redis is unreachable
+    assert client.get("k") is None
+    client.pending.clear_all()  # as clear() does when Redis is unreachable
+    assert client.get("j") is None
+
+
+def test_a_fork_done_in_c_never_reads_the_parent_s_tier(make_client: MakeClient) -> None:
+    """uWSGI forks in C: a child's tier must start empty and never touch the parent's
+    tracking socket (it would swallow the parent's invalidations)."""
+    import ctypes
+
+    client = make_client(LOCAL_CACHE=True)
+    writer = make_client()
+    writer.set("k", "v1")
+    client.get("k")
+    tier = client._local
+    assert wait_for(lambda: tier.live)
+    assert client.get("k") == "v1" and len(tier) == 1
+    read_fd, write_fd = os.pipe()
+    pid = ctypes.CDLL(None).fork()
+    if pid == 0:  # the child: its tier must be empty, and it must not drain the parent's
+        try:
+            found = tier.lookup(client.full_key("k"))
+            tier.drain()
+            os.write(write_fd, b"empty" if found is None else b"served")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    try:
+        answer = os.read(read_fd, 16)
+    finally:
+        os.close(read_fd)
+        os.waitpid(pid, 0)
+    assert answer == b"empty"
+    writer.set("k", "v2")  # the parent still receives its invalidation
+    assert wait_for(lambda: client.get("k") == "v2")

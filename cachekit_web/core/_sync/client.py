@@ -207,6 +207,9 @@ class CacheClient(_ClientBase):
 
     def _local_entry(self, tier: LocalTier, fk: str) -> Entry | None:
         """From process memory if there, else from Redis (kept in memory if still valid)."""
+        if self._owed(fk):  # a write or delete of it could not reach Redis: not this value
+            tier.forget(fk)
+            return None
         entry = tier.lookup(fk)
         if entry is not None:
             self.metrics.count("local_hits")
@@ -310,11 +313,11 @@ class CacheClient(_ClientBase):
                 "set", lambda: self.backend.set(fk, data, ttl, xx=True))
         else:
             ok = self._call("set", self.backend.set, fk, data, ttl)
+        self._local_forget(fk)  # whatever the outcome, the value in memory is not current
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
             self._deferred("set", 1)
             return False
-        self._local_forget(fk)
         if ok:
             self.metrics.count("sets")
         return bool(ok)
