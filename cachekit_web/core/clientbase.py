@@ -68,6 +68,7 @@ _UNSTORABLE = (ValueTooLargeError,)
 # Operations that may wait on purpose (a lock held by another process, an optimistic
 # WATCH loop backing off under contention): never "slow calls".
 _UNTIMED = frozenset({"lock", "incr"})
+_HOUSEKEEPING_INTERVAL = 1.0  # seconds between the call path's checks of background work
 # Globs with many '*' cost Redis exponential matching time: a key pattern may have this many.
 _MAX_STARS = 8
 
@@ -365,6 +366,8 @@ class _ClientBase:
         self.strict = settings.STRICT
         self._logger = _LogLimiter(settings.LOG_INTERVAL)
         self._closed = False
+        self._housekeeping_at = 0.0  # the first call starts this process's threads
+        self._orphan_scan_at = 0.0
         self._twins: dict[Any, _ClientBase] = {}
         self._twins_lock = threading.Lock()
         # One publisher per Metrics: clients sharing their metrics publish them once.
@@ -589,7 +592,8 @@ class _ClientBase:
     def _admit(self, op: str) -> bool:
         """Whether ``op`` may touch the backend; counts and (strict) raises when not."""
         self._check_open()
-        self.fleet.ensure_running()
+        if time.monotonic() >= self._housekeeping_at:
+            self._housekeep()
         if self.breaker.allow():
             return True
         self.metrics.count("ops")
@@ -597,6 +601,19 @@ class _ClientBase:
         if self.strict:
             raise CircuitOpenError(f"{op} skipped: circuit breaker open", code="E030")
         return False
+
+    def _housekeep(self) -> None:
+        """At most once a second, from the call path: this process's background threads
+        run (a fork done in C keeps none), and spool files that processes of this namespace
+        left when they exited are picked up for replay."""
+        now = time.monotonic()
+        self._housekeeping_at = now + _HOUSEKEEPING_INTERVAL
+        self.fleet.ensure_running()
+        spool = self.pending.spool
+        if spool is not None and now >= self._orphan_scan_at:
+            self._orphan_scan_at = now + max(1.0, 10 * self.settings.PENDING_REPLAY_INTERVAL)
+            if spool.orphans():
+                self.replayer.wake()
 
     def _begin(self, op: str) -> int | None:
         """Tell the breaker an admitted call is in flight (a blocking lock wait is not timed)."""
@@ -616,6 +633,8 @@ class _ClientBase:
             raise exc
 
     def _on_transition(self, t: Transition) -> None:
+        if t.new is State.CLOSED and self.pending.spool is not None:
+            self.replayer.wake()  # Redis answers again: replay what this and dead processes owe
         if t.new is State.OPEN:
             # Sentinel/Cluster watch for a new primary and let the breaker probe it at once,
             # rather than after the whole recovery timeout (the backend never imports us).

@@ -69,12 +69,6 @@ def open_roster(codec: Any, key: str, raw: bytes | None) -> dict[str, float]:
             if isinstance(k, str) and k.startswith(key + ":") and isinstance(v, (int, float))}
 
 
-# Bumped in a forked child (ensure_running then re-checks the pid and restarts the thread).
-_FORKS = [0]
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _FORKS.__setitem__(0, _FORKS[0] + 1))
-
-
 class FleetPublisher(ProcessThread):
     """Publishes one process's snapshot at a bounded interval, from a daemon thread.
 
@@ -99,7 +93,6 @@ class FleetPublisher(ProcessThread):
         self.pending = client.pending
         self.clock = client.clock
         self._pid = 0
-        self._forks = -1
         self._token = ""
         self.started = 0.0
         self.host = socket.gethostname()
@@ -120,11 +113,10 @@ class FleetPublisher(ProcessThread):
         return f"{self.prefix}{self.host}:{self._pid}:{self._token}"
 
     def ensure_running(self) -> None:
-        """Start the publishing thread in this process if it does not run (cheap when it does)."""
-        # Called on every operation: a fork counter instead of a getpid() system call.
-        if self.interval <= 0 or (self._forks == _FORKS[0] and self._thread is not None):
+        """Start the publishing thread in this process if it does not run (also after a
+        fork done in C, which Python's fork hooks never see)."""
+        if self.interval <= 0 or self.running():
             return
-        self._forks = _FORKS[0]
         self._identity()
         self.start()
 

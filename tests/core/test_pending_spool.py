@@ -180,3 +180,25 @@ def test_a_key_owed_an_invalidation_reads_as_a_miss_until_it_lands(
         assert client.get("k") == "new"  # once landed, reads are served again
     finally:
         client.close()
+
+
+def test_a_running_process_replays_what_an_exited_one_left(own_redis: EmbeddedRedis,
+                                                          spool_dir: str) -> None:
+    """A worker built before its sibling died mid-outage (gunicorn recycling, OOM kill)
+    picks up the sibling's spool file by itself; it need not be restarted."""
+    raw = redis.Redis.from_url(own_redis.url)
+    client = CacheClient.from_url(own_redis.url, NAMESPACE="ns", SPOOL_DIR=spool_dir, **FAST)
+    try:
+        raw.set("ns:k", b"old")
+        assert client.get("other") is None  # built and used before the outage
+        own_redis.kill()
+        _run_exiting(own_redis.url, spool_dir)  # deletes k (spooled), then SIGKILLed
+        own_redis.start()
+        deadline = time.monotonic() + 5.0
+        while raw.exists("ns:k") and time.monotonic() < deadline:
+            client.get("other")  # ordinary traffic; no new client is built
+            time.sleep(0.05)
+        assert not raw.exists("ns:k"), "the exited process's invalidation was never replayed"
+    finally:
+        client.close()
+        raw.close()
