@@ -26,6 +26,7 @@ import contextlib
 import copy
 import datetime as _dt
 import decimal
+import hashlib
 import logging
 import os
 import select
@@ -491,7 +492,7 @@ class LocalTier:
 
 # -- one tier per process and per (node, namespace) ------------------------
 _ALL: weakref.WeakSet[LocalTier] = weakref.WeakSet()
-_TIERS: dict[tuple[str, str], LocalTier] = {}
+_TIERS: dict[tuple[str, str, str], LocalTier] = {}
 _TIERS_LOCK = threading.Lock()
 _WARNED: set[str] = set()
 
@@ -523,7 +524,14 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None) -> Lo
                    "needed, and a failover moves the keys)")
             log.warning("E070 in-process tier turned off: %s", why)
         return None
-    key = (url, settings.NAMESPACE)
+    # Decoded entries are only as trustworthy as the keys that opened them: clients that
+    # read differently (other keys, pickle or encryption rules, caps) get a tier each.
+    how = hashlib.sha256(repr((
+        settings.MASTER_KEY, settings.PREVIOUS_MASTER_KEYS, settings.SIGNING_KEY,
+        settings.ENCRYPTION, settings.PICKLE_FALLBACK, settings.MAX_VALUE_SIZE,
+        settings.LOCAL_CACHE_MAX_ENTRIES, settings.LOCAL_CACHE_MAX_BYTES,
+        settings.LOCAL_CACHE_LEASE)).encode()).hexdigest()
+    key = (url, settings.NAMESPACE, how)
     with _TIERS_LOCK:
         tier = _TIERS.get(key)
         if tier is None:

@@ -18,7 +18,7 @@ from cachekit_web.core.codec import Entry
 from cachekit_web.core.local import LocalTier, parse, server_version
 from cachekit_web.core.settings import Settings
 
-from .conftest import MakeClient, make_async, raw_for
+from .conftest import KEY_A, KEY_B, MakeClient, make_async, raw_for
 
 
 @pytest.fixture(autouse=True)
@@ -371,3 +371,18 @@ def test_a_fork_done_in_c_never_reads_the_parent_s_tier(make_client: MakeClient)
     assert answer == b"empty"
     writer.set("k", "v2")  # the parent still receives its invalidation
     assert wait_for(lambda: client.get("k") == "v2")
+
+
+def test_clients_that_read_differently_never_share_decoded_entries(
+        make_client: MakeClient) -> None:
+    """A decoded entry is only as good as the key that opened it: a client with another
+    master key must not be handed a value it could not have opened itself."""
+
+    owner = make_client(LOCAL_CACHE=True, MASTER_KEY=KEY_A)
+    stranger = make_client(LOCAL_CACHE=True, MASTER_KEY=KEY_B)
+    owner.set("secret", "for A only")
+    assert owner.get("secret") == "for A only"
+    assert wait_for(lambda: owner._local.live)
+    assert owner.get("secret") == "for A only"  # now held in A's tier
+    assert stranger._local_tier(None) is not owner._local_tier(None)
+    assert stranger.get("secret") is None  # cannot open it: a miss (E003), not A's value
