@@ -43,6 +43,9 @@ class Replayer(ProcessThread):
         self.run_once()
         return True
 
+    def has_more(self) -> bool:
+        return bool(self.pending)
+
     def run_once(self) -> int:
         """Ping, then apply this process's and dead processes' invalidations; how many landed."""
         backend = self.backend()

@@ -9,6 +9,7 @@ take the file over and replay it. Nothing secret is written: only cache keys.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -16,6 +17,7 @@ import os
 import secrets
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,24 +67,50 @@ def _read(handle: IO[str]) -> Batch:
     return Batch(list(keys), clear)
 
 
+_SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
+
+
+def _drop_inherited_files() -> None:
+    # A child forked by Python lets go of its parent's spool files at once (their locks are
+    # shared), so that they can be taken over when the parent dies, even while it lives.
+    for spool in list(_SPOOLS):
+        spool._release_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_files)
+
+
 class Spool:
     """This process's spool file, and access to the files other processes left behind."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
+        _SPOOLS.add(self)
         self.directory = Path(directory)
         self._lock = threading.Lock()
         self._handle: IO[str] | None = None
         self._path: Path | None = None
         self._pid = 0
 
+    def _release_inherited(self) -> None:
+        """In a forked child: close the parent's file (keeping it would keep its lock)."""
+        if self._handle is not None and self._pid != os.getpid():
+            with contextlib.suppress(OSError):
+                self._handle.close()
+            self._handle = self._path = None
+
     def _own(self) -> IO[str]:
-        # A forked child shares the parent's file and lock: it needs a file of its own.
         if self._handle is None or self._pid != os.getpid():
+            self._release_inherited()  # a fork done in C: no hook ran
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path = self.directory / f"{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            name = f"{os.getpid()}-{secrets.token_hex(4)}"
+            # Locked under a name no one scans, then renamed: never visible unlocked.
+            hidden = self.directory / f".{name}.new"
+            fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             handle = os.fdopen(fd, "r+", encoding="utf-8")
             fcntl.flock(handle, fcntl.LOCK_EX)  # held while this process lives
+            path = self.directory / f"{name}{_SUFFIX}"
+            os.rename(hidden, path)
             self._handle, self._path, self._pid = handle, path, os.getpid()
         return self._handle
 

@@ -40,6 +40,7 @@ class ProcessThread:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
+        self._ending = False  # the thread decided to stop: start() must not count on it
 
     def backend(self) -> Backend:
         """This thread's own backend, made anew in a forked child."""
@@ -50,7 +51,8 @@ class ProcessThread:
     def running(self) -> bool:
         """Whether the thread runs in this process (a fork does not inherit threads)."""
         thread = self._thread
-        return self._thread_pid == os.getpid() and thread is not None and thread.is_alive()
+        return (self._thread_pid == os.getpid() and thread is not None and not self._ending
+                and thread.is_alive())
 
     def start(self) -> None:
         """Make sure the thread runs in this process."""
@@ -58,6 +60,7 @@ class ProcessThread:
             if self.running():
                 return
             self._stop.clear()
+            self._ending = False
             self._thread_pid = os.getpid()
             self._thread = threading.Thread(target=self._loop, name=self.thread_name,
                                             daemon=True)
@@ -78,11 +81,19 @@ class ProcessThread:
         """One turn of work; False ends the thread."""
         raise NotImplementedError
 
+    def has_more(self) -> bool:
+        """Asked under the start lock before the thread ends: work that came meanwhile."""
+        return False
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 if not self.tick():
-                    return
+                    with self._lock:  # a start() now either sees us ending or we see its work
+                        if self.has_more():
+                            continue
+                        self._ending = True
+                        return
             except CachekitError:
                 continue  # unreachable now: the next turn tries again
             except Exception:  # a bug must not kill the thread silently

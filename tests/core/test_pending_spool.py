@@ -202,3 +202,41 @@ def test_a_running_process_replays_what_an_exited_one_left(own_redis: EmbeddedRe
     finally:
         client.close()
         raw.close()
+
+
+_EXITING_WITH_CHILD = _EXITING.replace(
+    'print("deferred", flush=True)',
+    'child = os.fork()\n'
+    'if child == 0:\n'
+    '    import time\n'
+    '    null = os.open(os.devnull, os.O_WRONLY)\n'
+    '    os.dup2(null, 1); os.dup2(null, 2)  # let the test read its parent\'s output\n'
+    '    time.sleep(20)  # a worker the dead process forked, still alive\n'
+    '    os._exit(0)\n'
+    'print("deferred", child, flush=True)')
+
+
+def test_a_child_of_the_exited_process_does_not_hold_its_spool(own_redis: EmbeddedRedis,
+                                                               spool_dir: str) -> None:
+    """A process that forked before dying leaves children holding its spool file open:
+    the file must still be taken over once the process itself is gone."""
+    import signal as signals
+
+    raw = redis.Redis.from_url(own_redis.url)
+    raw.set("ns:k", b"old")
+    own_redis.kill()
+    proc = subprocess.run([sys.executable, "-c", _EXITING_WITH_CHILD, own_redis.url,
+                           spool_dir], capture_output=True, text=True, timeout=30)
+    assert "deferred" in proc.stdout, proc.stderr
+    child = int(proc.stdout.split()[-1])
+    own_redis.start()
+    try:
+        client = CacheClient.from_url(own_redis.url, NAMESPACE="ns", SPOOL_DIR=spool_dir,
+                                      **FAST)
+        try:
+            assert _gone(raw, "ns:k"), "the dead process's file was held by its child"
+        finally:
+            client.close()
+    finally:
+        os.kill(child, signals.SIGKILL)
+        raw.close()
