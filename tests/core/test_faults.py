@@ -24,7 +24,7 @@ from cachekit_web import (
 from cachekit_web.core.breaker import State
 from cachekit_web.embedded import EmbeddedRedis, free_port
 
-from .conftest import raw_for
+from .conftest import in_c_forked_child, raw_for
 
 FAST = {
     "SOCKET_TIMEOUT": 0.2,
@@ -368,29 +368,14 @@ def test_restart_under_warm_pool_is_transparent(own_redis: EmbeddedRedis) -> Non
 def test_a_c_level_fork_never_shares_the_parent_s_connection(own_redis: EmbeddedRedis) -> None:
     """uWSGI forks in C (no Python fork hooks run): the child must open its own
     connection, or parent and child would read each other's replies."""
-    import ctypes
-    import os
-
     client = CacheClient.from_url(own_redis.url, NAMESPACE="fork")
     try:
         client.set("k", "v")
         assert client.get("k") == "v"  # the thread now keeps an idle connection
         lane = client.backend._lane  # type: ignore[attr-defined]
         parent_id = lane.call("CLIENT", "ID")
-        read_fd, write_fd = os.pipe()
-        pid = ctypes.CDLL(None).fork()
-        if pid == 0:  # the child: report which connection it talks on, then leave
-            try:
-                child_id = lane.call("CLIENT", "ID")
-                os.write(write_fd, str(int(child_id)).encode())
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        try:
-            child_id = int(os.read(read_fd, 64) or b"-1")
-        finally:
-            os.close(read_fd)
-            os.waitpid(pid, 0)
+        child_id = int(in_c_forked_child(lambda: str(int(lane.call("CLIENT", "ID"))).encode())
+                       or b"-1")
         assert child_id not in (-1, parent_id), (child_id, parent_id)
         assert lane.call("CLIENT", "ID") == parent_id  # the parent's own is intact
         assert client.get("k") == "v"

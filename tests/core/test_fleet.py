@@ -15,7 +15,7 @@ from cachekit_web import CacheClient
 from cachekit_web.core.fleet import roster_key, snapshot_prefix
 from cachekit_web.embedded import EmbeddedRedis
 
-from .conftest import KEY_A, MakeClient
+from .conftest import KEY_A, MakeClient, in_c_forked_child
 
 # One worker: its own client, its own traffic, one snapshot, then it exits.
 WORKER = r"""
@@ -169,26 +169,13 @@ def test_sharing_clients_publish_once(make_client: MakeClient, namespace: str,
 def test_a_child_forked_in_c_publishes_its_own_snapshot(make_client: MakeClient) -> None:
     """uWSGI forks its workers in C: a worker whose master already used the cache must
     still start its own publisher (threads are not inherited)."""
-    import ctypes
-    import os
-
     client = make_client(FLEET_PUBLISH_INTERVAL=0.05)
     client.get("warm")  # the parent's publisher runs
     assert client.fleet.running()
-    read_fd, write_fd = os.pipe()
-    pid = ctypes.CDLL(None).fork()
-    if pid == 0:
-        try:
-            time.sleep(1.1)  # past the once-a-second check of the call path
-            client.get("k")
-            ok = client.fleet.running()
-            os.write(write_fd, b"running" if ok else b"stopped")
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    try:
-        answer = os.read(read_fd, 16)
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
-    assert answer == b"running"
+
+    def child() -> bytes:
+        time.sleep(1.1)  # past the once-a-second check of the call path
+        client.get("k")
+        return b"running" if client.fleet.running() else b"stopped"
+
+    assert in_c_forked_child(child) == b"running"

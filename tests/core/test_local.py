@@ -18,7 +18,7 @@ from cachekit_web.core.codec import Entry
 from cachekit_web.core.local import LocalTier, parse, server_version
 from cachekit_web.core.settings import Settings
 
-from .conftest import KEY_A, KEY_B, MakeClient, make_async, raw_for
+from .conftest import KEY_A, KEY_B, MakeClient, in_c_forked_child, make_async, raw_for
 
 
 @pytest.fixture(autouse=True)
@@ -344,8 +344,6 @@ def test_a_write_that_could_not_reach_redis_is_never_answered_from_memory(
 def test_a_fork_done_in_c_never_reads_the_parent_s_tier(make_client: MakeClient) -> None:
     """uWSGI forks in C: a child's tier must start empty and never touch the parent's
     tracking socket (it would swallow the parent's invalidations)."""
-    import ctypes
-
     client = make_client(LOCAL_CACHE=True)
     writer = make_client()
     writer.set("k", "v1")
@@ -353,21 +351,12 @@ def test_a_fork_done_in_c_never_reads_the_parent_s_tier(make_client: MakeClient)
     tier = client._local
     assert wait_for(lambda: tier.live)
     assert client.get("k") == "v1" and len(tier) == 1
-    read_fd, write_fd = os.pipe()
-    pid = ctypes.CDLL(None).fork()
-    if pid == 0:  # the child: its tier must be empty, and it must not drain the parent's
-        try:
-            found = tier.lookup(client.full_key("k"))
-            tier.drain()
-            os.write(write_fd, b"empty" if found is None else b"served")
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    try:
-        answer = os.read(read_fd, 16)
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)
+    def child() -> bytes:  # its tier must be empty, and it must not drain the parent's
+        found = tier.lookup(client.full_key("k"))
+        tier.drain()
+        return b"empty" if found is None else b"served"
+
+    answer = in_c_forked_child(child)
     assert answer == b"empty"
     writer.set("k", "v2")  # the parent still receives its invalidation
     assert wait_for(lambda: client.get("k") == "v2")
