@@ -24,7 +24,9 @@ from ..backends import redact_url
 from ..backends.common import (
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
+    CAS_SCRIPT,
     INCR_SCRIPT,
+    SWAP_SCRIPT,
     _escape_glob,
     _info_subset,
     _ms,
@@ -36,7 +38,6 @@ from ..backends.common import (
     translate,
     translated,
 )
-from ..backends.common import CAS_SCRIPT as CAS_TTL_SCRIPT
 from ..backends.redispy import (
     AsyncRetry,
     async_node_client,
@@ -44,7 +45,6 @@ from ..backends.redispy import (
     async_unopened_cluster,
 )
 from ..backends.topology import (
-    CAS_SCRIPT,
     NODE_DOWN,
     REDIS_ERRORS,
     REROUTE,
@@ -137,8 +137,8 @@ class AsyncClusterBackend:
         with self._lock:
             if self._rc is None:  # another caller may have won the race
                 self._rc = rc
-                self._cas = rc.register_script(CAS_SCRIPT)
-                self._cas_ttl = rc.register_script(CAS_TTL_SCRIPT)
+                self._cas = rc.register_script(SWAP_SCRIPT)
+                self._cas_ttl = rc.register_script(CAS_SCRIPT)
                 self._incr = rc.register_script(INCR_SCRIPT)
                 self._map_known = map_version(rc)
                 return rc
@@ -469,7 +469,7 @@ class AsyncClusterBackend:
         def queue(pipe: Any, ks: list[str]) -> int:
             for k in ks:
                 _, old, new = rows[k]
-                pipe.eval(CAS_SCRIPT, 1, k, old, new)
+                pipe.eval(SWAP_SCRIPT, 1, k, old, new)
             return len(ks)
 
         def accept(positions: list[int], replies: list[Any]) -> None:

@@ -20,6 +20,7 @@ from ..backends.common import (
     _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
     INCR_SCRIPT,
+    SWAP_SCRIPT,
     ConnectRefused,
     ConnectTimeout,
     PoolExhausted,
@@ -110,14 +111,6 @@ def pool_for(url: str, settings: Settings) -> Any:
                          pool_options(url, settings, Retry))
 
 
-# Compare-and-set on the server: the key becomes ARGV[2] only if it still holds ARGV[1].
-_CAS = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-  return 1
-end
-return 0
-"""
 
 
 # What the data path translates at the error boundary (plain try/except: no context
@@ -287,7 +280,7 @@ class RedisBackend:
         """
         if not items:
             return []
-        cas = self.client.register_script(_CAS)  # here, not in __init__: Sentinel skips that
+        cas = self.client.register_script(SWAP_SCRIPT)  # here, not in __init__: Sentinel skips that
         with translated():
             pipe = self.client.pipeline(transaction=False)
             for key, old, new in items:

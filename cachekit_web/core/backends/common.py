@@ -45,6 +45,16 @@ if pcall(redis.call, 'INCRBY', KEYS[1], ARGV[1]) then return {redis.call('GET', 
 return redis.call('GET', KEYS[1])
 """
 
+# Swap keeping the TTL: the key becomes ARGV[2] only if it still holds ARGV[1]; 1 or 0.
+# (Rotation's batches and the cluster's read-modify-write: no WATCH across a slot.)
+SWAP_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+"""
+
 # compare-and-set: replace the value only if it is still ARGV[1]; 1 when swapped,
 # else the current bytes (nil when missing), so a retry needs no extra GET.
 # ARGV[3]: 'keep' keeps the TTL, '' means no expiry, else PX milliseconds.

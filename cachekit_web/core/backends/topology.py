@@ -35,14 +35,6 @@ NODE_DOWN = redis.exceptions.ClusterDownError
 # Everything redis-py raises on a cluster call (the error boundary's catch list).
 REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 
-# Compare-and-set: the read-modify-write behind incr, in one slot, without WATCH.
-CAS_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-  return 1
-end
-return 0
-"""
 
 
 def cmd(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
