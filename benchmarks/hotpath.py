@@ -11,6 +11,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +23,8 @@ from .contenders import MASTER_KEY, TTL, configure_django
 from .harness import Batch, Config, Stat, Table, fmt_spread, fmt_us, measure, small_value
 
 COLUMNS = ("goal", "contender", "us/op", "spread", "time vs ref", "goal met")
+TIER_FLASK = "cachekit Flask @cached, in-process tier"
+TIER_DJANGO = "cachekit Django cache_page, in-process tier"
 SECRET_KEY = "benchmark-secret-key-not-a-secret-0123456789abcdef"
 _PAGE = "<!doctype html><html><body>" + "".join(
     f"<p class='row-{i % 2}'>Product {i}: {i * 37 % 1000} EUR</p>" for i in range(110)
@@ -152,11 +155,36 @@ def _flask_apps(url: str) -> dict[str, Batch]:
     def our_page() -> str:
         return _PAGE
 
+    tiered = Flask("bench-cachekit-local")
+    tiered.config.update(SECRET_KEY=SECRET_KEY, CACHEKIT_REDIS_URL=url,
+                         CACHEKIT_NAMESPACE="bench-flask-local", CACHEKIT_LOCAL_CACHE=True)
+    ckl = Cache(tiered)
+
+    @tiered.route("/page")
+    @ckl.cached(timeout=TTL)
+    def tiered_page() -> str:
+        return _PAGE
+
     batches = {"Flask-Caching (RedisCache)": _wsgi_hit(theirs.wsgi_app, "/page"),
-               "cachekit Flask @cached (signed)": _wsgi_hit(ours.wsgi_app, "/page")}
+               "cachekit Flask @cached (signed)": _wsgi_hit(ours.wsgi_app, "/page"),
+               TIER_FLASK: _wsgi_hit(tiered.wsgi_app, "/page")}
     for batch in batches.values():
         batch(2)  # fill
+    _tier_live(ckl.client)
+    batches[TIER_FLASK](2)  # now kept in memory
     return batches
+
+
+def _tier_live(client: Any, timeout: float = 5.0) -> None:
+    """Wait until the client's in-process tier holds its lease (hits are served from it)."""
+    client.get("tier-warmup")  # starts the tier
+    tier = client._local
+    end = time.monotonic() + timeout
+    while not (tier and tier.live) and time.monotonic() < end:
+        time.sleep(0.005)
+        tier = client._local
+    if not (tier and tier.live):
+        raise AssertionError("the in-process tier did not start")
 
 
 def _django_views(url: str) -> dict[str, Batch]:
@@ -172,6 +200,7 @@ def _django_views(url: str) -> dict[str, Batch]:
 
     theirs = django_cache_page(TTL, cache="redis")(page)
     ours = cache_page(TTL, cache="cachekit-signed")(page)
+    tiered = cache_page(TTL, cache="cachekit-local")(page)
 
     def call(view: Any) -> Batch:
         base = _environ("/page/")
@@ -186,9 +215,14 @@ def _django_views(url: str) -> dict[str, Batch]:
         return run
 
     batches = {"Django cache_page (RedisCache)": call(theirs),
-               "cachekit Django cache_page (signed)": call(ours)}
+               "cachekit Django cache_page (signed)": call(ours),
+               TIER_DJANGO: call(tiered)}
     for batch in batches.values():
         batch(2)
+    from django.core.cache import caches
+
+    _tier_live(caches["cachekit-local"].client)
+    batches[TIER_DJANGO](2)
     return batches
 
 
@@ -259,6 +293,7 @@ def run_hotpath(url: str, cfg: Config) -> Table:
         goal = "Flask view hit (4 KB)"
         _row(table, goal, names[0], got[names[0]], None, None)
         _row(table, goal, names[1], got[names[1]], got[names[0]], 0.9)
+        _row(table, goal, names[2], got[names[2]], got[names[0]], 0.3)
 
         django = _django_views(url)
         got = measure(django, cfg.n(600), cfg.repeats)
@@ -266,6 +301,7 @@ def run_hotpath(url: str, cfg: Config) -> Table:
         goal = "Django view hit (4 KB)"
         _row(table, goal, names[0], got[names[0]], None, None)
         _row(table, goal, names[1], got[names[1]], got[names[0]], 0.4)
+        _row(table, goal, names[2], got[names[2]], got[names[0]], 0.1)
     finally:
         raw.close()
         enc.close()

@@ -43,6 +43,7 @@ import redis
 
 from .codec import Entry
 from .settings import Settings
+from .web import StoredPage
 
 log = logging.getLogger("cachekit_web.local")
 
@@ -51,7 +52,7 @@ MIN_VERSION = (6, 0)
 _RECV = 65536
 _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), complex, _dt.datetime,
                         _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID,
-                        frozenset, range})
+                        frozenset, range, StoredPage})  # StoredPage: frozen, of tuples and bytes
 _NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
