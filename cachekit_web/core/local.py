@@ -128,16 +128,46 @@ def server_version(info: Any) -> tuple[int, ...]:
 
 def copied(value: Any) -> Any:
     """``value`` itself if immutable, else a copy (cheap for the JSON-like shapes)."""
+    copy_fn = copier(value)
+    return value if copy_fn is None else copy_fn(value)
+
+
+Copier = Callable[[Any], Any]
+
+
+def copier(value: Any) -> Copier | None:
+    """A function that copies values shaped like ``value``; None if it is immutable.
+
+    Worked out once when an entry is kept, so a hit copies only the mutable parts.
+    """
     kind = type(value)
     if kind in _IMMUTABLE:
-        return value
+        return None
     if kind is dict:
-        return {k: copied(v) for k, v in value.items()}
+        inner = [(k, c) for k, c in ((k, copier(v)) for k, v in value.items()) if c is not None]
+        if not inner:
+            return dict.copy
+
+        def copy_dict(d: dict[Any, Any]) -> dict[Any, Any]:
+            out = d.copy()
+            for k, c in inner:
+                out[k] = c(d[k])
+            return out
+
+        return copy_dict
     if kind is list:
-        return [copied(v) for v in value]
+        if all(type(v) in _IMMUTABLE for v in value):
+            return list.copy
+        return _copy_list
     if kind is tuple:
-        return tuple(copied(v) for v in value)
-    return copy.deepcopy(value)
+        if all(copier(v) is None for v in value):
+            return None
+        return lambda t: tuple(copied(v) for v in t)
+    return copy.deepcopy
+
+
+def _copy_list(value: list[Any]) -> list[Any]:
+    return [copied(v) for v in value]
 
 
 class LocalTier:
@@ -164,7 +194,8 @@ class LocalTier:
 
     def _reset_state(self) -> None:
         self._lock = threading.RLock()
-        self._entries: OrderedDict[str, tuple[Entry, float, int]] = OrderedDict()
+        # fk -> (entry, deadline, stored bytes, how to copy its value for a caller)
+        self._entries: OrderedDict[str, tuple[Entry, float, int, Copier | None]] = OrderedDict()
         self._bytes = 0
         self._seq = 0  # invalidation messages seen
         self._generation = 0  # bumped by every flush (disconnect, FLUSHDB, fork)
@@ -213,14 +244,13 @@ class LocalTier:
         if found is None:
             return None
         now = self.clock()
-        entry, deadline, _ = found
+        entry, deadline, _, copy_fn = found
         if now >= self._lease_until or now >= deadline:
             if now >= deadline:
                 self.forget(fk)
             return None
-        value = entry.value
-        if type(value) not in _IMMUTABLE:
-            entry = entry._replace(value=copied(value))
+        if copy_fn is not None:
+            return Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
         return entry
 
     def begin(self, fk: str) -> tuple[int, int, float]:
@@ -250,7 +280,10 @@ class LocalTier:
                     and size <= self.max_bytes):
                 deadline = float("inf") if pttl_ms < 0 else sent + pttl_ms / 1000.0
                 self._drop_locked(fk)
-                self._entries[fk] = (entry, deadline, size)
+                copy_fn = copier(entry.value)
+                if copy_fn is not None:  # the caller gets ``entry``: keep a copy of our own
+                    entry = Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
+                self._entries[fk] = (entry, deadline, size, copy_fn)
                 self._bytes += size
                 self._evict_locked()
                 stored = True
@@ -291,7 +324,7 @@ class LocalTier:
     def _evict_locked(self) -> None:
         while self._entries and (len(self._entries) > self.max_entries
                                  or self._bytes > self.max_bytes):
-            _, (_, _, size) = self._entries.popitem(last=False)
+            _, (_, _, size, _) = self._entries.popitem(last=False)
             self._bytes -= size
 
     # -- the tracking connection ---------------------------------------------

@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cachekit_web.core import local as local_mod
 from cachekit_web.core._sync.redis import pool_for
 from cachekit_web.core.codec import Entry
-from cachekit_web.core.local import LocalTier, parse, server_version
+from cachekit_web.core.local import LocalTier, copied, copier, parse, server_version
 from cachekit_web.core.settings import Settings
 
 from .conftest import KEY_A, KEY_B, MakeClient, in_c_forked_child, make_async, raw_for
@@ -114,6 +116,51 @@ def test_returned_values_are_copies(make_client: MakeClient) -> None:
     got["a"].append(3)
     assert c.get("k") == {"a": [1, 2]}
     assert c.metrics.totals["local_hits"] >= 2
+
+
+def test_the_value_of_the_read_that_fills_the_tier_is_the_caller_s_own(
+        make_client: MakeClient) -> None:
+    c = make_client(LOCAL_CACHE=True)
+    c.set("k", {"a": [1, 2], "b": {"c": 1}})
+    c.get("k")
+    assert wait_for(lambda: c._local.live)
+    first = c.get("k")  # a miss in memory: read from Redis and kept
+    assert len(c._local) == 1
+    first["a"].append(3)
+    first["b"]["c"] = 2
+    first["new"] = True
+    assert c.get("k") == {"a": [1, 2], "b": {"c": 1}}
+    assert c.metrics.totals["local_hits"] >= 1
+    entry = c.get_entry("k")  # the entry API too
+    assert entry is not None
+    entry.value["a"].clear()
+    assert c.get("k") == {"a": [1, 2], "b": {"c": 1}}
+
+
+_leaves = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                   st.text(max_size=5), st.binary(max_size=5))
+_shapes = st.recursive(_leaves, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=3), inner, max_size=4),
+    st.tuples(inner, inner), st.sets(st.integers(), max_size=3)), max_leaves=12)
+
+
+def _mutable_parts(value: Any) -> list[int]:
+    found: list[int] = []
+    if isinstance(value, (list, dict, set)):
+        found.append(id(value))
+    children = value.values() if isinstance(value, dict) else (
+        value if isinstance(value, (list, tuple, set)) else ())
+    for child in children:
+        found += _mutable_parts(child)
+    return found
+
+
+@given(_shapes)
+def test_a_copy_equals_the_value_and_shares_no_mutable_part(value: Any) -> None:
+    copy_fn = copier(value)
+    got = value if copy_fn is None else copy_fn(value)
+    assert got == value and copied(value) == value
+    assert not set(_mutable_parts(got)) & set(_mutable_parts(value))
 
 
 def test_token_refuses_a_reply_raced_by_an_invalidation(redis_url: str, namespace: str) -> None:
