@@ -9,6 +9,7 @@ computed from the sum of its processes' buckets.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from bisect import bisect_left
@@ -107,28 +108,58 @@ class Metrics:
     def __init__(self, clock: Any = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self.totals: Counter[str] = Counter()
+        self._totals: Counter[str] = Counter()
+        # In-process tier hits are the hottest path: counted without the lock (next() on
+        # an itertools.count is atomic) and folded into the counters by the next locked
+        # update or read, so they land in the minute of that update (a few seconds late at
+        # worst while the fleet publisher runs).
+        self._local_ticks = itertools.count()
+        self._local_folds = 0  # next() calls made by folding, not by hits
+        self._local_folded = 0  # hits already in the counters
         self.errors: Counter[str] = Counter()
         self._latency: dict[str, _Latency] = {}
         self._series: deque[_Minute] = deque(maxlen=_SERIES_MINUTES)
         self.started = float(clock())
         self.sinks: list[MetricsSink] = []
 
+    @property
+    def totals(self) -> Counter[str]:
+        """Every counter since start (hits, misses, sets, errors, local_hits...)."""
+        with self._lock:
+            self._bucket()  # folds the unlocked tier hits
+            return self._totals
+
     def _bucket(self) -> _Minute:
+        """The current minute's counters (with the lock held); folds the tier's hits."""
         minute = int(self._clock() // 60)
         if not self._series or self._series[-1].minute != minute:
             self._series.append(_Minute(minute))
-        return self._series[-1]
+        current = self._series[-1]
+        hits = next(self._local_ticks) - self._local_folds - self._local_folded
+        self._local_folds += 1
+        if hits:
+            self._local_folded += hits
+            for counts in (self._totals, current.counts):
+                counts["hits"] += hits
+                counts["local_hits"] += hits
+        return current
 
     def count(self, what: str, n: int = 1) -> None:
         """Add ``n`` to counter ``what`` (hits, misses, stale, sets, deletes, expired...)."""
         if n <= 0:
             return
         with self._lock:
-            self.totals[what] += n
             self._bucket().counts[what] += n
+            self._totals[what] += n
         for sink in self.sinks:
             sink.count(what, n)
+
+    def local_hit(self) -> None:
+        """One read answered from the in-process tier: a hit and a local hit, no lock."""
+        next(self._local_ticks)
+        for sink in self.sinks:
+            sink.count("hits", 1)
+            sink.count("local_hits", 1)
 
     def count_many(self, **counts: int) -> None:
         """Add several counters at once (one lock round for a whole get_many)."""
@@ -136,7 +167,7 @@ class Metrics:
             bucket = self._bucket().counts
             for what, n in counts.items():
                 if n > 0:
-                    self.totals[what] += n
+                    self._totals[what] += n
                     bucket[what] += n
         for sink in self.sinks:
             for what, n in counts.items():
@@ -147,7 +178,7 @@ class Metrics:
         """Count one failure with its code."""
         with self._lock:
             self.errors[code] += 1
-            self.totals["errors"] += 1
+            self._totals["errors"] += 1
             minute = self._bucket()
             minute.counts["errors"] += 1
             minute.counts["error:" + code] += 1
@@ -182,7 +213,7 @@ class Metrics:
                 lat.add(seconds, index)
                 counts["ops"] += 1
                 minute.latency[index] += 1
-            totals = self.totals
+            totals = self._totals
             for what, n in (("hits", hits), ("misses", misses), ("expired", expired)):
                 if n:
                     totals[what] += n
@@ -209,10 +240,11 @@ class Metrics:
     def export(self) -> dict[str, Any]:
         """The raw, mergeable counters (what a process publishes for the fleet view)."""
         with self._lock:
+            self._bucket()  # folds the unlocked tier hits
             return {
                 "now": float(self._clock()),
                 "started": self.started,
-                "totals": dict(self.totals),
+                "totals": dict(self._totals),
                 "errors_by_code": dict(self.errors),
                 "latency": {op: lat.export() for op, lat in self._latency.items()},
                 "series": [{"minute": m.minute, "counts": dict(m.counts),

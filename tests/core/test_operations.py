@@ -202,6 +202,30 @@ def test_metrics_counts(make_client: MakeClient) -> None:
     assert all(row["hits"] == 0 for row in m.series()) and m.totals["hits"] == 3
 
 
+def test_unlocked_tier_hits_are_all_counted_in_their_minute() -> None:
+    now = [600_000.0]
+    m = Metrics(clock=lambda: now[0])
+
+    def hits() -> None:
+        for _ in range(2000):
+            m.local_hit()
+
+    threads = [threading.Thread(target=hits) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    m.count("misses")  # a locked update folds what came before it into this minute
+    now[0] += 60
+    m.local_hit()
+    exported = m.export()
+    assert exported["totals"]["local_hits"] == 16_001 == m.totals["hits"]
+    minutes = {row["minute"]: row["counts"] for row in exported["series"]}
+    assert minutes[10_000] == {"hits": 16_000, "local_hits": 16_000, "misses": 1}
+    assert minutes[10_001] == {"hits": 1, "local_hits": 1}
+    assert m.hit_rate() == pytest.approx(16_001 / 16_002)
+
+
 def test_error_rates(make_client: MakeClient, raw: redis.Redis) -> None:
     c = make_client()
     now = [600_000.0]

@@ -230,8 +230,16 @@ class AsyncCacheClient(_ClientBase):
 
     async def get(self, key: str, default: Any = None, *, local: bool | None = None) -> Any:
         """The cached value, or ``default`` on a miss or when the cache is unavailable."""
-        if self._local_tier(local) is not None:
-            entry = await self.get_entry(key, local=local)
+        tier = self._local_tier(local)
+        if tier is not None:
+            fk = self.full_key(key)
+            if not self._owed(fk):
+                entry = tier.lookup(fk)
+                if entry is not None and (entry.fresh_until is None
+                                          or entry.fresh_until > self.clock()):
+                    self.metrics.local_hit()  # the common case: one lookup, one lock round
+                    return entry.value
+            entry = await self._local_entry(tier, fk)
             now = self.clock()
             self._count_lookups((entry,), now)
             return entry.value if entry is not None and self._fresh(entry, now) else default
