@@ -6,14 +6,23 @@ client (encrypted) without the tier; the same with LOCAL_CACHE (a hit: str value
 shared, dict value copied); and the tier's lookup alone (drain included). Then the
 write fan-out: time per SET (pipelined) while 0, 4 and 16 tracking connections
 (one per simulated process) receive every write's invalidation in broadcast mode.
+Last, invalidation across processes: a busy reading process serves one key from its
+tier while this process overwrites and deletes it (``two_process``; the test suite runs
+the same scenario and checks it never serves a replaced value beyond a bound).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -126,8 +135,93 @@ def fanout(url: str, runs: int, n_writes: int) -> Table:
     return table
 
 
+def quantile(sorted_values: list[float], q: float) -> float:
+    """The ``q`` quantile of an ascending list (nearest rank)."""
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+@dataclass
+class Coherence:
+    """What the reading process saw, paired with the writes (seconds, ascending)."""
+
+    stale: list[float]  # how long after a write returned the value it replaced was served
+    to_new: list[float]  # from a write's return to the first read serving its value
+    counters: dict[str, int]  # the reader's local_hits, local_misses, local_invalidations
+
+
+def two_process(url: str, namespace: str, writes: int = 200, busy_us: float = 300) -> Coherence:
+    """A reader process (CPU-bound between reads) against this process's writes."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.local_reader", url, namespace, str(busy_us), "30"],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=root)
+    writer = CacheClient.from_url(url, NAMESPACE=namespace)
+    try:
+        assert reader.stdout is not None
+        if reader.stdout.readline().strip() != "ready":
+            raise RuntimeError("the reading process did not start its tier")
+        # (value after each write, when the write returned); the key starts absent.
+        returned: list[tuple[object, float]] = [(None, 0.0)]
+        for i in range(1, writes + 1):
+            if i % 7 == 0:
+                writer.delete("k")
+                value: object = None
+            else:
+                writer.set("k", i)
+                value = i
+            returned.append((value, time.monotonic()))
+            if i % 20 >= 5:  # bursts of back-to-back writes, then paced ones
+                time.sleep(0.003)
+        writer.set("k", "stop")
+        returned.append(("stop", time.monotonic()))
+        out, _ = reader.communicate(timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        writer.close()
+    report = json.loads(out.strip().splitlines()[-1])
+    runs = report.pop("runs")
+    if runs[-1][0] != "stop":
+        raise RuntimeError("the reader stopped before the last write")
+    # Pair each run of values the reader saw with the write that produced it (in order).
+    stale: list[float] = []
+    to_new: list[float] = []
+    j = -1
+    for value, first, last in runs:
+        j += 1
+        while j < len(returned) and returned[j][0] != value:
+            j += 1
+        if j >= len(returned):
+            raise AssertionError(f"the reader saw a value never written: {value!r}")
+        if j:
+            to_new.append(max(0.0, first - returned[j][1]))
+        if j + 1 < len(returned):
+            stale.append(max(0.0, last - returned[j + 1][1]))
+    return Coherence(sorted(stale), sorted(to_new), report)
+
+
+def coherence(url: str, runs: int, writes: int) -> Table:
+    """The two-process scenario ``runs`` times: stale window and invalidation delay."""
+    table = Table(f"invalidation across processes: {writes} writes per run, the reader "
+                  "busy ~0.3 ms between reads (ms; p99 goal < 2 ms)",
+                  ["run", "stale p50 / p99 / max", "first new read p50 / p99 / max",
+                   "tier hits / misses", "invalidations"])
+    for n in range(runs):
+        got = two_process(url, f"{NS}-coherence-{n}", writes)
+
+        def ms(values: list[float]) -> str:
+            return " / ".join(f"{quantile(values, q) * 1000:.2f}" for q in (0.5, 0.99, 1.0))
+
+        table.add(str(n + 1), ms(got.stale), ms(got.to_new),
+                  f"{got.counters['local_hits']} / {got.counters['local_misses']}",
+                  str(got.counters["local_invalidations"]))
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run and print both tables."""
+    """Run and print the three tables."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.local")
     parser.add_argument("--quick", action="store_true", help="few iterations (smoke test)")
     parser.add_argument("--runs", type=int, default=3)
@@ -136,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     with EmbeddedRedis() as server:
         print(reads(server.url, args.runs, n_net, n_local).render())
         print(fanout(server.url, args.runs, n_writes).render())
+        print(coherence(server.url, args.runs, 40 if args.quick else 200).render())
     local_mod.close_all()
     return 0
 

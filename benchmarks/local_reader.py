@@ -1,4 +1,5 @@
-"""The reading process of the two-process invalidation test (run as a script).
+"""The reading process of the two-process invalidation scenario (``python -m
+benchmarks.local_reader URL NAMESPACE BUSY_US LIMIT_S``; see ``benchmarks.local``).
 
 Reads one key through the in-process tier in a busy loop (CPU work between reads) and
 prints, as JSON, the runs of values it saw: [value, first read start, last read start]
