@@ -119,6 +119,8 @@ class Metrics:
         self.errors: Counter[str] = Counter()
         self._latency: dict[str, _Latency] = {}
         self._series: deque[_Minute] = deque(maxlen=_SERIES_MINUTES)
+        self._current = _Minute(-1)  # the newest minute of the series (none yet)
+        self._minute_start = float("inf")  # the clock reading self._current starts at
         self.started = float(clock())
         self.sinks: list[MetricsSink] = []
 
@@ -131,10 +133,14 @@ class Metrics:
 
     def _bucket(self) -> _Minute:
         """The current minute's counters (with the lock held); folds the tier's hits."""
-        minute = int(self._clock() // 60)
-        if not self._series or self._series[-1].minute != minute:
-            self._series.append(_Minute(minute))
-        current = self._series[-1]
+        now = self._clock()
+        current = self._current
+        if not self._minute_start <= now < self._minute_start + 60.0:  # rare: a new minute
+            minute = int(now // 60)
+            if not self._series or self._series[-1].minute != minute:
+                self._series.append(_Minute(minute))
+            current = self._current = self._series[-1]
+            self._minute_start = current.minute * 60.0
         hits = next(self._local_ticks) - self._local_folds - self._local_folded
         self._local_folds += 1
         if hits:
@@ -214,10 +220,17 @@ class Metrics:
                 counts["ops"] += 1
                 minute.latency[index] += 1
             totals = self._totals
-            for what, n in (("hits", hits), ("misses", misses), ("expired", expired)):
-                if n:
-                    totals[what] += n
-                    counts[what] += n
+            if hits:
+                totals["hits"] += hits
+                counts["hits"] += hits
+            if misses:
+                totals["misses"] += misses
+                counts["misses"] += misses
+            if expired:
+                totals["expired"] += expired
+                counts["expired"] += expired
+        if not self.sinks:
+            return
         for sink in self.sinks:
             if seconds is not None:
                 sink.observe(op, seconds)
