@@ -26,6 +26,47 @@ def test_a_thread_keeps_its_connection(make_client: Any, redis_url: str) -> None
         assert client.get_many(["k", "absent"]) == {"k": "v"}
     assert _received(raw) == before  # no new connection
     assert len(client.backend._lane._idle) == 1  # one connection, taken from the pool once
+    pool = client.backend.pool
+    checkouts = []
+    take = pool.get_connection
+    pool.get_connection = lambda *a, **k: checkouts.append(1) or take(*a, **k)  # counts only
+    for i in range(20):  # the batches and small commands take the same kept connection
+        assert client.set_many({"a": i, "b": i}, 60) == []
+        assert client.get_many(["a", "b"]) == {"a": i, "b": i}
+        assert 0 < client.ttl("a") <= 60
+        assert client.backend.touch(client.full_key("b"), None)  # EXISTS + PERSIST
+        assert client.ttl("b") is None
+        assert client.has_key("a")
+        assert client.delete_many(["a", "b"]) == 2
+    assert _received(raw) == before
+    assert len(client.backend._lane._idle) == 1 and not checkouts  # never the pool's path
+    raw.close()
+
+
+def test_a_batch_with_an_error_reply_raises_and_the_connection_stays_usable(
+        make_client: Any) -> None:
+    client = make_client()
+    lane = client.backend._lane
+    lane.call("RPUSH", "list", "x")
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        lane.call_many([("SET", "s", "1"), ("GET", "list"), ("GET", "s")])
+    assert lane.call_many([("GET", "s"), ("PTTL", "s")]) == [b"1", -1]  # the SET was done
+    assert lane.call("GET", "s") == b"1"
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_batch_lost_mid_command_is_retried_per_retries(
+        make_client: Any, redis_url: str, monkeypatch: pytest.MonkeyPatch, retries: int) -> None:
+    monkeypatch.setattr(redispy, "STALE_AFTER", 1e9)
+    client = make_client(RETRIES=retries)
+    client.set("k", "v")
+    raw = redis.Redis.from_url(redis_url)
+    assert raw.client_kill_filter(_type="normal", skipme=True) >= 1
+    failed = client.set_many({"a": 1, "b": 2})
+    if retries:
+        assert failed == [] and client.get_many(["a", "b"]) == {"a": 1, "b": 2}
+    else:
+        assert sorted(failed) == ["a", "b"] and client.metrics.errors == {"E065": 1}
     raw.close()
 
 
@@ -50,7 +91,7 @@ def test_a_connection_lost_mid_command_is_retried_per_retries(
 def test_pool_commands_take_back_idle_lane_connections(make_client: Any) -> None:
     client = make_client(CONNECTION_POOL_SIZE=1, POOL_TIMEOUT=0.1)
     client.set("k", "v")  # the only connection now idles in the lane
-    assert client.set_many({"a": 1, "b": 2}) == []  # a pipeline on the pool: no E012
+    assert client.incr("n", default=0) == 1  # a script on the pool: no E012
     assert client.get("k") == "v" and client.metrics.errors.total() == 0
 
 

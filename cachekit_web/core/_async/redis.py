@@ -133,8 +133,8 @@ class AsyncRedisBackend:
         self._url = redact_url(url)
         self.pool = async_pool_for(url, settings)
         self.client: Any = AsyncRedis(connection_pool=self.pool)  # redis-py typing is loose
-        # get / get_many / set / delete: the lean path (sync: one kept connection per
-        # thread, see backends.redispy.Lane).
+        # Single-key commands and the small idempotent batches: the lean path (sync: one
+        # kept connection per thread, see backends.redispy.Lane).
         self._lane = AsyncLane(self.client, settings.RETRIES)
         self.pool.lane = self._lane
         self._incr = self.client.register_script(INCR_SCRIPT)
@@ -147,32 +147,36 @@ class AsyncRedisBackend:
         """Where the data lives, password redacted."""
         return self._url
 
-    async def get(self, key: str) -> bytes | None:
+    async def _run(self, *args: Any) -> Any:
+        """One command on the lean data path, errors translated (plain try/except)."""
         try:
-            return cast("bytes | None", await self._lane.call("GET", key))
+            return await self._lane.call(*args)
         except CachekitError:
             raise
         except _REDIS_ERRORS as exc:
             raise translate(exc) from None
 
+    async def _run_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Idempotent commands in one round trip on the lean data path, errors translated."""
+        try:
+            return cast("list[Any]", await self._lane.call_many(commands))
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
+
+    async def get(self, key: str) -> bytes | None:
+        return cast("bytes | None", await self._run("GET", key))
+
     async def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
         """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.get(key)
-            pipe.pttl(key)
-            raw, ms = await pipe.execute()
+        raw, ms = await self._run_many((("GET", key), ("PTTL", key)))
         return raw, int(ms)
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        try:
-            return cast("list[bytes | None]", await self._lane.call("MGET", *keys))
-        except CachekitError:
-            raise
-        except _REDIS_ERRORS as exc:
-            raise translate(exc) from None
+        return cast("list[bytes | None]", await self._run("MGET", *keys))
 
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
@@ -184,57 +188,38 @@ class AsyncRedisBackend:
             args.append("NX")
         if xx:
             args.append("XX")
-        try:
-            return bool(await self._lane.call(*args))
-        except CachekitError:
-            raise
-        except _REDIS_ERRORS as exc:
-            raise translate(exc) from None
+        return bool(await self._run(*args))
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
             return True
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            px = _ms(ttl)
-            for k, v in items.items():
-                pipe.set(k, v, px=px)
-            await pipe.execute()
+        px = _ms(ttl)
+        tail: tuple[Any, ...] = () if px is None else ("PX", px)
+        await self._run_many([("SET", k, v, *tail) for k, v in items.items()])
         return True
 
     async def delete(self, key: str) -> bool:
-        try:
-            return bool(await self._lane.call("DEL", key))
-        except CachekitError:
-            raise
-        except _REDIS_ERRORS as exc:
-            raise translate(exc) from None
+        return bool(await self._run("DEL", key))
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
-        with translated():
-            return int(await self.client.delete(*keys))
+        return int(await self._run("DEL", *keys))
 
     async def touch(self, key: str, ttl: float | None) -> bool:
-        with translated():
-            if ttl is None:
-                pipe = self.client.pipeline(transaction=False)
-                pipe.exists(key)
-                pipe.persist(key)
-                return bool((await pipe.execute())[0])
-            return bool(await self.client.pexpire(key, _ms(ttl) or 1))
+        if ttl is None:
+            found, _ = await self._run_many((("EXISTS", key), ("PERSIST", key)))
+            return bool(found)
+        return bool(await self._run("PEXPIRE", key, _ms(ttl) or 1))
 
     async def ttl(self, key: str) -> float | None:
-        with translated():
-            ms = int(await self.client.pttl(key))
+        ms = int(await self._run("PTTL", key))
         if ms == -1:
             return None
         return 0.0 if ms < 0 else ms / 1000.0
 
     async def exists(self, key: str) -> bool:
-        with translated():
-            return bool(await self.client.exists(key))
+        return bool(await self._run("EXISTS", key))
 
     async def incr(self, key: str, delta: int, default: int | None,
                    ttl: float | None) -> int | bytes | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -169,6 +169,15 @@ class Lane:
 
     def call(self, *args: Any) -> Any:
         """Send one command and read its reply; redis-py errors propagate."""
+        return self._on_connection(_one, args)
+
+    def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Several idempotent commands in one write, their replies in order (a pipeline
+        without MULTI); the first error reply is raised once every reply is read."""
+        return self._on_connection(_many, commands)  # type: ignore[no-any-return]
+
+    def _on_connection(self, talk: Callable[[Any, Any], Any], what: Any) -> Any:
+        """``talk(connection, what)`` on a kept connection (see the class docstring)."""
         if self._pid != os.getpid():
             self._forked()  # the pool resets itself at its next checkout
         idle = self._idle
@@ -188,8 +197,7 @@ class Lane:
             attempts = self._retries
             while True:
                 try:
-                    conn.send_command(*args)
-                    return conn.read_response()
+                    return talk(conn, what)
                 except redis.ConnectionError as exc:
                     # Lost mid-command (redis-py disconnected it): retry on a new socket.
                     # Connect-phase errors are marked subclasses and are never retried.
@@ -207,6 +215,26 @@ class Lane:
         self._idle.clear()
 
 
+def _one(conn: Any, args: tuple[Any, ...]) -> Any:
+    conn.send_command(*args)
+    return conn.read_response()
+
+
+def _many(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    error: redis.ResponseError | None = None
+    for _ in commands:
+        try:
+            replies.append(conn.read_response())
+        except redis.ResponseError as exc:  # the connection stays in step: keep reading
+            error = error or exc
+            replies.append(exc)
+    if error is not None:
+        raise error
+    return replies
+
+
 def _connect_phase(exc: BaseException) -> bool:
     from .common import ConnectRefused, ConnectTimeout, PoolExhausted
 
@@ -222,6 +250,13 @@ class PooledLane:
     def call(self, *args: Any) -> Any:
         """Send one command and read its reply."""
         return self._client.execute_command(*args)
+
+    def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in one round trip (a pipeline without MULTI)."""
+        pipe = self._client.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        return pipe.execute()  # type: ignore[no-any-return]
 
     def lend(self) -> Any:
         """None: this lane keeps no connection."""
@@ -244,6 +279,13 @@ class AsyncLane:
     async def call(self, *args: Any) -> Any:
         """Send one command and read its reply."""
         return await self._client.execute_command(*args)
+
+    async def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Several commands in one round trip (a pipeline without MULTI)."""
+        pipe = self._client.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        return await pipe.execute()  # type: ignore[no-any-return]
 
     def lend(self) -> Any:
         """None: this lane keeps no connection."""
