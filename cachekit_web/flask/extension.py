@@ -221,7 +221,7 @@ def _page_response(page: StoredPage, status_header: bool) -> Response:
     headers.append(("Age", str(page.age())))
     if status_header:
         headers.append((CACHE_STATUS_HEADER, _HIT_STATUS))
-    return current_app.response_class([body], status=page.status,  # type: ignore[no-any-return]
+    return current_app.response_class([body], status=page.status,
                                       headers=headers)
 
 
