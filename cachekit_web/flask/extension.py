@@ -93,14 +93,24 @@ def _storable(value: Any) -> bool:
     return not isinstance(value, _Marker)
 
 
+def _is_page(value: Any) -> bool:
+    return isinstance(value, StoredPage)
+
+
+def _any_value(value: Any) -> bool:
+    return True
+
+
+def _not_page(value: Any) -> bool:
+    return not isinstance(value, StoredPage)
+
+
 def _acceptor(view: bool, authenticated: bool) -> Callable[[Any], bool]:
     """Which stored values a wrapper can deliver: a view only pages, and a page only from
     an authenticated entry (any other stored value is a miss to the core)."""
     if view:
-        return lambda value: isinstance(value, StoredPage)
-    if authenticated:
-        return lambda value: True
-    return lambda value: not isinstance(value, StoredPage)
+        return _is_page
+    return _any_value if authenticated else _not_page
 
 
 def _joined(rv: Any) -> Any:
@@ -209,6 +219,8 @@ def _base_url(req: Any = None) -> str:
 
 
 _HIT_STATUS = cache_status("hit")
+_KEYS_PER_VIEW = 1024  # remembered view keys per cached view
+_KEY_FACTS = 2048  # longest root, path, query and cookie (total) whose key is remembered
 
 
 def _page_response(page: StoredPage, status_header: bool) -> Response:
@@ -549,6 +561,9 @@ class Cache:
             templated = not callable(key_prefix) and "%s" in key_prefix
             own_prefix = templated and key_prefix != _DEFAULT_VIEW_PREFIX
             source: list[str] = []  # the source hash, computed on first use
+            # The request facts a view key is made of -> the key (bounded: facts come from
+            # the client; a full table starts over).
+            keys: dict[tuple[Any, ...], str] = {}
 
             def request_key(ctx: Any = None, view: bool | None = None) -> str:
                 check = self._state().options.SOURCE_CHECK if source_check is None \
@@ -563,20 +578,21 @@ class Cache:
                                 "a view's cache key needs a request: use it inside "
                                 "app.test_request_context(path)")
                     req = ctx.request
-                    url = _base_url(req)
-                    raw_query = req.environ.get("QUERY_STRING") if include_query else ""
-                    if raw_query:  # an empty query string needs no parsing
-                        query = normalized_query(raw_query)
-                        if query:
-                            url += "?" + query
-                    prefix = key_prefix % req.path if own_prefix else ""
                     if view is None:
                         view = _is_dispatched(wrapper, ctx)
-                    if not view:
-                        prefix = f"{prefix}|{fname}" if prefix else fname
-                    context = cookie_key_parts(req.cookies, vary_cookies) if vary_cookies \
-                        else ()
-                    key = view_cache_key(url, method=req.method, prefix=prefix, context=context)
+                    environ = req.environ
+                    facts = (view, req.method, environ.get("wsgi.url_scheme"), req.host,
+                             environ.get("SCRIPT_NAME"), environ.get("PATH_INFO"),
+                             environ.get("QUERY_STRING") if include_query else None,
+                             environ.get("HTTP_COOKIE") if vary_cookies else None)
+                    found = keys.get(facts)
+                    if found is None:
+                        found = view_key(req, view)
+                        if len(keys) >= _KEYS_PER_VIEW:
+                            keys.clear()
+                        if sum(len(f) for f in facts[4:] if isinstance(f, str)) <= _KEY_FACTS:
+                            keys[facts] = found
+                    key = found
                 else:
                     key = key_prefix
                 if check:
@@ -584,6 +600,20 @@ class Cache:
                         source.append(_source_hash(f, hash_method))
                     key += ":src" + source[0]
                 return key
+
+            def view_key(req: Any, view: bool) -> str:
+                """The key of a view's page for request ``req``."""
+                url = _base_url(req)
+                raw_query = req.environ.get("QUERY_STRING") if include_query else ""
+                if raw_query:  # an empty query string needs no parsing
+                    query = normalized_query(raw_query)
+                    if query:
+                        url += "?" + query
+                prefix = key_prefix % req.path if own_prefix else ""
+                if not view:
+                    prefix = f"{prefix}|{fname}" if prefix else fname
+                context = cookie_key_parts(req.cookies, vary_cookies) if vary_cookies else ()
+                return view_cache_key(url, method=req.method, prefix=prefix, context=context)
 
             def key_for(args: tuple[Any, ...], kwargs: dict[str, Any], ctx: Any,
                         view: bool) -> str:
@@ -617,11 +647,16 @@ class Cache:
                     return self._package(await f(*args, **kwargs), view, response_filter,
                                          cache_none, vary_cookies)
 
-                result = await client.fetch(
-                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
-                    force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
+                forced = self._forced(forced_update, args, kwargs)
+                accept = _acceptor(view, client.codec.keyring.authenticated)
+                # A fresh hit from process memory needs none of fetch's refresh machinery.
+                result = None if forced or is_stale is not None else client.local_hit(
+                    key, accept=accept, local=local)
+                if result is None:
+                    result = await client.fetch(
+                        key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                        _storable, force=forced, accept=accept,
+                        refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication, state)
 
@@ -641,11 +676,16 @@ class Cache:
                     return self._package(f(*args, **kwargs), view, response_filter,
                                          cache_none, vary_cookies)
 
-                result = client.fetch(
-                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
-                    force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
+                forced = self._forced(forced_update, args, kwargs)
+                accept = _acceptor(view, client.codec.keyring.authenticated)
+                # A fresh hit from process memory needs none of fetch's refresh machinery.
+                result = None if forced or is_stale is not None else client.local_hit(
+                    key, accept=accept, local=local)
+                if result is None:
+                    result = client.fetch(
+                        key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                        _storable, force=forced, accept=accept,
+                        refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication, state)
 
