@@ -223,7 +223,7 @@ _KEYS_PER_VIEW = 1024  # remembered view keys per cached view
 _KEY_FACTS = 2048  # longest root, path, query and cookie (total) whose key is remembered
 
 
-def _page_response(page: StoredPage, status_header: bool) -> Response:
+def _page_response(page: StoredPage, status_header: bool, app: Flask) -> Response:
     """The response for a view hit: one construction from the stored header tuples, Age
     (and Cache-Status) appended; the body as a one-item list with its own Content-Length
     (what ``set_data`` would do, without setting that header a second time)."""
@@ -233,8 +233,7 @@ def _page_response(page: StoredPage, status_header: bool) -> Response:
     headers.append(("Age", str(page.age())))
     if status_header:
         headers.append((CACHE_STATUS_HEADER, _HIT_STATUS))
-    return current_app.response_class([body], status=page.status,
-                                      headers=headers)
+    return app.response_class([body], status=page.status, headers=headers)
 
 
 # app -> (wrapper, endpoint, method) -> whether that wrapper serves it: per-endpoint facts
@@ -489,7 +488,7 @@ class Cache:
         if state is None:
             state = self._state()
         if view and status == "hit" and not hit_indication and isinstance(value, StoredPage):
-            return _page_response(value, state.options.CACHE_STATUS_HEADER)
+            return _page_response(value, state.options.CACHE_STATUS_HEADER, _cv_app.get().app)
         if isinstance(value, _Marker) and detail is None:  # this caller computed it
             status, detail = "uncacheable", value.reason
         value = value.deliver if isinstance(value, _Marker) else self._thaw(value)
@@ -565,9 +564,11 @@ class Cache:
             # the client; a full table starts over).
             keys: dict[tuple[Any, ...], str] = {}
 
-            def request_key(ctx: Any = None, view: bool | None = None) -> str:
-                check = self._state().options.SOURCE_CHECK if source_check is None \
-                    else source_check
+            def request_key(ctx: Any = None, view: bool | None = None,
+                            state: _State | None = None) -> str:
+                check = source_check
+                if check is None:
+                    check = (state or self._state()).options.SOURCE_CHECK
                 if callable(key_prefix):
                     key = str(key_prefix())
                 elif templated:
@@ -616,11 +617,11 @@ class Cache:
                 return view_cache_key(url, method=req.method, prefix=prefix, context=context)
 
             def key_for(args: tuple[Any, ...], kwargs: dict[str, Any], ctx: Any,
-                        view: bool) -> str:
+                        view: bool, state: _State) -> str:
                 if make_cache_key is not None:
                     return make_cache_key(*args, **kwargs)
                 if wrapper.make_cache_key is default_make_cache_key:
-                    return request_key(ctx, view)  # the view's own arguments never name the path
+                    return request_key(ctx, view, state)  # the view's arguments never name the path
                 return wrapper.make_cache_key(*args, **kwargs)  # type: ignore[no-any-return]
 
             def bypass_reason(ctx: Any, state: _State, view: bool) -> str | None:
@@ -641,7 +642,7 @@ class Cache:
                     return self._finish(await f(*args, **kwargs), *_bypassed(bypass), view,
                                         False, state)
                 client = state.async_client
-                key = key_for(args, kwargs, ctx, view)
+                key = key_for(args, kwargs, ctx, view, state)
 
                 async def compute() -> Any:
                     return self._package(await f(*args, **kwargs), view, response_filter,
@@ -670,7 +671,7 @@ class Cache:
                     return self._finish(f(*args, **kwargs), *_bypassed(bypass), view, False,
                                         state)
                 client = state.client
-                key = key_for(args, kwargs, ctx, view)
+                key = key_for(args, kwargs, ctx, view, state)
 
                 def compute() -> Any:
                     return self._package(f(*args, **kwargs), view, response_filter,
