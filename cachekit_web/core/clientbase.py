@@ -544,6 +544,23 @@ class _ClientBase:
                                           backend_kind(self.url, self.settings), self.metrics)
         return None if tier is None or tier.disabled else tier
 
+    def local_hit(self, key: str, *, accept: Callable[[Any], bool] | None = None,
+                  local: bool | None = None) -> Result[Any] | None:
+        """A fresh hit served from the in-process tier (counted as fetch counts it), or None
+        without counting anything: the caller then asks ``fetch``. Never touches Redis."""
+        tier = self._local_tier(local)
+        if tier is None:
+            return None
+        fk = self.full_key(key)
+        if self._owed(fk):  # fetch drops it from the tier
+            return None
+        entry = tier.lookup(fk)
+        if entry is None or not self._fresh(entry, self.clock()) or (
+                accept is not None and not accept(entry.value)):
+            return None
+        self.metrics.count_many(local_hits=1, hits=1)  # one lock round, same counts
+        return Result(entry.value, "hit")
+
     def _local_forget(self, *fks: str) -> None:
         """This process wrote ``fks``: drop them from the tier before the server says so."""
         tier = self._local

@@ -14,10 +14,11 @@ import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, current_app, has_app_context, has_request_context, request, url_for
+from flask import Flask, current_app, has_request_context, request, url_for
+from flask.globals import _cv_app, _cv_request
 from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict
 
@@ -92,14 +93,24 @@ def _storable(value: Any) -> bool:
     return not isinstance(value, _Marker)
 
 
+def _is_page(value: Any) -> bool:
+    return isinstance(value, StoredPage)
+
+
+def _any_value(value: Any) -> bool:
+    return True
+
+
+def _not_page(value: Any) -> bool:
+    return not isinstance(value, StoredPage)
+
+
 def _acceptor(view: bool, authenticated: bool) -> Callable[[Any], bool]:
     """Which stored values a wrapper can deliver: a view only pages, and a page only from
     an authenticated entry (any other stored value is a miss to the core)."""
     if view:
-        return lambda value: isinstance(value, StoredPage)
-    if authenticated:
-        return lambda value: True
-    return lambda value: not isinstance(value, StoredPage)
+        return _is_page
+    return _any_value if authenticated else _not_page
 
 
 def _joined(rv: Any) -> Any:
@@ -156,8 +167,14 @@ class _WatchedCookies(CookieReads, ImmutableMultiDict[str, str]):  # type: ignor
 
 def _watch_cookies() -> None:
     """First before_request hook: from here on, cookie reads are recorded."""
-    if not isinstance(request.cookies, _WatchedCookies):
-        request.cookies = _WatchedCookies(request.cookies)
+    req = _cv_request.get().request
+    found = req.__dict__.get("cookies")
+    if isinstance(found, _WatchedCookies):
+        return
+    if found is None and not req.environ.get("HTTP_COOKIE"):
+        req.cookies = _WatchedCookies()  # no Cookie header: nothing to parse
+    else:
+        req.cookies = _WatchedCookies(req.cookies)
 
 
 def _cookies_read() -> set[str]:
@@ -190,13 +207,33 @@ def _bypassed(reason: str) -> tuple[str, str | None]:
 _PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*\Z").match
 
 
-def _base_url() -> str:
+def _base_url(req: Any = None) -> str:
     """``request.base_url``, built from the environ when nothing in it needs quoting."""
-    root, path, host = request.root_path, request.path, request.host
+    if req is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]
+    root, path, host = req.root_path, req.path, req.host
     if _PLAIN_PATH(root) and _PLAIN_PATH(path) and host.isascii() and "xn--" not in host:
-        return f"{request.environ['wsgi.url_scheme']}://{host}{root.rstrip('/')}/" \
+        return f"{req.environ['wsgi.url_scheme']}://{host}{root.rstrip('/')}/" \
                f"{path.lstrip('/')}"
-    return request.base_url
+    return str(req.base_url)
+
+
+_HIT_STATUS = cache_status("hit")
+_KEYS_PER_VIEW = 1024  # remembered view keys per cached view
+_KEY_FACTS = 2048  # longest root, path, query and cookie (total) whose key is remembered
+
+
+def _page_response(page: StoredPage, status_header: bool, app: Flask) -> Response:
+    """The response for a view hit: one construction from the stored header tuples, Age
+    (and Cache-Status) appended; the body as a one-item list with its own Content-Length
+    (what ``set_data`` would do, without setting that header a second time)."""
+    body = page.body
+    headers = [h for h in page.replay_headers() if h[0].lower() != "content-length"]
+    headers.append(("Content-Length", str(len(body))))
+    headers.append(("Age", str(page.age())))
+    if status_header:
+        headers.append((CACHE_STATUS_HEADER, _HIT_STATUS))
+    return app.response_class([body], status=page.status, headers=headers)
 
 
 # app -> (wrapper, endpoint, method) -> whether that wrapper serves it: per-endpoint facts
@@ -205,15 +242,21 @@ _DISPATCHED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, str, str], bool]] = 
     weakref.WeakKeyDictionary())
 
 
-def _is_dispatched(wrapper: Callable[..., Any]) -> bool:
-    """Whether ``wrapper`` is (part of) the view serving the current request."""
-    if not has_request_context() or request.endpoint is None:
+def _is_dispatched(wrapper: Callable[..., Any], ctx: Any = None) -> bool:
+    """Whether ``wrapper`` is (part of) the view serving the current request (``ctx``:
+    the request context, when the caller has it)."""
+    if ctx is None:
+        ctx = _cv_request.get(None)
+        if ctx is None:
+            return False
+    req = ctx.request
+    rule = req.url_rule
+    if rule is None:
         return False
-    app: Any = cast(Any, current_app)._get_current_object()
-    known = _DISPATCHED.get(app)
+    known = _DISPATCHED.get(ctx.app)
     if known is None:
-        known = _DISPATCHED.setdefault(app, {})
-    fact = (wrapper, request.endpoint, request.method)
+        known = _DISPATCHED.setdefault(ctx.app, {})
+    fact = (wrapper, rule.endpoint, req.method)
     found = known.get(fact)
     if found is None:
         found = known[fact] = _walk_dispatch(wrapper)
@@ -286,8 +329,8 @@ class Cache:
         return fn
 
     def _state(self) -> _State:
-        proxy: Any = current_app
-        app: Any = proxy._get_current_object() if has_app_context() else self.app
+        ctx = _cv_app.get(None)
+        app: Any = ctx.app if ctx is not None else self.app
         for candidate in (app, self.app):
             if candidate is not None:
                 found = candidate.extensions.get(EXTENSION_KEY, {}).get(self)
@@ -440,15 +483,12 @@ class Cache:
         return value
 
     def _finish(self, value: Any, status: str, detail: str | None, view: bool,
-                hit_indication: bool) -> Any:
+                hit_indication: bool, state: _State | None = None) -> Any:
         """Deliver a value; views get the Cache-Status (and optional hit_cache) header."""
+        if state is None:
+            state = self._state()
         if view and status == "hit" and not hit_indication and isinstance(value, StoredPage):
-            # The common view hit: one response, from the stored header tuples.
-            headers = list(value.replay_headers())
-            headers.append(("Age", str(value.age())))
-            if self._state().options.CACHE_STATUS_HEADER:
-                headers.append((CACHE_STATUS_HEADER, cache_status(status, detail=detail)))
-            return current_app.response_class(value.body, status=value.status, headers=headers)
+            return _page_response(value, state.options.CACHE_STATUS_HEADER, _cv_app.get().app)
         if isinstance(value, _Marker) and detail is None:  # this caller computed it
             status, detail = "uncacheable", value.reason
         value = value.deliver if isinstance(value, _Marker) else self._thaw(value)
@@ -457,7 +497,7 @@ class Cache:
         resp = current_app.make_response(value)
         if status != "hit":
             resp.headers.pop("Age", None)
-        if self._state().options.CACHE_STATUS_HEADER:
+        if state.options.CACHE_STATUS_HEADER:
             resp.headers[CACHE_STATUS_HEADER] = cache_status(status, detail=detail)
         if hit_indication and status in ("hit", "stale"):
             resp.headers["hit_cache"] = "True"
@@ -517,89 +557,138 @@ class Cache:
                 with current_app.test_request_context(path, query_string=query_args):
                     return request_key()
 
-            def request_key() -> str:
-                check = self._state().options.SOURCE_CHECK if source_check is None \
-                    else source_check
+            templated = not callable(key_prefix) and "%s" in key_prefix
+            own_prefix = templated and key_prefix != _DEFAULT_VIEW_PREFIX
+            source: list[str] = []  # the source hash, computed on first use
+            # The request facts a view key is made of -> the key (bounded: facts come from
+            # the client; a full table starts over).
+            keys: dict[tuple[Any, ...], str] = {}
+
+            def request_key(ctx: Any = None, view: bool | None = None,
+                            state: _State | None = None) -> str:
+                check = source_check
+                if check is None:
+                    check = (state or self._state()).options.SOURCE_CHECK
                 if callable(key_prefix):
                     key = str(key_prefix())
-                elif "%s" in key_prefix:
-                    if not has_request_context():
-                        raise RuntimeError(
-                            "a view's cache key needs a request: use it inside "
-                            "app.test_request_context(path)")
-                    url = _base_url()
-                    raw_query = request.environ.get("QUERY_STRING") if include_query else ""
-                    query = normalized_query(raw_query) if raw_query else ""
-                    if query:
-                        url += "?" + query
-                    prefix = "" if key_prefix == _DEFAULT_VIEW_PREFIX \
-                        else key_prefix % request.path
-                    if not _is_dispatched(wrapper):
-                        prefix = f"{prefix}|{fname}" if prefix else fname
-                    key = view_cache_key(url, method=request.method, prefix=prefix,
-                                         context=cookie_key_parts(request.cookies, vary_cookies))
+                elif templated:
+                    if ctx is None:
+                        ctx = _cv_request.get(None)
+                        if ctx is None:
+                            raise RuntimeError(
+                                "a view's cache key needs a request: use it inside "
+                                "app.test_request_context(path)")
+                    req = ctx.request
+                    if view is None:
+                        view = _is_dispatched(wrapper, ctx)
+                    environ = req.environ
+                    facts = (view, req.method, environ.get("wsgi.url_scheme"), req.host,
+                             environ.get("SCRIPT_NAME"), environ.get("PATH_INFO"),
+                             environ.get("QUERY_STRING") if include_query else None,
+                             environ.get("HTTP_COOKIE") if vary_cookies else None)
+                    found = keys.get(facts)
+                    if found is None:
+                        found = view_key(req, view)
+                        if len(keys) >= _KEYS_PER_VIEW:
+                            keys.clear()
+                        if sum(len(f) for f in facts[4:] if isinstance(f, str)) <= _KEY_FACTS:
+                            keys[facts] = found
+                    key = found
                 else:
                     key = key_prefix
                 if check:
-                    key += ":src" + _source_hash(f, hash_method)
+                    if not source:
+                        source.append(_source_hash(f, hash_method))
+                    key += ":src" + source[0]
                 return key
 
-            def key_for(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+            def view_key(req: Any, view: bool) -> str:
+                """The key of a view's page for request ``req``."""
+                url = _base_url(req)
+                raw_query = req.environ.get("QUERY_STRING") if include_query else ""
+                if raw_query:  # an empty query string needs no parsing
+                    query = normalized_query(raw_query)
+                    if query:
+                        url += "?" + query
+                prefix = key_prefix % req.path if own_prefix else ""
+                if not view:
+                    prefix = f"{prefix}|{fname}" if prefix else fname
+                context = cookie_key_parts(req.cookies, vary_cookies) if vary_cookies else ()
+                return view_cache_key(url, method=req.method, prefix=prefix, context=context)
+
+            def key_for(args: tuple[Any, ...], kwargs: dict[str, Any], ctx: Any,
+                        view: bool, state: _State) -> str:
                 if make_cache_key is not None:
                     return make_cache_key(*args, **kwargs)
                 if wrapper.make_cache_key is default_make_cache_key:
-                    return request_key()  # the view's own arguments never name the path
+                    return request_key(ctx, view, state)  # the view's arguments never name the path
                 return wrapper.make_cache_key(*args, **kwargs)  # type: ignore[no-any-return]
 
-            def bypass_reason(view: bool) -> str | None:
-                if not has_request_context():
+            def bypass_reason(ctx: Any, state: _State, view: bool) -> str | None:
+                if ctx is None:
                     return None
-                if view and not self.client.codec.keyring.authenticated:
+                if view and not state.client.codec.keyring.authenticated:
                     return "unauthenticated"  # pages are only served from entries we signed
-                return request_bypass_reason(request.method, EnvironHeaders(request.environ))
+                req = ctx.request
+                return request_bypass_reason(req.method, EnvironHeaders(req.environ))
 
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
-                if self._bypass(unless, f, args, kwargs):
+                if unless is not None and self._bypass(unless, f, args, kwargs):
                     return await f(*args, **kwargs)
-                view = _is_dispatched(wrapper)
-                if (bypass := bypass_reason(view)) is not None:
+                ctx = _cv_request.get(None)
+                state = self._state()
+                view = ctx is not None and _is_dispatched(wrapper, ctx)
+                if (bypass := bypass_reason(ctx, state, view)) is not None:
                     return self._finish(await f(*args, **kwargs), *_bypassed(bypass), view,
-                                        False)
-                client = self._state().async_client
-                key = key_for(args, kwargs)
+                                        False, state)
+                client = state.async_client
+                key = key_for(args, kwargs, ctx, view, state)
 
                 async def compute() -> Any:
                     return self._package(await f(*args, **kwargs), view, response_filter,
                                          cache_none, vary_cookies)
 
-                result = await client.fetch(
-                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
-                    force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
+                forced = self._forced(forced_update, args, kwargs)
+                accept = _acceptor(view, client.codec.keyring.authenticated)
+                # A fresh hit from process memory needs none of fetch's refresh machinery.
+                result = None if forced or is_stale is not None else client.local_hit(
+                    key, accept=accept, local=local)
+                if result is None:
+                    result = await client.fetch(
+                        key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                        _storable, force=forced, accept=accept,
+                        refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
-                                    response_hit_indication)
+                                    response_hit_indication, state)
 
             def swrapper(*args: Any, **kwargs: Any) -> Any:
-                if self._bypass(unless, f, args, kwargs):
+                if unless is not None and self._bypass(unless, f, args, kwargs):
                     return f(*args, **kwargs)
-                view = _is_dispatched(wrapper)
-                if (bypass := bypass_reason(view)) is not None:
-                    return self._finish(f(*args, **kwargs), *_bypassed(bypass), view, False)
-                client = self._state().client
-                key = key_for(args, kwargs)
+                ctx = _cv_request.get(None)
+                state = self._state()
+                view = ctx is not None and _is_dispatched(wrapper, ctx)
+                if (bypass := bypass_reason(ctx, state, view)) is not None:
+                    return self._finish(f(*args, **kwargs), *_bypassed(bypass), view, False,
+                                        state)
+                client = state.client
+                key = key_for(args, kwargs, ctx, view, state)
 
                 def compute() -> Any:
                     return self._package(f(*args, **kwargs), view, response_filter,
                                          cache_none, vary_cookies)
 
-                result = client.fetch(
-                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
-                    force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(view, client.codec.keyring.authenticated),
-                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
+                forced = self._forced(forced_update, args, kwargs)
+                accept = _acceptor(view, client.codec.keyring.authenticated)
+                # A fresh hit from process memory needs none of fetch's refresh machinery.
+                result = None if forced or is_stale is not None else client.local_hit(
+                    key, accept=accept, local=local)
+                if result is None:
+                    result = client.fetch(
+                        key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                        _storable, force=forced, accept=accept,
+                        refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
-                                    response_hit_indication)
+                                    response_hit_indication, state)
 
             wrapper = awrapper if is_async else swrapper
             functools.update_wrapper(wrapper, f)

@@ -422,3 +422,31 @@ def test_clients_that_read_differently_never_share_decoded_entries(
     assert owner.get("secret") == "for A only"  # now held in A's tier
     assert stranger._local_tier(None) is not owner._local_tier(None)
     assert stranger.get("secret") is None  # cannot open it: a miss (E003), not A's value
+
+
+def test_local_hit_serves_only_fresh_accepted_entries_from_memory(
+        make_client: MakeClient) -> None:
+    """local_hit: a hit from memory counted as fetch counts it; anything else is None with
+    nothing counted (the caller then asks fetch)."""
+    client = make_client(LOCAL_CACHE=True)
+    writer = make_client()
+    writer.set("k", "v1")
+    assert client.local_hit("k") is None  # not in memory yet: nothing counted
+    assert client.metrics.totals["hits"] == client.metrics.totals["misses"] == 0
+    assert client.local_hit("k", local=False) is None  # the tier is not asked
+    assert client.fetch("k", lambda: "computed").value == "v1"  # read from Redis, kept
+    tier = client._local
+    assert wait_for(lambda: tier.live)
+    client.fetch("k", lambda: "computed")
+    before = dict(client.metrics.totals)
+    found = client.local_hit("k")
+    assert found is not None and (found.value, found.status) == ("v1", "hit")
+    assert client.metrics.totals["hits"] == before.get("hits", 0) + 1
+    assert client.metrics.totals["local_hits"] == before.get("local_hits", 0) + 1
+    assert client.local_hit("k", accept=lambda v: v != "v1") is None  # refused: not served
+    client.pending.add([client.full_key("k")])  # owed an invalidation: never from memory
+    assert client.local_hit("k") is None
+    client.pending.landed(*client.pending.take())
+    writer.set("k", "v2")  # another writer: the tier drops it
+    assert wait_for(lambda: client.local_hit("k") is None)
+    assert client.fetch("k", lambda: "computed").value == "v2"

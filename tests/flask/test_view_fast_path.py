@@ -45,3 +45,129 @@ def test_hit_is_one_response_with_age_and_status(make_app: Any) -> None:
     auth = client.get("/p", headers={"Authorization": "Bearer x"})
     assert "bypass" in auth.headers["Cache-Status"] or "authorization" in \
         auth.headers["Cache-Status"]
+
+
+def test_cookie_read_without_a_cookie_header_is_still_recorded(make_app: Any) -> None:
+    app, cache = make_app()
+
+    @app.route("/me")
+    @cache.cached(60)
+    def me() -> str:
+        from flask import request
+
+        return f"token={request.cookies.get('token', '')}"
+
+    bob, alice = app.test_client(), app.test_client()
+    first = bob.get("/me")  # no Cookie header at all
+    assert first.data == b"token=" and "detail=cookie" in first.headers["Cache-Status"]
+    alice.set_cookie("token", "ALICE")
+    assert alice.get("/me").data == b"token=ALICE"
+
+
+def test_remembered_keys_keep_every_request_apart(make_app: Any) -> None:
+    """Keys are remembered per request facts: host, root, path, query, method and the
+    declared cookies each still select their own page."""
+    app, cache = make_app()
+    renders: list[str] = []
+
+    @app.route("/v/<name>")
+    @cache.cached(60, vary_on_cookies=("theme",))
+    def view(name: str) -> str:
+        from flask import request
+
+        seen = (f"{request.host}|{request.root_path}|{name}|"
+                f"{request.query_string.decode()}|{request.cookies.get('theme', '')}")
+        renders.append(seen)
+        return seen
+
+    cases = [(f"http://{host}{root}", path, theme)
+             for host in ("a.example", "b.example:8080")
+             for root in ("", "/app")
+             for path in ("/v/x", "/v/y", "/v/x?q=1", "/v/x?q=2")
+             for theme in ("", "dark")]
+    for round_ in range(2):
+        for base, path, theme in cases:
+            client = app.test_client()
+            name, _, query = path[len("/v/"):].partition("?")
+            host = base.split("://")[1].split("/")[0]
+            root = base.split(host)[1]
+            if theme:
+                client.set_cookie("theme", theme, domain=host.split(":")[0])
+            got = client.get(path, base_url=base)
+            assert got.data.decode() == f"{host}|{root}|{name}|{query}|{theme}"
+            assert got.headers["Cache-Status"].startswith(
+                "cachekit; hit" if round_ else "cachekit; fwd=miss")
+            if round_:  # HEAD shares the GET entry
+                head = client.head(path, base_url=base)
+                assert head.headers["Cache-Status"].startswith("cachekit; hit")
+                assert head.data == b""
+    assert len(renders) == len(cases)
+
+
+def test_hit_response_is_a_normal_response_for_after_request_hooks(make_app: Any) -> None:
+    app, cache = make_app()
+
+    @app.route("/p")
+    @cache.cached(60)
+    def page() -> str:
+        return "body"
+
+    @app.after_request
+    def stamp(response: Any) -> Any:
+        response.set_data(response.get_data() + b"+hook")
+        response.headers["X-Hooked"] = "1"
+        return response
+
+    client = app.test_client()
+    client.get("/p")
+    hit = client.get("/p")
+    assert hit.headers["Cache-Status"].startswith("cachekit; hit")
+    assert hit.data == b"body+hook" and hit.headers["X-Hooked"] == "1"
+    assert hit.headers.getlist("Content-Length") == [str(len(b"body+hook"))]
+
+
+def test_tier_hits_are_counted_and_never_outlive_a_delete(make_app: Any) -> None:
+    import time
+
+    from cachekit_web.core import local as local_mod
+
+    app, cache = make_app(CACHEKIT_LOCAL_CACHE=True)
+    renders: list[int] = []
+    asked: list[int] = []
+
+    @app.route("/p")
+    @cache.cached(60)
+    def page() -> str:
+        renders.append(1)
+        return f"page {len(renders)}"
+
+    @app.route("/s")
+    @cache.cached(60, is_stale=lambda value: bool(asked.append(1)))
+    def stale_checked() -> str:
+        return "s"
+
+    try:
+        client = app.test_client()
+        client.get("/p"), client.get("/s")
+        with app.app_context():
+            core = cache.client
+        end = time.monotonic() + 3
+        while not (core._local and core._local.live) and time.monotonic() < end:
+            time.sleep(0.005)
+        client.get("/p"), client.get("/s")  # now kept in memory
+        before = dict(core.metrics.totals)
+        for _ in range(5):
+            hit = client.get("/p")
+            assert hit.data == b"page 1" and hit.headers["Cache-Status"] == "cachekit; hit"
+        assert core.metrics.totals["local_hits"] - before.get("local_hits", 0) == 5
+        assert core.metrics.totals["hits"] - before.get("hits", 0) == 5
+        assert core.metrics.totals["misses"] == before.get("misses", 0)
+        asked.clear()
+        client.get("/s")
+        assert asked == [1]  # is_stale is still asked on a hit from memory
+        with app.test_request_context("/p"):
+            assert cache.delete_cached(page)
+        after = client.get("/p")
+        assert after.data == b"page 2" and "fwd=miss" in after.headers["Cache-Status"]
+    finally:
+        local_mod.close_all()
