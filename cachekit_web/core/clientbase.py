@@ -551,15 +551,23 @@ class _ClientBase:
         tier = self._local_tier(local)
         if tier is None:
             return None
-        fk = self.full_key(key)
-        if self._owed(fk):  # fetch drops it from the tier
-            return None
+        value = self._from_memory(tier, self.full_key(key), accept)
+        return None if value is _MISSING else Result(value, "hit")
+
+    def _from_memory(self, tier: LocalTier, fk: str,
+                     accept: Callable[[Any], bool] | None = None) -> Any:
+        """The fresh (and accepted) value ``tier`` holds for ``fk``, counted as a hit;
+        _MISSING, counting nothing, otherwise (owed an invalidation, absent, stale)."""
+        if self._owed(fk):  # the read that follows drops it from the tier
+            return _MISSING
         entry = tier.lookup(fk)
-        if entry is None or not self._fresh(entry, self.clock()) or (
-                accept is not None and not accept(entry.value)):
-            return None
-        self.metrics.count_many(local_hits=1, hits=1)  # one lock round, same counts
-        return Result(entry.value, "hit")
+        if entry is None or (entry.fresh_until is not None and entry.fresh_until <= self.clock()):
+            return _MISSING
+        value = entry.value
+        if accept is not None and not accept(value):
+            return _MISSING
+        self.metrics.local_hit()
+        return value
 
     def _local_forget(self, *fks: str) -> None:
         """This process wrote ``fks``: drop them from the tier before the server says so."""

@@ -233,12 +233,9 @@ class AsyncCacheClient(_ClientBase):
         tier = self._local_tier(local)
         if tier is not None:
             fk = self.full_key(key)
-            if not self._owed(fk):
-                entry = tier.lookup(fk)
-                if entry is not None and (entry.fresh_until is None
-                                          or entry.fresh_until > self.clock()):
-                    self.metrics.local_hit()  # the common case: one lookup, one lock round
-                    return entry.value
+            value = self._from_memory(tier, fk)  # the common case: one lookup, no lock
+            if value is not _MISSING:
+                return value
             entry = await self._local_entry(tier, fk)
             now = self.clock()
             self._count_lookups((entry,), now)
