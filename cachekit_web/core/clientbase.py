@@ -472,35 +472,36 @@ class _ClientBase:
         """Whether ``fk`` is owed an invalidation that has not landed: it reads as a miss."""
         return self.pending.owed and fk in self.pending
 
-    def _values_many(self, keys: list[str], fks: list[str],
-                     raws: list[bytes | None]) -> tuple[dict[str, Any], int]:
-        """Decode a multi-key read in one pass: (found key -> value, expired count).
+    def _full_keys(self, keys: list[str]) -> list[str]:
+        """``full_key`` of each key (E023 for the first invalid one); the common case inline."""
+        prefix, limit, full_key = self._prefix, self.settings.MAX_KEY_LENGTH, self.full_key
+        return [prefix + k if type(k) is str and k and len(k) <= limit and k.isascii()
+                else full_key(k) for k in keys]
+
+    def _values_many(self, names: list[Any], fks: list[str],
+                     raws: list[bytes | None]) -> tuple[dict[Any, Any], int]:
+        """Decode a multi-key read in one pass: (found name -> value, expired count).
 
         Keys owed a delete read as missing; bad entries are counted and dropped.
         """
         now = self.clock()
-        codec_now = self.codec.clock()
-        value_of = self.codec.value_of
-        owed = self.pending.owed
-        found: dict[str, Any] = {}
+        pending = self.pending
+        if pending.owed:
+            raws = [None if fk in pending else raw for fk, raw in zip(fks, raws, strict=True)]
+        found: dict[Any, Any] = {}
         expired = 0
-        for key, fk, raw in zip(keys, fks, raws, strict=True):
-            if raw is None or (owed and fk in self.pending):
-                continue
-            try:
-                value = value_of(fk.encode(), raw, codec_now)
-            except (IntegrityError, DeserializationError):
-                self._decode(fk, raw)  # counts, logs, drops (or raises if strict)
-                continue
-            if value is SLOW:
-                entry = self._decode(fk, raw)
-                if entry is None:
-                    continue
-                if entry.fresh_until is not None and entry.fresh_until <= now:
-                    expired += 1
-                    continue
-                value = entry.value
-            found[key] = value
+
+        def general(name: Any, fk: str, raw: bytes) -> None:
+            nonlocal expired
+            entry = self._decode(fk, raw)  # counts, logs, drops (or raises if strict)
+            if entry is None:
+                return
+            if entry.fresh_until is not None and entry.fresh_until <= now:
+                expired += 1
+                return
+            found[name] = entry.value
+
+        self.codec.values_into(found, names, fks, raws, self.codec.clock(), general)
         return found, expired
 
     @staticmethod
