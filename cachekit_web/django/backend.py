@@ -27,6 +27,7 @@ _CLIENTS: dict[Settings, CacheClient] = {}
 _LOCK = threading.Lock()
 _MEMCACHE_SAFE = 250  # longer keys draw Django's memcached warning
 _MEMO_SIZE = 4096  # made keys a cache remembers for get_many (then it starts afresh)
+_NO_MEMO: dict[str, str] = {}  # looked up (never written) where nothing may be remembered
 
 
 class CacheSerializationError(SerializationError, pickle.PicklingError):
@@ -234,7 +235,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
             return {self._key(k, version): k for k in keys}
         make, validate = self.make_key, self.validate_key
         memo = self._memo(version)
-        get: Callable[[str], str | None] = memo.get if memo is not None else {}.get
+        get = (_NO_MEMO if memo is None else memo).get
         by_key: dict[str, Any] = {}
         for k in keys:
             made = get(k) if type(k) is str else None
