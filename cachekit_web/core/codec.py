@@ -411,22 +411,24 @@ class Codec:
                 else:
                     found[name] = value
             return
+        # The header's first 16 bytes (kept: they begin the associated data) are tested
+        # with byte comparisons alone: big-endian IEEE doubles >= 0 sort as their bytes,
+        # so "common head, expiry in (now, +inf]" is one range and "never expires" one value.
         head = _COMMON + self.keyring.key_id
-        expiry = _FRESH.unpack_from
+        after_now, last = head + _FRESH.pack(now), head + _FRESH.pack(float("inf"))
+        never = head + _FRESH.pack(0.0)
         unpackb = msgpack.unpackb
         hook = _ext_hook
         for name, key, frame in zip(names, keys, frames, strict=True):
             if frame is None:
                 continue
-            if frame[:HEADER_SIZE] == head:
+            header = frame[:HEADER2_SIZE]
+            if after_now < header <= last or header == never:
                 try:
-                    expires_at = expiry(frame, HEADER_SIZE)[0]
-                    if not expires_at or expires_at > now:
-                        found[name] = unpackb(
-                            decrypt(frame[HEADER2_SIZE:_BODY], frame[_BODY:],
-                                    frame[:HEADER2_SIZE] + key.encode()),
-                            ext_hook=hook, strict_map_key=False)  # raw=False: msgpack 1's default
-                        continue
+                    found[name] = unpackb(decrypt(frame[HEADER2_SIZE:_BODY], frame[_BODY:],
+                                                  header + key.encode()),
+                                          ext_hook=hook, strict_map_key=False)  # raw=False
+                    continue
                 except Exception:  # whatever it is, the full decode names it
                     pass
             general(name, key, frame)

@@ -109,3 +109,15 @@ def test_async_get_many_and_get_many_as(make_client: MakeClient, raw: redis.Redi
     plain, named = asyncio.run(read())
     assert plain == expected
     assert named == {("caller", 1): {"a": [1, 2]}}
+
+
+def test_truncated_frames_are_misses(make_client: MakeClient, raw: redis.Redis) -> None:
+    c = make_client(MASTER_KEY=KEY_A)
+    assert c.set("whole", "w", 60) and c.set("forever", "f", None)
+    frames = {k: raw.get(c.full_key(k)) or b"" for k in ("whole", "forever")}
+    cuts = {"c9": frames["whole"][:9], "c16": frames["forever"][:16],
+            "c24": frames["whole"][:24], "c43": frames["forever"][:43]}
+    for name, frame in cuts.items():
+        raw.set(c.full_key(name), frame)
+    assert c.get_many(["whole", *cuts, "forever"]) == {"whole": "w", "forever": "f"}
+    assert c.metrics.errors["E021"] + c.metrics.errors["E003"] == len(cuts)
