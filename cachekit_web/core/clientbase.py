@@ -71,6 +71,7 @@ _UNTIMED = frozenset({"lock", "incr"})
 _HOUSEKEEPING_INTERVAL = 1.0  # seconds between the call path's checks of background work
 # Globs with many '*' cost Redis exponential matching time: a key pattern may have this many.
 _MAX_STARS = 8
+_CHECKED_MAX = 4096  # keys a client remembers as checked for get_many (then it starts afresh)
 
 
 class Deferred(enum.Enum):
@@ -327,6 +328,7 @@ class _ClientBase:
         self.url = settings.require_url()
         self.namespace = settings.NAMESPACE
         self._prefix = settings.NAMESPACE + ":"
+        self._checked: dict[str, str] = {}  # _full_keys: key -> full key, for keys that passed
         self.codec = codec or Codec(
             KeyRing(
                 namespace=settings.NAMESPACE,
@@ -473,10 +475,21 @@ class _ClientBase:
         return self.pending.owed and fk in self.pending
 
     def _full_keys(self, keys: list[str]) -> list[str]:
-        """``full_key`` of each key (E023 for the first invalid one); the common case inline."""
-        prefix, limit, full_key = self._prefix, self.settings.MAX_KEY_LENGTH, self.full_key
-        return [prefix + k if type(k) is str and k and len(k) <= limit and k.isascii()
-                else full_key(k) for k in keys]
+        """``full_key`` of each key (E023 for the first invalid one). Keys that passed are
+        remembered (the rules depend only on settings), up to _CHECKED_MAX, then afresh."""
+        memo = self._checked
+        if len(memo) >= _CHECKED_MAX:
+            memo = self._checked = {}
+        get, full_key = memo.get, self.full_key
+        fks = []
+        for k in keys:
+            fk = get(k) if type(k) is str else None
+            if fk is None:
+                fk = full_key(k)  # raises E023 (so remembers nothing) if invalid
+                if len(memo) < _CHECKED_MAX:
+                    memo[k] = fk
+            fks.append(fk)
+        return fks
 
     def _values_many(self, names: list[Any], fks: list[str],
                      raws: list[bytes | None]) -> tuple[dict[Any, Any], int]:

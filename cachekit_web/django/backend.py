@@ -243,7 +243,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
                 made = str(make(k, version=version))
                 if len(made) > _MEMCACHE_SAFE or " " in made or not made.isprintable():
                     validate(made)  # Django's warning, every time (so never memoized)
-                elif memo is not None and type(k) is str:
+                elif memo is not None and type(k) is str and len(memo) < _MEMO_SIZE:
                     memo[k] = made
             by_key[made] = k
         return by_key

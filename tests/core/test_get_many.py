@@ -86,9 +86,19 @@ def test_owed_deletes_and_invalid_keys(make_client: MakeClient, raw: redis.Redis
     finally:
         c.pending.landed(*c.pending.take())
     assert c._values_many(["a", "b", "c"], fks, raws)[0] == {"a": 1, "b": 2, "c": 3}
-    for bad in ("", "x" * 1025, "lone\udc80", 5):
-        with pytest.raises(InvalidKeyError):
-            c.get_many(["a", bad])
+    for _ in range(2):  # an invalid key is never remembered as checked
+        for bad in ("", "x" * 1025, "lone\udc80", 5):
+            with pytest.raises(InvalidKeyError):
+                c.get_many(["a", bad])
+
+
+def test_many_distinct_keys_stay_right(make_client: MakeClient) -> None:
+    c = make_client(MASTER_KEY=KEY_A)
+    keys = [f"k{i}" for i in range(5000)]  # more than a client remembers as checked
+    assert c.set_many(dict.fromkeys(keys[::500], "v"), 60) == []
+    for _ in range(2):
+        assert c.get_many(keys) == dict.fromkeys(keys[::500], "v")
+    assert len(c._checked) <= 4096
 
 
 def test_async_get_many_and_get_many_as(make_client: MakeClient, raw: redis.Redis,

@@ -84,3 +84,11 @@ def test_a_warned_key_warns_on_every_read(cache: Any) -> None:
     for _ in range(2):
         with pytest.warns(CacheKeyWarning):
             cache.get_many(["has space"])
+
+
+def test_many_distinct_keys_stay_right(cache: Any) -> None:
+    keys = [f"k{i}" for i in range(5000)]  # more than a cache object remembers
+    cache.set_many(dict.fromkeys(keys[::500], "v"))
+    for _ in range(2):
+        assert cache.get_many(keys) == dict.fromkeys(keys[::500], "v")
+    assert len(cache._made) <= 4096
