@@ -71,6 +71,7 @@ _UNTIMED = frozenset({"lock", "incr"})
 _HOUSEKEEPING_INTERVAL = 1.0  # seconds between the call path's checks of background work
 # Globs with many '*' cost Redis exponential matching time: a key pattern may have this many.
 _MAX_STARS = 8
+_CHECKED_MAX = 4096  # keys a client remembers as checked for get_many (then it starts afresh)
 
 
 class Deferred(enum.Enum):
@@ -327,6 +328,7 @@ class _ClientBase:
         self.url = settings.require_url()
         self.namespace = settings.NAMESPACE
         self._prefix = settings.NAMESPACE + ":"
+        self._checked: dict[str, str] = {}  # _full_keys: key -> full key, for keys that passed
         self.codec = codec or Codec(
             KeyRing(
                 namespace=settings.NAMESPACE,
@@ -472,35 +474,47 @@ class _ClientBase:
         """Whether ``fk`` is owed an invalidation that has not landed: it reads as a miss."""
         return self.pending.owed and fk in self.pending
 
-    def _values_many(self, keys: list[str], fks: list[str],
-                     raws: list[bytes | None]) -> tuple[dict[str, Any], int]:
-        """Decode a multi-key read in one pass: (found key -> value, expired count).
+    def _full_keys(self, keys: list[str]) -> list[str]:
+        """``full_key`` of each key (E023 for the first invalid one). Keys that passed are
+        remembered (the rules depend only on settings), up to _CHECKED_MAX, then afresh."""
+        memo = self._checked
+        if len(memo) >= _CHECKED_MAX:
+            memo = self._checked = {}
+        get, full_key = memo.get, self.full_key
+        fks = []
+        for k in keys:
+            fk = get(k) if type(k) is str else None
+            if fk is None:
+                fk = full_key(k)  # raises E023 (so remembers nothing) if invalid
+                if len(memo) < _CHECKED_MAX:
+                    memo[k] = fk
+            fks.append(fk)
+        return fks
+
+    def _values_many(self, names: list[Any], fks: list[str],
+                     raws: list[bytes | None]) -> tuple[dict[Any, Any], int]:
+        """Decode a multi-key read in one pass: (found name -> value, expired count).
 
         Keys owed a delete read as missing; bad entries are counted and dropped.
         """
         now = self.clock()
-        codec_now = self.codec.clock()
-        value_of = self.codec.value_of
-        owed = self.pending.owed
-        found: dict[str, Any] = {}
+        pending = self.pending
+        if pending.owed:
+            raws = [None if fk in pending else raw for fk, raw in zip(fks, raws, strict=True)]
+        found: dict[Any, Any] = {}
         expired = 0
-        for key, fk, raw in zip(keys, fks, raws, strict=True):
-            if raw is None or (owed and fk in self.pending):
-                continue
-            try:
-                value = value_of(fk.encode(), raw, codec_now)
-            except (IntegrityError, DeserializationError):
-                self._decode(fk, raw)  # counts, logs, drops (or raises if strict)
-                continue
-            if value is SLOW:
-                entry = self._decode(fk, raw)
-                if entry is None:
-                    continue
-                if entry.fresh_until is not None and entry.fresh_until <= now:
-                    expired += 1
-                    continue
-                value = entry.value
-            found[key] = value
+
+        def general(name: Any, fk: str, raw: bytes) -> None:
+            nonlocal expired
+            entry = self._decode(fk, raw)  # counts, logs, drops (or raises if strict)
+            if entry is None:
+                return
+            if entry.fresh_until is not None and entry.fresh_until <= now:
+                expired += 1
+                return
+            found[name] = entry.value
+
+        self.codec.values_into(found, names, fks, raws, self.codec.clock(), general)
         return found, expired
 
     @staticmethod

@@ -34,14 +34,14 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 import msgpack
 
 from .backends import is_int64, redis_int
-from .crypto import KeyRing
+from .crypto import NONCE_SIZE, KeyRing
 from .errors import (
     CachekitError,
     ConfigurationError,
@@ -71,6 +71,8 @@ _HEAD2 = struct.Struct(">2sBB4sd")
 _FRESH = struct.Struct(">d")
 HEADER_SIZE = _HEAD.size  # the part shared by every version: magic, version, flags, key id
 HEADER2_SIZE = _HEAD2.size
+_COMMON = MAGIC + bytes((VERSION, F_ENCRYPTED))  # values_into: the common frame's first bytes
+_BODY = HEADER2_SIZE + NONCE_SIZE  # where an encrypted version 2 frame's ciphertext starts
 
 MAX_NESTING = 16
 """How deeply tuples, sets, frozensets, datetimes and times may nest inside one another.
@@ -383,6 +385,53 @@ class Codec:
         except Exception as exc:  # msgpack raises many unrelated types
             raise DeserializationError(f"cannot decode stored value ({type(exc).__name__})",
                                        code="E021") from None
+
+    def values_into(self, found: dict[Any, Any], names: Sequence[Any], keys: Sequence[str],
+                    frames: Sequence[bytes | None], now: float,
+                    general: Callable[[Any, str, bytes], None]) -> None:
+        """Decode a multi-key read into ``found`` (name -> value), in order; None is a miss.
+
+        Encrypted frames of the common shape (version 2, flags exactly "encrypted", the
+        current key, no fresh-until time) are opened here in one tight loop; every other
+        frame, and any that fails here, goes to ``general(name, key, frame)``: the full
+        decode, which says what is wrong (E003, E021) and adds what it finds itself.
+        """
+        decrypt = self.keyring.current_decrypt()
+        if decrypt is None:
+            value_of = self.value_of
+            for name, key, frame in zip(names, keys, frames, strict=True):
+                if frame is None:
+                    continue
+                try:
+                    value = value_of(key.encode(), frame, now)
+                except (IntegrityError, DeserializationError):
+                    value = SLOW
+                if value is SLOW:
+                    general(name, key, frame)
+                else:
+                    found[name] = value
+            return
+        # The header's first 16 bytes (kept: they begin the associated data) are tested
+        # with byte comparisons alone: big-endian IEEE doubles >= 0 sort as their bytes,
+        # so "common head, expiry in (now, +inf]" is one range and "never expires" one value.
+        head = _COMMON + self.keyring.key_id
+        after_now, last = head + _FRESH.pack(now), head + _FRESH.pack(float("inf"))
+        never = head + _FRESH.pack(0.0)
+        unpackb = msgpack.unpackb
+        hook = _ext_hook
+        for name, key, frame in zip(names, keys, frames, strict=True):
+            if frame is None:
+                continue
+            header = frame[:HEADER2_SIZE]
+            if after_now < header <= last or header == never:
+                try:
+                    found[name] = unpackb(decrypt(frame[HEADER2_SIZE:_BODY], frame[_BODY:],
+                                                  header + key.encode()),
+                                          ext_hook=hook, strict_map_key=False)  # raw=False
+                    continue
+                except Exception:  # whatever it is, the full decode names it
+                    pass
+            general(name, key, frame)
 
     def decode(self, key: bytes, frame: bytes, now: float | None = None, *,
                raw_int: bool = True) -> Entry:

@@ -10,7 +10,7 @@ import hmac
 import itertools
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -191,6 +191,12 @@ class KeyRing:
         assert self._current is not None
         nonce = NONCES.next()
         return nonce + self._current.aead.encrypt(nonce, payload, header + key)
+
+    def current_decrypt(self) -> Callable[[bytes, bytes, bytes], bytes] | None:
+        """AES-GCM decrypt(nonce, data, associated data) with the current key, for a
+        multi-key read's inner loop; it raises cryptography's errors untranslated, so a
+        caller treats any error as "use ``open``" (which translates). None if not encrypting."""
+        return self._current.aead.decrypt if self._current is not None else None
 
     def open(self, key_id: bytes, header: bytes, key: bytes, body: bytes) -> bytes:
         """Decrypt a sealed body, or raise E003."""

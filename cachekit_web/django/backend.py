@@ -26,6 +26,8 @@ _MISSING: Any = object()
 _CLIENTS: dict[Settings, CacheClient] = {}
 _LOCK = threading.Lock()
 _MEMCACHE_SAFE = 250  # longer keys draw Django's memcached warning
+_MEMO_SIZE = 4096  # made keys a cache remembers for get_many (then it starts afresh)
+_NO_MEMO: dict[str, str] = {}  # looked up (never written) where nothing may be remembered
 
 
 class CacheSerializationError(SerializationError, pickle.PicklingError):
@@ -169,6 +171,8 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         itersize = _django_setting("DJANGO_REDIS_SCAN_ITERSIZE")
         self._itersize: int | None = itersize if isinstance(itersize, int) else None
         self._shared: CacheClient | None = None
+        self._made: dict[str, str] = {}  # _memo: caller's key -> made key
+        self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
         try:
             self.settings = build_settings(location, params)
             self._shared = shared_client(self.settings)  # E042 for a URL redis-py cannot parse
@@ -230,21 +234,42 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         if type(self).validate_key is not BaseCache.validate_key:  # a subclass's own rules
             return {self._key(k, version): k for k in keys}
         make, validate = self.make_key, self.validate_key
+        memo = self._memo(version)
+        get = (_NO_MEMO if memo is None else memo).get
         by_key: dict[str, Any] = {}
         for k in keys:
-            made = str(make(k, version=version))
-            if len(made) > _MEMCACHE_SAFE or " " in made or not made.isprintable():
-                validate(made)  # Django's warning (CacheKeyWarning), as it would give it
+            made = get(k) if type(k) is str else None
+            if made is None:
+                made = str(make(k, version=version))
+                if len(made) > _MEMCACHE_SAFE or " " in made or not made.isprintable():
+                    validate(made)  # Django's warning, every time (so never memoized)
+                elif memo is not None and type(k) is str and len(memo) < _MEMO_SIZE:
+                    memo[k] = made
             by_key[made] = k
         return by_key
+
+    def _memo(self, version: int | None) -> dict[str, str] | None:
+        """Caller's str key -> made key, for ``version``; None where a made key may not
+        be a pure function of the key (a subclass's make_key, a custom KEY_FUNCTION, which
+        may read per-request state such as a tenant). Emptied whenever KEY_PREFIX or
+        VERSION change, and when it holds _MEMO_SIZE keys."""
+        if (self.key_func is not default_key_func
+                or type(self).make_key is not BaseCache.make_key
+                or (version is not None and version != self.version)):
+            return None
+        state = (self.key_prefix, self.version)
+        memo = self._made
+        if self._made_for != state or len(memo) >= _MEMO_SIZE:
+            memo = self._made = {}
+            self._made_for = state
+        return memo
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         """The found keys and their values (stored None kept)."""
         by_key = self._made_keys(keys, version)
         if not by_key:
             return {}
-        found = self._client.get_many(list(by_key))
-        return {by_key[k]: v for k, v in found.items()}
+        return self._client.get_many_as(by_key)
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         """Whether ``key`` holds a value."""
@@ -531,11 +556,10 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
 
     async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         """Async get_many."""
-        by_key = {self._key(k, version): k for k in keys}
+        by_key = self._made_keys(keys, version)
         if not by_key:
             return {}
-        found = await self.async_client.get_many(list(by_key))
-        return {by_key[k]: v for k, v in found.items()}
+        return await self.async_client.get_many_as(by_key)
 
     async def ahas_key(self, key: Any, version: int | None = None) -> bool:
         """Async has_key."""

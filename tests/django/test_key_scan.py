@@ -34,3 +34,61 @@ def test_a_subclass_validate_key_runs_for_every_key(redis_url: str, namespace: s
     strict = Strict(conf["LOCATION"], conf)
     strict.get_many(["a", "b"])
     assert len(seen) == 2
+
+
+def test_remembered_keys_follow_prefix_and_version(cache: Any) -> None:
+    cache.set("k", "v1")
+    cache.set("k", "v2", version=2)
+    assert cache.get_many(["k"]) == {"k": "v1"}  # now remembered for KEY_PREFIX "" version 1
+    assert cache.get_many(["k"], version=2) == {"k": "v2"}
+    cache.version = 2
+    assert cache.get_many(["k"]) == {"k": "v2"}
+    assert cache.get_many(["k"], version=1) == {"k": "v1"}
+    cache.key_prefix = "other"
+    assert cache.get_many(["k"]) == {}
+    cache.set("k", "other's")
+    assert cache.get_many(["k"]) == {"k": "other's"}
+    cache.key_prefix, cache.version = "", 1
+    assert cache.get_many(["k"]) == {"k": "v1"}
+
+
+def test_answers_carry_the_callers_keys(cache: Any) -> None:
+    cache.set("1", "one")
+    cache.set(True, "true")
+    assert cache.get_many(["1"]) == {"1": "one"}  # "1" remembered
+    got = cache.get_many([1])  # 1 makes the same key as "1"
+    assert got == {1: "one"} and type(next(iter(got))) is int
+    got = cache.get_many([True])  # True == 1, but makes a key of its own
+    assert got == {True: "true"} and type(next(iter(got))) is bool
+
+
+def test_a_key_function_is_asked_every_time(use_caches: Any, redis_url: str,
+                                            namespace: str) -> None:
+    tenant = ["a"]
+
+    def per_tenant(key: str, key_prefix: str, version: int) -> str:
+        return f"{tenant[0]}:{key_prefix}:{version}:{key}"
+
+    conf = cache_conf(redis_url, namespace)
+    conf["KEY_FUNCTION"] = per_tenant
+    cache = use_caches({"default": conf})
+    cache.set("k", "for a")
+    assert cache.get_many(["k"]) == {"k": "for a"}
+    tenant[0] = "b"
+    assert cache.get_many(["k"]) == {}
+    cache.set("k", "for b")
+    assert cache.get_many(["k"]) == {"k": "for b"}
+
+
+def test_a_warned_key_warns_on_every_read(cache: Any) -> None:
+    for _ in range(2):
+        with pytest.warns(CacheKeyWarning):
+            cache.get_many(["has space"])
+
+
+def test_many_distinct_keys_stay_right(cache: Any) -> None:
+    keys = [f"k{i}" for i in range(5000)]  # more than a cache object remembers
+    cache.set_many(dict.fromkeys(keys[::500], "v"))
+    for _ in range(2):
+        assert cache.get_many(keys) == dict.fromkeys(keys[::500], "v")
+    assert len(cache._made) <= 4096

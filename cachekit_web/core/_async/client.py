@@ -266,17 +266,23 @@ class AsyncCacheClient(_ClientBase):
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """The found keys and their values (stored None included)."""
         keys = list(keys)
-        full_key = self.full_key
-        fks = [full_key(k) for k in keys]
+        return await self._get_many(keys, self._full_keys(keys))
+
+    async def get_many_as(self, names: Mapping[str, Any]) -> dict[Any, Any]:
+        """get_many of the keys of ``names``, each found value under the key's name (an
+        adapter's caller's key: no second dict to translate the answer)."""
+        return await self._get_many(list(names.values()), self._full_keys(list(names)))
+
+    async def _get_many(self, names: list[Any], fks: list[str]) -> dict[Any, Any]:
         if not fks:
             return {}
         raws, elapsed = await self._timed_call("get_many", self.backend.get_many, fks)
         if raws is UNAVAILABLE:
-            self.metrics.lookup("get_many", None, misses=len(keys))
+            self.metrics.lookup("get_many", None, misses=len(fks))
             return {}
-        found, expired = self._values_many(keys, fks, raws)
+        found, expired = self._values_many(names, fks, raws)
         self.metrics.lookup("get_many", elapsed, hits=len(found),
-                            misses=len(keys) - len(found), expired=expired)
+                            misses=len(fks) - len(found), expired=expired)
         return found
 
     async def has_key(self, key: str) -> bool:
