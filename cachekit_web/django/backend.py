@@ -520,6 +520,11 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
             return self._client.fetch(k, compute, self._timeout(timeout), stale_ttl, should_cache,
                                       force=force, accept=accept, local=local)
 
+    def local_hit(self, key: Any, accept: Callable[[Any], bool] | None = None, *,
+                  version: int | None = None, local: bool | None = None) -> Result[Any] | None:
+        """A fresh value from the in-process tier as a hit, else None (ask ``fetch``)."""
+        return self._client.local_hit(self._key(key, version), accept, local=local)
+
     def health(self) -> HealthReport:
         """The core health report for this cache."""
         return self._client.health()
