@@ -206,7 +206,16 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         return AsyncCacheClient.twin(self._client)  # a pool per event loop, kept by the core
 
     def _key(self, key: Any, version: int | None) -> str:
-        return str(self.make_and_validate_key(key, version=version))
+        cls = type(self)
+        if cls.validate_key is not BaseCache.validate_key or \
+                cls.make_and_validate_key is not BaseCache.make_and_validate_key:
+            return str(self.make_and_validate_key(key, version=version))  # a subclass's rules
+        made = self.make_key(key, version=version)
+        # Django's memcached key scan only warns: skipped where it could not (see _made_keys).
+        if type(made) is not str or len(made) > _MEMCACHE_SAFE or " " in made or \
+                not made.isprintable():
+            self.validate_key(made)
+        return str(made)
 
     def _timeout(self, timeout: Any) -> float | None:
         if timeout is DEFAULT_TIMEOUT:

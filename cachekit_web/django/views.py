@@ -262,16 +262,16 @@ def _is_page(value: Any) -> bool:
 
 # A page's filtered headers by the page object (the in-process tier serves one object per
 # entry; it is immutable): (page, headers), the page kept so that its id is not reused.
-_REPLAY: dict[int, tuple[web.StoredPage, tuple[tuple[str, str], ...]]] = {}
+_REPLAY: dict[int, tuple[web.StoredPage, dict[str, str]]] = {}
 _MAX_REPLAY = 64
 
 
-def _tier_replay_headers(page: web.StoredPage) -> tuple[tuple[str, str], ...]:
-    """``page.replay_headers()`` of a page the in-process tier served, remembered."""
+def _tier_replay_headers(page: web.StoredPage) -> dict[str, str]:
+    """``dict(page.replay_headers())`` of a page the in-process tier served, remembered."""
     found = _REPLAY.get(id(page))
     if found is not None and found[0] is page:
         return found[1]
-    headers = page.replay_headers()
+    headers = dict(page.replay_headers())
     if len(_REPLAY) >= _MAX_REPLAY:
         _REPLAY.clear()
     _REPLAY[id(page)] = (page, headers)
@@ -281,10 +281,10 @@ def _tier_replay_headers(page: web.StoredPage) -> tuple[tuple[str, str], ...]:
 def _from_page(page: web.StoredPage, cache_status: str | None = None,
                age: int | None = None, tier: bool = False) -> HttpResponse:
     # Built once from the stored header tuples, Age (and Cache-Status) appended.
-    replay = _tier_replay_headers(page) if tier else page.replay_headers()
-    headers = [*replay, ("Age", str(page.age() if age is None else age))]
+    headers = dict(_tier_replay_headers(page)) if tier else dict(page.replay_headers())
+    headers["Age"] = str(page.age() if age is None else age)
     if cache_status is not None:
-        headers.append((web.CACHE_STATUS_HEADER, cache_status))
+        headers[web.CACHE_STATUS_HEADER] = cache_status
     return HttpResponse(page.body, status=page.status, headers=headers)
 
 
