@@ -545,9 +545,9 @@ class _ClientBase:
         return None if tier is None or tier.disabled else tier
 
     def local_hit(self, key: str, accept: Callable[[Any], bool] | None = None, *,
-                  local: bool | None = None) -> Result[Any] | None:
-        """A fresh, accepted value the in-process tier holds for ``key`` as a hit (counted),
-        else None having counted nothing: the caller then asks ``fetch``, which counts."""
+                  local: bool | None = None) -> Entry | None:
+        """The entry of a fresh, accepted value the in-process tier holds for ``key`` (a hit,
+        counted), else None having counted nothing: the caller then asks ``fetch``."""
         tier = self._local_tier(local)
         if tier is None:
             return None
@@ -557,11 +557,10 @@ class _ClientBase:
         entry = tier.lookup(fk)
         if entry is None or (entry.fresh_until is not None and entry.fresh_until <= self.clock()):
             return None
-        value = entry.value
-        if accept is not None and not accept(value):
+        if accept is not None and not accept(entry.value):
             return None
-        self.metrics.count_many(local_hits=1, hits=1)
-        return Result(value, "hit")
+        self.metrics.local_hit()
+        return entry
 
     def _local_forget(self, *fks: str) -> None:
         """This process wrote ``fks``: drop them from the tier before the server says so."""

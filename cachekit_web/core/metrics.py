@@ -143,6 +143,20 @@ class Metrics:
                 if n > 0:
                     sink.count(what, n)
 
+    def local_hit(self) -> None:
+        """One hit served from the in-process tier: ``local_hits`` and ``hits`` in one lock
+        round (``count_many`` costs a keyword dict and loops on this hottest path)."""
+        with self._lock:
+            totals = self.totals
+            totals["local_hits"] += 1
+            totals["hits"] += 1
+            counts = self._bucket().counts
+            counts["local_hits"] += 1
+            counts["hits"] += 1
+        for sink in self.sinks:
+            sink.count("local_hits", 1)
+            sink.count("hits", 1)
+
     def error(self, code: str) -> None:
         """Count one failure with its code."""
         with self._lock:

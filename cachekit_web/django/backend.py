@@ -18,6 +18,7 @@ from ..core import crypto, foreign
 from ..core._sync.client import CacheLock
 from ..core.backends.common import _escape_glob
 from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
+from ..core.codec import Entry
 from ..core.errors import ConfigurationError, SerializationError
 from ..core.health import HealthReport
 from ..core.settings import Settings, parse_bool
@@ -530,8 +531,8 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
                                       force=force, accept=accept, local=local)
 
     def local_hit(self, key: Any, accept: Callable[[Any], bool] | None = None, *,
-                  version: int | None = None, local: bool | None = None) -> Result[Any] | None:
-        """A fresh value from the in-process tier as a hit, else None (ask ``fetch``)."""
+                  version: int | None = None, local: bool | None = None) -> Entry | None:
+        """A fresh value's entry from the in-process tier (a hit), else None (ask ``fetch``)."""
         return self._client.local_hit(self._key(key, version), accept, local=local)
 
     def health(self) -> HealthReport:

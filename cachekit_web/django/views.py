@@ -154,11 +154,14 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
     context = _variant()
     if cookies:
         context += web.cookie_key_parts(request.COOKIES, cookies)
-    headers = web.EnvironHeaders(request.META)  # request.headers would build every header
+    values: dict[str, str] = {}
+    if names:
+        headers = web.EnvironHeaders(request.META)  # request.headers would build them all
+        values = {n: headers.get(n, "") for n in names}
     return web.view_cache_key(
         _absolute_uri(request),
         method=request.method or "GET",
-        headers={n: headers.get(n, "") for n in names},
+        headers=values,
         vary_on=names,
         prefix=_prefix(key_prefix),
         context=context,
