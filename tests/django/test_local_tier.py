@@ -87,3 +87,25 @@ def test_a_page_past_its_fresh_time_is_no_tier_hit(cache: Any) -> None:
     again = view(factory.get("/stale-tier/"))
     assert not again["Cache-Status"].startswith("cachekit; hit")
     assert len(calls) == rendered + 1 and again.content == f"v{len(calls)}".encode()
+
+
+def test_an_async_view_hits_the_tier(cache: Any) -> None:
+    import asyncio
+
+    calls: list[int] = []
+
+    @cache_page(60, local=True)
+    async def view(request: Any) -> HttpResponse:
+        calls.append(1)
+        return HttpResponse("async page")
+
+    factory = RequestFactory()
+    asyncio.run(view(factory.get("/async-tier/")))
+    client = cache.client
+    _wait_live(client)
+    asyncio.run(view(factory.get("/async-tier/")))  # into the tier
+    before = client.metrics.totals["local_hits"]
+    response = asyncio.run(view(factory.get("/async-tier/")))
+    assert response.content == b"async page"
+    assert response["Cache-Status"].startswith("cachekit; hit")
+    assert client.metrics.totals["local_hits"] == before + 1 and calls == [1]
