@@ -338,6 +338,9 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
 
         return wrapper
 
+    def _tiered(backend: CachekitCache) -> bool:
+        return bool(backend.settings.LOCAL_CACHE) if local is None else local
+
     def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
         response[web.CACHE_STATUS_HEADER] = header
         return response
@@ -362,9 +365,10 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             if page is not None:
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(call(), web.cache_status("miss", detail="head"))
-        hit = backend.local_hit(key, _is_page, local=local)  # no stampede logic for a hit
-        if hit is not None:
-            return _finish(hit.value, "hit", {}, tier=True)
+        if _tiered(backend):  # a hit from memory needs none of fetch's stampede logic
+            hit = backend.local_hit(key, _is_page, local=local)
+            if hit is not None:
+                return _finish(hit.value, "hit", {}, tier=True)
         outcome: Outcome = {}
 
         def compute() -> web.StoredPage | None:
@@ -404,9 +408,10 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             if page is not None:
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(await call(), web.cache_status("miss", detail="head"))
-        hit = backend.local_hit(key, _is_page, local=local)  # in memory: nothing to await
-        if hit is not None:
-            return _finish(hit.value, "hit", {}, tier=True)
+        if _tiered(backend):  # in memory: nothing to await
+            hit = backend.local_hit(key, _is_page, local=local)
+            if hit is not None:
+                return _finish(hit.value, "hit", {}, tier=True)
         outcome: Outcome = {}
 
         async def compute() -> web.StoredPage | None:
