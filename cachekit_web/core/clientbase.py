@@ -552,7 +552,8 @@ class _ClientBase:
         if tier is None:
             return None
         fk = self.full_key(key)
-        if self._owed(fk):
+        pending = self.pending
+        if pending.owed and fk in pending:  # as _owed: an invalidation has not landed
             return None
         entry = tier.lookup(fk)
         if entry is None or (entry.fresh_until is not None and entry.fresh_until <= self.clock()):

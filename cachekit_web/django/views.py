@@ -260,7 +260,7 @@ def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | 
 
 
 def _is_page(value: Any) -> bool:
-    return web.StoredPage.from_value(value) is not None
+    return isinstance(value, web.StoredPage)  # as StoredPage.from_value: by type
 
 
 # A page's filtered headers by the page object (the in-process tier serves one object per

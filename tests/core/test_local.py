@@ -375,3 +375,36 @@ def test_clients_that_read_differently_never_share_decoded_entries(
     assert owner.get("secret") == "for A only"  # now held in A's tier
     assert stranger._local_tier(None) is not owner._local_tier(None)
     assert stranger.get("secret") is None  # cannot open it: a miss (E003), not A's value
+
+
+def test_local_hit_serves_only_what_the_tier_may_serve(make_client: MakeClient) -> None:
+    """local_hit (the lean read before fetch) follows the tier's rules: only a fresh,
+    accepted value held in memory, never one owed an invalidation; a miss counts nothing."""
+    client = make_client(LOCAL_CACHE=True)
+    client.set("k", "v1")
+    client.set("s", "old", 60, stale_ttl=60)
+    assert client.get("k") == "v1"
+    tier = client._local
+    assert wait_for(lambda: tier.live)
+    totals = client.metrics.totals
+    before = (totals["hits"], totals["misses"], totals["local_hits"], totals["local_misses"])
+    assert client.local_hit("k") is None  # not in memory yet: nothing counted
+    assert (totals["hits"], totals["misses"], totals["local_hits"],
+            totals["local_misses"]) == before
+    client.get("k")  # now held in memory
+    hits = totals["hits"]
+    entry = client.local_hit("k")
+    assert entry is not None and entry.value == "v1"
+    assert totals["hits"] == hits + 1 and totals["local_hits"] == before[2] + 1
+    assert client.local_hit("k", accept=lambda v: v != "v1") is None  # refused: absent
+    assert client.local_hit("k", local=False) is None  # opted out per call
+    assert totals["hits"] == hits + 1
+    assert client.get("s") == "old" and client.get("s") == "old"
+    entry = client.local_hit("s")
+    assert entry is not None and entry.value == "old"  # in memory and fresh
+    now = client.clock()
+    client.clock = lambda: now + 120  # past its fresh time, within its stale window
+    assert client.local_hit("s") is None  # fetch's stale logic decides
+    client.clock = lambda: now
+    client.pending.add([client.full_key("k")])  # as set() does when Redis is unreachable
+    assert client.local_hit("k") is None
