@@ -558,30 +558,29 @@ class _ClientBase:
                                           backend_kind(self.url, self.settings), self.metrics)
         return None if tier is None or tier.disabled else tier
 
-    def local_hit(self, key: str, *, accept: Callable[[Any], bool] | None = None,
-                  local: bool | None = None) -> Result[Any] | None:
-        """A fresh hit served from the in-process tier (counted as fetch counts it), or None
-        without counting anything: the caller then asks ``fetch``. Never touches Redis."""
+    def local_hit(self, key: str, accept: Callable[[Any], bool] | None = None, *,
+                  local: bool | None = None) -> Entry | None:
+        """The entry of a fresh, accepted value the in-process tier holds for ``key`` (a hit,
+        counted as fetch counts it), else None having counted nothing: the caller then asks
+        ``fetch``. Never touches Redis."""
         tier = self._local_tier(local)
         if tier is None:
             return None
-        value = self._from_memory(tier, self.full_key(key), accept)
-        return None if value is _MISSING else Result(value, "hit")
+        return self._from_memory(tier, self.full_key(key), accept)
 
     def _from_memory(self, tier: LocalTier, fk: str,
-                     accept: Callable[[Any], bool] | None = None) -> Any:
-        """The fresh (and accepted) value ``tier`` holds for ``fk``, counted as a hit;
-        _MISSING, counting nothing, otherwise (owed an invalidation, absent, stale)."""
+                     accept: Callable[[Any], bool] | None = None) -> Entry | None:
+        """The entry of the fresh (and accepted) value ``tier`` holds for ``fk``, counted as
+        a hit; None, counting nothing, otherwise (owed an invalidation, absent, stale)."""
         if self._owed(fk):  # the read that follows drops it from the tier
-            return _MISSING
+            return None
         entry = tier.lookup(fk)
         if entry is None or (entry.fresh_until is not None and entry.fresh_until <= self.clock()):
-            return _MISSING
-        value = entry.value
-        if accept is not None and not accept(value):
-            return _MISSING
+            return None
+        if accept is not None and not accept(entry.value):
+            return None
         self.metrics.local_hit()
-        return value
+        return entry
 
     def _local_forget(self, *fks: str) -> None:
         """This process wrote ``fks``: drop them from the tier before the server says so."""

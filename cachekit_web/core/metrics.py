@@ -14,7 +14,7 @@ import threading
 import time
 from bisect import bisect_left
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -102,6 +102,35 @@ def _latency_summary(raw: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+class _LiveTotals(Mapping[str, int]):
+    """A read-only view of a Metrics' totals that is current at every read (it folds the
+    tier hits counted without the lock first)."""
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def __getitem__(self, what: str) -> int:
+        return self._metrics._current_totals()[what]  # a Counter: 0 when missing
+
+    def get(self, what: str, default: Any = None) -> Any:
+        """The counter ``what``, or ``default`` if it was never counted."""
+        return self._metrics._current_totals().get(what, default)
+
+    def __contains__(self, what: object) -> bool:
+        return what in self._metrics._current_totals()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._metrics._current_totals()))
+
+    def __len__(self) -> int:
+        return len(self._metrics._current_totals())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self._metrics._current_totals())!r})"
+
+
 class Metrics:
     """Thread-safe counters by outcome and error code, with a one-hour minute series."""
 
@@ -116,6 +145,7 @@ class Metrics:
         self._local_ticks = itertools.count()
         self._local_folds = 0  # next() calls made by folding, not by hits
         self._local_folded = 0  # hits already in the counters
+        self._live = _LiveTotals(self)
         self.errors: Counter[str] = Counter()
         self._latency: dict[str, _Latency] = {}
         self._series: deque[_Minute] = deque(maxlen=_SERIES_MINUTES)
@@ -125,8 +155,12 @@ class Metrics:
         self.sinks: list[MetricsSink] = []
 
     @property
-    def totals(self) -> Counter[str]:
-        """Every counter since start (hits, misses, sets, errors, local_hits...)."""
+    def totals(self) -> Mapping[str, int]:
+        """Every counter since start (hits, misses, sets, errors, local_hits...), current
+        at each read; a missing counter reads as 0."""
+        return self._live
+
+    def _current_totals(self) -> Counter[str]:
         with self._lock:
             self._bucket()  # folds the unlocked tier hits
             return self._totals
@@ -164,8 +198,8 @@ class Metrics:
         """One read answered from the in-process tier: a hit and a local hit, no lock."""
         next(self._local_ticks)
         for sink in self.sinks:
-            sink.count("hits", 1)
             sink.count("local_hits", 1)
+            sink.count("hits", 1)
 
     def count_many(self, **counts: int) -> None:
         """Add several counters at once (one lock round for a whole get_many)."""

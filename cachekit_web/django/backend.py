@@ -18,6 +18,7 @@ from ..core import crypto, foreign
 from ..core._sync.client import CacheLock
 from ..core.backends.common import _escape_glob
 from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
+from ..core.codec import Entry
 from ..core.errors import ConfigurationError, SerializationError
 from ..core.health import HealthReport
 from ..core.settings import Settings, parse_bool
@@ -210,7 +211,16 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         return AsyncCacheClient.twin(self._client)  # a pool per event loop, kept by the core
 
     def _key(self, key: Any, version: int | None) -> str:
-        return str(self.make_and_validate_key(key, version=version))
+        cls = type(self)
+        if cls.validate_key is not BaseCache.validate_key or \
+                cls.make_and_validate_key is not BaseCache.make_and_validate_key:
+            return str(self.make_and_validate_key(key, version=version))  # a subclass's rules
+        made = self.make_key(key, version=version)
+        # Django's memcached key scan only warns: skipped where it could not (see _made_keys).
+        if type(made) is not str or len(made) > _MEMCACHE_SAFE or " " in made or \
+                not made.isprintable():
+            self.validate_key(made)
+        return str(made)
 
     def _timeout(self, timeout: Any) -> float | None:
         if timeout is DEFAULT_TIMEOUT:
@@ -544,6 +554,11 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         with _pickling_errors():
             return self._client.fetch(k, compute, self._timeout(timeout), stale_ttl, should_cache,
                                       force=force, accept=accept, local=local)
+
+    def local_hit(self, key: Any, accept: Callable[[Any], bool] | None = None, *,
+                  version: int | None = None, local: bool | None = None) -> Entry | None:
+        """A fresh value's entry from the in-process tier (a hit), else None (ask ``fetch``)."""
+        return self._client.local_hit(self._key(key, version), accept, local=local)
 
     def health(self) -> HealthReport:
         """The core health report for this cache."""

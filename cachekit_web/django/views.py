@@ -43,8 +43,18 @@ def _setting(name: str, default: Any) -> Any:
         return value
 
 
+# Per process, emptied with _SETTINGS: the caches by alias (django.core.cache.caches is an
+# asgiref Local, ~2 us a lookup; our backends share one thread-safe core client), and
+# "scheme://host" for the request values get_host() accepted under the current settings.
+_BACKENDS: dict[str, CachekitCache] = {}
+_ORIGINS: dict[tuple[Any, ...], str] = {}
+_MAX_ORIGINS = 256  # Host is the client's to choose: a bounded memo
+
+
 def _forget_settings(**kwargs: Any) -> None:
     _SETTINGS.clear()
+    _BACKENDS.clear()
+    _ORIGINS.clear()
 
 
 setting_changed.connect(_forget_settings, dispatch_uid="cachekit_web.django.views.settings")
@@ -67,16 +77,23 @@ def _prefix(key_prefix: str | None) -> str:
 def _cachekit_or_none(alias: str) -> CachekitCache | None:
     # A wrong alias is reported by the E043 check at start-up; here the view runs uncached.
     try:
+        return _BACKENDS[alias]
+    except KeyError:
+        pass
+    try:
         backend = caches[alias]
     except InvalidCacheBackendError:
         return None
-    return backend if isinstance(backend, CachekitCache) else None
+    if not isinstance(backend, CachekitCache):
+        return None
+    _BACKENDS[alias] = backend
+    return backend
 
 
 def _vary_on_authorization(request: HttpRequest, response: HttpResponseBase) -> None:
     # As Django 5.2: a response to a request bearing credentials varies on them, unless
     # the response says it is public.
-    if request.headers.get("Authorization") and \
+    if request.META.get("HTTP_AUTHORIZATION") and \
             "public" not in response.get("Cache-Control", "").lower():
         patch_vary_headers(response, ("Authorization",))
 
@@ -86,20 +103,44 @@ def _variant() -> list[str]:
     # (and add Vary/Content-Language after it): the active ones are part of the key.
     out = []
     if _setting("USE_I18N", True):
-        out.append(f"lang={translation.get_language() or ''}")
+        out.append("lang=" + (translation.get_language() or ""))
     if _setting("USE_TZ", True):
-        out.append(f"tz={timezone.get_current_timezone_name()}")
+        out.append("tz=" + timezone.get_current_timezone_name())
     return out
 
 
 _PLAIN_PATH = re.compile(r"(?!//)[A-Za-z0-9/._~-]*\Z").match
 
 
+# What get_host() reads (besides the scheme and settings, which clear the memo).
+_HOST_INPUTS = ("HTTP_HOST", "HTTP_X_FORWARDED_HOST", "SERVER_NAME", "SERVER_PORT",
+                "HTTP_X_FORWARDED_PORT")
+
+
+def _origin(request: HttpRequest) -> str:
+    """``scheme://host``; the host checked by ``get_host`` (ALLOWED_HOSTS) once per distinct
+    request value and settings: a disallowed host is never remembered, so always raises."""
+    scheme = request.scheme
+    if type(request).get_host is not HttpRequest.get_host:  # a subclass decides itself
+        return f"{scheme}://{request.get_host()}"
+    meta = request.META
+    inputs = (scheme, *[meta.get(name) for name in _HOST_INPUTS])
+    try:
+        return _ORIGINS[inputs]
+    except KeyError:
+        pass
+    origin = f"{scheme}://{request.get_host()}"  # DisallowedHost propagates
+    if len(_ORIGINS) >= _MAX_ORIGINS:
+        _ORIGINS.clear()
+    _ORIGINS[inputs] = origin
+    return origin
+
+
 def _absolute_uri(request: HttpRequest) -> str:
     """``request.build_absolute_uri()``, from ``request.META`` when nothing needs quoting
     (the host is still checked against ALLOWED_HOSTS by ``get_host``)."""
     if not request.META.get("QUERY_STRING") and _PLAIN_PATH(request.path):
-        return f"{request.scheme}://{request.get_host()}{request.path}"
+        return f"{_origin(request)}{request.path}"
     return str(request.build_absolute_uri())
 
 
@@ -109,13 +150,21 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
     """The cache key of the page ``request`` asks for (method, full URL, varying headers
     and cookies, active language and time zone)."""
     names = list(vary_on_headers)
+    cookies = list(vary_on_cookies)
+    context = _variant()
+    if cookies:
+        context += web.cookie_key_parts(request.COOKIES, cookies)
+    values: dict[str, str] = {}
+    if names:
+        headers = web.EnvironHeaders(request.META)  # request.headers would build them all
+        values = {n: headers.get(n, "") for n in names}
     return web.view_cache_key(
         _absolute_uri(request),
         method=request.method or "GET",
-        headers={n: request.headers.get(n, "") for n in names},
+        headers=values,
         vary_on=names,
         prefix=_prefix(key_prefix),
-        context=_variant() + web.cookie_key_parts(request.COOKIES, vary_on_cookies),
+        context=context,
     )
 
 
@@ -211,20 +260,39 @@ def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | 
 
 
 def _is_page(value: Any) -> bool:
-    return web.StoredPage.from_value(value) is not None
+    return isinstance(value, web.StoredPage)  # as StoredPage.from_value: by type
 
 
-def _from_page(page: web.StoredPage, cache_status: str | None = None) -> HttpResponse:
-    # Built once from the stored header tuples, Age (and Cache-Status) appended.
+# A page's filtered headers by the page object (the in-process tier serves one object per
+# entry; it is immutable): (page, headers), the page kept so that its id is not reused.
+_REPLAY: dict[int, tuple[web.StoredPage, dict[str, str]]] = {}
+_MAX_REPLAY = 64
+
+
+def _tier_replay_headers(page: web.StoredPage) -> dict[str, str]:
+    """``dict(page.replay_headers())`` of a page the in-process tier served, remembered."""
+    found = _REPLAY.get(id(page))
+    if found is not None and found[0] is page:
+        return found[1]
     headers = dict(page.replay_headers())
-    headers["Age"] = str(page.age())
+    if len(_REPLAY) >= _MAX_REPLAY:
+        _REPLAY.clear()
+    _REPLAY[id(page)] = (page, headers)
+    return headers
+
+
+def _from_page(page: web.StoredPage, cache_status: str | None = None,
+               age: int | None = None, tier: bool = False) -> HttpResponse:
+    # Built once from the stored header tuples, Age (and Cache-Status) appended.
+    headers = dict(_tier_replay_headers(page)) if tier else dict(page.replay_headers())
+    headers["Age"] = str(page.age() if age is None else age)
     if cache_status is not None:
         headers[web.CACHE_STATUS_HEADER] = cache_status
     return HttpResponse(page.body, status=page.status, headers=headers)
 
 
 def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
-                   timeout: float | None) -> str:
+                   timeout: float | None, age: int | None = None) -> str:
     if "response" in outcome:  # this request ran the view
         if status == "bypass":
             return web.cache_status("bypass")
@@ -232,7 +300,8 @@ def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
             return web.cache_status("uncacheable", detail=outcome["reason"])
         return web.cache_status(status, stored=status == "miss")
     if status == "hit" and page is not None and timeout is not None:
-        return web.cache_status("hit", ttl=max(0.0, timeout - page.age()))
+        return web.cache_status("hit", ttl=max(0.0, timeout - (page.age() if age is None
+                                                               else age)))
     return web.cache_status(status)
 
 
@@ -269,6 +338,9 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
 
         return wrapper
 
+    def _tiered(backend: CachekitCache) -> bool:
+        return bool(backend.settings.LOCAL_CACHE) if local is None else local
+
     def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
         response[web.CACHE_STATUS_HEADER] = header
         return response
@@ -285,7 +357,6 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _direct(response, web.cache_status(bypass))
         if not backend.client.codec.keyring.authenticated:
             return _direct(call(), web.cache_status("bypass", detail="unauthenticated"))
-        _watch_cookies(request)
         key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
                              vary_on_cookies=vary_cookies)
         if method == "HEAD":
@@ -294,20 +365,29 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             if page is not None:
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(call(), web.cache_status("miss", detail="head"))
+        if _tiered(backend):  # a hit from memory needs none of fetch's stampede logic
+            hit = backend.local_hit(key, _is_page, local=local)
+            if hit is not None:
+                return _finish(hit.value, "hit", {}, tier=True)
         outcome: Outcome = {}
-        result = backend.fetch(
-            key, lambda: _capture(request, call(), timeout, vary_on, outcome, vary_cookies),
-            timeout, stale_ttl=stale_ttl, should_cache=_is_page, accept=_is_page, local=local,
-        )
+
+        def compute() -> web.StoredPage | None:
+            _watch_cookies(request)  # only a render reads cookies
+            return _capture(request, call(), timeout, vary_on, outcome, vary_cookies)
+
+        result = backend.fetch(key, compute, timeout, stale_ttl=stale_ttl,
+                               should_cache=_is_page, accept=_is_page, local=local)
         return _finish(result.value, result.status, outcome)
 
-    def _finish(value: Any, status: str, outcome: Outcome) -> HttpResponseBase:
+    def _finish(value: Any, status: str, outcome: Outcome,
+                tier: bool = False) -> HttpResponseBase:
         if "response" in outcome:  # this request rendered it
             response: HttpResponseBase = outcome["response"]
             return _direct(response, _status_header(status, outcome, None, timeout))
         page = web.StoredPage.from_value(value)
         assert page is not None  # the core hands on cacheable (page) values only
-        return _from_page(page, _status_header(status, outcome, page, timeout))
+        age = page.age()
+        return _from_page(page, _status_header(status, outcome, page, timeout, age), age, tier)
 
     async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
         backend = _cachekit_or_none(alias)
@@ -321,7 +401,6 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _direct(response, web.cache_status(bypass))
         if not backend.client.codec.keyring.authenticated:
             return _direct(await call(), web.cache_status("bypass", detail="unauthenticated"))
-        _watch_cookies(request)
         key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
                              vary_on_cookies=vary_cookies)
         if method == "HEAD":
@@ -329,9 +408,14 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             if page is not None:
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(await call(), web.cache_status("miss", detail="head"))
+        if _tiered(backend):  # in memory: nothing to await
+            hit = backend.local_hit(key, _is_page, local=local)
+            if hit is not None:
+                return _finish(hit.value, "hit", {}, tier=True)
         outcome: Outcome = {}
 
         async def compute() -> web.StoredPage | None:
+            _watch_cookies(request)  # only a render reads cookies
             return _capture(request, await call(), timeout, vary_on, outcome, vary_cookies)
 
         result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,

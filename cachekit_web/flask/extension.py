@@ -651,13 +651,15 @@ class Cache:
                 forced = self._forced(forced_update, args, kwargs)
                 accept = _acceptor(view, client.codec.keyring.authenticated)
                 # A fresh hit from process memory needs none of fetch's refresh machinery.
-                result = None if forced or is_stale is not None else client.local_hit(
-                    key, accept=accept, local=local)
-                if result is None:
-                    result = await client.fetch(
-                        key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
-                        _storable, force=forced, accept=accept,
-                        refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
+                hit = None if forced or is_stale is not None else client.local_hit(
+                    key, accept, local=local)
+                if hit is not None:
+                    return self._finish(hit.value, "hit", None, view, response_hit_indication,
+                                        state)
+                result = await client.fetch(
+                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                    _storable, force=forced, accept=accept,
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication, state)
 
@@ -680,13 +682,15 @@ class Cache:
                 forced = self._forced(forced_update, args, kwargs)
                 accept = _acceptor(view, client.codec.keyring.authenticated)
                 # A fresh hit from process memory needs none of fetch's refresh machinery.
-                result = None if forced or is_stale is not None else client.local_hit(
-                    key, accept=accept, local=local)
-                if result is None:
-                    result = client.fetch(
-                        key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
-                        _storable, force=forced, accept=accept,
-                        refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
+                hit = None if forced or is_stale is not None else client.local_hit(
+                    key, accept, local=local)
+                if hit is not None:
+                    return self._finish(hit.value, "hit", None, view, response_hit_indication,
+                                        state)
+                result = client.fetch(
+                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                    _storable, force=forced, accept=accept,
+                    refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
                                     response_hit_indication, state)
 

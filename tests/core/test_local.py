@@ -440,7 +440,7 @@ def test_local_hit_serves_only_fresh_accepted_entries_from_memory(
     client.fetch("k", lambda: "computed")
     before = dict(client.metrics.totals)
     found = client.local_hit("k")
-    assert found is not None and (found.value, found.status) == ("v1", "hit")
+    assert found is not None and found.value == "v1"
     assert client.metrics.totals["hits"] == before.get("hits", 0) + 1
     assert client.metrics.totals["local_hits"] == before.get("local_hits", 0) + 1
     assert client.local_hit("k", accept=lambda v: v != "v1") is None  # refused: not served
@@ -450,3 +450,36 @@ def test_local_hit_serves_only_fresh_accepted_entries_from_memory(
     writer.set("k", "v2")  # another writer: the tier drops it
     assert wait_for(lambda: client.local_hit("k") is None)
     assert client.fetch("k", lambda: "computed").value == "v2"
+
+
+def test_local_hit_serves_only_what_the_tier_may_serve(make_client: MakeClient) -> None:
+    """local_hit (the lean read before fetch) follows the tier's rules: only a fresh,
+    accepted value held in memory, never one owed an invalidation; a miss counts nothing."""
+    client = make_client(LOCAL_CACHE=True)
+    client.set("k", "v1")
+    client.set("s", "old", 60, stale_ttl=60)
+    assert client.get("k") == "v1"
+    tier = client._local
+    assert wait_for(lambda: tier.live)
+    totals = client.metrics.totals
+    before = (totals["hits"], totals["misses"], totals["local_hits"], totals["local_misses"])
+    assert client.local_hit("k") is None  # not in memory yet: nothing counted
+    assert (totals["hits"], totals["misses"], totals["local_hits"],
+            totals["local_misses"]) == before
+    client.get("k")  # now held in memory
+    hits = totals["hits"]
+    entry = client.local_hit("k")
+    assert entry is not None and entry.value == "v1"
+    assert totals["hits"] == hits + 1 and totals["local_hits"] == before[2] + 1
+    assert client.local_hit("k", accept=lambda v: v != "v1") is None  # refused: absent
+    assert client.local_hit("k", local=False) is None  # opted out per call
+    assert totals["hits"] == hits + 1
+    assert client.get("s") == "old" and client.get("s") == "old"
+    entry = client.local_hit("s")
+    assert entry is not None and entry.value == "old"  # in memory and fresh
+    now = client.clock()
+    client.clock = lambda: now + 120  # past its fresh time, within its stale window
+    assert client.local_hit("s") is None  # fetch's stale logic decides
+    client.clock = lambda: now
+    client.pending.add([client.full_key("k")])  # as set() does when Redis is unreachable
+    assert client.local_hit("k") is None

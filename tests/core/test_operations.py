@@ -303,3 +303,25 @@ def test_values_of_many_types(any_client: CacheClient) -> None:
     }
     any_client.set("k", value)
     assert any_client.get("k") == value
+
+
+def test_metrics_local_hit_counts_like_two_counts() -> None:
+    seen: list[tuple[str, int]] = []
+
+    class Sink:
+        def count(self, what: str, n: int) -> None:
+            seen.append((what, n))
+
+        def error(self, code: str) -> None:
+            """Unused."""
+
+        def observe(self, op: str, seconds: float) -> None:
+            """Unused."""
+
+    m = Metrics(clock=lambda: 600_000.0)
+    m.sinks.append(Sink())
+    m.local_hit()
+    m.local_hit()
+    assert m.totals["hits"] == 2 and m.totals["local_hits"] == 2 and m.totals["misses"] == 0
+    assert m.series()[-1]["hits"] == 2 and m.hit_rate() == 1.0
+    assert seen == [("local_hits", 1), ("hits", 1)] * 2

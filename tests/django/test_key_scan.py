@@ -92,3 +92,29 @@ def test_many_distinct_keys_stay_right(cache: Any) -> None:
     for _ in range(2):
         assert cache.get_many(keys) == dict.fromkeys(keys[::500], "v")
     assert len(cache._made) <= 4096
+
+
+def test_single_key_operations_warn_exactly_as_django(cache: Any) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CacheKeyWarning)
+        cache.set("plain", 1)
+        assert cache.get("plain") == 1 and cache.get("ключ") is None
+    for bad in ("has space", "tab\tkey", "x" * 260, "del\x7f"):
+        with pytest.warns(CacheKeyWarning):
+            cache.get(bad)
+        with pytest.warns(CacheKeyWarning):
+            cache.set(bad, 1)
+
+
+def test_a_subclass_validate_key_runs_for_single_keys(redis_url: str, namespace: str) -> None:
+    seen: list[str] = []
+
+    class Strict(CachekitCache):  # type: ignore[misc]
+        def validate_key(self, key: str) -> None:
+            seen.append(key)
+
+    conf = cache_conf(redis_url, namespace)
+    strict = Strict(conf["LOCATION"], conf)
+    strict.get("a")
+    strict.set("b", 1)
+    assert len(seen) == 2

@@ -53,3 +53,29 @@ def test_page_key_follows_changed_settings() -> None:
     with override_settings(USE_I18N=not __import__("django.conf").conf.settings.USE_I18N):
         assert page_cache_key(request) != first
     assert page_cache_key(request) == first
+
+
+def test_a_remembered_host_is_checked_again_when_allowed_hosts_change() -> None:
+    from django.core.exceptions import DisallowedHost
+
+    with override_settings(ALLOWED_HOSTS=["example.org"]):
+        request = RequestFactory().get("/page/", HTTP_HOST="example.org")
+        assert _absolute_uri(request) == "http://example.org/page/"
+        assert _absolute_uri(request) == "http://example.org/page/"  # remembered
+        with pytest.raises(DisallowedHost):  # another Host is still checked
+            _absolute_uri(RequestFactory().get("/page/", HTTP_HOST="evil.example"))
+    with override_settings(ALLOWED_HOSTS=["other.org"]):
+        with pytest.raises(DisallowedHost):
+            _absolute_uri(RequestFactory().get("/page/", HTTP_HOST="example.org"))
+        with pytest.raises(DisallowedHost):  # refused hosts are never remembered
+            _absolute_uri(RequestFactory().get("/page/", HTTP_HOST="example.org"))
+
+
+def test_forwarded_host_and_scheme_enter_the_remembered_origin() -> None:
+    with override_settings(ALLOWED_HOSTS=["a.org", "b.org"], USE_X_FORWARDED_HOST=True,
+                           SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https")):
+        for forwarded, proto in (("a.org", "http"), ("b.org", "https"), ("a.org", "https")):
+            request = RequestFactory().get("/p/", HTTP_HOST="a.org",
+                                           HTTP_X_FORWARDED_HOST=forwarded,
+                                           HTTP_X_FORWARDED_PROTO=proto)
+            assert _absolute_uri(request) == request.build_absolute_uri()

@@ -235,9 +235,9 @@ class CacheClient(_ClientBase):
         tier = self._local_tier(local)
         if tier is not None:
             fk = self.full_key(key)
-            value = self._from_memory(tier, fk)  # the common case: one lookup, no lock
-            if value is not _MISSING:
-                return value
+            found = self._from_memory(tier, fk)  # the common case: one lookup, no lock
+            if found is not None:
+                return found.value
             entry = self._local_entry(tier, fk)
             now = self.clock()
             self._count_lookups((entry,), now)
