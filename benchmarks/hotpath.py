@@ -25,6 +25,7 @@ from .harness import Batch, Config, Stat, Table, fmt_spread, fmt_us, measure, sm
 COLUMNS = ("goal", "contender", "us/op", "spread", "time vs ref", "goal met")
 TIER_FLASK = "cachekit Flask @cached, in-process tier"
 TIER_DJANGO = "cachekit Django cache_page, in-process tier"
+BARE_FLASK = "floor: the view uncached (Flask's request handling, session opened)"
 SECRET_KEY = "benchmark-secret-key-not-a-secret-0123456789abcdef"
 _PAGE = "<!doctype html><html><body>" + "".join(
     f"<p class='row-{i % 2}'>Product {i}: {i * 37 % 1000} EUR</p>" for i in range(110)
@@ -70,6 +71,40 @@ class _RawMsgpack:
     def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
         raws = self.client.mget(["rawmp:" + k for k in keys])
         return {k: msgpack.unpackb(r) for k, r in zip(keys, raws, strict=True) if r is not None}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _SealedFloor:
+    """The raw reference plus AES-GCM: redis-py's MGET of cachekit's own encrypted frames
+    (full keys worked out once, as raw's prefix), each opened and unpacked, nothing else
+    (no key rules, expiry or shape checks, metrics or breaker): raw redis-py's cost of
+    reading values sealed one by one."""
+
+    def __init__(self, url: str, cache: Any) -> None:
+        from cachekit_web.core.codec import _BODY, HEADER2_SIZE
+
+        self.client = redis.Redis.from_url(url)
+        self.core = cache.client  # the Django backend's core client
+        self.head, self.body = HEADER2_SIZE, _BODY
+        self.cache = cache
+        decrypt = self.core.codec.keyring.current_decrypt()
+        if decrypt is None:
+            raise AssertionError("the sealed floor needs an encrypting cache")
+        self.decrypt = decrypt
+        self.full: dict[str, str] = {}
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        fks = [self.full.get(k) or self._full(k) for k in keys]
+        frames = self.client.mget(fks)
+        head, body, decrypt, unpackb = self.head, self.body, self.decrypt, msgpack.unpackb
+        return {k: unpackb(decrypt(f[head:body], f[body:], f[:head] + fk.encode()))
+                for k, fk, f in zip(keys, fks, frames, strict=True) if f is not None}
+
+    def _full(self, key: str) -> str:
+        fk = self.full[key] = self.core.full_key(self.cache.make_key(key))
+        return fk
 
     def close(self) -> None:
         self.client.close()
@@ -165,9 +200,17 @@ def _flask_apps(url: str) -> dict[str, Batch]:
     def tiered_page() -> str:
         return _PAGE
 
+    bare = Flask("bench-flask-bare")  # the same page, no cache: Flask's own request cost
+    bare.config.update(SECRET_KEY=SECRET_KEY)
+
+    @bare.route("/page")
+    def bare_page() -> str:
+        return _PAGE
+
     batches = {"Flask-Caching (RedisCache)": _wsgi_hit(theirs.wsgi_app, "/page"),
                "cachekit Flask @cached (signed)": _wsgi_hit(ours.wsgi_app, "/page"),
-               TIER_FLASK: _wsgi_hit(tiered.wsgi_app, "/page")}
+               TIER_FLASK: _wsgi_hit(tiered.wsgi_app, "/page"),
+               BARE_FLASK: _wsgi_hit(bare.wsgi_app, "/page")}
     for batch in batches.values():
         batch(2)  # fill
     _tier_live(ckl.client)
@@ -273,7 +316,11 @@ def run_hotpath(url: str, cfg: Config) -> Table:
             dj[name].set_many(dict.fromkeys(many, value))
             if len(dj[name].get_many(many)) != 100:
                 raise AssertionError(f"{name}: get_many lost values")
+        floor = _SealedFloor(url, dj["cachekit"])
+        if floor.get_many(many) != dj["cachekit"].get_many(many):
+            raise AssertionError("the sealed floor reads other values")
         got = measure({"raw": _manyer(raw.get_many, many),
+                       "floor": _manyer(floor.get_many, many),
                        "ck": _manyer(dj["cachekit"].get_many, many),
                        "dj": _manyer(dj["redis"].get_many, many),
                        "djr": _manyer(dj["django-redis"].get_many, many)},
@@ -281,6 +328,9 @@ def run_hotpath(url: str, cfg: Config) -> Table:
         goal = "get_many(100) small"
         _row(table, goal, "raw redis-py + msgpack", got["raw"], None, None)
         _row(table, goal, "cachekit Django (encrypted)", got["ck"], got["raw"], 1.3)
+        _row(table, goal, "raw redis-py + msgpack + AES-GCM open per value", got["floor"],
+             got["raw"], None)
+        floor.close()
         _row(table, goal, "django RedisCache", got["dj"], got["raw"], None)
         _row(table, goal, "django-redis", got["djr"], got["raw"], None)
         faster = "yes" if got["ck"].median < got["djr"].median else "NO"
@@ -294,6 +344,7 @@ def run_hotpath(url: str, cfg: Config) -> Table:
         _row(table, goal, names[0], got[names[0]], None, None)
         _row(table, goal, names[1], got[names[1]], got[names[0]], 0.9)
         _row(table, goal, names[2], got[names[2]], got[names[0]], 0.3)
+        _row(table, goal, names[3], got[names[3]], got[names[0]], None)
 
         django = _django_views(url)
         got = measure(django, cfg.n(600), cfg.repeats)
