@@ -210,10 +210,14 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The core async client sharing this cache's breaker, metrics and codec."""
         return AsyncCacheClient.twin(self._client)  # a pool per event loop, kept by the core
 
-    def _key(self, key: Any, version: int | None) -> str:
+    def _own_key_rules(self) -> bool:
+        """Whether a subclass validates or makes-and-validates keys itself."""
         cls = type(self)
-        if cls.validate_key is not BaseCache.validate_key or \
-                cls.make_and_validate_key is not BaseCache.make_and_validate_key:
+        return (cls.validate_key is not BaseCache.validate_key
+                or cls.make_and_validate_key is not BaseCache.make_and_validate_key)
+
+    def _key(self, key: Any, version: int | None) -> str:
+        if self._own_key_rules():
             return str(self.make_and_validate_key(key, version=version))  # a subclass's rules
         made = self.make_key(key, version=version)
         # Django's memcached key scan only warns: skipped where it could not (see _made_keys).
@@ -241,7 +245,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Made key -> caller's key. Django's memcached key scan (``validate_key``) runs
         only for keys it could warn about: a key of at most 250 printable characters
         without a space draws no warning, and the core enforces its own rules (E023)."""
-        if type(self).validate_key is not BaseCache.validate_key:  # a subclass's own rules
+        if self._own_key_rules():  # a subclass's own rules, for every key
             return {self._key(k, version): k for k in keys}
         make, validate = self.make_key, self.validate_key
         memo = self._memo(version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from typing import Any
 
@@ -34,6 +35,21 @@ def test_a_subclass_validate_key_runs_for_every_key(redis_url: str, namespace: s
     strict = Strict(conf["LOCATION"], conf)
     strict.get_many(["a", "b"])
     assert len(seen) == 2
+
+
+def test_a_subclass_make_and_validate_key_is_used_by_every_read(redis_url: str,
+                                                                 namespace: str) -> None:
+    class Lower(CachekitCache):  # type: ignore[misc]
+        def make_and_validate_key(self, key: Any, version: int | None = None) -> str:
+            return str(super().make_and_validate_key(str(key).lower(), version=version))
+
+    conf = cache_conf(redis_url, namespace)
+    lower = Lower(conf["LOCATION"], conf)
+    lower.set("ABC", "v")
+    assert lower.get("abc") == "v" and lower.get("ABC") == "v"
+    assert lower.get_many(["ABC", "x"]) == {"ABC": "v"}
+    assert asyncio.run(lower.aget_many(["ABC"])) == {"ABC": "v"}
+    assert asyncio.run(lower.aget("ABC")) == "v"
 
 
 def test_remembered_keys_follow_prefix_and_version(cache: Any) -> None:
