@@ -591,7 +591,7 @@ class Cache:
                         found = view_key(req, view)
                         if len(keys) >= _KEYS_PER_VIEW:
                             keys.clear()
-                        if sum(len(f) for f in facts[4:] if isinstance(f, str)) <= _KEY_FACTS:
+                        if sum(len(f) for f in facts[3:] if isinstance(f, str)) <= _KEY_FACTS:
                             keys[facts] = found
                     key = found
                 else:
