@@ -220,7 +220,7 @@ def _base_url(req: Any = None) -> str:
 
 _HIT_STATUS = cache_status("hit")
 _KEYS_PER_VIEW = 1024  # remembered view keys per cached view
-_KEY_FACTS = 2048  # longest root, path, query and cookie (total) whose key is remembered
+_KEY_FACTS = 2048  # longest host, root, path, query and cookie (total) whose key is remembered
 
 
 def _page_response(page: StoredPage, status_header: bool, app: Flask) -> Response:
