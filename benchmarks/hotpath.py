@@ -180,25 +180,21 @@ def _flask_apps(url: str) -> dict[str, Batch]:
     def their_page() -> str:
         return _PAGE
 
-    ours = Flask("bench-cachekit")
-    ours.config.update(SECRET_KEY=SECRET_KEY, CACHEKIT_REDIS_URL=url,
-                       CACHEKIT_NAMESPACE="bench-flask")
-    ck = Cache(ours)
+    def cachekit_app(name: str, **config: Any) -> tuple[Any, Any]:
+        app = Flask(name)
+        app.config.update(SECRET_KEY=SECRET_KEY, CACHEKIT_REDIS_URL=url,
+                          CACHEKIT_NAMESPACE=name, **config)
+        cache = Cache(app)
 
-    @ours.route("/page")
-    @ck.cached(timeout=TTL)
-    def our_page() -> str:
-        return _PAGE
+        @app.route("/page")
+        @cache.cached(timeout=TTL)
+        def page() -> str:
+            return _PAGE
 
-    tiered = Flask("bench-cachekit-local")
-    tiered.config.update(SECRET_KEY=SECRET_KEY, CACHEKIT_REDIS_URL=url,
-                         CACHEKIT_NAMESPACE="bench-flask-local", CACHEKIT_LOCAL_CACHE=True)
-    ckl = Cache(tiered)
+        return app, cache
 
-    @tiered.route("/page")
-    @ckl.cached(timeout=TTL)
-    def tiered_page() -> str:
-        return _PAGE
+    ours, _ = cachekit_app("bench-flask")
+    tiered, ckl = cachekit_app("bench-flask-local", CACHEKIT_LOCAL_CACHE=True)
 
     bare = Flask("bench-flask-bare")  # the same page, no cache: Flask's own request cost
     bare.config.update(SECRET_KEY=SECRET_KEY)

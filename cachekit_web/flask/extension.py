@@ -632,6 +632,13 @@ class Cache:
                 req = ctx.request
                 return request_bypass_reason(req.method, EnvironHeaders(req.environ))
 
+            def from_memory(client: Any, key: str, forced: bool,
+                            accept: Callable[[Any], bool]) -> Any:
+                """A fresh hit from the in-process tier (no refresh machinery needed), or None."""
+                if forced or is_stale is not None:
+                    return None
+                return client.local_hit(key, accept, local=local)
+
             async def awrapper(*args: Any, **kwargs: Any) -> Any:
                 if unless is not None and self._bypass(unless, f, args, kwargs):
                     return await f(*args, **kwargs)
@@ -650,10 +657,7 @@ class Cache:
 
                 forced = self._forced(forced_update, args, kwargs)
                 accept = _acceptor(view, client.codec.keyring.authenticated)
-                # A fresh hit from process memory needs none of fetch's refresh machinery.
-                hit = None if forced or is_stale is not None else client.local_hit(
-                    key, accept, local=local)
-                if hit is not None:
+                if (hit := from_memory(client, key, forced, accept)) is not None:
                     return self._finish(hit.value, "hit", None, view, response_hit_indication,
                                         state)
                 result = await client.fetch(
@@ -681,10 +685,7 @@ class Cache:
 
                 forced = self._forced(forced_update, args, kwargs)
                 accept = _acceptor(view, client.codec.keyring.authenticated)
-                # A fresh hit from process memory needs none of fetch's refresh machinery.
-                hit = None if forced or is_stale is not None else client.local_hit(
-                    key, accept, local=local)
-                if hit is not None:
+                if (hit := from_memory(client, key, forced, accept)) is not None:
                     return self._finish(hit.value, "hit", None, view, response_hit_indication,
                                         state)
                 result = client.fetch(
