@@ -24,7 +24,8 @@ def test_get_many_warns_exactly_as_django(cache: Any) -> None:
             cache.get_many(["plain", bad])
 
 
-def test_a_subclass_validate_key_runs_for_every_key(redis_url: str, namespace: str) -> None:
+def _strict(redis_url: str, namespace: str) -> tuple[Any, list[str]]:
+    """A CachekitCache subclass with its own validate_key, and the keys it was shown."""
     seen: list[str] = []
 
     class Strict(CachekitCache):  # type: ignore[misc]
@@ -32,7 +33,11 @@ def test_a_subclass_validate_key_runs_for_every_key(redis_url: str, namespace: s
             seen.append(key)
 
     conf = cache_conf(redis_url, namespace)
-    strict = Strict(conf["LOCATION"], conf)
+    return Strict(conf["LOCATION"], conf), seen
+
+
+def test_a_subclass_validate_key_runs_for_every_key(redis_url: str, namespace: str) -> None:
+    strict, seen = _strict(redis_url, namespace)
     strict.get_many(["a", "b"])
     assert len(seen) == 2
 
@@ -123,14 +128,7 @@ def test_single_key_operations_warn_exactly_as_django(cache: Any) -> None:
 
 
 def test_a_subclass_validate_key_runs_for_single_keys(redis_url: str, namespace: str) -> None:
-    seen: list[str] = []
-
-    class Strict(CachekitCache):  # type: ignore[misc]
-        def validate_key(self, key: str) -> None:
-            seen.append(key)
-
-    conf = cache_conf(redis_url, namespace)
-    strict = Strict(conf["LOCATION"], conf)
+    strict, seen = _strict(redis_url, namespace)
     strict.get("a")
     strict.set("b", 1)
     assert len(seen) == 2
