@@ -276,6 +276,16 @@ def _row(table: Table, goal: str, name: str, stat: Stat, ref: Stat | None,
     return met
 
 
+def _view_rows(table: Table, goal: str, batches: dict[str, Batch],
+               limits: Sequence[float | None], cfg: Config) -> None:
+    """Time the view hits interleaved; the first batch is the reference of the others."""
+    got = measure(batches, cfg.n(600), cfg.repeats)
+    ref, *others = batches
+    _row(table, goal, ref, got[ref], None, None)
+    for name, limit in zip(others, limits, strict=True):
+        _row(table, goal, name, got[name], got[ref], limit)
+
+
 def run_hotpath(url: str, cfg: Config) -> Table:
     """The issue's goals in one run: each contender interleaved with its reference."""
     from .contenders import Cachekit
@@ -333,22 +343,8 @@ def run_hotpath(url: str, cfg: Config) -> Table:
         table.add(goal, "cachekit vs django-redis", "", "",
                   f"{time_ratio(got['djr'], got['ck']):.2f}", f"{faster} (< 1)")
 
-        flask = _flask_apps(url)
-        got = measure(flask, cfg.n(600), cfg.repeats)
-        names = list(flask)
-        goal = "Flask view hit (4 KB)"
-        _row(table, goal, names[0], got[names[0]], None, None)
-        _row(table, goal, names[1], got[names[1]], got[names[0]], 0.9)
-        _row(table, goal, names[2], got[names[2]], got[names[0]], 0.3)
-        _row(table, goal, names[3], got[names[3]], got[names[0]], None)
-
-        django = _django_views(url)
-        got = measure(django, cfg.n(600), cfg.repeats)
-        names = list(django)
-        goal = "Django view hit (4 KB)"
-        _row(table, goal, names[0], got[names[0]], None, None)
-        _row(table, goal, names[1], got[names[1]], got[names[0]], 0.4)
-        _row(table, goal, names[2], got[names[2]], got[names[0]], 0.1)
+        _view_rows(table, "Flask view hit (4 KB)", _flask_apps(url), (0.9, 0.3, None), cfg)
+        _view_rows(table, "Django view hit (4 KB)", _django_views(url), (0.4, 0.1), cfg)
     finally:
         raw.close()
         enc.close()
