@@ -548,9 +548,13 @@ class _ClientBase:
     # -- the in-process tier (core/local.py) --------------------------------
     _local: Any = _MISSING  # this client's LocalTier, None where it cannot work; made lazily
 
+    def wants_tier(self, local: bool | None = None) -> bool:
+        """Whether ``local`` (None: the LOCAL_CACHE setting) asks for the in-process tier."""
+        return bool(self.settings.LOCAL_CACHE if local is None else local)
+
     def _local_tier(self, local: bool | None) -> LocalTier | None:
         """The in-process tier if ``local`` (default: LOCAL_CACHE) asks for it and it works."""
-        if not (self.settings.LOCAL_CACHE if local is None else local):
+        if not self.wants_tier(local):
             return None
         tier = self._local
         if tier is _MISSING:

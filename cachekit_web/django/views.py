@@ -338,9 +338,6 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
 
         return wrapper
 
-    def _tiered(backend: CachekitCache) -> bool:
-        return bool(backend.settings.LOCAL_CACHE) if local is None else local
-
     def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
         response[web.CACHE_STATUS_HEADER] = header
         return response
@@ -365,7 +362,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             if page is not None:
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(call(), web.cache_status("miss", detail="head"))
-        if _tiered(backend):  # a hit from memory needs none of fetch's stampede logic
+        if backend.client.wants_tier(local):  # a memory hit needs no stampede logic
             hit = backend.local_hit(key, _is_page, local=local)
             if hit is not None:
                 return _finish(hit.value, "hit", {}, tier=True)
@@ -408,7 +405,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             if page is not None:
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(await call(), web.cache_status("miss", detail="head"))
-        if _tiered(backend):  # in memory: nothing to await
+        if backend.client.wants_tier(local):  # in memory: nothing to await
             hit = backend.local_hit(key, _is_page, local=local)
             if hit is not None:
                 return _finish(hit.value, "hit", {}, tier=True)
