@@ -286,6 +286,11 @@ class StoredPage:
         return max(0, int((now if now is not None else time.time()) - self.stored_at))
 
 
+def is_page(value: Any) -> bool:
+    """Whether ``value`` is a stored page (by type, never by shape)."""
+    return isinstance(value, StoredPage)
+
+
 def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None = None,
                  stored: bool = False) -> str:
     """An RFC 9211 Cache-Status value for a lookup outcome.

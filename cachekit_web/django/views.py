@@ -259,10 +259,6 @@ def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | 
                                   response.content, response.charset)
 
 
-def _is_page(value: Any) -> bool:
-    return isinstance(value, web.StoredPage)  # as StoredPage.from_value: by type
-
-
 # A page's filtered headers by the page object (the in-process tier serves one object per
 # entry; it is immutable): (page, headers), the page kept so that its id is not reused.
 _REPLAY: dict[int, tuple[web.StoredPage, dict[str, str]]] = {}
@@ -363,7 +359,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(call(), web.cache_status("miss", detail="head"))
         if backend.client.wants_tier(local):  # a memory hit needs no stampede logic
-            hit = backend.local_hit(key, _is_page, local=local)
+            hit = backend.local_hit(key, web.is_page, local=local)
             if hit is not None:
                 return _finish(hit.value, "hit", {}, tier=True)
         outcome: Outcome = {}
@@ -373,7 +369,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _capture(request, call(), timeout, vary_on, outcome, vary_cookies)
 
         result = backend.fetch(key, compute, timeout, stale_ttl=stale_ttl,
-                               should_cache=_is_page, accept=_is_page, local=local)
+                               should_cache=web.is_page, accept=web.is_page, local=local)
         return _finish(result.value, result.status, outcome)
 
     def _finish(value: Any, status: str, outcome: Outcome,
@@ -406,7 +402,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
                 return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
             return _direct(await call(), web.cache_status("miss", detail="head"))
         if backend.client.wants_tier(local):  # in memory: nothing to await
-            hit = backend.local_hit(key, _is_page, local=local)
+            hit = backend.local_hit(key, web.is_page, local=local)
             if hit is not None:
                 return _finish(hit.value, "hit", {}, tier=True)
         outcome: Outcome = {}
@@ -416,7 +412,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             return _capture(request, await call(), timeout, vary_on, outcome, vary_cookies)
 
         result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,
-                                      should_cache=_is_page, accept=_is_page, local=local)
+                                      should_cache=web.is_page, accept=web.is_page, local=local)
         return _finish(result.value, result.status, outcome)
 
     return decorator

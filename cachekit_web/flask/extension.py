@@ -34,6 +34,7 @@ from ..core.web import (
     cache_status,
     cookie_key_parts,
     fragment_cache_key,
+    is_page,
     normalized_query,
     request_bypass_reason,
     response_uncacheable_reason,
@@ -93,10 +94,6 @@ def _storable(value: Any) -> bool:
     return not isinstance(value, _Marker)
 
 
-def _is_page(value: Any) -> bool:
-    return isinstance(value, StoredPage)
-
-
 def _any_value(value: Any) -> bool:
     return True
 
@@ -109,7 +106,7 @@ def _acceptor(view: bool, authenticated: bool) -> Callable[[Any], bool]:
     """Which stored values a wrapper can deliver: a view only pages, and a page only from
     an authenticated entry (any other stored value is a miss to the core)."""
     if view:
-        return _is_page
+        return is_page
     return _any_value if authenticated else _not_page
 
 
