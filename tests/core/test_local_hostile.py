@@ -252,6 +252,50 @@ def test_lookup_never_serves_an_entry_whose_invalidation_was_read(redis_url: str
         tier.close()
 
 
+class _DyingReader(LocalTier):
+    """A tier whose reader thread ends abruptly once (as a BaseException would end it)."""
+
+    die = False
+
+    def _serve(self) -> None:
+        if self.die:
+            self.die = False
+            raise SystemExit  # ends the thread without a traceback
+        super()._serve()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_reader_thread_turns_the_tier_off_and_is_restarted(
+        redis_url: str, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    from cachekit_web.core._sync.redis import pool_for
+    from cachekit_web.core.settings import Settings
+
+    caplog.set_level(logging.WARNING, "cachekit_web.local")
+    prefix = namespace + ":"
+    pool = pool_for(redis_url, Settings(REDIS_URL=redis_url))
+    tier = _DyingReader(lambda: pool.connection_class(**local_mod.tracking_kwargs(pool)),
+                        prefix, max_entries=100, max_bytes=10_000, lease=1.0)
+    try:
+        assert wait_for(lambda: tier.live)
+        assert store(tier, prefix + "a", 1)
+        first = tier._thread
+        assert first is not None
+        tier.die = True
+        raw = raw_for(redis_url)
+        raw.client_kill_filter(_id=tier.client_id)  # the reader reconnects...
+        raw.close()
+        first.join(5)  # ...and dies in the attempt
+        assert not first.is_alive()
+        assert not tier.live and len(tier) == 0 and tier.lookup(prefix + "a") is None
+        assert "E070" in caplog.text
+        store(tier, prefix + "a", 2)  # the next read restarts the reader
+        assert tier._thread is not first
+        assert wait_for(lambda: tier.live)
+        assert store(tier, prefix + "a", 3) and tier.lookup(prefix + "a") == Entry(3)
+    finally:
+        tier.close()
+
+
 # -- item 5: without hiredis ---------------------------------------------------------
 _NO_HIREDIS = textwrap.dedent("""
     import logging, sys, time
