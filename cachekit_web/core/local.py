@@ -284,8 +284,13 @@ class LocalTier:
         poller = self._poller
         # Also wait for a drain under way (on the reader thread): the invalidation it
         # took off the socket may be this key's. Socket first, then the flag (see drain).
-        if poller is not None and (_ready(poller) or self._reading):  # no lock when idle
-            self.drain()
+        if poller is not None:  # no lock when idle
+            try:
+                pending = poller.poll(0)
+            except RuntimeError:  # another thread is polling: look under the lock
+                pending = [True]
+            if pending or self._reading:
+                self.drain()
         found = self._entries.get(fk)
         if found is None:
             return None
