@@ -348,6 +348,7 @@ class LocalTier:
         big or cannot be copied (too deep, self-referring): then it is read from Redis."""
         size = max(size, weight(entry.value))  # decoded, not sealed: a frame compresses
         if size > self.max_bytes:
+            self._drop_locked(fk)  # whatever it held is older than this read
             return False
         try:
             copy_fn = copier(entry.value)
