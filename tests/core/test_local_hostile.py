@@ -28,7 +28,7 @@ CHANNEL = "__redis__:invalidate"
 GARBAGE: list[Any] = [
     b"a plain string", 42, -7, 3.5, b"", b"\r\n", b"\xff\xfe\x80 not UTF-8 \xc3",
     b"*2\r\n$1\r\na\r\n*1\r\n*1\r\n:1\r\n",  # RESP that looks like nested arrays
-    b"-ERR forged\r\n", b"x" * (2 << 20),  # a 2 MiB payload
+    b"-ERR forged\r\n", b"x" * (1 << 20),  # a 1 MiB payload
 ]
 
 
