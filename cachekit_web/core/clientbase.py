@@ -593,6 +593,12 @@ class _ClientBase:
             for fk in fks:
                 tier.forget(fk)
 
+    def _local_flush(self) -> None:
+        """This process cleared keys it does not list: drop the whole tier."""
+        tier = self._local
+        if tier is not _MISSING and tier is not None:
+            tier.flush()
+
     def _fresh(self, entry: Entry | None, now: float) -> bool:
         return entry is not None and (entry.fresh_until is None or entry.fresh_until > now)
 

@@ -380,9 +380,13 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "than 6.0 and has no CLIENT TRACKING",
                 "the backend is Cluster, Sentinel, read replicas or memory://, where the "
                 "tier is not available",
+                "the tier's tracking connection was lost (Redis restarted, CLIENT KILL, "
+                "network) or cannot be opened: the tier is off until it reconnects, "
+                "which it retries in the background (logged once per outage)",
             ),
             fix="Upgrade Redis to 6.0 or later and use a redis://, rediss:// or unix:// URL; "
-            "reads work as before (from Redis) meanwhile.",
+            "for a lost tracking connection, check that Redis is reachable (the message "
+            "says why it failed). Reads work as before (from Redis) meanwhile.",
         ),
     )
 }

@@ -31,6 +31,7 @@ import logging
 import os
 import select
 import ssl
+import sys
 import threading
 import time
 import uuid
@@ -38,8 +39,6 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
-
-import redis
 
 from .codec import Entry
 from .settings import Settings
@@ -54,6 +53,15 @@ _IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), complex, _dt.d
                         _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID,
                         frozenset, range, StoredPage})  # StoredPage: frozen, of tuples and bytes
 _NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_MAX_DEPTH = 64  # deeper values are served from Redis, never copied out of the tier
+# Keys of a pool's options that would switch on redis-py 8's maintenance notifications,
+# which need hiredis or RESP3: the tracking connection speaks RESP2 with any parser.
+_NOT_FOR_TRACKING = ("maint_notifications_config", "maint_notifications_pool_handler",
+                     "oss_cluster_maint_notifications_handler")
+
+
+class _TooDeep(Exception):
+    """A value nested deeper than the tier copies (or referring to itself)."""
 
 
 class _Incomplete(Exception):
@@ -128,23 +136,30 @@ def server_version(info: Any) -> tuple[int, ...]:
 
 def copied(value: Any) -> Any:
     """``value`` itself if immutable, else a copy (cheap for the JSON-like shapes)."""
-    copy_fn = copier(value)
+    try:
+        copy_fn = copier(value)
+    except _TooDeep:
+        return copy.deepcopy(value)
     return value if copy_fn is None else copy_fn(value)
 
 
 Copier = Callable[[Any], Any]
 
 
-def copier(value: Any) -> Copier | None:
+def copier(value: Any, _depth: int = 0) -> Copier | None:
     """A function that copies values shaped like ``value``; None if it is immutable.
 
     Worked out once when an entry is kept, so a hit copies only the mutable parts.
+    Raises _TooDeep past _MAX_DEPTH levels (a self-referring value never ends).
     """
     kind = type(value)
     if kind in _IMMUTABLE:
         return None
+    if _depth >= _MAX_DEPTH:
+        raise _TooDeep
     if kind is dict:
-        inner = [(k, c) for k, c in ((k, copier(v)) for k, v in value.items()) if c is not None]
+        inner = [(k, c) for k, c in ((k, copier(v, _depth + 1)) for k, v in value.items())
+                 if c is not None]
         if not inner:
             return dict.copy
 
@@ -155,19 +170,45 @@ def copier(value: Any) -> Copier | None:
             return out
 
         return copy_dict
-    if kind is list:
-        if all(type(v) in _IMMUTABLE for v in value):
-            return list.copy
-        return _copy_list
-    if kind is tuple:
-        if all(copier(v) is None for v in value):
-            return None
-        return lambda t: tuple(copied(v) for v in t)
+    if kind is list or kind is tuple:
+        parts = [(i, c) for i, c in enumerate(copier(v, _depth + 1) for v in value)
+                 if c is not None]
+        if not parts:
+            return list.copy if kind is list else None
+
+        def copy_seq(seq: Any) -> Any:
+            out = list(seq)
+            for i, c in parts:
+                out[i] = c(seq[i])
+            return out if kind is list else tuple(out)
+
+        return copy_seq
     return copy.deepcopy
 
 
-def _copy_list(value: list[Any]) -> list[Any]:
-    return [copied(v) for v in value]
+def weight(value: Any) -> int:
+    """Bytes ``value`` holds in process memory, each object counted once (the memory cap)."""
+    kind = type(value)
+    if kind is str or kind is bytes:
+        return sys.getsizeof(value)
+    total, seen, todo = 0, set(), [value]  # a loop, not recursion: any depth, any cycle
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        kind = type(obj)
+        if kind is dict:
+            todo.extend(obj.keys())
+            todo.extend(obj.values())
+        elif kind in (list, tuple, set, frozenset):
+            todo.extend(obj)
+        elif kind is StoredPage:
+            todo.extend((obj.headers, obj.body, obj.charset))
+        elif not isinstance(obj, type) and hasattr(obj, "__dict__"):
+            todo.extend(vars(obj).values())
+    return total
 
 
 class LocalTier:
@@ -186,6 +227,8 @@ class LocalTier:
         self.sinks: list[Any] = []  # Metrics objects that count invalidations
         self.invalidations = 0
         self.flushes = 0
+        self.bad_messages = 0  # what came on the channel that was not a list of keys
+        self._off_since: str | None = None  # why tracking is down, once warned (E070)
         self._reset_state()
         self._start = start
         _ALL.add(self)
@@ -208,6 +251,7 @@ class LocalTier:
         self._poller: Any = None  # poll object on the socket: a cheap "anything to read?"
         self._conn: Any = None
         self._buf = bytearray()
+        self._reading = False  # a drain took bytes off the socket and has not applied them
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -228,7 +272,7 @@ class LocalTier:
 
     @property
     def size_bytes(self) -> int:
-        """Stored frame bytes (the memory cap's measure)."""
+        """Decoded bytes held (the memory cap's measure, see ``weight``)."""
         return self._bytes
 
     # -- the read path -----------------------------------------------------
@@ -238,8 +282,15 @@ class LocalTier:
             _after_fork_in_child(self)
             return None
         poller = self._poller
-        if poller is not None and poller.poll(0):  # no exception, no lock when idle
-            self.drain()
+        # Also wait for a drain under way (on the reader thread): the invalidation it
+        # took off the socket may be this key's. Socket first, then the flag (see drain).
+        if poller is not None:  # no lock when idle
+            try:
+                pending = poller.poll(0)
+            except RuntimeError:  # another thread is polling: look under the lock
+                pending = [True]
+            if pending or self._reading:
+                self.drain()
         found = self._entries.get(fk)
         if found is None:
             return None
@@ -250,7 +301,11 @@ class LocalTier:
                 self.forget(fk)
             return None
         if copy_fn is not None:
-            return Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
+            try:
+                return Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
+            except RecursionError:  # the caller's stack is deeper than the filler's was
+                self.forget(fk)
+                return None
         return entry
 
     def begin(self, fk: str) -> tuple[int, int, float]:
@@ -271,22 +326,14 @@ class LocalTier:
             _after_fork_in_child(self)
             return False
         poller = self._poller
-        if poller is not None and poller.poll(0):
+        if poller is not None and _ready(poller):
             self.drain()  # apply what arrived before the reply did
         with self._lock:
             stored = False
             if (entry is not None and pttl_ms != -2 and generation == self._generation
                     and self._touched.get(fk, 0) <= seq and self.clock() < self._lease_until
                     and size <= self.max_bytes):
-                deadline = float("inf") if pttl_ms < 0 else sent + pttl_ms / 1000.0
-                self._drop_locked(fk)
-                copy_fn = copier(entry.value)
-                if copy_fn is not None:  # the caller gets ``entry``: keep a copy of our own
-                    entry = Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
-                self._entries[fk] = (entry, deadline, size, copy_fn)
-                self._bytes += size
-                self._evict_locked()
-                stored = True
+                stored = self._keep_locked(fk, entry, sent, size, pttl_ms)
             left = self._inflight.get(fk, 1) - 1
             if left <= 0:
                 self._inflight.pop(fk, None)
@@ -294,6 +341,28 @@ class LocalTier:
             else:
                 self._inflight[fk] = left
             return stored
+
+    def _keep_locked(self, fk: str, entry: Entry, sent: float, size: int,
+                     pttl_ms: int) -> bool:
+        """Store a copy of ``entry`` (the caller keeps the original); False when it is too
+        big or cannot be copied (too deep, self-referring): then it is read from Redis."""
+        size = max(size, weight(entry.value))  # decoded, not sealed: a frame compresses
+        if size > self.max_bytes:
+            self._drop_locked(fk)  # whatever it held is older than this read
+            return False
+        try:
+            copy_fn = copier(entry.value)
+            if copy_fn is not None:
+                entry = Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
+        except (_TooDeep, RecursionError):
+            self._drop_locked(fk)
+            return False
+        deadline = float("inf") if pttl_ms < 0 else sent + pttl_ms / 1000.0
+        self._drop_locked(fk)
+        self._entries[fk] = (entry, deadline, size, copy_fn)
+        self._bytes += size
+        self._evict_locked()
+        return True
 
     def forget(self, fk: str) -> None:
         """Drop ``fk`` as if the server had invalidated it (this process wrote it)."""
@@ -337,21 +406,30 @@ class LocalTier:
             sock = self._sock
             if sock is None:
                 return
+            # Set before the bytes leave the socket, cleared once applied: a lookup that
+            # finds the socket empty then waits for this lock (see lookup).
+            self._reading = True
             try:
-                while True:
-                    data = sock.recv(_RECV)
-                    if not data:
-                        self._lost("closed by the server")
-                        return
-                    self._buf += data
-                    if len(data) < _RECV and not getattr(sock, "pending", int)():
-                        break
-            except _NOT_YET:
-                pass
-            except OSError:
-                self._lost("read failed")
-                return
-            self._apply_buffer()
+                try:
+                    while True:
+                        data = sock.recv(_RECV)
+                        if not data:
+                            self._lost("closed by the server")
+                            return
+                        self._buf += data
+                        if len(data) < _RECV and not getattr(sock, "pending", int)():
+                            break
+                except _NOT_YET:
+                    pass
+                except OSError:
+                    self._lost("read failed")
+                    return
+                except Exception:  # never a caller's problem: the tier turns off, reconnects
+                    self._lost("read failed unexpectedly")
+                    return
+                self._apply_buffer()
+            finally:
+                self._reading = False
 
     def _apply_buffer(self) -> None:
         buf, pos = self._buf, 0
@@ -362,7 +440,7 @@ class LocalTier:
                 except _Incomplete:
                     break
                 self._on_message(msg)
-        except (TrackingError, ValueError):
+        except Exception:  # TrackingError, a malformed length...: reconnect, never raise
             self._lost("unexpected reply")
             return
         del buf[:pos]
@@ -371,8 +449,10 @@ class LocalTier:
         if not isinstance(msg, list) or not msg:
             raise TrackingError("unexpected message")
         kind = msg[0].lower() if isinstance(msg[0], bytes) else b""
-        if kind == b"message" and len(msg) == 3 and msg[1] == CHANNEL:
-            self._invalidate(msg[2])
+        if kind == b"message" and len(msg) == 3:
+            # Anyone may PUBLISH here: only the server's list of keys (or its null, a
+            # flush) is taken as such; anything else flushes the tier and is counted.
+            self._invalidate(msg[2] if msg[1] == CHANNEL else b"")
         elif kind == b"invalidate" and len(msg) == 2:  # RESP3 push
             self._invalidate(msg[1])
         elif kind == b"pong":
@@ -390,6 +470,12 @@ class LocalTier:
         self._seq += 1
         if keys is None:  # FLUSHDB / FLUSHALL
             self._flush_locked()
+            return
+        if type(keys) is not list or not all(type(k) is bytes for k in keys):
+            self.bad_messages += 1
+            self._flush_locked()
+            for sink in self.sinks:
+                sink.count("local_bad_messages", 1)
             return
         dropped = 0
         seq = self._seq
@@ -412,10 +498,24 @@ class LocalTier:
         sock, self._sock, self._poller = self._sock, None, None
         self._buf.clear()
         if sock is not None:
-            log.info("in-process tier for %s flushed: tracking connection %s",
-                     self.prefix, why)
+            if why != "closed":
+                self._off(f"tracking connection {why}")
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def _off(self, why: str) -> None:
+        """Tracking is down: reads go to Redis until it is back. Warned once per outage."""
+        if self._off_since is None:
+            self._off_since = why
+            log.warning("E070 in-process tier for %s off until tracking is back (reads go "
+                        "to Redis): %s", self.prefix, why)
+        else:
+            log.debug("in-process tier for %s still off: %s", self.prefix, why)
+
+    def _back(self) -> None:
+        if self._off_since is not None:
+            self._off_since = None
+            log.info("in-process tier for %s back on: tracking connection open", self.prefix)
 
     def _ensure_thread(self) -> None:
         if self.disabled or (self._thread is not None and self._thread.is_alive()):
@@ -460,6 +560,7 @@ class LocalTier:
             poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
             self._poller = poller
             self._buf.clear()
+            self._back()
 
     def _ping(self) -> None:
         with self._lock:
@@ -475,20 +576,32 @@ class LocalTier:
 
     def _run(self) -> None:
         pause = 0.05
-        while not self._stop.is_set() and self._pid == os.getpid():
-            try:
-                self._handshake()
-            except (OSError, redis.RedisError, ValueError) as exc:
-                log.info("in-process tier for %s: tracking connection failed (%s)",
-                         self.prefix, type(exc).__name__)
+        try:
+            while not self._stop.is_set() and self._pid == os.getpid():
+                try:
+                    self._handshake()
+                except Exception as exc:  # OSError, RedisError, a redis-py that refuses...
+                    self._off(f"cannot open the tracking connection ({type(exc).__name__}: "
+                              f"{_first_line(exc)})")
+                    self._stop.wait(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                if self.disabled:
+                    return
+                try:
+                    self._serve()
+                except Exception as exc:  # never half-alive: drop it, reconnect after a pause
+                    with self._lock:
+                        self._lost(f"reader failed ({type(exc).__name__})")
+                    self._stop.wait(pause)
+                    pause = min(pause * 2, 2.0)
+                    continue
+                pause = 0.05
                 self._stop.wait(pause)
-                pause = min(pause * 2, 2.0)
-                continue
-            if self.disabled:
-                return
-            pause = 0.05
-            self._serve()
-            self._stop.wait(pause)
+        finally:
+            if self._pid == os.getpid():
+                with self._lock:  # a reader that is gone serves nothing (begin() restarts it)
+                    self._lost("reader thread ended" if not self._stop.is_set() else "closed")
 
     def _serve(self) -> None:
         """Ping every lease/4 and apply what arrives, until the connection drops."""
@@ -522,6 +635,29 @@ class LocalTier:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=1.0)
+
+
+def _ready(poller: Any) -> bool:
+    """Whether the tracking socket may hold bytes (a poll object is not thread-safe: when
+    another thread is polling it, look under the lock)."""
+    try:
+        return bool(poller.poll(0))
+    except RuntimeError:  # concurrent poll() invocation
+        return True
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, shortened (no secrets: redis-py's own text)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else ""
+
+
+def tracking_kwargs(pool: Any) -> dict[str, Any]:
+    """Options for the tracking connection: the pool's, in RESP2 (invalidations and PONGs
+    both come as pub/sub arrays), without what would ask hiredis or RESP3 of redis-py."""
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k not in _NOT_FOR_TRACKING}
+    kwargs["protocol"] = 2
+    return kwargs
 
 
 # -- one tier per process and per (node, namespace) ------------------------
@@ -573,8 +709,7 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None) -> Lo
 
             pool = pool_for(url, settings)
             tier = _TIERS[key] = LocalTier(
-                # RESP2: invalidations and PONGs both come as pub/sub arrays.
-                lambda: pool.connection_class(**{**pool.connection_kwargs, "protocol": 2}),
+                lambda: pool.connection_class(**tracking_kwargs(pool)),
                 settings.NAMESPACE + ":", max_entries=settings.LOCAL_CACHE_MAX_ENTRIES,
                 max_bytes=settings.LOCAL_CACHE_MAX_BYTES, lease=settings.LOCAL_CACHE_LEASE)
         if metrics is not None and all(m is not metrics for m in tier.sinks):
@@ -591,4 +726,5 @@ def close_all() -> None:
         tier.close()
 
 
-__all__ = ["LocalTier", "close_all", "copied", "parse", "server_version", "tier_for"]
+__all__ = ["LocalTier", "close_all", "copied", "parse", "server_version", "tier_for",
+           "tracking_kwargs", "weight"]

@@ -276,8 +276,8 @@ DESCRIPTIONS: dict[str, str] = {
     "(Redis 6+, not Cluster/Sentinel); decorators can opt in or out with local=True/False. "
     "See docs/scaling.md.",
     "LOCAL_CACHE_MAX_ENTRIES": "Entries the in-process tier keeps before evicting the oldest.",
-    "LOCAL_CACHE_MAX_BYTES": "Stored bytes (sealed frame sizes) the in-process tier keeps before "
-    "evicting the oldest.",
+    "LOCAL_CACHE_MAX_BYTES": "Decoded bytes (the values' size in memory) the in-process tier "
+    "keeps before evicting the oldest.",
     "LOCAL_CACHE_LEASE": "Seconds (at most 1.5) the in-process tier serves after its last "
     "heartbeat answer; the worst staleness if the invalidation channel silently stalls.",
 }

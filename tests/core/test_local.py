@@ -52,7 +52,7 @@ class Clock:
 def make_tier(url: str, prefix: str, clock: Callable[[], float] = time.monotonic,
               **caps: Any) -> LocalTier:
     pool = pool_for(url, Settings(REDIS_URL=url))
-    return LocalTier(lambda: pool.connection_class(**{**pool.connection_kwargs, "protocol": 2}),
+    return LocalTier(lambda: pool.connection_class(**local_mod.tracking_kwargs(pool)),
                      prefix, max_entries=caps.get("max_entries", 100),
                      max_bytes=caps.get("max_bytes", 10_000), lease=caps.get("lease", 1.0),
                      clock=clock)

@@ -358,6 +358,7 @@ class CacheClient(_ClientBase):
             return False
 
         ok: bool | Unavailable = self._call("add", add_once, fk, data, ttl)
+        self._local_forget(fk)  # it may have replaced a stale entry
         if ok is UNAVAILABLE:
             return False
         if ok:
@@ -375,6 +376,7 @@ class CacheClient(_ClientBase):
             fk = self.full_key(key)
             encoded[fk] = self._encode(fk, value, None, ttl)
         ok: bool | Unavailable = self._call("set_many", self.backend.set_many, encoded, ttl)
+        self._local_forget(*encoded)
         if ok is UNAVAILABLE:
             self.pending.add(encoded)
             self._deferred("set_many", len(encoded))
@@ -417,6 +419,7 @@ class CacheClient(_ClientBase):
         if ttl is not None and ttl <= 0:
             return bool(self.delete(key))
         ok: bool | Unavailable = self._call("touch", self._touch, self.full_key(key), ttl)
+        self._local_forget(self.full_key(key))  # a new expiry: the held deadline is not it
         return False if ok is UNAVAILABLE else bool(ok)
 
     def _touch(self, fk: str, ttl: float | None) -> bool:
@@ -457,6 +460,8 @@ class CacheClient(_ClientBase):
                 "incr", self._incr, fk, delta, default, self._ttl(DEFAULT))
         except (IntegrityError, DeserializationError) as exc:
             raise ValueError(f"cannot increment {key!r}: {exc.message}") from None
+        finally:
+            self._local_forget(fk)  # our own write: read back at once, not at its invalidation
         return None if result is UNAVAILABLE else result
 
     def _incr(self, fk: str, delta: int, default: int | None,
@@ -518,6 +523,7 @@ class CacheClient(_ClientBase):
     def clear(self) -> int:
         """Delete every key in this namespace (SCAN, never FLUSHDB); replayed if unavailable."""
         n: int | Unavailable = self._call("clear", self.backend.delete_prefix, self._prefix)
+        self._local_flush()
         if n is UNAVAILABLE:
             self.pending.clear_all()
             self._deferred("clear", 1)
@@ -659,6 +665,7 @@ class CacheClient(_ClientBase):
             return removed
 
         n: int | Unavailable = self._call("delete_pattern", run)
+        self._local_flush()  # which keys matched is not kept: drop them all
         if n is UNAVAILABLE:
             self.pending.clear_all()
             self._deferred("delete_pattern", 1)
@@ -959,6 +966,8 @@ class CacheClient(_ClientBase):
         once Redis answers (as set() does)."""
         command = self._require("command", op)
         got = self._call(op, lambda: command(method, *args, **kwargs))
+        if write:
+            self._local_forget(*fks)
         if got is UNAVAILABLE:
             if write:
                 self.pending.add(list(fks))
