@@ -118,6 +118,20 @@ REGISTRY: dict[str, ErrorSpec] = {
             "`python -c \"import secrets; print(secrets.token_urlsafe(32))\"`.",
         ),
         _spec(
+            "E005", "Rotation refused: the keys look swapped", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "`cachekit-web rotate` ran with MASTER_KEY and PREVIOUS_MASTER_KEYS swapped: "
+                "sampled entries open under a previous key and none under MASTER_KEY, so "
+                "re-sealing would lock out every reader that has only the key in use",
+                "a rotation right after a new key was deployed, before anything was written "
+                "with it",
+            ),
+            fix="Check that MASTER_KEY is the key the application writes with and the old one "
+            "is in PREVIOUS_MASTER_KEYS (`cachekit-web doctor` shows the share per key). If the "
+            "configuration is right, run `cachekit-web rotate --force`.",
+        ),
+        _spec(
             "E003", "Stored value failed authentication", "integrity",
             retryable=False, slo=False,
             causes=(
