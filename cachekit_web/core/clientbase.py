@@ -765,6 +765,7 @@ class _ClientBase:
     def unkeyable(self, exc: CachekitError, *, strict: bool = False) -> None:
         """A call's arguments cannot be keyed (E023): count, log (rate-limited) and let the
         caller compute uncached; raise in strict mode or when the caller asks (``strict``)."""
+        self.metrics.count("ops")  # a call that could not run, as when the breaker refuses it
         self.metrics.error(exc.code)
         if self.strict or strict:
             raise exc

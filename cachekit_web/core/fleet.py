@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .breaker import State
 from .errors import DeserializationError, IntegrityError
-from .metrics import merge, summarize
+from .metrics import calls, merge, summarize
 from .worker import ProcessThread
 
 if TYPE_CHECKING:
@@ -195,7 +195,7 @@ def decode_snapshots(codec: Any, rows: Iterable[tuple[str, bytes]]) -> list[dict
 
 def _process_row(snap: Mapping[str, Any], this: bool) -> dict[str, Any]:
     totals = snap["metrics"].get("totals", {})
-    ops = sum(lat.get("count", 0) for lat in snap["metrics"].get("latency", {}).values())
+    ops = calls(snap["metrics"])  # refused calls too: a call's error is never uncounted
     return {
         "host": snap["host"], "pid": snap["pid"], "started": snap["started"],
         "last_seen": snap["published"], "breaker": snap["breaker"]["state"],

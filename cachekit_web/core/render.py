@@ -268,6 +268,8 @@ def _glance(report: HealthReport, metrics: Mapping[str, Any]) -> str:
         ("requests/s (5 min)", f"{rates.get('ops', 0.0):.2f}"),
         ("hit rate", "-" if hit_rate is None else f"{hit_rate * 100:.1f}%"),
         ("errors/s (5 min)", f"{rates.get('errors', 0.0):.2f}"),
+        ("calls / errors (since start)", f"{metrics.get('totals', {}).get('calls', 0)} / "
+         f"{metrics.get('totals', {}).get('errors', 0)}"),
         ("get p50 / p95", f"{get.get('p50_ms', 0):.2f} / {get.get('p95_ms', 0):.2f} ms"
          if get else "-"),
         ("processes", len(fleet.get("processes", [])) or 1),

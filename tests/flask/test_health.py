@@ -91,3 +91,49 @@ def test_dashboard_reports_down_when_redis_is_gone(make_app: AppFactory) -> None
                       CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2)
     r = app.test_client().get(URL + "health.json", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 200 and r.get_json()["status"] == "down"
+
+
+def test_health_numbers_add_up_while_redis_is_down(make_app: AppFactory) -> None:
+    """Redis killed, N cache calls: each failed call is one error with one code, the process's
+    calls count every call (refused ones too), and errors never exceed calls."""
+    from cachekit_web.embedded import EmbeddedRedis
+
+    with EmbeddedRedis() as server:
+        app, cache = make_app(CACHEKIT_REDIS_URL=server.url, CACHEKIT_HEALTH_ENABLED=True,
+                              CACHEKIT_HEALTH_TOKEN=TOKEN, CACHEKIT_SOCKET_TIMEOUT=0.2,
+                              CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2, CACHEKIT_RETRIES=0)
+
+        @cache.memoize()
+        def describe(thing: object) -> str:  # an object() cannot be keyed: E023, uncached
+            return type(thing).__name__
+
+        @app.get("/work")
+        def work() -> str:
+            cache.set("k", 1)  # each proxy call below is one backend call
+            cache.get("k")
+            cache.delete("k")
+            return describe(object())
+
+        c = app.test_client()
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with app.app_context():
+            metrics = cache.client.metrics
+            cache.get("warm")
+        before = c.get(URL + "health.json", headers=headers).get_json()["metrics"]
+        assert before["totals"]["errors"] == 0
+        server.kill()
+        n = 150
+        for _ in range(n):
+            assert c.get("/work").data == b"object"
+        report = c.get(URL + "health.json", headers=headers).get_json()
+    (row,) = report["fleet"]["processes"]
+    assert row["errors"] <= row["ops"], row  # the dashboard's "calls" column
+    m = report["metrics"]
+    calls, errors = m["totals"]["calls"], m["totals"]["errors"]
+    assert calls == before["totals"]["calls"] + 4 * n  # set, get, delete, memoize: 4 a request
+    assert errors == 4 * n == metrics.errors.total()  # each failed call counted once
+    assert sum(m["errors_by_code"].values()) == errors
+    assert m["errors_by_code"]["E023"] == n
+    assert errors <= calls
+    assert row["errors"] == errors and row["ops"] == calls
+    assert m["rates_per_s"]["errors"] <= m["rates_per_s"]["ops"]
