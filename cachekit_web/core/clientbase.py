@@ -779,7 +779,10 @@ class _ClientBase:
             raise LockTimeoutError("recompute lock not acquired within LOCK_WAIT", code="E050")
 
     def _fleet_keys(self, roster: bytes | None) -> list[str]:
-        """The snapshot keys on the roster (at most MAX_PROCESSES)."""
+        """The snapshot keys on the roster (at most MAX_PROCESSES); none without a key, as
+        nothing there could be authenticated."""
+        if not self.codec.keyring.authenticated:
+            return []
         return list(open_roster(self.codec, self.fleet.roster, roster))[:MAX_PROCESSES]
 
     def _report(self, ping: float | None, ping_error: CachekitError | None,
@@ -789,14 +792,20 @@ class _ClientBase:
                 fleet_error: CachekitError | None = None) -> HealthReport:
         others = None
         reason = None
-        if fleet_rows is not None:
-            others = decode_snapshots(self.codec, [(k, r) for k, r in fleet_rows
-                                                   if r is not None])
+        skipped = 0
+        if not self.codec.keyring.authenticated:
+            # Anyone who can write to Redis could plant a snapshot: nothing is summed.
+            reason = ("without a key (MASTER_KEY, SIGNING_KEY or the framework's secret) "
+                      "other processes' snapshots cannot be authenticated")
+        elif fleet_rows is not None:
+            others, skipped = decode_snapshots(self.codec, [(k, r) for k, r in fleet_rows
+                                                            if r is not None], self.clock())
         else:
             failure = fleet_error or ping_error
             reason = (f"Redis unreachable ([{failure.code}] {failure.message})"
                       if failure is not None else "snapshots not read")
-        metrics, fleet = aggregate(self.fleet.local(self.metrics), self.fleet.key, others, reason)
+        metrics, fleet = aggregate(self.fleet.local(self.metrics), self.fleet.key, others, reason,
+                                   skipped)
         report = build_report(
             backend=self.describe(),
             namespace=self.namespace,

@@ -253,7 +253,9 @@ def _scope(report: HealthReport) -> str:
     if fleet.get("scope") == "fleet":
         return (f'<p class="ck-scope" id="ck-scope">Fleet: {len(procs)} live process'
                 f'{"es" if len(procs) != 1 else ""} (each publishes every '
-                f'{_fmt(fleet.get("interval"))} s); figures are their sum.</p>')
+                f'{_fmt(fleet.get("interval"))} s); figures are their sum.'
+                + (f' {_fmt(fleet["skipped"])} invalid snapshot(s) skipped.'
+                   if fleet.get("skipped") else "") + "</p>")
     reason = fleet.get("reason") or "the other processes' snapshots could not be read"
     return ('<p class="ck-scope ck-local" id="ck-scope"><strong>Local view: this process '
             f"only.</strong> {escape(reason)}; other processes are not counted.</p>")
