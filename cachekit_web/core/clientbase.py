@@ -285,7 +285,8 @@ def spool_for(settings: Settings, url: str) -> Spool | None:
     if not settings.PENDING_SPOOL or backend_kind(url, settings) == "memory":
         return None
     root = settings.SPOOL_DIR or default_directory()
-    return Spool(Path(root) / scope_name(redact_url(url), settings.NAMESPACE))
+    return Spool(Path(root) / scope_name(redact_url(url), settings.NAMESPACE),
+                 settings.NAMESPACE + ":")
 
 
 def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
@@ -822,6 +823,8 @@ class _ClientBase:
             nodes=nodes,
         )
         report.fleet = fleet
+        if self.pending.spool is not None:
+            report.spool_errors = dict(self.pending.spool.failures)
         return report
 
 
