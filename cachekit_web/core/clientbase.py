@@ -780,10 +780,7 @@ class _ClientBase:
             raise LockTimeoutError("recompute lock not acquired within LOCK_WAIT", code="E050")
 
     def _fleet_keys(self, roster: bytes | None) -> list[str]:
-        """The snapshot keys on the roster (at most MAX_PROCESSES); none without a key, as
-        nothing there could be authenticated."""
-        if not self.codec.keyring.authenticated:
-            return []
+        """The snapshot keys on the roster (at most MAX_PROCESSES)."""
         return list(open_roster(self.codec, self.fleet.roster, roster))[:MAX_PROCESSES]
 
     def _report(self, ping: float | None, ping_error: CachekitError | None,

@@ -100,7 +100,7 @@ def _read(fd: int, prefix: str) -> tuple[Batch, bool]:
     for line in _lines(fd):
         try:
             record = None if line is None else json.loads(line.decode("utf-8"))
-        except ValueError:  # also UnicodeDecodeError
+        except (ValueError, RecursionError):  # not UTF-8 (a ValueError), not JSON, too deep
             record = None
         if record == ["C"]:
             clear = True

@@ -120,10 +120,11 @@ def test_orphans_replay_only_their_own_namespace_and_bad_files_are_set_aside(
     folder = _scope(own_redis.url, spool_dir)
     for key in ("other-app:secret", "ns:a", "ns:b", "ns:c"):
         raw.set(key, b"old")
-    # A file with a foreign key, a non-UTF-8 line and a malformed record between valid ones.
+    # A file with a foreign key, a non-UTF-8 line, a malformed record, a line nested too
+    # deep for json and one too long to be a record, between valid ones.
     (folder / "111-aaaa.spool").write_bytes(
         b'["D", "other-app:secret"]\n["D", "ns:a"]\n\xff\xfe not utf-8\n["D", 5]\n'
-        b'["D", "ns:b"]\n')
+        + b"[" * 60_000 + b"\n" + b"x" * 300_000 + b'\n["D", "ns:b"]\n')
     (folder / "222-bbbb.spool").write_bytes(b'["D", "ns:c"]\n')  # a clean orphan
     monkeypatch.setenv("CACHEKIT_NAMESPACE", "ns")
     monkeypatch.setenv("CACHEKIT_SPOOL_DIR", str(spool_dir))
