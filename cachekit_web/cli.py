@@ -227,12 +227,12 @@ def pending(action: str, url: str | None, out: TextIO) -> int:
 
 
 def rotate_keys(url: str | None, *, dry_run: bool, batch: int, out: TextIO,
-                err: TextIO) -> int:
+                err: TextIO, force: bool = False) -> int:
     """Re-seal the namespace under the current MASTER_KEY, with a progress bar on a terminal."""
     from tqdm import tqdm
 
     from .core.client import CacheClient
-    from .core.rotation import RotationReport, count_entries, rotate
+    from .core.rotation import RotationReport, count_entries, rotate, sample_keys
     from .core.settings import Settings
 
     report = RotationReport(dry_run=dry_run)
@@ -249,6 +249,15 @@ def rotate_keys(url: str | None, *, dry_run: bool, batch: int, out: TextIO,
         if not settings.PREVIOUS_MASTER_KEYS:
             out.write("note: PREVIOUS_MASTER_KEYS is empty: entries under an old key will be "
                       "counted as unreadable\n")
+        sample = sample_keys(client.backend, client.codec)
+        if sample.looks_swapped and not force:
+            out.write(f"[E005] {sample.previous} sampled entries open under a previous key and "
+                      "none under MASTER_KEY: are MASTER_KEY and PREVIOUS_MASTER_KEYS swapped? "
+                      + ("(dry run: counting anyway)\n" if dry_run else
+                         "Nothing was re-sealed; if MASTER_KEY is right, run again with "
+                         "--force\n"))
+            if not dry_run:
+                return 1
         total = count_entries(client.backend, client.codec)
         tty = err.isatty()
         step, mark = max(1, total // 10), 0
@@ -303,10 +312,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_rotate.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")
     p_rotate.add_argument("--dry-run", action="store_true", help="count, write nothing")
     p_rotate.add_argument("--batch", type=int, default=500, help="keys per SCAN batch")
+    p_rotate.add_argument("--force", action="store_true",
+                          help="re-seal even if the keys look swapped (E005)")
     args = parser.parse_args(argv)
     if args.command == "rotate":
         return rotate_keys(args.url, dry_run=args.dry_run, batch=args.batch, out=sys.stdout,
-                           err=sys.stderr)
+                           err=sys.stderr, force=args.force)
     if args.command == "explain":
         return explain(args.code, list_all=args.list, markdown=args.markdown)
     if args.command == "settings":

@@ -285,7 +285,8 @@ def spool_for(settings: Settings, url: str) -> Spool | None:
     if not settings.PENDING_SPOOL or backend_kind(url, settings) == "memory":
         return None
     root = settings.SPOOL_DIR or default_directory()
-    return Spool(Path(root) / scope_name(redact_url(url), settings.NAMESPACE))
+    return Spool(Path(root) / scope_name(redact_url(url), settings.NAMESPACE),
+                 settings.NAMESPACE + ":")
 
 
 def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
@@ -771,6 +772,7 @@ class _ClientBase:
     def unkeyable(self, exc: CachekitError, *, strict: bool = False) -> None:
         """A call's arguments cannot be keyed (E023): count, log (rate-limited) and let the
         caller compute uncached; raise in strict mode or when the caller asks (``strict``)."""
+        self.metrics.count("ops")  # a call that could not run, as when the breaker refuses it
         self.metrics.error(exc.code)
         if self.strict or strict:
             raise exc
@@ -794,14 +796,20 @@ class _ClientBase:
                 fleet_error: CachekitError | None = None) -> HealthReport:
         others = None
         reason = None
-        if fleet_rows is not None:
-            others = decode_snapshots(self.codec, [(k, r) for k, r in fleet_rows
-                                                   if r is not None])
+        skipped = 0
+        if not self.codec.keyring.authenticated:
+            # Anyone who can write to Redis could plant a snapshot: nothing is summed.
+            reason = ("without a key (MASTER_KEY, SIGNING_KEY or the framework's secret) "
+                      "other processes' snapshots cannot be authenticated")
+        elif fleet_rows is not None:
+            others, skipped = decode_snapshots(self.codec, [(k, r) for k, r in fleet_rows
+                                                            if r is not None], self.clock())
         else:
             failure = fleet_error or ping_error
             reason = (f"Redis unreachable ([{failure.code}] {failure.message})"
                       if failure is not None else "snapshots not read")
-        metrics, fleet = aggregate(self.fleet.local(self.metrics), self.fleet.key, others, reason)
+        metrics, fleet = aggregate(self.fleet.local(self.metrics), self.fleet.key, others, reason,
+                                   skipped)
         report = build_report(
             backend=self.describe(),
             namespace=self.namespace,
@@ -818,6 +826,8 @@ class _ClientBase:
             nodes=nodes,
         )
         report.fleet = fleet
+        if self.pending.spool is not None:
+            report.spool_errors = dict(self.pending.spool.failures)
         return report
 
 

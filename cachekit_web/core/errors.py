@@ -118,6 +118,20 @@ REGISTRY: dict[str, ErrorSpec] = {
             "`python -c \"import secrets; print(secrets.token_urlsafe(32))\"`.",
         ),
         _spec(
+            "E005", "Rotation refused: the keys look swapped", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "`cachekit-web rotate` ran with MASTER_KEY and PREVIOUS_MASTER_KEYS swapped: "
+                "sampled entries open under a previous key and none under MASTER_KEY, so "
+                "re-sealing would lock out every reader that has only the key in use",
+                "a rotation right after a new key was deployed, before anything was written "
+                "with it",
+            ),
+            fix="Check that MASTER_KEY is the key the application writes with and the old one "
+            "is in PREVIOUS_MASTER_KEYS (`cachekit-web doctor` shows the share per key). If the "
+            "configuration is right, run `cachekit-web rotate --force`.",
+        ),
+        _spec(
             "E003", "Stored value failed authentication", "integrity",
             retryable=False, slo=False,
             causes=(
@@ -387,6 +401,41 @@ REGISTRY: dict[str, ErrorSpec] = {
             fix="Upgrade Redis to 6.0 or later and use a redis://, rediss:// or unix:// URL; "
             "for a lost tracking connection, check that Redis is reachable (the message "
             "says why it failed). Reads work as before (from Redis) meanwhile.",
+        ),
+        _spec(
+            "E080", "Spool folder refused", "configuration",
+            retryable=False, slo=False,
+            causes=(
+                "the spool root (SPOOL_DIR, or cachekit-spool-<uid> in the temp folder) or "
+                "its namespace folder belongs to another user, or group or others may write "
+                "to it (someone created it first)",
+                "one of these folders is a symlink (never followed)",
+            ),
+            fix="Invalidations deferred during an outage are kept in memory only (lost if the "
+            "process exits before Redis answers). Remove the folder, or set SPOOL_DIR to a "
+            "folder owned by the user the application runs as, mode 0700.",
+        ),
+        _spec(
+            "E081", "Spool cannot be written or read", "configuration",
+            retryable=True, slo=False,
+            causes=(
+                "SPOOL_DIR cannot be created (a file is in the way, no permission)",
+                "the spool folder is not writable, or the disk is full",
+            ),
+            fix="Invalidations deferred during an outage are kept in memory only; nothing "
+            "fails. Point SPOOL_DIR at a writable folder with free space.",
+        ),
+        _spec(
+            "E082", "Spool file set aside", "integrity",
+            retryable=False, slo=False,
+            causes=(
+                "a spool file holds lines that are not invalidations of this namespace (a key "
+                "of another namespace, bytes that are not UTF-8, a malformed record)",
+                "something in the spool folder is not a plain file of this user (a FIFO, a "
+                "symlink, a device)",
+            ),
+            fix="Its valid lines were replayed; the file was renamed with a .bad suffix and "
+            "is never read again. Look at it, then delete it.",
         ),
     )
 }

@@ -19,15 +19,18 @@ When Redis cannot be read, the report says it covers this process only.
 
 from __future__ import annotations
 
+import copy
+import math
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .breaker import State
 from .errors import DeserializationError, IntegrityError
-from .metrics import merge, summarize
+from .metrics import LATENCY_BUCKETS, SERIES_MINUTES, calls, merge, summarize
 from .worker import ProcessThread
 
 if TYPE_CHECKING:
@@ -37,6 +40,17 @@ if TYPE_CHECKING:
 
 
 FORMAT = 1
+# Bounds on what a health report reads (anyone who can write to Redis can plant records):
+# stored bytes checked before anything is decompressed, then at most MAX_DECODED inflated.
+MAX_STORED = 256 * 1024
+MAX_DECODED = 1024 * 1024
+_MAX_TEXT = 512  # host names, op names, counter names, snapshot keys
+_MAX_NAMES = 512  # entries of one counter map
+_MAX_COUNT = 2**63 - 1
+_MAX_SKEW = 3600.0  # seconds a live process's clock may differ from this one's
+_STATES = ("closed", "open", "half_open")
+_FIELDS = frozenset({"host", "pid", "started", "published", "interval", "breaker",
+                     "pending_deletes", "spooled", "metrics"})
 # A snapshot lives this many intervals: a process missing two publications is gone.
 TTL_INTERVALS = 3
 # At most this many processes are read for one report (bounded work per page view).
@@ -54,19 +68,37 @@ def roster_key(namespace: str) -> str:
     return "{" + namespace + "}!fleet"
 
 
+def bounded(codec: Any) -> Any:
+    """``codec`` for reading fleet records: it inflates at most MAX_DECODED bytes."""
+    if getattr(codec, "max_value_size", 0) <= MAX_DECODED:
+        return codec
+    small = copy.copy(codec)
+    small.max_value_size = MAX_DECODED
+    return small
+
+
+def _open(codec: Any, key: str, raw: bytes) -> Any:
+    """The value of a fleet record, or None: too large (checked before decompression),
+    inflating beyond MAX_DECODED, forged or unreadable."""
+    if len(raw) > MAX_STORED:
+        return None
+    try:
+        entry = bounded(codec).decode(key.encode(), raw)
+    except (IntegrityError, DeserializationError):
+        return None
+    return None if entry is None else entry.value
+
+
 def open_roster(codec: Any, key: str, raw: bytes | None) -> dict[str, float]:
     """The roster's members (snapshot key -> last publication); empty if absent or forged."""
     if not raw:
         return {}
-    try:
-        entry = codec.decode(key.encode(), raw)
-    except (IntegrityError, DeserializationError):
-        return {}
-    value = None if entry is None else entry.value
+    value = _open(codec, key, raw)
     if not isinstance(value, dict):
         return {}
-    return {str(k): float(v) for k, v in value.items()
-            if isinstance(k, str) and k.startswith(key + ":") and isinstance(v, (int, float))}
+    return {k: float(v) for k, v in value.items()
+            if isinstance(k, str) and k.startswith(key + ":") and len(k) <= _MAX_TEXT
+            and _number(v)}
 
 
 class FleetPublisher(ProcessThread):
@@ -178,24 +210,105 @@ class FleetPublisher(ProcessThread):
         backend.touch(self.roster, ttl)  # the roster outlives its last publisher by one TTL
 
 
-def decode_snapshots(codec: Any, rows: Iterable[tuple[str, bytes]]) -> list[dict[str, Any]]:
-    """Open the sealed snapshots read from Redis; foreign or tampered ones are skipped."""
+def _number(v: Any, low: float = 0.0, high: float = 1e12) -> bool:
+    """A finite int or float (never a bool) in [low, high]."""
+    return (type(v) in (int, float)) and math.isfinite(v) and low <= v <= high
+
+
+def _count(v: Any) -> bool:
+    return type(v) is int and 0 <= v <= _MAX_COUNT
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= _MAX_TEXT
+
+
+def _counts(v: Any) -> bool:
+    """A map of counter names to counts."""
+    return (isinstance(v, dict) and len(v) <= _MAX_NAMES
+            and all(_text(k) and _count(n) for k, n in v.items()))
+
+
+def _buckets(v: Any) -> bool:
+    return (isinstance(v, list) and len(v) == len(LATENCY_BUCKETS) + 1
+            and all(_count(n) for n in v))
+
+
+def _latency(v: Any) -> bool:
+    return (isinstance(v, dict) and set(v) == {"count", "total", "worst", "buckets"}
+            and _count(v["count"]) and _number(v["total"]) and _number(v["worst"], 0, 1e6)
+            and _buckets(v["buckets"]))
+
+
+def _metrics_ok(m: Any, now: float) -> bool:
+    """A metrics export as Metrics.export writes it, with plausible times."""
+    if not (isinstance(m, dict) and {"now", "started", "totals", "errors_by_code",
+                                     "latency", "series"} <= set(m)):
+        return False
+    if not (_number(m["now"], now - _MAX_SKEW, now + _MAX_SKEW)
+            and _number(m["started"], 0, now + _MAX_SKEW)):
+        return False
+    if not (_counts(m["totals"]) and _counts(m["errors_by_code"])):
+        return False
+    lat, series = m["latency"], m["series"]
+    if not (isinstance(lat, dict) and len(lat) <= _MAX_NAMES
+            and all(_text(op) and _latency(x) for op, x in lat.items())):
+        return False
+    newest = m["now"] // 60
+    return isinstance(series, list) and len(series) <= SERIES_MINUTES and all(
+        isinstance(x, dict) and set(x) == {"minute", "counts", "latency"}
+        and type(x["minute"]) is int and newest - SERIES_MINUTES <= x["minute"] <= newest + 1
+        and _counts(x["counts"]) and _buckets(x["latency"]) for x in series)
+
+
+def _transition_ok(t: Any) -> bool:
+    return (isinstance(t, dict) and len(t) <= 8 and all(_text(k) for k in t)
+            and _number(t.get("at"), 0, 1e12) and _text(t.get("to"))
+            and all(_text(v) or _number(v, -1e12, 1e12) or v is None
+                    for k, v in t.items() if k not in ("at", "to")))
+
+
+def valid_snapshot(snap: Any, now: float) -> bool:
+    """Whether ``snap`` has every field of a snapshot, of the right type, finite and bounded
+    (a forged or corrupt one must never reach the sums or the pages)."""
+    if not (isinstance(snap, dict) and snap.get("format") == FORMAT and set(snap) >= _FIELDS):
+        return False
+    breaker = snap["breaker"]
+    return bool(
+        _text(snap["host"]) and type(snap["pid"]) is int and 0 <= snap["pid"] < 2**32
+        and _number(snap["started"], 0, now + _MAX_SKEW)
+        and _number(snap["published"], now - _MAX_SKEW, now + _MAX_SKEW)
+        and _number(snap["interval"], 0, 1e6)
+        and isinstance(breaker, dict) and breaker.get("state") in _STATES
+        and _count(breaker.get("opened_count"))
+        and isinstance(breaker.get("transitions"), list)
+        and len(breaker["transitions"]) <= _TRANSITIONS_KEPT
+        and all(_transition_ok(t) for t in breaker["transitions"])
+        and _count(snap["pending_deletes"]) and _count(snap["spooled"])
+        and _metrics_ok(snap["metrics"], now))
+
+
+def decode_snapshots(codec: Any, rows: Iterable[tuple[str, bytes]],
+                     now: float | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Open the sealed snapshots read from Redis: (the valid ones, how many were skipped).
+
+    Foreign, tampered, oversized or malformed ones are skipped; each is opened and checked
+    alone, so at most one MAX_DECODED payload is inflated at a time."""
+    now = time.time() if now is None else now
     out = []
+    skipped = 0
     for key, raw in rows:
-        try:
-            entry = codec.decode(key.encode(), raw)
-        except (IntegrityError, DeserializationError):
-            continue  # another key, another format or a forgery: not part of the view
-        if entry is None or not isinstance(entry.value, dict):
-            continue
-        if entry.value.get("format") == FORMAT:
-            out.append(dict(entry.value, key=key))
-    return out
+        value = _open(codec, key, raw)
+        if valid_snapshot(value, now):
+            out.append(dict(value, key=key))
+        else:
+            skipped += 1  # another key, another format, a forgery or a corrupt record
+    return out, skipped
 
 
 def _process_row(snap: Mapping[str, Any], this: bool) -> dict[str, Any]:
     totals = snap["metrics"].get("totals", {})
-    ops = sum(lat.get("count", 0) for lat in snap["metrics"].get("latency", {}).values())
+    ops = calls(snap["metrics"])  # refused calls too: a call's error is never uncounted
     return {
         "host": snap["host"], "pid": snap["pid"], "started": snap["started"],
         "last_seen": snap["published"], "breaker": snap["breaker"]["state"],
@@ -208,7 +321,8 @@ def _process_row(snap: Mapping[str, Any], this: bool) -> dict[str, Any]:
 
 
 def aggregate(local: dict[str, Any], local_key: str, others: list[dict[str, Any]] | None,
-              reason: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+              reason: str | None = None,
+              skipped: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
     """(metrics, fleet) for a report: the sum of every live process, or this one alone.
 
     ``others`` is None when the snapshots could not be read (``reason`` says why);
@@ -233,5 +347,6 @@ def aggregate(local: dict[str, Any], local_key: str, others: list[dict[str, Any]
         "breakers_open": sum(1 for s in snaps if s["breaker"]["state"] == "open"),
         "openings": openings,
         "pending_deletes": sum(int(s.get("pending_deletes", 0)) for s in snaps),
+        "skipped": skipped,  # snapshots read but not counted (invalid, forged, too large)
     }
     return metrics, fleet

@@ -29,6 +29,8 @@ class HealthReport:
     pending_deletes: int
     spooled: int = 0
     nodes: list[dict[str, Any]] = field(default_factory=list)
+    # Spool failures by code (E080 folder refused, E081 not writable, E082 file set aside).
+    spool_errors: dict[str, int] = field(default_factory=dict)
     # Which processes the metrics cover: scope "fleet" (every live process that published
     # a snapshot, plus this one) or "local" (Redis unreachable: this process only).
     fleet: dict[str, Any] = field(default_factory=dict)

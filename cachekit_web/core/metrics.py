@@ -303,6 +303,13 @@ class Metrics:
         return summarize(self.export())
 
 
+def calls(raw: Mapping[str, Any]) -> int:
+    """Every cache call of an export, counted once: each call that reached the backend (one
+    latency each) plus each one that could not run (breaker open, arguments not keyable)."""
+    timed = sum(int(lat.get("count", 0)) for lat in raw.get("latency", {}).values())
+    return timed + int(raw.get("totals", {}).get("ops", 0))
+
+
 def _hit_rate(totals: Mapping[str, int]) -> float | None:
     hits = totals.get("hits", 0) + totals.get("stale", 0)
     total = hits + totals.get("misses", 0)
@@ -377,7 +384,7 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
     recent = series[-5:]
     seconds = 5 * 60
     return {
-        "totals": {f: totals.get(f, 0) for f in _TOTALS},
+        "totals": {"calls": calls(raw), **{f: totals.get(f, 0) for f in _TOTALS}},
         "hit_rate": _hit_rate(totals),
         "errors_by_code": dict(raw["errors_by_code"]),
         "error_rates": _error_rates(raw["series"], now_minute),

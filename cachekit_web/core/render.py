@@ -253,7 +253,9 @@ def _scope(report: HealthReport) -> str:
     if fleet.get("scope") == "fleet":
         return (f'<p class="ck-scope" id="ck-scope">Fleet: {len(procs)} live process'
                 f'{"es" if len(procs) != 1 else ""} (each publishes every '
-                f'{_fmt(fleet.get("interval"))} s); figures are their sum.</p>')
+                f'{_fmt(fleet.get("interval"))} s); figures are their sum.'
+                + (f' {_fmt(fleet["skipped"])} invalid snapshot(s) skipped.'
+                   if fleet.get("skipped") else "") + "</p>")
     reason = fleet.get("reason") or "the other processes' snapshots could not be read"
     return ('<p class="ck-scope ck-local" id="ck-scope"><strong>Local view: this process '
             f"only.</strong> {escape(reason)}; other processes are not counted.</p>")
@@ -268,6 +270,8 @@ def _glance(report: HealthReport, metrics: Mapping[str, Any]) -> str:
         ("requests/s (5 min)", f"{rates.get('ops', 0.0):.2f}"),
         ("hit rate", "-" if hit_rate is None else f"{hit_rate * 100:.1f}%"),
         ("errors/s (5 min)", f"{rates.get('errors', 0.0):.2f}"),
+        ("calls / errors (since start)", f"{metrics.get('totals', {}).get('calls', 0)} / "
+         f"{metrics.get('totals', {}).get('errors', 0)}"),
         ("get p50 / p95", f"{get.get('p50_ms', 0):.2f} / {get.get('p95_ms', 0):.2f} ms"
          if get else "-"),
         ("processes", len(fleet.get("processes", [])) or 1),

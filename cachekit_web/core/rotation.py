@@ -198,6 +198,12 @@ class KeySample:
     other: int = 0  # an unknown key, not encrypted, or not a frame
 
     @property
+    def looks_swapped(self) -> bool:
+        """Entries open under a previous key and none under the current one: MASTER_KEY and
+        PREVIOUS_MASTER_KEYS may be swapped (re-sealing would lock out the key in use)."""
+        return bool(self.previous) and not self.current
+
+    @property
     def previous_share(self) -> float:
         """Share (0..1) of sampled entries still sealed with a previous key."""
         return self.previous / self.sampled if self.sampled else 0.0

@@ -257,7 +257,9 @@ DESCRIPTIONS: dict[str, str] = {
     "cleared on recovery.",
     "PENDING_SPOOL": "Also write deferred invalidations to a local spool file, so they survive "
     "the process and any process of the namespace replays them.",
-    "SPOOL_DIR": "Where spool files live; empty: a per-user folder in the system temp dir.",
+    "SPOOL_DIR": "Where spool files live; empty: a per-user folder in the system temp dir. "
+    "It must belong to the application's user and not be writable by group or others, and "
+    "not be a symlink (else E080: deferred invalidations stay in memory).",
     "PENDING_REPLAY_INTERVAL": "Seconds between background probes while invalidations are "
     "deferred; they are replayed as soon as Redis answers.",
     "LOCK_TIMEOUT": "Seconds a recompute lock is held at most (a crashed holder's lock expires).",

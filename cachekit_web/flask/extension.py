@@ -793,12 +793,14 @@ class Cache:
 
         return decorator
 
-    @staticmethod
-    def _unkeyable(client: CacheClient | AsyncCacheClient, exc: InvalidKeyError) -> None:
+    def _unkeyable(self, client: CacheClient | AsyncCacheClient, exc: InvalidKeyError) -> None:
         """E023 from a call's arguments: raise while developing, else let it run uncached."""
         if exc.code != "E023":
             raise exc
-        client.unkeyable(exc, strict=bool(current_app.debug or current_app.testing))
+        # Outside an app context (Cache(app) bound it), the bound app decides, as inside.
+        ctx = _cv_app.get(None)
+        app: Any = ctx.app if ctx is not None else self.app
+        client.unkeyable(exc, strict=app is not None and bool(app.debug or app.testing))
 
     def _memo_of(self, f: Any) -> tuple[_Memo, Any]:
         target = getattr(f, "__func__", f)

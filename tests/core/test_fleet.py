@@ -94,11 +94,11 @@ def test_forged_snapshot_is_not_counted(make_client: MakeClient, namespace: str,
 
 def test_redis_down_reports_this_process_only(own_redis: EmbeddedRedis,
                                                make_client: MakeClient) -> None:
-    c = make_client(own_redis.url, FLEET_PUBLISH_INTERVAL=60)
+    c = make_client(own_redis.url, FLEET_PUBLISH_INTERVAL=60, MASTER_KEY=KEY_A)
     c.set("a", 1)
     c.get("a")
     c.fleet.publish_once()
-    peer = make_client(own_redis.url, FLEET_PUBLISH_INTERVAL=60)
+    peer = make_client(own_redis.url, FLEET_PUBLISH_INTERVAL=60, MASTER_KEY=KEY_A)
     peer.set("b", 2)
     peer.fleet.publish_once()
     assert c.health().fleet["scope"] == "fleet"
@@ -134,7 +134,7 @@ def test_thread_publishes_at_a_bounded_interval(make_client: MakeClient,
 
 
 def test_off_when_interval_is_zero(make_client: MakeClient) -> None:
-    c = make_client(FLEET_PUBLISH_INTERVAL=0)
+    c = make_client(FLEET_PUBLISH_INTERVAL=0, MASTER_KEY=KEY_A)
     c.get("x")
     assert c.fleet._thread is None
     assert c.health().fleet["scope"] == "fleet"  # still reads the others

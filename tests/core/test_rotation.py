@@ -259,7 +259,9 @@ def test_cli_interrupted_by_sigint_then_finished(
            if not k.startswith("CACHEKIT_") or k == "CACHEKIT_SPOOL_DIR"}
     env.update(CACHEKIT_MASTER_KEY=KEY_B, CACHEKIT_PREVIOUS_MASTER_KEYS=KEY_A,
                CACHEKIT_NAMESPACE=namespace, PYTHONPATH=ROOT)
-    cmd = [sys.executable, "-m", "cachekit_web.cli", "rotate", own_redis.url, "--batch", "50"]
+    # --force: nothing is sealed with KEY_B yet, which looks like swapped keys (E005).
+    cmd = [sys.executable, "-m", "cachekit_web.cli", "rotate", own_redis.url, "--batch", "50",
+           "--force"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -361,7 +363,8 @@ def test_progress_is_plain_lines_off_a_terminal_and_a_bar_on_one(
     monkeypatch.setenv("CACHEKIT_PREVIOUS_MASTER_KEYS", KEY_A)
     monkeypatch.setenv("CACHEKIT_NAMESPACE", namespace)
     out, err = io.StringIO(), io.StringIO()  # not a terminal, as in CI or a log file
-    assert rotate_keys(redis_url, dry_run=True, batch=50, out=out, err=err) == 0
+    # Nothing is sealed with KEY_B yet, which looks like swapped keys (E005): forced.
+    assert rotate_keys(redis_url, dry_run=True, batch=50, out=out, err=err, force=True) == 0
     lines = err.getvalue().splitlines()
     assert lines and all(line.startswith("rotate: ") and line.endswith("/250 keys")
                          for line in lines)
@@ -369,7 +372,7 @@ def test_progress_is_plain_lines_off_a_terminal_and_a_bar_on_one(
     assert out.getvalue() == "would re-seal 250 of 250 entries\n"
 
     out, tty = io.StringIO(), _Tty()
-    assert rotate_keys(redis_url, dry_run=False, batch=50, out=out, err=tty) == 0
+    assert rotate_keys(redis_url, dry_run=False, batch=50, out=out, err=tty, force=True) == 0
     assert "250/250" in tty.getvalue() and "\r" in tty.getvalue()  # tqdm drew a bar
     assert out.getvalue() == "re-sealed 250 of 250 entries\n"
 
@@ -442,3 +445,27 @@ def test_a_version_1_frame_gets_its_redis_ttl_as_sealed_expiry(
     assert forever is not None and Codec.expiry_of(forever) == 0.0
     reader = make_client(MASTER_KEY=KEY_B)
     assert (reader.get("short"), reader.get("forever")) == ("short", "forever")
+
+
+def test_rotate_refuses_keys_that_look_swapped_unless_forced(
+        clients: tuple[CacheClient, CacheClient], make_client: MakeClient, raw: redis.Redis,
+        redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, new = clients
+    stored = fill(new, 40)  # the site runs with KEY_B: every entry is sealed with it
+    before = snapshot(raw, namespace)
+    # The operator swaps them: the old key as MASTER_KEY, the one in use as a previous key.
+    monkeypatch.setenv("CACHEKIT_MASTER_KEY", KEY_A)
+    monkeypatch.setenv("CACHEKIT_PREVIOUS_MASTER_KEYS", KEY_B)
+    monkeypatch.setenv("CACHEKIT_NAMESPACE", namespace)
+    out = io.StringIO()
+    assert rotate_keys(redis_url, dry_run=False, batch=50, out=out, err=io.StringIO()) == 1
+    assert out.getvalue().startswith("[E005]") and "--force" in out.getvalue()
+    assert KEY_A not in out.getvalue() and KEY_B not in out.getvalue()
+    assert snapshot(raw, namespace) == before  # nothing re-sealed
+    only_new = make_client(MASTER_KEY=KEY_B)
+    assert only_new.get_many(list(stored)) == stored  # readers with the new key still read
+    assert main(["rotate", redis_url]) == 1
+
+    assert main(["rotate", "--force", redis_url]) == 0  # the operator insists
+    assert {key_id(v) for v in snapshot(raw, namespace).values()} == {
+        make_client(MASTER_KEY=KEY_A).codec.keyring.key_id}

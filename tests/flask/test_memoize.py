@@ -179,3 +179,32 @@ def test_async_memoize_inside_an_async_view(app_cache: tuple[Flask, Cache]) -> N
     c = app.test_client()
     assert [c.get("/double/4").data for _ in range(3)] == [b"8"] * 3
     assert calls == [4]
+
+
+def test_unkeyable_arguments_outside_an_app_context_run_uncached(
+        redis_url: str, namespace: str) -> None:
+    # Cache(app) binds the app, so memoized functions work with no context pushed (as
+    # Flask-Caching's own test_memoize_classfunc and test_memoize_classarg call them).
+    app = Flask(f"app-{namespace}")
+    app.config.update(CACHEKIT_REDIS_URL=redis_url, CACHEKIT_NAMESPACE=namespace)
+    cache = Cache(app)
+    calls: list[int] = []
+
+    class Counter(Anonymous):
+        @cache.memoize()
+        def total(self) -> int:
+            calls.append(1)
+            return 2
+
+    @cache.memoize()
+    def describe(thing: object) -> str:
+        calls.append(2)
+        return type(thing).__name__
+
+    assert Counter().total() == 2 and Counter().total() == 2  # computed each time, uncached
+    assert describe(object()) == "object"
+    assert calls == [1, 1, 2]
+    assert cache.client.metrics.errors["E023"] == 3
+    app.testing = True  # as inside a context: the app's debug/testing make it raise
+    with pytest.raises(InvalidKeyError):
+        describe(object())

@@ -1135,7 +1135,10 @@ class AsyncCacheClient(_ClientBase):
         return self._report(ping, error, info, nodes, rows, fleet_error)
 
     async def _read_fleet(self) -> list[tuple[str, bytes | None]]:
-        """Every published process snapshot of this namespace (key, sealed bytes)."""
+        """Every published process snapshot of this namespace (key, sealed bytes); none
+        without a key (nothing read there could be authenticated, so nothing is read)."""
+        if not self.codec.keyring.authenticated:
+            return []
         keys = self._fleet_keys(await self.backend.get(self.fleet.roster))
         if not keys:
             return []

@@ -1137,7 +1137,10 @@ class CacheClient(_ClientBase):
         return self._report(ping, error, info, nodes, rows, fleet_error)
 
     def _read_fleet(self) -> list[tuple[str, bytes | None]]:
-        """Every published process snapshot of this namespace (key, sealed bytes)."""
+        """Every published process snapshot of this namespace (key, sealed bytes); none
+        without a key (nothing read there could be authenticated, so nothing is read)."""
+        if not self.codec.keyring.authenticated:
+            return []
         keys = self._fleet_keys(self.backend.get(self.fleet.roster))
         if not keys:
             return []
