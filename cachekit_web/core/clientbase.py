@@ -425,8 +425,12 @@ class _ClientBase:
         expires_at = None if ttl is None else self.clock() + ttl
         return self.codec.encode(fk.encode(), value, fresh_until, expires_at)
 
-    def _decode(self, fk: str, raw: bytes | None) -> Entry | None:
-        """Decode, or count and log a bad entry and return None (a miss)."""
+    def _decode(self, fk: str, raw: bytes | None, *, drop: bool = True) -> Entry | None:
+        """Decode, or count and log a bad entry and return None (a miss).
+
+        ``drop=False``: leave a bad entry in place (the caller replaces it by a
+        compare-and-set on these bytes; a blind delete later could hit its successor).
+        """
         if raw is None:
             return None
         try:
@@ -434,7 +438,8 @@ class _ClientBase:
         except (IntegrityError, DeserializationError) as exc:
             self.metrics.error(exc.code)
             self._logger.emit(logging.WARNING, exc.code, f"unreadable entry dropped: {exc.message}")
-            self.pending.add([fk])  # removed on the next call that reaches the backend
+            if drop:
+                self.pending.add([fk])  # removed on the next call that reaches the backend
             if self.strict:
                 raise
             return None

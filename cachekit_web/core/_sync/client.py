@@ -64,6 +64,9 @@ from ..settings import Settings
 from .pending import apply_invalidations
 
 T = TypeVar("T")
+# Rounds of a read-then-compare-and-set write: each lost round means another writer's
+# change landed (progress), so a bounded loop; then the other writer's value stands.
+_WRITE_ROUNDS = 16
 _COLLECTIONS = (b"set", b"hash", b"zset", "set", "hash", "zset")  # TYPE replies
 
 
@@ -346,23 +349,37 @@ class CacheClient(_ClientBase):
         data = self._encode(fk, value, None, ttl)
         if ttl is not None and ttl <= 0:
             return False
-
-        def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
-            if self.backend.set(fk, data, ttl, nx=True):
-                return True
-            # An unreadable entry (bad frame) blocks nothing: replace it.
-            # An entry past its fresh time (stale window) is absent too, as get() says.
-            if not self._fresh(self._decode(fk, self.backend.get(fk)), self.clock()):
-                self.pending.discard(fk)  # overwritten now: a later delete would lose the value
-                return self.backend.set(fk, data, ttl)
-            return False
-
-        ok: bool | Unavailable = self._call("add", add_once, fk, data, ttl)
+        ok: bool | Unavailable = self._call("add", self._add_once, fk, data, ttl)
         if ok is UNAVAILABLE:
             return False
         if ok:
             self.metrics.count("sets")
         return bool(ok)
+
+    def _add_once(self, fk: str, data: bytes, ttl: float | None) -> bool:
+        """SET NX; exactly one caller ever wins a key's lifetime.
+
+        A key gone by the time it is read (its holder released it) means SET NX again.
+        An entry in the way that is past its fresh time (kept for stale-while-revalidate)
+        or unreadable counts as absent, as get() says, but is replaced only by a
+        server-side compare-and-set on the exact bytes read: of several callers that read
+        it, one replaces it and the others then find the winner's fresh value.
+        """
+        current: bytes | None = None
+        for _ in range(_WRITE_ROUNDS):
+            if current is None:
+                if self.backend.set(fk, data, ttl, nx=True):
+                    return True
+                current = self.backend.get(fk)
+                if current is None:
+                    continue  # released between the two steps
+            if self._fresh(self._decode(fk, current, drop=False), self.clock()):
+                return False
+            swapped, current = self._compare_and_set(fk, current, data, ttl, False)
+            if swapped:
+                self.pending.discard(fk)  # overwritten now: a later delete would lose the value
+                return True
+        return False  # every round lost to another writer's change: the key is theirs
 
     def set_many(self, mapping: Mapping[str, Any], timeout: Any = DEFAULT) -> list[str]:
         """Store several values in one round trip; returns the keys that were not stored."""
