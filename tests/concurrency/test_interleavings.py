@@ -102,3 +102,94 @@ def test_async_add_released_between_set_nx_and_read(redis_url: str, namespace: s
     b_won, c_won = asyncio.run(run())
     assert c_won == [True]
     assert [b_won, *c_won].count(True) == 1
+
+
+def _first_write(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> bool:
+    return True
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_touch_never_retimes_a_value_it_did_not_read(make_client: MakeClient, clock: Clock,
+                                                     raw: redis.Redis, mode: str) -> None:
+    # Right after touch's write, the key is released and taken again by C (5 s): nothing
+    # touch does may change C's expiry, which C sealed into its value.
+    a, b, c = (make_client(clock=clock, **MODES[mode]) for _ in range(3))
+    assert a.add("job", "A", 10)
+    gap = interleaved(b)
+
+    def replace() -> None:
+        a.delete("job")
+        assert c.add("job", "C", 5)
+
+    for write in ("update", "compare_and_set"):  # whichever touch writes with
+        gap.after(write, replace, when=_first_write)
+    assert b.touch("job", 100)
+    entry = c.get_entry("job")
+    assert entry is not None and entry.value == "C"
+    assert entry.expires_at == pytest.approx(clock.now + 5)
+    assert raw.pttl(c.full_key("job")) <= 5000, "touch retimed a value it never read"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_touch_applies_to_the_value_it_read(make_client: MakeClient, clock: Clock,
+                                            raw: redis.Redis, mode: str) -> None:
+    # Between touch's read and its write, C replaces the value: the touch lands on C's
+    # value as a whole (sealed expiry and Redis TTL agree), never half on each.
+    a, b, c = (make_client(clock=clock, **MODES[mode]) for _ in range(3))
+    a.set("job", "A", 10, stale_ttl=30)
+    gap = interleaved(b)
+    gap.after("get", lambda: c.set("job", "C", 5))
+    assert b.touch("job", 100)
+    entry = c.get_entry("job")
+    assert entry is not None and entry.value == "C"
+    pttl = raw.pttl(c.full_key("job")) / 1000
+    assert entry.expires_at is not None
+    assert entry.expires_at - clock.now == pytest.approx(pttl, abs=1.0)
+
+
+def _stale(a: CacheClient, clock: Clock) -> None:
+    a.set("k", "old", 10, stale_ttl=60)
+    clock.now += 20
+
+
+@pytest.mark.parametrize("start", ["missing", "stale"])
+def test_get_or_set_keeps_a_value_set_while_it_computed(make_client: MakeClient, clock: Clock,
+                                                        start: str) -> None:
+    # The computation read the world before a writer stored a newer value: the newer
+    # value stands (as Django's get_or_set, which stores with add()).
+    a, b = make_client(clock=clock), make_client(clock=clock)
+    if start == "stale":
+        _stale(a, clock)
+
+    def compute() -> str:
+        assert a.set("k", "newer", 60)
+        return "computed"
+
+    assert b.get_or_set("k", compute, 60, stale_ttl=60) == "computed"  # the caller's answer
+    assert a.get("k") == "newer"
+
+
+def test_stale_refresh_does_not_undo_a_delete(make_client: MakeClient, clock: Clock) -> None:
+    # The value is invalidated while a stale-while-revalidate refresh computes from the
+    # old data: the refresh must not write it back.
+    a, b = make_client(clock=clock), make_client(clock=clock)
+    _stale(a, clock)
+
+    def compute() -> str:
+        assert a.delete("k") is True
+        return "computed-from-old-data"
+
+    assert b.get_or_set("k", compute, 60, stale_ttl=60) == "computed-from-old-data"
+    assert a.get("k") is None
+
+
+def test_get_or_set_replaces_the_entry_it_read(make_client: MakeClient, clock: Clock,
+                                               raw: redis.Redis) -> None:
+    # Without interference a stale or unreadable entry is still replaced by the refresh.
+    a, b = make_client(clock=clock), make_client(clock=clock)
+    _stale(a, clock)
+    assert b.get_or_set("k", lambda: "new", 60) == "new"
+    assert a.get("k") == "new"
+    raw.set(a.full_key("k"), b"\x00garbage", px=60_000)
+    assert b.get_or_set("k", lambda: "newest", 60) == "newest"
+    assert a.get("k") == "newest"

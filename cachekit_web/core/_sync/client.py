@@ -437,20 +437,27 @@ class CacheClient(_ClientBase):
         return False if ok is UNAVAILABLE else bool(ok)
 
     def _touch(self, fk: str, ttl: float | None) -> bool:
+        """Re-seal the value read with its new expiry and set both in one compare-and-set
+        on the bytes read: a value written meanwhile is never given an expiry that its
+        sealed frame does not carry."""
         raw = self.backend.get(fk)
-        if raw is None:
-            return False
-        if not Codec.has_times(raw) and ttl is None:
-            return self.backend.touch(fk, ttl)
-        remaining = self.backend.ttl(fk)
-        physical: list[float | None] = []
-        try:
-            stored = self.backend.update(
-                fk, lambda cur: self._retimed(fk, cur, ttl, remaining, physical)
-            )
-        except _DATA_ERRORS:
-            return False
-        return stored is not None and self.backend.touch(fk, physical[0])
+        for _ in range(_WRITE_ROUNDS):
+            if raw is None:
+                return False
+            if not Codec.has_times(raw) and ttl is None:
+                new = raw  # nothing sealed to change: only the Redis TTL goes
+                physical: list[float | None] = [None]
+            else:
+                remaining = self.backend.ttl(fk)
+                physical = []
+                try:
+                    new = self._retimed(fk, raw, ttl, remaining, physical)
+                except _DATA_ERRORS:
+                    return False
+            swapped, raw = self._compare_and_set(fk, raw, new, physical[0], False)
+            if swapped:
+                return True
+        return False  # rewritten by others on every round: their values' expiries stand
 
     def incr(self, key: str, delta: int = 1, *, default: int | None = None,
                    ignore_key_check: bool = False) -> int | None:
@@ -1088,10 +1095,15 @@ class CacheClient(_ClientBase):
                     return Result(stale.value, "stale"), True
                 self._lock_unavailable(fk)
             # Someone may have filled it while we waited for the lock (ask Redis itself).
-            again = self._accepted(self.get_entry(key, local=False), accept)
+            raw: bytes | Unavailable | None = self._call("get", self.backend.get, fk)
+            seen = None if raw is UNAVAILABLE or self._owed(fk) else raw
+            again = self._accepted(self._decode(fk, seen), accept)
             if again is not None and self._fresh(again, self.clock()):
                 return Result(again.value, "hit"), True
-            return self._compute(key, compute, timeout, stale_ttl, should_cache)
+            # Stored only over what was just read (an unreadable entry is deleted first):
+            # a value set, or a delete, landing while this computes stands.
+            return self._compute(key, compute, timeout, stale_ttl, should_cache,
+                                       over=None if self._owed(fk) else seen)
         finally:
             if got is True:
                 self._call("unlock", lock.release)
@@ -1105,17 +1117,54 @@ class CacheClient(_ClientBase):
 
     def _compute(self, key: str, compute: Callable[[], Any], timeout: Any,
                        stale_ttl: float | None,
-                       should_cache: Callable[[Any], bool] | None) -> tuple[Result[Any], bool]:
-        """Compute, and store the value if cacheable; (result, cacheable)."""
+                       should_cache: Callable[[Any], bool] | None,
+                       over: bytes | None | object = _MISSING) -> tuple[Result[Any], bool]:
+        """Compute, and store the value if cacheable; (result, cacheable).
+
+        ``over``: store only if the key still holds these bytes (None: only if absent);
+        by default store whatever is there.
+        """
         value, own_timeout = _unwrap(compute_value(compute))
         cacheable = should_cache is None or should_cache(value)
         if cacheable:
+            wanted = timeout if own_timeout is None else own_timeout.timeout
             try:
-                self.set(key, value, timeout if own_timeout is None else own_timeout.timeout,
-                               stale_ttl=stale_ttl)
+                if over is _MISSING:
+                    self.set(key, value, wanted, stale_ttl=stale_ttl)
+                else:
+                    self._set_over(key, over, value, wanted, stale_ttl)
             except _UNSTORABLE as exc:
                 self._not_stored(exc)
         return Result(value, "miss", computed=True), cacheable
+
+    def _set_over(self, key: str, expected: Any, value: Any, timeout: Any,
+                        stale_ttl: float | None) -> bool:
+        """set(), only if ``key`` still holds ``expected`` (bytes; None: only if absent),
+        checked by the server in the same step as the write."""
+        fk = self.full_key(key)
+        ttl = self._ttl(timeout)
+        if ttl is not None and ttl <= 0:
+            return self.set(key, value, timeout)  # deletes: as set() does
+        fresh_until = None
+        if stale_ttl and ttl is not None:
+            fresh_until, ttl = self.clock() + ttl, ttl + stale_ttl
+        data = self._encode(fk, value, fresh_until, ttl)
+
+        def write() -> bool:
+            if expected is None:
+                return self.backend.set(fk, data, ttl, nx=True)
+            swapped, _ = self._compare_and_set(fk, expected, data, ttl, False)
+            return swapped
+
+        ok: bool | Unavailable = self._call("set", write)
+        self._local_forget(fk)  # whatever the outcome, the value in memory is not current
+        if ok is UNAVAILABLE:
+            self.pending.add([fk])  # whatever is there now may be stale
+            self._deferred("set", 1)
+            return False
+        if ok:
+            self.metrics.count("sets")
+        return bool(ok)
 
     # -- operations ----------------------------------------------------------
     def health(self) -> HealthReport:
