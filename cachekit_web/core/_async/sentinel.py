@@ -19,7 +19,13 @@ from typing import Any, cast
 from redis.backoff import NoBackoff
 
 from ..backends import redact_url
-from ..backends.common import _PASSTHROUGH, retry_policy, translate, translated
+from ..backends.common import (
+    _PASSTHROUGH,
+    CAS_SCRIPT,
+    retry_policy,
+    translate,
+    translated,
+)
 from ..backends.redispy import (
     AsyncMasterNotFoundError,
     AsyncRedis,
@@ -241,6 +247,7 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
             list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
         self.client: Any = self.sentinel.master_for(self.service, connection_class=conn_class)
         self.pool = self.client.connection_pool
+        self._cas = self.client.register_script(CAS_SCRIPT)  # add(), touch(), get_or_set
         self.readers: list[tuple[str, Any]] = []
         # Opt-in per URL: a replica can lag behind a write made a moment ago.
         if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
