@@ -35,15 +35,21 @@ def make_client(redis_url: str, namespace: str) -> Iterator[MakeClient]:
     """CacheClients of the test's namespace on the shared server; closed afterwards."""
     made: list[CacheClient] = []
 
-    def make(**overrides: Any) -> CacheClient:
+    def make(url: str | None = None, **overrides: Any) -> CacheClient:
         overrides.setdefault("NAMESPACE", namespace)
-        client = CacheClient.from_url(redis_url, **overrides)
+        client = CacheClient.from_url(url or redis_url, **overrides)
         made.append(client)
         return client
 
     yield make
     for c in made:
         c.close()
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request: pytest.FixtureRequest, redis_url: str, namespace: str) -> str:
+    """The URL of each store the client's read-then-write paths must hold on."""
+    return redis_url if request.param == "redis" else f"memory://{namespace}"
 
 
 @pytest.fixture()

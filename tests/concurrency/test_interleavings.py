@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
 
@@ -29,9 +28,10 @@ def interleaved(client: CacheClient) -> Interleaved:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_add_released_between_set_nx_and_read(make_client: MakeClient, mode: str) -> None:
+def test_add_released_between_set_nx_and_read(make_client: MakeClient, store: str,
+                                              mode: str) -> None:
     # A holds the key; B's SET NX fails; A releases; B reads a missing key; C takes it.
-    a, b, c = (make_client(**MODES[mode]) for _ in range(3))
+    a, b, c = (make_client(store, **MODES[mode]) for _ in range(3))
     gap = interleaved(b)
     assert a.add("job", "A", 30)
     gap.after("set", lambda: a.delete("job"), when=failed_nx)
@@ -48,17 +48,17 @@ def _plant_stale(a: CacheClient, clock: Clock) -> None:
     clock.now += 20
 
 
-def _plant_garbage(a: CacheClient, raw: redis.Redis) -> None:
-    raw.set(a.full_key("job"), b"\x00not a frame", px=60_000)
+def _plant_garbage(a: CacheClient) -> None:
+    a.backend.set(a.full_key("job"), b"\x00not a frame", 60)
 
 
 @pytest.mark.parametrize("entry", ["stale", "unreadable"])
 @pytest.mark.parametrize("mode", MODES)
-def test_add_replaces_stale_entry_only_once(make_client: MakeClient, clock: Clock,
-                                            raw: redis.Redis, entry: str, mode: str) -> None:
+def test_add_replaces_stale_entry_only_once(make_client: MakeClient, store: str, clock: Clock,
+                                            entry: str, mode: str) -> None:
     # B and C both find the same stale (or unreadable) entry; only one may replace it.
-    a, b, c = (make_client(clock=clock, **MODES[mode]) for _ in range(3))
-    _plant_stale(a, clock) if entry == "stale" else _plant_garbage(a, raw)
+    a, b, c = (make_client(store, clock=clock, **MODES[mode]) for _ in range(3))
+    _plant_stale(a, clock) if entry == "stale" else _plant_garbage(a)
     gap = interleaved(b)
     c_won: list[bool] = []
     gap.after("get", lambda: c_won.append(c.add("job", "C", 30)))
@@ -70,9 +70,10 @@ def test_add_replaces_stale_entry_only_once(make_client: MakeClient, clock: Cloc
     assert a.get("job") == "C"
 
 
-def test_add_stale_entry_rewritten_by_holder(make_client: MakeClient, clock: Clock) -> None:
+def test_add_stale_entry_rewritten_by_holder(make_client: MakeClient, store: str,
+                                             clock: Clock) -> None:
     # B reads a stale entry; meanwhile its owner refreshes it: B must not replace the fresh one.
-    a, b = make_client(clock=clock), make_client(clock=clock)
+    a, b = make_client(store, clock=clock), make_client(store, clock=clock)
     _plant_stale(a, clock)
     gap = interleaved(b)
     gap.after("get", lambda: a.set("job", "A2", 30))
@@ -109,11 +110,11 @@ def _first_write(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_touch_never_retimes_a_value_it_did_not_read(make_client: MakeClient, clock: Clock,
-                                                     raw: redis.Redis, mode: str) -> None:
+def test_touch_never_retimes_a_value_it_did_not_read(make_client: MakeClient, store: str,
+                                                     clock: Clock, mode: str) -> None:
     # Right after touch's write, the key is released and taken again by C (5 s): nothing
     # touch does may change C's expiry, which C sealed into its value.
-    a, b, c = (make_client(clock=clock, **MODES[mode]) for _ in range(3))
+    a, b, c = (make_client(store, clock=clock, **MODES[mode]) for _ in range(3))
     assert a.add("job", "A", 10)
     gap = interleaved(b)
 
@@ -127,24 +128,23 @@ def test_touch_never_retimes_a_value_it_did_not_read(make_client: MakeClient, cl
     entry = c.get_entry("job")
     assert entry is not None and entry.value == "C"
     assert entry.expires_at == pytest.approx(clock.now + 5)
-    assert raw.pttl(c.full_key("job")) <= 5000, "touch retimed a value it never read"
+    assert (c.ttl("job") or 0) <= 5, "touch retimed a value it never read"
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_touch_applies_to_the_value_it_read(make_client: MakeClient, clock: Clock,
-                                            raw: redis.Redis, mode: str) -> None:
+def test_touch_applies_to_the_value_it_read(make_client: MakeClient, store: str, clock: Clock,
+                                            mode: str) -> None:
     # Between touch's read and its write, C replaces the value: the touch lands on C's
     # value as a whole (sealed expiry and Redis TTL agree), never half on each.
-    a, b, c = (make_client(clock=clock, **MODES[mode]) for _ in range(3))
+    a, b, c = (make_client(store, clock=clock, **MODES[mode]) for _ in range(3))
     a.set("job", "A", 10, stale_ttl=30)
     gap = interleaved(b)
     gap.after("get", lambda: c.set("job", "C", 5))
     assert b.touch("job", 100)
     entry = c.get_entry("job")
     assert entry is not None and entry.value == "C"
-    pttl = raw.pttl(c.full_key("job")) / 1000
     assert entry.expires_at is not None
-    assert entry.expires_at - clock.now == pytest.approx(pttl, abs=1.0)
+    assert entry.expires_at - clock.now == pytest.approx(c.ttl("job"), abs=1.0)
 
 
 def _stale(a: CacheClient, clock: Clock) -> None:
@@ -153,11 +153,12 @@ def _stale(a: CacheClient, clock: Clock) -> None:
 
 
 @pytest.mark.parametrize("start", ["missing", "stale"])
-def test_get_or_set_keeps_a_value_set_while_it_computed(make_client: MakeClient, clock: Clock,
+def test_get_or_set_keeps_a_value_set_while_it_computed(make_client: MakeClient, store: str,
+                                                        clock: Clock,
                                                         start: str) -> None:
     # The computation read the world before a writer stored a newer value: the newer
     # value stands (as Django's get_or_set, which stores with add()).
-    a, b = make_client(clock=clock), make_client(clock=clock)
+    a, b = make_client(store, clock=clock), make_client(store, clock=clock)
     if start == "stale":
         _stale(a, clock)
 
@@ -169,10 +170,11 @@ def test_get_or_set_keeps_a_value_set_while_it_computed(make_client: MakeClient,
     assert a.get("k") == "newer"
 
 
-def test_stale_refresh_does_not_undo_a_delete(make_client: MakeClient, clock: Clock) -> None:
+def test_stale_refresh_does_not_undo_a_delete(make_client: MakeClient, store: str,
+                                              clock: Clock) -> None:
     # The value is invalidated while a stale-while-revalidate refresh computes from the
     # old data: the refresh must not write it back.
-    a, b = make_client(clock=clock), make_client(clock=clock)
+    a, b = make_client(store, clock=clock), make_client(store, clock=clock)
     _stale(a, clock)
 
     def compute() -> str:
@@ -183,13 +185,13 @@ def test_stale_refresh_does_not_undo_a_delete(make_client: MakeClient, clock: Cl
     assert a.get("k") is None
 
 
-def test_get_or_set_replaces_the_entry_it_read(make_client: MakeClient, clock: Clock,
-                                               raw: redis.Redis) -> None:
+def test_get_or_set_replaces_the_entry_it_read(make_client: MakeClient, store: str,
+                                               clock: Clock) -> None:
     # Without interference a stale or unreadable entry is still replaced by the refresh.
-    a, b = make_client(clock=clock), make_client(clock=clock)
+    a, b = make_client(store, clock=clock), make_client(store, clock=clock)
     _stale(a, clock)
     assert b.get_or_set("k", lambda: "new", 60) == "new"
     assert a.get("k") == "new"
-    raw.set(a.full_key("k"), b"\x00garbage", px=60_000)
+    a.backend.set(a.full_key("k"), b"\x00garbage", 60)
     assert b.get_or_set("k", lambda: "newest", 60) == "newest"
     assert a.get("k") == "newest"
