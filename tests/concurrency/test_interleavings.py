@@ -195,3 +195,22 @@ def test_get_or_set_replaces_the_entry_it_read(make_client: MakeClient, store: s
     a.backend.set(a.full_key("k"), b"\x00garbage", 60)
     assert b.get_or_set("k", lambda: "newest", 60) == "newest"
     assert a.get("k") == "newest"
+
+
+def test_lock_release_after_losing_it_keeps_the_new_holder(make_client: MakeClient,
+                                                           store: str) -> None:
+    # A's lock is gone (expired: removed here) and B took it; A's release must not free B's.
+    from cachekit_web.core.backends import user_lock_key
+    from cachekit_web.core.errors import LockTimeoutError
+
+    a, b = make_client(store), make_client(store)
+    held = a.lock("section", timeout=30)
+    assert held.acquire(blocking=False)
+    a.backend.delete(user_lock_key(a.full_key("section")))  # its expiry, forced
+    taken = b.lock("section", timeout=30)
+    assert taken.acquire(blocking=False)
+    with pytest.raises(LockTimeoutError) as lost:
+        held.release()
+    assert lost.value.code == "E050"
+    assert taken.owned() and not a.lock("section").acquire(blocking=False)
+    taken.release()
