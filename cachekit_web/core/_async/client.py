@@ -1116,7 +1116,7 @@ class AsyncCacheClient(_ClientBase):
     async def _compute(self, key: str, compute: Callable[[], Any], timeout: Any,
                        stale_ttl: float | None,
                        should_cache: Callable[[Any], bool] | None,
-                       over: bytes | None | object = _MISSING) -> tuple[Result[Any], bool]:
+                       over: bytes | object | None = _MISSING) -> tuple[Result[Any], bool]:
         """Compute, and store the value if cacheable; (result, cacheable).
 
         ``over``: store only if the key still holds these bytes (None: only if absent);
