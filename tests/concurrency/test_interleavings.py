@@ -214,3 +214,22 @@ def test_lock_release_after_losing_it_keeps_the_new_holder(make_client: MakeClie
     assert lost.value.code == "E050"
     assert taken.owned() and not a.lock("section").acquire(blocking=False)
     taken.release()
+
+
+@pytest.mark.parametrize("read", ["get", "get_many", "has_key"])
+def test_dropping_an_unreadable_entry_spares_its_successor(make_client: MakeClient,
+                                                           store: str, read: str) -> None:
+    # B reads an unreadable entry (dropped on its next call); before that call, C replaces
+    # the entry: B's drop must not delete C's value (a blind DEL gave two add() winners).
+    b, c, d = (make_client(store, **MODES["sealed"]) for _ in range(3))
+    _plant_garbage(b)
+    if read == "get":
+        assert b.get("job") is None
+    elif read == "get_many":
+        assert b.get_many(["job"]) == {}
+    else:
+        assert not b.has_key("job")
+    assert c.add("job", "C", 30)
+    b.get("other")  # B's next call reaches the backend
+    assert c.get("job") == "C"
+    assert not d.add("job", "D", 30)

@@ -336,6 +336,12 @@ def test_cluster_read_then_write_gaps(cluster: LocalCluster, namespace: str) -> 
         gap.after("compare_and_set", replace)
         assert b.touch("old", 100)
         assert a.get("old") == "C2" and (a.ttl("old") or 0) <= 5
+
+        a.backend.set(a.full_key("bad"), b"\x00not a frame", 60)
+        assert b.get("bad") is None  # dropped on B's next call, if still these bytes
+        assert c.add("bad", "C", 30)
+        b.get("other")
+        assert a.get("bad") == "C"
     finally:
         for client in (a, b, c):
             client.close()

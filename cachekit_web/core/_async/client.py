@@ -146,6 +146,8 @@ class AsyncCacheClient(_ClientBase):
         try:
             if self.pending:
                 await self._flush_pending()
+            if self._drops:
+                await self._flush_drops()
             result = await fn(*args)
         except _DATA_ERRORS:
             self.breaker.record_success(call)  # the backend answered; the data was bad
@@ -187,6 +189,16 @@ class AsyncCacheClient(_ClientBase):
             raise
         self.pending.landed(keys, clear)
         log.debug("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
+
+    async def _flush_drops(self) -> None:
+        """Delete the unreadable entries read since the last call, each only if it still
+        holds the bytes read (a value written since then stands)."""
+        while self._drops:
+            try:
+                fk, raw = self._drops.popitem()
+            except KeyError:  # another thread took the last one
+                return
+            await self.backend.delete_if_equal(fk, raw)
 
     @property
     def available(self) -> bool:
@@ -1095,13 +1107,13 @@ class AsyncCacheClient(_ClientBase):
             # Someone may have filled it while we waited for the lock (ask Redis itself).
             raw: bytes | Unavailable | None = await self._call("get", self.backend.get, fk)
             seen = None if raw is UNAVAILABLE or self._owed(fk) else raw
-            again = self._accepted(self._decode(fk, seen), accept)
+            again = self._accepted(self._decode(fk, seen, drop=False), accept)
             if again is not None and self._fresh(again, self.clock()):
                 return Result(again.value, "hit"), True
-            # Stored only over what was just read (an unreadable entry is deleted first):
-            # a value set, or a delete, landing while this computes stands.
+            # Stored only over what was just read: a value set, or a delete, landing while
+            # this computes stands. A key owed a delete holds a retracted value: replaced.
             return await self._compute(key, compute, timeout, stale_ttl, should_cache,
-                                       over=None if self._owed(fk) else seen)
+                                       over=_MISSING if self._owed(fk) else seen)
         finally:
             if got is True:
                 await self._call("unlock", lock.release)

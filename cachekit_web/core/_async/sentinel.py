@@ -22,6 +22,7 @@ from ..backends import redact_url
 from ..backends.common import (
     _PASSTHROUGH,
     CAS_SCRIPT,
+    DELETE_IF_SCRIPT,
     retry_policy,
     translate,
     translated,
@@ -165,6 +166,13 @@ class _AsyncReplicaReads:
         finally:
             self.recent.add(keys)
 
+    async def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        base: Any = super()
+        try:
+            return bool(await base.delete_if_equal(key, expected))
+        finally:
+            self.recent.add((key,))
+
     async def delete_prefix(self, prefix: str) -> int:
         base: Any = super()
         try:
@@ -248,6 +256,7 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
         self.client: Any = self.sentinel.master_for(self.service, connection_class=conn_class)
         self.pool = self.client.connection_pool
         self._cas = self.client.register_script(CAS_SCRIPT)  # add(), touch(), get_or_set
+        self._delete_if = self.client.register_script(DELETE_IF_SCRIPT)
         self.readers: list[tuple[str, Any]] = []
         # Opt-in per URL: a replica can lag behind a write made a moment ago.
         if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
