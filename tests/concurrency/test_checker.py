@@ -67,10 +67,11 @@ def total(parts: list[dict[str, Any]], name: str) -> int:
     return sum(int(p.get(name, 0)) for p in parts)
 
 
-@pytest.mark.parametrize("via", ["core", "django"])
+@pytest.mark.parametrize("via", ["core", "core-async", "django"])
 def test_add_as_lock_never_double_held(redis_url: str, namespace: str, via: str) -> None:
     conf = {"url": redis_url, "namespace": namespace, "key": "task", "duration": 2.0,
-            "inside": namespace + "-inside", "django": via == "django"}
+            "inside": namespace + "-inside", "django": via == "django",
+            "async": via == "core-async"}
     parts = run("lock_with_add", conf)
     acquired, overlaps = total(parts, "acquired"), total(parts, "overlaps")
     print(f"\n{via}: {acquired} acquisitions, {overlaps} double holds, "

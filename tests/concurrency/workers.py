@@ -90,6 +90,8 @@ def lock_with_add(queue: Any, go: Any, proc: int, threads: int,
     A hold overlaps another when the shared in-section counter is above 1 while it is
     held, or when the key no longer holds this holder's token at release time.
     """
+    if conf.get("async"):
+        return _lock_with_async_add(queue, go, proc, threads, conf)
     cache = _django_cache(conf) if conf.get("django") else _client(conf)
     r = redis.Redis.from_url(conf["url"])
     inside, key, duration = conf["inside"], conf["key"], conf["duration"]
@@ -113,6 +115,39 @@ def lock_with_add(queue: Any, go: Any, proc: int, threads: int,
         return {"acquired": acquired, "overlaps": overlaps, "attempts": n}
 
     return _sum(_run_threads(queue, go, threads, body, duration + 20))
+
+
+def _lock_with_async_add(queue: Any, go: Any, proc: int, threads: int,
+                         conf: dict[str, Any]) -> dict[str, Any]:
+    """lock_with_add through AsyncCacheClient: one event loop per thread."""
+    import asyncio
+
+    from cachekit_web import AsyncCacheClient
+
+    cache = AsyncCacheClient.from_url(conf["url"], NAMESPACE=conf["namespace"])
+    r = redis.Redis.from_url(conf["url"])
+    inside, key, duration = conf["inside"], conf["key"], conf["duration"]
+
+    async def run(i: int) -> dict[str, Any]:
+        acquired = overlaps = 0
+        n = 0
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline:
+            n += 1
+            token = f"{proc}-{i}-{n}"
+            if not await cache.add(key, token, 30):
+                continue
+            acquired += 1
+            overlap = r.incr(inside) != 1
+            await asyncio.sleep(0.0005)
+            overlap = await cache.get(key) != token or overlap
+            r.decr(inside)
+            overlaps += overlap
+            await cache.delete(key)
+        return {"acquired": acquired, "overlaps": overlaps, "attempts": n}
+
+    return _sum(_run_threads(queue, go, threads, lambda i: asyncio.run(run(i)),
+                             duration + 20))
 
 
 def add_delete_lifetimes(queue: Any, go: Any, proc: int, threads: int,
