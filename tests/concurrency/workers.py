@@ -27,10 +27,20 @@ def worker(job: str, queue: Any, go: Any, proc: int, threads: int, conf: dict[st
     queue.put(result)
 
 
+# Every call must reach Redis and get its answer, however loaded the machine: a fail-open
+# answer (a timed-out delete, a get that missed) would look like a broken promise.
+PATIENT = {"SOCKET_TIMEOUT": 10.0, "POOL_TIMEOUT": 10.0, "CIRCUIT_BREAKER_ENABLED": False,
+           "STRICT": True}
+
+
+def _options(conf: dict[str, Any]) -> dict[str, Any]:
+    return {"NAMESPACE": conf["namespace"], **PATIENT, **conf.get("options", {})}
+
+
 def _client(conf: dict[str, Any]) -> Any:
     from cachekit_web import CacheClient
 
-    return CacheClient.from_url(conf["url"], NAMESPACE=conf["namespace"], **conf.get("options", {}))
+    return CacheClient.from_url(conf["url"], **_options(conf))
 
 
 def _django_cache(conf: dict[str, Any]) -> Any:
@@ -39,7 +49,7 @@ def _django_cache(conf: dict[str, Any]) -> Any:
 
     settings.configure(SECRET_KEY="concurrency-checker", USE_TZ=True, CACHES={"default": {
         "BACKEND": "cachekit_web.django.CachekitCache", "LOCATION": conf["url"],
-        "OPTIONS": {"NAMESPACE": conf["namespace"]}}})
+        "OPTIONS": _options(conf)}})
     django.setup()
     from django.core.cache import cache
 
@@ -93,7 +103,7 @@ def lock_with_add(queue: Any, go: Any, proc: int, threads: int,
     if conf.get("async"):
         return _lock_with_async_add(queue, go, proc, threads, conf)
     cache = _django_cache(conf) if conf.get("django") else _client(conf)
-    r = redis.Redis.from_url(conf["url"])
+    r = redis.Redis.from_url(conf["url"], socket_timeout=10)
     inside, key, duration = conf["inside"], conf["key"], conf["duration"]
 
     def body(i: int) -> dict[str, Any]:
@@ -124,8 +134,8 @@ def _lock_with_async_add(queue: Any, go: Any, proc: int, threads: int,
 
     from cachekit_web import AsyncCacheClient
 
-    cache = AsyncCacheClient.from_url(conf["url"], NAMESPACE=conf["namespace"])
-    r = redis.Redis.from_url(conf["url"])
+    cache = AsyncCacheClient.from_url(conf["url"], **_options(conf))
+    r = redis.Redis.from_url(conf["url"], socket_timeout=10)
     inside, key, duration = conf["inside"], conf["key"], conf["duration"]
 
     async def run(i: int) -> dict[str, Any]:
@@ -200,7 +210,7 @@ def compute_once(queue: Any, go: Any, proc: int, threads: int,
                  conf: dict[str, Any]) -> dict[str, Any]:
     """get_or_set on shared keys; each computation is counted in Redis by the compute."""
     client = _client(conf)
-    r = redis.Redis.from_url(conf["url"])
+    r = redis.Redis.from_url(conf["url"], socket_timeout=10)
     keys = conf["keys"]
 
     def body(i: int) -> dict[str, Any]:
@@ -225,7 +235,7 @@ def mutual_exclusion(queue: Any, go: Any, proc: int, threads: int,
     from cachekit_web.core.errors import LockTimeoutError
 
     client = _client(conf)
-    r = redis.Redis.from_url(conf["url"])
+    r = redis.Redis.from_url(conf["url"], socket_timeout=10)
     inside, duration = conf["inside"], conf["duration"]
 
     def body(i: int) -> dict[str, Any]:
