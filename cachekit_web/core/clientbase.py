@@ -72,6 +72,7 @@ _HOUSEKEEPING_INTERVAL = 1.0  # seconds between the call path's checks of backgr
 # Globs with many '*' cost Redis exponential matching time: a key pattern may have this many.
 _MAX_STARS = 8
 _CHECKED_MAX = 4096  # keys a client remembers as checked for get_many (then it starts afresh)
+_DROPS_MAX = 1024  # unreadable entries awaiting their delete (more: left to expire)
 
 
 class Deferred(enum.Enum):
@@ -367,6 +368,9 @@ class _ClientBase:
         if self.pending.spool is not None and self.pending.spool.orphans():
             self.replayer.wake()  # a process of this namespace exited with deletes owed
         self.strict = settings.STRICT
+        # Unreadable entries read (full key -> bytes), deleted on the next call only if
+        # they still hold those bytes: a blind delete could hit a value written since.
+        self._drops: dict[str, bytes] = {}
         self._logger = _LogLimiter(settings.LOG_INTERVAL)
         self._closed = False
         self._housekeeping_at = 0.0  # the first call starts this process's threads
@@ -426,8 +430,12 @@ class _ClientBase:
         expires_at = None if ttl is None else self.clock() + ttl
         return self.codec.encode(fk.encode(), value, fresh_until, expires_at)
 
-    def _decode(self, fk: str, raw: bytes | None) -> Entry | None:
-        """Decode, or count and log a bad entry and return None (a miss)."""
+    def _decode(self, fk: str, raw: bytes | None, *, drop: bool = True) -> Entry | None:
+        """Decode, or count and log a bad entry and return None (a miss).
+
+        A bad entry is deleted on the next call if it still holds these bytes;
+        ``drop=False``: left in place (the caller replaces it by a compare-and-set).
+        """
         if raw is None:
             return None
         try:
@@ -435,7 +443,8 @@ class _ClientBase:
         except (IntegrityError, DeserializationError) as exc:
             self.metrics.error(exc.code)
             self._logger.emit(logging.WARNING, exc.code, f"unreadable entry dropped: {exc.message}")
-            self.pending.add([fk])  # removed on the next call that reaches the backend
+            if drop and len(self._drops) < _DROPS_MAX:
+                self._drops[fk] = raw  # removed on the next call that reaches the backend
             if self.strict:
                 raise
             return None

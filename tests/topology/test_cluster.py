@@ -307,6 +307,46 @@ FAST = {
 }
 
 
+def test_cluster_read_then_write_gaps(cluster: LocalCluster, namespace: str) -> None:
+    # add() and touch() with their read-then-write gap forced open (see tests/concurrency).
+    from ..concurrency.interleave import Interleaved, failed_nx
+
+    now = [1_800_000_000.0]
+    a, b, c = (CacheClient.from_url(cluster.url, NAMESPACE=namespace, MASTER_KEY=KEY_A,
+                                    clock=lambda: now[0]) for _ in range(3))
+    try:
+        gap = Interleaved(b.backend)
+        b.backend = gap  # type: ignore[assignment]
+        assert a.add("job", "A", 30)
+        gap.after("set", lambda: a.delete("job"), when=failed_nx)  # A releases, then
+        won: list[bool] = []
+        gap.after("get", lambda: won.append(c.add("job", "C", 30)))  # C takes it
+        won.append(b.add("job", "B", 30))
+        assert won == [True, False] and a.get("job") == "C"
+
+        a.set("old", "A", 10, stale_ttl=60)
+        now[0] += 20
+        gap.after("get", lambda: won.append(c.add("old", "C", 30)))
+        assert not b.add("old", "B", 30) and won[-1] is True and a.get("old") == "C"
+
+        def replace() -> None:
+            a.delete("old")
+            assert c.add("old", "C2", 5)
+
+        gap.after("compare_and_set", replace)
+        assert b.touch("old", 100)
+        assert a.get("old") == "C2" and (a.ttl("old") or 0) <= 5
+
+        a.backend.set(a.full_key("bad"), b"\x00not a frame", 60)
+        assert b.get("bad") is None  # dropped on B's next call, if still these bytes
+        assert c.add("bad", "C", 30)
+        b.get("other")
+        assert a.get("bad") == "C"
+    finally:
+        for client in (a, b, c):
+            client.close()
+
+
 def test_killed_node_costs_only_its_keys(namespace: str) -> None:
     with LocalCluster(3) as cluster:
         c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)

@@ -118,6 +118,22 @@ def test_sentinel_reads_go_to_the_replica(namespace: str) -> None:
         off.close()
 
 
+def test_sentinel_compare_and_set_writes(namespace: str) -> None:
+    # add() over a stale entry and touch() write with the compare-and-set script.
+    now = [1_800_000_000.0]
+    with LocalSentinel(replicas=1, sentinels=1) as group:
+        c = CacheClient.from_url(group.url, NAMESPACE=namespace, clock=lambda: now[0])
+        try:
+            assert c.set("k", "old", 10, stale_ttl=60)
+            now[0] += 20
+            assert c.add("k", "new", 30)
+            assert c.get("k") == "new"
+            assert c.touch("k", 100)
+            assert 90 < (c.ttl("k") or 0) <= 100
+        finally:
+            c.close()
+
+
 @pytest.fixture()
 def primary_and_replica() -> Iterator[tuple[EmbeddedRedis, EmbeddedRedis]]:
     primary = EmbeddedRedis(args=("--repl-diskless-sync-delay", "0")).start()

@@ -62,6 +62,9 @@ from ..settings import Settings
 from .pending import async_apply_invalidations
 
 T = TypeVar("T")
+# Rounds of a read-then-compare-and-set write: each lost round means another writer's
+# change landed (progress), so a bounded loop; then the other writer's value stands.
+_WRITE_ROUNDS = 16
 _COLLECTIONS = (b"set", b"hash", b"zset", "set", "hash", "zset")  # TYPE replies
 
 
@@ -143,6 +146,8 @@ class AsyncCacheClient(_ClientBase):
         try:
             if self.pending:
                 await self._flush_pending()
+            if self._drops:
+                await self._flush_drops()
             result = await fn(*args)
         except _DATA_ERRORS:
             self.breaker.record_success(call)  # the backend answered; the data was bad
@@ -184,6 +189,16 @@ class AsyncCacheClient(_ClientBase):
             raise
         self.pending.landed(keys, clear)
         log.debug("replayed %d remembered deletes%s", len(keys), " and a clear" if clear else "")
+
+    async def _flush_drops(self) -> None:
+        """Delete the unreadable entries read since the last call, each only if it still
+        holds the bytes read (a value written since then stands)."""
+        while self._drops:
+            try:
+                fk, raw = self._drops.popitem()
+            except KeyError:  # another thread took the last one
+                return
+            await self.backend.delete_if_equal(fk, raw)
 
     @property
     def available(self) -> bool:
@@ -344,24 +359,38 @@ class AsyncCacheClient(_ClientBase):
         data = self._encode(fk, value, None, ttl)
         if ttl is not None and ttl <= 0:
             return False
-
-        async def add_once(fk: str, data: bytes, ttl: float | None) -> bool:
-            if await self.backend.set(fk, data, ttl, nx=True):
-                return True
-            # An unreadable entry (bad frame) blocks nothing: replace it.
-            # An entry past its fresh time (stale window) is absent too, as get() says.
-            if not self._fresh(self._decode(fk, await self.backend.get(fk)), self.clock()):
-                self.pending.discard(fk)  # overwritten now: a later delete would lose the value
-                return await self.backend.set(fk, data, ttl)
-            return False
-
-        ok: bool | Unavailable = await self._call("add", add_once, fk, data, ttl)
+        ok: bool | Unavailable = await self._call("add", self._add_once, fk, data, ttl)
         self._local_forget(fk)  # it may have replaced a stale entry
         if ok is UNAVAILABLE:
             return False
         if ok:
             self.metrics.count("sets")
         return bool(ok)
+
+    async def _add_once(self, fk: str, data: bytes, ttl: float | None) -> bool:
+        """SET NX; exactly one caller ever wins a key's lifetime.
+
+        A key gone by the time it is read (its holder released it) means SET NX again.
+        An entry in the way that is past its fresh time (kept for stale-while-revalidate)
+        or unreadable counts as absent, as get() says, but is replaced only by a
+        server-side compare-and-set on the exact bytes read: of several callers that read
+        it, one replaces it and the others then find the winner's fresh value.
+        """
+        current: bytes | None = None
+        for _ in range(_WRITE_ROUNDS):
+            if current is None:
+                if await self.backend.set(fk, data, ttl, nx=True):
+                    return True
+                current = await self.backend.get(fk)
+                if current is None:
+                    continue  # released between the two steps
+            if self._fresh(self._decode(fk, current, drop=False), self.clock()):
+                return False
+            swapped, current = await self._compare_and_set(fk, current, data, ttl, False)
+            if swapped:
+                self.pending.discard(fk)  # overwritten now: a later delete would lose the value
+                return True
+        return False  # every round lost to another writer's change: the key is theirs
 
     async def set_many(self, mapping: Mapping[str, Any], timeout: Any = DEFAULT) -> list[str]:
         """Store several values in one round trip; returns the keys that were not stored."""
@@ -421,20 +450,27 @@ class AsyncCacheClient(_ClientBase):
         return False if ok is UNAVAILABLE else bool(ok)
 
     async def _touch(self, fk: str, ttl: float | None) -> bool:
+        """Re-seal the value read with its new expiry and set both in one compare-and-set
+        on the bytes read: a value written meanwhile is never given an expiry that its
+        sealed frame does not carry."""
         raw = await self.backend.get(fk)
-        if raw is None:
-            return False
-        if not Codec.has_times(raw) and ttl is None:
-            return await self.backend.touch(fk, ttl)
-        remaining = await self.backend.ttl(fk)
-        physical: list[float | None] = []
-        try:
-            stored = await self.backend.update(
-                fk, lambda cur: self._retimed(fk, cur, ttl, remaining, physical)
-            )
-        except _DATA_ERRORS:
-            return False
-        return stored is not None and await self.backend.touch(fk, physical[0])
+        for _ in range(_WRITE_ROUNDS):
+            if raw is None:
+                return False
+            if not Codec.has_times(raw) and ttl is None:
+                new = raw  # nothing sealed to change: only the Redis TTL goes
+                physical: list[float | None] = [None]
+            else:
+                remaining = await self.backend.ttl(fk)
+                physical = []
+                try:
+                    new = self._retimed(fk, raw, ttl, remaining, physical)
+                except _DATA_ERRORS:
+                    return False
+            swapped, raw = await self._compare_and_set(fk, raw, new, physical[0], False)
+            if swapped:
+                return True
+        return False  # rewritten by others on every round: their values' expiries stand
 
     async def incr(self, key: str, delta: int = 1, *, default: int | None = None,
                    ignore_key_check: bool = False) -> int | None:
@@ -1078,10 +1114,15 @@ class AsyncCacheClient(_ClientBase):
                     return Result(stale.value, "stale"), True
                 self._lock_unavailable(fk)
             # Someone may have filled it while we waited for the lock (ask Redis itself).
-            again = self._accepted(await self.get_entry(key, local=False), accept)
+            raw: bytes | Unavailable | None = await self._call("get", self.backend.get, fk)
+            seen = None if raw is UNAVAILABLE or self._owed(fk) else raw
+            again = self._accepted(self._decode(fk, seen, drop=False), accept)
             if again is not None and self._fresh(again, self.clock()):
                 return Result(again.value, "hit"), True
-            return await self._compute(key, compute, timeout, stale_ttl, should_cache)
+            # Stored only over what was just read: a value set, or a delete, landing while
+            # this computes stands. A key owed a delete holds a retracted value: replaced.
+            return await self._compute(key, compute, timeout, stale_ttl, should_cache,
+                                       over=_MISSING if self._owed(fk) else seen)
         finally:
             if got is True:
                 await self._call("unlock", lock.release)
@@ -1095,17 +1136,54 @@ class AsyncCacheClient(_ClientBase):
 
     async def _compute(self, key: str, compute: Callable[[], Any], timeout: Any,
                        stale_ttl: float | None,
-                       should_cache: Callable[[Any], bool] | None) -> tuple[Result[Any], bool]:
-        """Compute, and store the value if cacheable; (result, cacheable)."""
+                       should_cache: Callable[[Any], bool] | None,
+                       over: bytes | object | None = _MISSING) -> tuple[Result[Any], bool]:
+        """Compute, and store the value if cacheable; (result, cacheable).
+
+        ``over``: store only if the key still holds these bytes (None: only if absent);
+        by default store whatever is there.
+        """
         value, own_timeout = _unwrap(await async_compute_value(compute))
         cacheable = should_cache is None or should_cache(value)
         if cacheable:
+            wanted = timeout if own_timeout is None else own_timeout.timeout
             try:
-                await self.set(key, value, timeout if own_timeout is None else own_timeout.timeout,
-                               stale_ttl=stale_ttl)
+                if over is _MISSING:
+                    await self.set(key, value, wanted, stale_ttl=stale_ttl)
+                else:
+                    await self._set_over(key, over, value, wanted, stale_ttl)
             except _UNSTORABLE as exc:
                 self._not_stored(exc)
         return Result(value, "miss", computed=True), cacheable
+
+    async def _set_over(self, key: str, expected: Any, value: Any, timeout: Any,
+                        stale_ttl: float | None) -> bool:
+        """set(), only if ``key`` still holds ``expected`` (bytes; None: only if absent),
+        checked by the server in the same step as the write."""
+        fk = self.full_key(key)
+        ttl = self._ttl(timeout)
+        if ttl is not None and ttl <= 0:
+            return await self.set(key, value, timeout)  # deletes: as set() does
+        fresh_until = None
+        if stale_ttl and ttl is not None:
+            fresh_until, ttl = self.clock() + ttl, ttl + stale_ttl
+        data = self._encode(fk, value, fresh_until, ttl)
+
+        async def write() -> bool:
+            if expected is None:
+                return await self.backend.set(fk, data, ttl, nx=True)
+            swapped, _ = await self._compare_and_set(fk, expected, data, ttl, False)
+            return swapped
+
+        ok: bool | Unavailable = await self._call("set", write)
+        self._local_forget(fk)  # whatever the outcome, the value in memory is not current
+        if ok is UNAVAILABLE:
+            self.pending.add([fk])  # whatever is there now may be stale
+            self._deferred("set", 1)
+            return False
+        if ok:
+            self.metrics.count("sets")
+        return bool(ok)
 
     # -- operations ----------------------------------------------------------
     async def health(self) -> HealthReport:

@@ -25,6 +25,7 @@ from ..backends.common import (
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
+    DELETE_IF_SCRIPT,
     INCR_SCRIPT,
     SWAP_SCRIPT,
     _escape_glob,
@@ -112,6 +113,7 @@ class AsyncClusterBackend:
         self._cas: Any = None
         self._cas_ttl: Any = None
         self._incr: Any = None
+        self._delete_if: Any = None
         self._node_clients: dict[str, Any] = {}
         # Set by the client: told when the slot map names a new owner (its breaker probes now).
         self.on_topology_change: Callable[[str], object] | None = None
@@ -140,6 +142,7 @@ class AsyncClusterBackend:
                 self._cas = rc.register_script(SWAP_SCRIPT)
                 self._cas_ttl = rc.register_script(CAS_SCRIPT)
                 self._incr = rc.register_script(INCR_SCRIPT)
+                self._delete_if = rc.register_script(DELETE_IF_SCRIPT)
                 self._map_known = map_version(rc)
                 return rc
         await rc.aclose()
@@ -406,6 +409,13 @@ class AsyncClusterBackend:
         await self._maybe_replay()
         removed, _ = await self._delete_keys(list(keys))
         return removed
+
+    async def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        """Delete ``key`` on its node only if it still holds ``expected``."""
+        if self.deferred.covers(key):
+            return False  # its delete is owed already
+        return bool(await self._on_key(key, lambda _rc: self._delete_if(
+            keys=[key], args=[expected])))
 
     async def touch(self, key: str, ttl: float | None) -> bool:
         if self.deferred.covers(key):

@@ -19,7 +19,14 @@ from typing import Any, cast
 from redis.backoff import NoBackoff
 
 from ..backends import redact_url
-from ..backends.common import _PASSTHROUGH, retry_policy, translate, translated
+from ..backends.common import (
+    _PASSTHROUGH,
+    CAS_SCRIPT,
+    DELETE_IF_SCRIPT,
+    retry_policy,
+    translate,
+    translated,
+)
 from ..backends.redispy import (
     AsyncMasterNotFoundError,
     AsyncRedis,
@@ -159,6 +166,13 @@ class _AsyncReplicaReads:
         finally:
             self.recent.add(keys)
 
+    async def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        base: Any = super()
+        try:
+            return bool(await base.delete_if_equal(key, expected))
+        finally:
+            self.recent.add((key,))
+
     async def delete_prefix(self, prefix: str) -> int:
         base: Any = super()
         try:
@@ -241,6 +255,8 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
             list(spec.hosts), sentinel_kwargs=sentinel_kwargs, min_other_sentinels=0, **data))
         self.client: Any = self.sentinel.master_for(self.service, connection_class=conn_class)
         self.pool = self.client.connection_pool
+        self._cas = self.client.register_script(CAS_SCRIPT)  # add(), touch(), get_or_set
+        self._delete_if = self.client.register_script(DELETE_IF_SCRIPT)
         self.readers: list[tuple[str, Any]] = []
         # Opt-in per URL: a replica can lag behind a write made a moment ago.
         if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):

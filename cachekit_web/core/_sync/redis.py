@@ -19,6 +19,7 @@ from ..backends.common import (
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
+    DELETE_IF_SCRIPT,
     INCR_SCRIPT,
     SWAP_SCRIPT,
     ConnectRefused,
@@ -141,6 +142,7 @@ class RedisBackend:
         self.pool.lane = self._lane
         self._incr = self.client.register_script(INCR_SCRIPT)
         self._cas = self.client.register_script(CAS_SCRIPT)
+        self._delete_if = self.client.register_script(DELETE_IF_SCRIPT)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._url}>"
@@ -207,6 +209,11 @@ class RedisBackend:
         if not keys:
             return 0
         return int(self._run("DEL", *keys))
+
+    def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        """Delete ``key`` only if it still holds ``expected`` (one server-side step)."""
+        with translated():
+            return bool(self._delete_if(keys=[key], args=[expected]))
 
     def touch(self, key: str, ttl: float | None) -> bool:
         if ttl is None:

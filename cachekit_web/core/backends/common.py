@@ -68,6 +68,14 @@ return 1
 """
 
 
+# Delete only if the key still holds ARGV[1]; 1 or 0. Drops an unreadable entry without
+# touching a value written since it was read.
+DELETE_IF_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 def incr_args(delta: int, default: int | None, ttl: float | None) -> list[Any]:
     """INCR_SCRIPT's ARGV."""
     ms = _ms(ttl)

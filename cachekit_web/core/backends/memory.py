@@ -128,6 +128,14 @@ class MemoryBackend:
         with self._lock:
             return sum(self.delete(k) for k in keys)
 
+    def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        """Delete ``key`` only if it still holds ``expected``."""
+        with self._lock:
+            if self._live(key) != expected:
+                return False
+            del self._data[key]
+            return True
+
     def touch(self, key: str, ttl: float | None) -> bool:
         with self._lock:
             value = self._live(key)
@@ -304,6 +312,10 @@ class AsyncMemoryBackend:
 
     async def delete_many(self, keys: Sequence[str]) -> int:
         return self.store.delete_many(keys)
+
+    async def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        """Delete ``key`` only if it still holds ``expected``."""
+        return self.store.delete_if_equal(key, expected)
 
     async def touch(self, key: str, ttl: float | None) -> bool:
         return self.store.touch(key, ttl)

@@ -69,6 +69,9 @@ class AsyncThreadedBackend:
     async def delete_many(self, keys: Sequence[str]) -> int:
         return await self._run(self.backend.delete_many, keys)
 
+    async def delete_if_equal(self, key: str, expected: bytes) -> bool:
+        return await self._run(self.backend.delete_if_equal, key, expected)
+
     async def touch(self, key: str, ttl: float | None) -> bool:
         return await self._run(self.backend.touch, key, ttl)
 
