@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -50,6 +51,7 @@ from ..backends.topology import (
     REROUTE,
     UNREACHABLE,
     DeferredDeletes,
+    DeferredReplay,
     NodeGuard,
     cluster_spec,
     cmd,
@@ -93,6 +95,15 @@ class AsyncClusterBackend:
             self._node_options["username"] = spec.username
         if spec.password:
             self._node_options["password"] = spec.password
+        self.guard = NodeGuard(guard_interval(settings))
+        self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
+        # Lands deferred deletes the moment their node answers, calls or not; it holds
+        # the backend weakly, so a backend dropped without close() ends it.
+        ref = weakref.ref(self)
+        self._replayer = DeferredReplay(
+            self.deferred, self.guard, self._node_options, settings.PENDING_REPLAY_INTERVAL,
+            cluster=lambda: getattr(ref(), "_rc", None),
+            on_answer=lambda name: getattr(ref(), "_node_ok", _ignore)(name))
         # RETRIES means lost connections only, never a timeout, as on every backend.
         self._node_options["retry"] = retry_policy(settings, AsyncRetry)
         self._options = {
@@ -102,8 +113,6 @@ class AsyncClusterBackend:
                 redis.cluster.LoadBalancingStrategy.ROUND_ROBIN
                 if settings.REPLICA_READS and opted_in(spec.query, "replica_reads") else None),
         }
-        self.guard = NodeGuard(guard_interval(settings))
-        self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
         self._replay_at = 0.0
         self._map_seen = 0
         self._lock = threading.Lock()
@@ -398,6 +407,7 @@ class AsyncClusterBackend:
         missed = await self._fan_out(keys, queue, accept, again, partial_ok=True)
         if missed and defer:
             self.deferred.add(keys[i] for i in missed)
+            self._replayer.start()
         return removed[0], missed
 
     async def delete_many(self, keys: Sequence[str]) -> int:
@@ -607,6 +617,7 @@ class AsyncClusterBackend:
         removed, complete = await self._clear(prefix)
         if not complete:
             self.deferred.add_prefix(prefix)
+            self._replayer.start()
         return removed
 
     async def _unlink_on(self, rc: Any, conn: Any, keys: list[bytes]) -> int:
@@ -666,12 +677,17 @@ class AsyncClusterBackend:
         return out
 
     async def close(self) -> None:
+        self._replayer.stop()
         for client in self._node_clients.values():
             await client.aclose()
         if self._rc is not None:
             await self._rc.aclose()
         if self._raw is not None:
             await self._raw.aclose()
+
+
+def _ignore(name: str) -> None:
+    """on_answer once the backend is gone."""
 
 
 class _AsyncClusterLock:

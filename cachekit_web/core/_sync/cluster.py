@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -52,6 +53,7 @@ from ..backends.topology import (
     REROUTE,
     UNREACHABLE,
     DeferredDeletes,
+    DeferredReplay,
     NodeGuard,
     cluster_spec,
     cmd,
@@ -95,6 +97,15 @@ class ClusterBackend:
             self._node_options["username"] = spec.username
         if spec.password:
             self._node_options["password"] = spec.password
+        self.guard = NodeGuard(guard_interval(settings))
+        self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
+        # Lands deferred deletes the moment their node answers, calls or not; it holds
+        # the backend weakly, so a backend dropped without close() ends it.
+        ref = weakref.ref(self)
+        self._replayer = DeferredReplay(
+            self.deferred, self.guard, self._node_options, settings.PENDING_REPLAY_INTERVAL,
+            cluster=lambda: getattr(ref(), "_rc", None),
+            on_answer=lambda name: getattr(ref(), "_node_ok", _ignore)(name))
         # RETRIES means lost connections only, never a timeout, as on every backend.
         self._node_options["retry"] = retry_policy(settings, Retry)
         self._options = {
@@ -104,8 +115,6 @@ class ClusterBackend:
                 redis.cluster.LoadBalancingStrategy.ROUND_ROBIN
                 if settings.REPLICA_READS and opted_in(spec.query, "replica_reads") else None),
         }
-        self.guard = NodeGuard(guard_interval(settings))
-        self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
         self._replay_at = 0.0
         self._map_seen = 0
         self._lock = threading.Lock()
@@ -400,6 +409,7 @@ class ClusterBackend:
         missed = self._fan_out(keys, queue, accept, again, partial_ok=True)
         if missed and defer:
             self.deferred.add(keys[i] for i in missed)
+            self._replayer.start()
         return removed[0], missed
 
     def delete_many(self, keys: Sequence[str]) -> int:
@@ -609,6 +619,7 @@ class ClusterBackend:
         removed, complete = self._clear(prefix)
         if not complete:
             self.deferred.add_prefix(prefix)
+            self._replayer.start()
         return removed
 
     def _unlink_on(self, rc: Any, conn: Any, keys: list[bytes]) -> int:
@@ -668,12 +679,17 @@ class ClusterBackend:
         return out
 
     def close(self) -> None:
+        self._replayer.stop()
         for client in self._node_clients.values():
             client.close()
         if self._rc is not None:
             self._rc.close()
         if self._raw is not None:
             self._raw.close()
+
+
+def _ignore(name: str) -> None:
+    """on_answer once the backend is gone."""
 
 
 class _ClusterLock:

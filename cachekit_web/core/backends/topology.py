@@ -2,11 +2,14 @@
 
 Host-list URLs, per-node connection options, the node guard, deletes deferred
 for a lost node, slot routing on redis-py's slot map, and the shape of one
-node's health entry. The I/O lives once, in ``core/_async/{cluster,sentinel,nodes}.py``.
+node's health entry. The I/O lives once, in ``core/_async/{cluster,sentinel,nodes}.py``,
+except for two background threads on plain sync connections (so they serve both
+flavours): the Sentinel watch and the replay of deferred cluster deletes.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -17,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..errors import (
     ConfigurationError,
@@ -24,7 +29,9 @@ from ..errors import (
 )
 from ..settings import Settings
 from . import redact_url
-from .common import ConnectRefused, translate
+from .common import _SCAN_BATCH, ConnectRefused, _escape_glob, translate
+
+log = logging.getLogger("cachekit_web")
 
 # Errors that mean "this node cannot be reached", as opposed to "it answered no".
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -259,6 +266,133 @@ class DeferredDeletes:
             self.keys.clear()
             self.prefixes.clear()
             return keys, prefixes
+
+
+class DeferredReplay:
+    """Lands deferred deletes as soon as their node answers again, without waiting for a call.
+
+    A daemon thread, one at a time, started when deletes are deferred and ended when
+    none is left (or the backend is gone). Every ``interval`` seconds it groups the
+    owed keys by owner in the slot map and, per node, PINGs and then DELs them on a
+    plain sync connection (so one thread serves both flavours); a slot that node no
+    longer owns answers MOVED and stays owed for the call path. Owed prefixes are
+    cleared once every primary answers. A node marked down that answers is reported to
+    ``on_answer`` (the backend marks it reachable).
+    """
+
+    def __init__(self, deferred: DeferredDeletes, guard: NodeGuard, options: dict[str, Any],
+                 interval: float, cluster: Callable[[], Any],
+                 on_answer: Callable[[str], object]) -> None:
+        self.deferred = deferred
+        self.guard = guard
+        # A probe, not a request: one try, no backoff (a silent node costs one timeout).
+        self.options = {**{k: v for k, v in options.items() if k != "retry"},
+                        "retry": Retry(NoBackoff(), 0)}
+        self.interval = max(0.01, interval)
+        self._cluster = cluster  # the backend's RedisCluster (None once the backend is gone)
+        self._on_answer = on_answer
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ending = False
+
+    def start(self) -> None:
+        """Make sure the thread runs in this process while deletes are owed."""
+        with self._lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive() and not self._ending:
+                return
+            self._stop.clear()
+            self._ending = False
+            self._thread = threading.Thread(target=self._run, name="cachekit-cluster-replay",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (the backend closes)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self.turn():
+                    continue
+            except Exception:  # a bug must not kill the thread silently
+                log.exception("cachekit-cluster-replay: a turn failed")
+                continue
+            with self._lock:  # a start() now either sees us ending or we see its deletes
+                if self.deferred and self._cluster() is not None:
+                    continue
+                self._ending = True
+                return
+
+    def turn(self) -> bool:
+        """One pass over what is owed; False once nothing is (or the backend is gone)."""
+        rc = self._cluster()
+        if rc is None:
+            return False
+        keys, prefixes = self.deferred.pending()
+        groups, _ = group_by_node(rc, keys)
+        for name, (node, slots) in groups.items():
+            batch = [keys[i] for positions in slots.values() for i in positions]
+            landed = self._delete_on(node, batch)
+            if landed is not None:
+                self.deferred.landed(landed)
+                self._answered(name)
+        if prefixes:
+            primaries = rc.get_primaries()
+            if primaries and all(self._clear_on(node, prefixes) for node in primaries):
+                self.deferred.landed(prefixes=prefixes)
+                for node in primaries:
+                    self._answered(node.name)
+        return bool(self.deferred)
+
+    def _answered(self, name: str) -> None:
+        if self.guard.is_down(name):
+            self._on_answer(name)  # the backend lets calls through the guard again
+
+    def _delete_on(self, node: Any, keys: list[str]) -> list[str] | None:
+        """DEL ``keys`` on ``node``: those that landed, or None if it does not answer."""
+        try:
+            with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
+                # PING first: once it answers, whatever reached the node while it was
+                # silent has run, so these deletes come after it.
+                conn.ping()
+                pipe = conn.pipeline(transaction=False)
+                for k in keys:
+                    pipe.delete(k)
+                replies = pipe.execute(raise_on_error=False)
+        except REDIS_ERRORS:
+            return None
+        return [k for k, r in zip(keys, replies, strict=True) if not isinstance(r, BaseException)]
+
+    def _clear_on(self, node: Any, prefixes: Iterable[str]) -> bool:
+        """Unlink every key under ``prefixes`` on ``node``; whether it answered throughout."""
+        try:
+            with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
+                for prefix in prefixes:
+                    batch: list[bytes] = []
+                    for k in conn.scan_iter(match=_escape_glob(prefix) + "*", count=1000):
+                        batch.append(k)
+                        if len(batch) >= _SCAN_BATCH:
+                            _unlink(conn, batch)
+                            batch = []
+                    _unlink(conn, batch)
+        except REDIS_ERRORS:
+            return False
+        return True
+
+
+def _unlink(conn: Any, keys: list[bytes]) -> None:
+    """UNLINK ``keys`` one by one in a pipeline (a cluster node refuses cross-slot UNLINK)."""
+    if keys:
+        pipe = conn.pipeline(transaction=False)
+        for k in keys:
+            pipe.unlink(k)
+        pipe.execute(raise_on_error=False)
 
 
 # -- routing on redis-py's slot map -------------------------------------------
