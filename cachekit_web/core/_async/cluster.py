@@ -46,6 +46,7 @@ from ..backends.redispy import (
     async_unopened_cluster,
 )
 from ..backends.topology import (
+    CLUSTER_UNREACHABLE,
     NODE_DOWN,
     REDIS_ERRORS,
     REROUTE,
@@ -160,11 +161,29 @@ class AsyncClusterBackend:
     async def _unreachable(self, name: str, exc: BaseException) -> CachekitError:
         """E013 while other primaries answer; the plain error (trips the breaker) if none do."""
         self.guard.failed(name)
-        primaries = [n.name for n in (await self.cluster()).get_primaries()]
-        if primaries and all(self.guard.is_down(n) for n in primaries):
+        if self._all_down(await self.cluster()):
             return translate(exc)
         what = "reports the cluster down" if isinstance(exc, NODE_DOWN) else "unreachable"
         return NodeUnreachableError(f"cluster node {name} {what} ({type(exc).__name__})")
+
+    def _all_down(self, rc: Any) -> bool:
+        """Whether the guard marks every primary of the slot map unreachable."""
+        primaries = [n.name for n in rc.get_primaries()]
+        return bool(primaries) and all(self.guard.is_down(n) for n in primaries)
+
+    def _held_back(self, rc: Any, what: str) -> CachekitError:
+        """The error for a call the guard keeps from a node marked down: E013 while
+        other primaries answer, E010 (trips the breaker) when none does."""
+        if self._all_down(rc):
+            return BackendConnectionError("every cluster primary is unreachable", code="E010")
+        return NodeUnreachableError(what)
+
+    def _cluster_lost(self, rc: Any, exc: BaseException) -> CachekitError:
+        """redis-py reached no node at all (8.2+): every primary is down for the guard too,
+        so the calls it holds back keep tripping the breaker instead of reading as E013."""
+        for node in rc.get_primaries():
+            self.guard.failed(node.name)
+        return translate(exc)
 
     async def _on_key(self, key: str, call: Callable[[Any], Any]) -> Any:
         """Run ``call(cluster)`` for a command on ``key``: the one boundary for a key's node."""
@@ -174,11 +193,13 @@ class AsyncClusterBackend:
         if self.guard.is_down(node.name) and await self._refresh_map(rc):
             node = slot_owner(rc, key)  # a replica was promoted: its slots have a new owner
         if not self.guard.admit(node.name):
-            raise NodeUnreachableError(f"cluster node {node.name} is marked unreachable")
+            raise self._held_back(rc, f"cluster node {node.name} is marked unreachable")
         try:
             result = await call(rc)
         except (*UNREACHABLE, NODE_DOWN) as exc:
             raise await self._unreachable(node.name, exc) from None
+        except CLUSTER_UNREACHABLE as exc:
+            raise self._cluster_lost(rc, exc) from None
         except REDIS_ERRORS as exc:
             raise translate(exc) from None
         self._node_ok(node.name)
@@ -286,7 +307,7 @@ class AsyncClusterBackend:
             if not partial_ok or not isinstance(error, NodeUnreachableError):
                 raise error
         if not reached and missed and not partial_ok:
-            raise NodeUnreachableError("no reachable cluster node owns these keys")
+            raise self._held_back(rc, "no reachable cluster node owns these keys")
         return missed
 
     async def _routed(self, call: Callable[[Any], Any]) -> Any:

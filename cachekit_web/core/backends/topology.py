@@ -41,6 +41,11 @@ REROUTE = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
 NODE_DOWN = redis.exceptions.ClusterDownError
 # Everything redis-py raises on a cluster call (the error boundary's catch list).
 REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+# redis-py 8.2+ (absent before): a slot-map refresh reached no node at all, so the whole
+# cluster is unreachable, not the one node a command was for.
+CLUSTER_UNREACHABLE: tuple[type[Exception], ...] = tuple(
+    t for t in (getattr(redis.exceptions, "RedisClusterUnreachableError", None),)
+    if t is not None)
 
 
 
