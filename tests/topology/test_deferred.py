@@ -36,6 +36,21 @@ def test_overflow_without_a_shared_namespace_is_reported() -> None:
     assert info.value.code == "E013"
 
 
+def test_a_key_written_meanwhile_is_left_to_its_writer() -> None:
+    """The background replay deletes only owed keys this process did not write since it
+    looked (nor is writing): such a delete could reach the node after the write."""
+    deferred = DeferredDeletes(limit=10)
+    deferred.add(["ns:a", "ns:b", "ns:c"])
+    since = deferred.marker()
+    with deferred.writing(["ns:a"]):
+        assert deferred.unwritten(["ns:a", "ns:b"], since) == ["ns:b"]
+    assert deferred.unwritten(["ns:a", "ns:b"], since) == ["ns:b"]
+    assert deferred.unwritten(["ns:a", "ns:b"], deferred.marker()) == ["ns:a", "ns:b"]
+    with deferred.writing(["ns:c"]):
+        deferred.discard(["ns:c"])  # stored: no longer owed
+    assert deferred.unwritten(["ns:c"], since) == []
+
+
 # -- a node that stops answering for a while, then answers again ----------------------
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_owed_deletes_land_as_soon_as_the_node_answers(flavour: str, cluster: LocalCluster,
@@ -83,3 +98,32 @@ def test_owed_deletes_land_as_soon_as_the_node_answers(flavour: str, cluster: Lo
         node.resume()
         other.close()
         a.close()
+
+
+def test_the_background_replay_never_erases_a_write_made_meanwhile(
+        cluster: LocalCluster, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process writes an owed key while the background replay lands it (forced: right
+    after the replay took its list): that write survives, and the key is no longer owed."""
+    c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, PENDING_REPLAY_INTERVAL=3600)
+    try:
+        assert c.set("k", "old")
+        backend = c.backend
+        fk = c.full_key("k")
+        backend.deferred.add([fk])  # a delete that missed the node, which answers again
+        real = backend.deferred.pending
+        wrote: list[bool] = []
+
+        def pending() -> tuple[list[str], set[str]]:
+            taken = real()
+            if not wrote:  # once, from the replay's turn (the write's own call replays too)
+                wrote.append(False)
+                wrote[0] = c.set("k", "mine")
+            return taken
+
+        monkeypatch.setattr(backend.deferred, "pending", pending)
+        backend._replayer.turn()  # the thread's turn, run here at the forced moment
+        assert wrote == [True]
+        assert c.get("k") == "mine", "the replay erased the process's own write"
+        assert not backend.deferred
+    finally:
+        c.close()

@@ -373,12 +373,13 @@ class ClusterBackend:
 
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
-        if nx or xx:
-            self._settle(key)  # "absent" and "present" must not count a stale value
-        stored = bool(self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx,
-                                                  xx=xx)))
-        if stored:
-            self.deferred.discard((key,))  # a delete replayed later would erase this value
+        with self.deferred.writing((key,)):
+            if nx or xx:
+                self._settle(key)  # "absent" and "present" must not count a stale value
+            stored = bool(self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx,
+                                                      xx=xx)))
+            if stored:
+                self.deferred.discard((key,))  # a delete replayed later would erase this value
         return stored
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
@@ -398,12 +399,14 @@ class ClusterBackend:
                 self._routed(cmd("set", keys[i], items[keys[i]], px=px))
 
         # One SET per key, but still one pipeline (one round trip) per node.
-        missed = self._fan_out(keys, queue, lambda positions, replies: None, again)
-        lost = set(missed)
-        self.deferred.discard(k for i, k in enumerate(keys) if i not in lost)
+        with self.deferred.writing(keys):
+            missed = self._fan_out(keys, queue, lambda positions, replies: None, again)
+            lost = set(missed)
+            self.deferred.discard(k for i, k in enumerate(keys) if i not in lost)
         if missed:
             # Whatever those nodes hold now may be stale: delete it when they answer.
             self.deferred.add(keys[i] for i in missed)
+            self._replayer.start()
             return False
         return True
 
@@ -472,9 +475,10 @@ class ClusterBackend:
     def incr(self, key: str, delta: int, default: int | None,
                    ttl: float | None) -> int | bytes | None:
         """INCRBY in one server-side step on the key's node (see AsyncRedisBackend.incr)."""
-        self._settle(key)
-        reply = self._on_key(key, lambda _rc: self._incr(
-            keys=[key], args=incr_args(delta, default, ttl)))
+        with self.deferred.writing((key,)):
+            self._settle(key)
+            reply = self._on_key(key, lambda _rc: self._incr(
+                keys=[key], args=incr_args(delta, default, ttl)))
         return incr_result(reply)
 
     def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
@@ -534,11 +538,12 @@ class ClusterBackend:
                     f"{name} on a Redis Cluster needs its keys in one hash slot: give them "
                     "a common {tag}, e.g. 'user:{42}:friends' and 'user:{42}:follows'",
                     code="E069")
+        else:
+            keys = [args[0]]
+        with self.deferred.writing(keys):
             for k in keys:
                 self._settle(k)
-        else:
-            self._settle(args[0])
-        return self._on_key(args[0], cmd(name, *args, **kwargs))
+            return self._on_key(args[0], cmd(name, *args, **kwargs))
 
     @property
     def client(self) -> Any:

@@ -9,12 +9,13 @@ flavours): the Sentinel watch and the replay of deferred cluster deletes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -24,6 +25,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..errors import (
+    CachekitError,
     ConfigurationError,
     NodeUnreachableError,
 )
@@ -213,6 +215,10 @@ class DeferredDeletes:
         self.keys: OrderedDict[str, None] = OrderedDict()
         self.prefixes: set[str] = set()
         self._lock = threading.Lock()
+        # Writes of owed keys by this process, for the background replay (see unwritten).
+        self._seq = 0
+        self._touched: dict[str, int] = {}  # key -> _seq when a write of it began or ended
+        self._writing: Counter[str] = Counter()  # key -> writes in flight
 
     def __bool__(self) -> bool:
         return bool(self.keys) or bool(self.prefixes)
@@ -263,6 +269,48 @@ class DeferredDeletes:
                 self.keys.pop(k, None)
             for p in prefixes:
                 self.prefixes.discard(p)
+
+    @contextlib.contextmanager
+    def writing(self, keys: Iterable[str]) -> Iterator[None]:
+        """Around a write of ``keys``: the background replay leaves an owed key alone while
+        it is written, and after (its delete may have reached the node after the write)."""
+        if not self.keys:  # the common case, without the lock
+            yield
+            return
+        with self._lock:
+            marked = [k for k in keys if k in self.keys]
+            self._mark(marked, 1)
+        try:
+            yield
+        finally:
+            if marked:
+                with self._lock:
+                    self._mark(marked, -1)
+
+    def _mark(self, keys: list[str], delta: int) -> None:
+        self._seq += 1
+        for k in keys:
+            self._writing[k] += delta
+            if self._writing[k] > 0:
+                self._touched[k] = self._seq
+            else:
+                del self._writing[k]
+                if k in self.keys:
+                    self._touched[k] = self._seq
+                else:
+                    self._touched.pop(k, None)
+
+    def marker(self) -> int:
+        """A point in this process's writes, taken before the replay reads the node."""
+        with self._lock:
+            return self._seq
+
+    def unwritten(self, keys: Iterable[str], since: int) -> list[str]:
+        """Those of ``keys`` still owed and not written by this process since ``since``
+        (nor being written): a delete the replay sends now cannot erase such a write."""
+        with self._lock:
+            return [k for k in keys if k in self.keys and k not in self._writing
+                    and self._touched.get(k, -1) <= since]
 
     def take(self) -> tuple[list[str], set[str]]:
         """Remove and return everything that waits."""
@@ -325,6 +373,8 @@ class DeferredReplay:
             try:
                 if self.turn():
                     continue
+            except CachekitError:
+                continue  # the slot map cannot be read now: the next turn tries again
             except Exception:  # a bug must not kill the thread silently
                 log.exception("cachekit-cluster-replay: a turn failed")
                 continue
@@ -339,17 +389,20 @@ class DeferredReplay:
         rc = self._cluster()
         if rc is None:
             return False
+        since = self.deferred.marker()
         keys, prefixes = self.deferred.pending()
         groups, _ = group_by_node(rc, keys)
         for name, (node, slots) in groups.items():
             batch = [keys[i] for positions in slots.values() for i in positions]
-            landed = self._delete_on(node, batch)
+            landed = self._delete_on(node, batch, since)
             if landed is not None:
                 self.deferred.landed(landed)
                 self._answered(name)
         if prefixes:
             primaries = rc.get_primaries()
-            if primaries and all(self._clear_on(node, prefixes) for node in primaries):
+            # Every primary must answer first: no SCAN of the others each turn while one is out.
+            if (primaries and all(self._answers(node) for node in primaries)
+                    and all(self._clear_on(node, prefixes) for node in primaries)):
                 self.deferred.landed(prefixes=prefixes)
                 for node in primaries:
                     self._answered(node.name)
@@ -359,23 +412,31 @@ class DeferredReplay:
         if self.guard.is_down(name):
             self._on_answer(name)  # the backend lets calls through the guard again
 
-    def _delete_on(self, node: Any, keys: list[str]) -> list[str] | None:
-        """DEL ``keys`` on ``node``: those that landed, or None if it does not answer."""
+    def _delete_on(self, node: Any, keys: list[str], since: int) -> list[str] | None:
+        """Delete ``keys`` on ``node``: those that landed, or None if it does not answer.
+
+        Only what the node holds now goes, compared byte for byte (DUMP): a value written
+        after that (by anyone) stays, and so does one this process wrote since ``since``.
+        """
         try:
             with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
                 # PING first: once it answers, whatever reached the node while it was
                 # silent has run, so these deletes come after it.
                 conn.ping()
-                pipe = conn.pipeline(transaction=False)
-                for k in keys:
-                    pipe.delete(k)
-                replies = pipe.execute(raise_on_error=False)
+                return _drop(conn, keys, lambda found: self.deferred.unwritten(found, since))
         except REDIS_ERRORS:
             return None
-        return [k for k, r in zip(keys, replies, strict=True) if not isinstance(r, BaseException)]
+
+    def _answers(self, node: Any) -> bool:
+        """Whether ``node`` answers a PING now."""
+        try:
+            with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
+                return bool(conn.ping())
+        except REDIS_ERRORS:
+            return False
 
     def _clear_on(self, node: Any, prefixes: Iterable[str]) -> bool:
-        """Unlink every key under ``prefixes`` on ``node``; whether it answered throughout."""
+        """Delete every key under ``prefixes`` on ``node``; whether it answered throughout."""
         try:
             with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
                 for prefix in prefixes:
@@ -383,21 +444,42 @@ class DeferredReplay:
                     for k in conn.scan_iter(match=_escape_glob(prefix) + "*", count=1000):
                         batch.append(k)
                         if len(batch) >= _SCAN_BATCH:
-                            _unlink(conn, batch)
+                            _drop(conn, batch, list)
                             batch = []
-                    _unlink(conn, batch)
+                    _drop(conn, batch, list)
         except REDIS_ERRORS:
             return False
         return True
 
 
-def _unlink(conn: Any, keys: list[bytes]) -> None:
-    """UNLINK ``keys`` one by one in a pipeline (a cluster node refuses cross-slot UNLINK)."""
-    if keys:
+# Delete KEYS[1] only if it still holds what DUMP returned (any type, not only strings).
+DROP_SCRIPT = """
+if redis.call('DUMP', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _drop(conn: Any, keys: Sequence[Any], keep: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """Delete those of ``keys`` that ``keep`` passes, each only if it still holds what it
+    held a moment ago (one key per command: a cluster node refuses cross-slot ones);
+    returns the keys settled (deleted, absent, or written anew since)."""
+    if not keys:
+        return []
+    pipe = conn.pipeline(transaction=False)
+    for k in keys:
+        pipe.dump(k)
+    held = dict(zip(keys, pipe.execute(raise_on_error=False), strict=True))
+    kept = keep([k for k, v in held.items() if not isinstance(v, BaseException)])  # MOVED
+    settled = [k for k in kept if held[k] is None]  # nothing there: nothing stale to remove
+    present = [k for k in kept if held[k] is not None]
+    if present:
         pipe = conn.pipeline(transaction=False)
-        for k in keys:
-            pipe.unlink(k)
-        pipe.execute(raise_on_error=False)
+        for k in present:
+            pipe.eval(DROP_SCRIPT, 1, k, held[k])
+        replies = pipe.execute(raise_on_error=False)
+        settled += [k for k, r in zip(present, replies, strict=True)
+                    if not isinstance(r, BaseException)]
+    return settled
 
 
 # -- routing on redis-py's slot map -------------------------------------------
