@@ -109,13 +109,13 @@ class ClusterBackend:
             on_answer=lambda name: getattr(ref(), "_node_ok", _ignore)(name))
         # RETRIES means lost connections only, never a timeout, as on every backend.
         self._node_options["retry"] = retry_policy(settings, Retry)
-        self._options = {
-            **self._node_options,
-            "require_full_coverage": False,
-            "load_balancing_strategy": (
-                redis.cluster.LoadBalancingStrategy.ROUND_ROBIN
-                if settings.REPLICA_READS and opted_in(spec.query, "replica_reads") else None),
-        }
+        self._options: dict[str, Any] = {**self._node_options, "require_full_coverage": False}
+        if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
+            # redis-py before 5.1 has neither the strategy nor the keyword (its asyncio
+            # cluster refuses it even as None): the older flag reads round robin too.
+            strategy = getattr(redis.cluster, "LoadBalancingStrategy", None)
+            self._options.update({"load_balancing_strategy": strategy.ROUND_ROBIN}
+                                 if strategy is not None else {"read_from_replicas": True})
         self._replay_at = 0.0
         self._map_seen = 0
         self._lock = threading.Lock()
