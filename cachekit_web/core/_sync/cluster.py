@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -48,11 +49,13 @@ from ..backends.redispy import (
     unopened_cluster,
 )
 from ..backends.topology import (
+    CLUSTER_UNREACHABLE,
     NODE_DOWN,
     REDIS_ERRORS,
     REROUTE,
     UNREACHABLE,
     DeferredDeletes,
+    DeferredReplay,
     NodeGuard,
     cluster_spec,
     cmd,
@@ -96,17 +99,24 @@ class ClusterBackend:
             self._node_options["username"] = spec.username
         if spec.password:
             self._node_options["password"] = spec.password
-        # RETRIES means lost connections only, never a timeout, as on every backend.
-        self._node_options["retry"] = retry_policy(settings, Retry)
-        self._options = {
-            **self._node_options,
-            "require_full_coverage": False,
-            "load_balancing_strategy": (
-                redis.cluster.LoadBalancingStrategy.ROUND_ROBIN
-                if settings.REPLICA_READS and opted_in(spec.query, "replica_reads") else None),
-        }
         self.guard = NodeGuard(guard_interval(settings))
         self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
+        # Lands deferred deletes the moment their node answers, calls or not; it holds
+        # the backend weakly, so a backend dropped without close() ends it.
+        ref = weakref.ref(self)
+        self._replayer = DeferredReplay(
+            self.deferred, self.guard, self._node_options, settings.PENDING_REPLAY_INTERVAL,
+            cluster=lambda: getattr(ref(), "_rc", None),
+            on_answer=lambda name: getattr(ref(), "_node_ok", _ignore)(name))
+        # RETRIES means lost connections only, never a timeout, as on every backend.
+        self._node_options["retry"] = retry_policy(settings, Retry)
+        self._options: dict[str, Any] = {**self._node_options, "require_full_coverage": False}
+        if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
+            # redis-py before 5.1 has neither the strategy nor the keyword (its asyncio
+            # cluster refuses it even as None): the older flag reads round robin too.
+            strategy = getattr(redis.cluster, "LoadBalancingStrategy", None)
+            self._options.update({"load_balancing_strategy": strategy.ROUND_ROBIN}
+                                 if strategy is not None else {"read_from_replicas": True})
         self._replay_at = 0.0
         self._map_seen = 0
         self._lock = threading.Lock()
@@ -156,11 +166,29 @@ class ClusterBackend:
     def _unreachable(self, name: str, exc: BaseException) -> CachekitError:
         """E013 while other primaries answer; the plain error (trips the breaker) if none do."""
         self.guard.failed(name)
-        primaries = [n.name for n in (self.cluster()).get_primaries()]
-        if primaries and all(self.guard.is_down(n) for n in primaries):
+        if self._all_down(self.cluster()):
             return translate(exc)
         what = "reports the cluster down" if isinstance(exc, NODE_DOWN) else "unreachable"
         return NodeUnreachableError(f"cluster node {name} {what} ({type(exc).__name__})")
+
+    def _all_down(self, rc: Any) -> bool:
+        """Whether the guard marks every primary of the slot map unreachable."""
+        primaries = [n.name for n in rc.get_primaries()]
+        return bool(primaries) and all(self.guard.is_down(n) for n in primaries)
+
+    def _held_back(self, rc: Any, what: str) -> CachekitError:
+        """The error for a call the guard keeps from a node marked down: E013 while
+        other primaries answer, E010 (trips the breaker) when none does."""
+        if self._all_down(rc):
+            return BackendConnectionError("every cluster primary is unreachable", code="E010")
+        return NodeUnreachableError(what)
+
+    def _cluster_lost(self, rc: Any, exc: BaseException) -> CachekitError:
+        """redis-py reached no node at all (8.2+): every primary is down for the guard too,
+        so the calls it holds back keep tripping the breaker instead of reading as E013."""
+        for node in rc.get_primaries():
+            self.guard.failed(node.name)
+        return translate(exc)
 
     def _on_key(self, key: str, call: Callable[[Any], Any]) -> Any:
         """Run ``call(cluster)`` for a command on ``key``: the one boundary for a key's node."""
@@ -170,11 +198,13 @@ class ClusterBackend:
         if self.guard.is_down(node.name) and self._refresh_map(rc):
             node = slot_owner(rc, key)  # a replica was promoted: its slots have a new owner
         if not self.guard.admit(node.name):
-            raise NodeUnreachableError(f"cluster node {node.name} is marked unreachable")
+            raise self._held_back(rc, f"cluster node {node.name} is marked unreachable")
         try:
             result = call(rc)
         except (*UNREACHABLE, NODE_DOWN) as exc:
             raise self._unreachable(node.name, exc) from None
+        except CLUSTER_UNREACHABLE as exc:
+            raise self._cluster_lost(rc, exc) from None
         except REDIS_ERRORS as exc:
             raise translate(exc) from None
         self._node_ok(node.name)
@@ -282,7 +312,7 @@ class ClusterBackend:
             if not partial_ok or not isinstance(error, NodeUnreachableError):
                 raise error
         if not reached and missed and not partial_ok:
-            raise NodeUnreachableError("no reachable cluster node owns these keys")
+            raise self._held_back(rc, "no reachable cluster node owns these keys")
         return missed
 
     def _routed(self, call: Callable[[Any], Any]) -> Any:
@@ -346,12 +376,13 @@ class ClusterBackend:
 
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
-        if nx or xx:
-            self._settle(key)  # "absent" and "present" must not count a stale value
-        stored = bool(self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx,
-                                                  xx=xx)))
-        if stored:
-            self.deferred.discard((key,))  # a delete replayed later would erase this value
+        with self.deferred.writing((key,)):
+            if nx or xx:
+                self._settle(key)  # "absent" and "present" must not count a stale value
+            stored = bool(self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx,
+                                                      xx=xx)))
+            if stored:
+                self.deferred.discard((key,))  # a delete replayed later would erase this value
         return stored
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
@@ -371,12 +402,14 @@ class ClusterBackend:
                 self._routed(cmd("set", keys[i], items[keys[i]], px=px))
 
         # One SET per key, but still one pipeline (one round trip) per node.
-        missed = self._fan_out(keys, queue, lambda positions, replies: None, again)
-        lost = set(missed)
-        self.deferred.discard(k for i, k in enumerate(keys) if i not in lost)
+        with self.deferred.writing(keys):
+            missed = self._fan_out(keys, queue, lambda positions, replies: None, again)
+            lost = set(missed)
+            self.deferred.discard(k for i, k in enumerate(keys) if i not in lost)
         if missed:
             # Whatever those nodes hold now may be stale: delete it when they answer.
             self.deferred.add(keys[i] for i in missed)
+            self._replayer.start()
             return False
         return True
 
@@ -403,6 +436,7 @@ class ClusterBackend:
         missed = self._fan_out(keys, queue, accept, again, partial_ok=True)
         if missed and defer:
             self.deferred.add(keys[i] for i in missed)
+            self._replayer.start()
         return removed[0], missed
 
     def delete_many(self, keys: Sequence[str]) -> int:
@@ -451,9 +485,10 @@ class ClusterBackend:
     def incr(self, key: str, delta: int, default: int | None,
                    ttl: float | None) -> int | bytes | None:
         """INCRBY in one server-side step on the key's node (see AsyncRedisBackend.incr)."""
-        self._settle(key)
-        reply = self._on_key(key, lambda _rc: self._incr(
-            keys=[key], args=incr_args(delta, default, ttl)))
+        with self.deferred.writing((key,)):
+            self._settle(key)
+            reply = self._on_key(key, lambda _rc: self._incr(
+                keys=[key], args=incr_args(delta, default, ttl)))
         return incr_result(reply)
 
     def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
@@ -513,11 +548,12 @@ class ClusterBackend:
                     f"{name} on a Redis Cluster needs its keys in one hash slot: give them "
                     "a common {tag}, e.g. 'user:{42}:friends' and 'user:{42}:follows'",
                     code="E069")
+        else:
+            keys = [args[0]]
+        with self.deferred.writing(keys):
             for k in keys:
                 self._settle(k)
-        else:
-            self._settle(args[0])
-        return self._on_key(args[0], cmd(name, *args, **kwargs))
+            return self._on_key(args[0], cmd(name, *args, **kwargs))
 
     @property
     def client(self) -> Any:
@@ -619,6 +655,7 @@ class ClusterBackend:
         removed, complete = self._clear(prefix)
         if not complete:
             self.deferred.add_prefix(prefix)
+            self._replayer.start()
         return removed
 
     def _unlink_on(self, rc: Any, conn: Any, keys: list[bytes]) -> int:
@@ -678,12 +715,17 @@ class ClusterBackend:
         return out
 
     def close(self) -> None:
+        self._replayer.stop()
         for client in self._node_clients.values():
             client.close()
         if self._rc is not None:
             self._rc.close()
         if self._raw is not None:
             self._raw.close()
+
+
+def _ignore(name: str) -> None:
+    """on_answer once the backend is gone."""
 
 
 class _ClusterLock:

@@ -2,29 +2,38 @@
 
 Host-list URLs, per-node connection options, the node guard, deletes deferred
 for a lost node, slot routing on redis-py's slot map, and the shape of one
-node's health entry. The I/O lives once, in ``core/_async/{cluster,sentinel,nodes}.py``.
+node's health entry. The I/O lives once, in ``core/_async/{cluster,sentinel,nodes}.py``,
+except for two background threads on plain sync connections (so they serve both
+flavours): the Sentinel watch and the replay of deferred cluster deletes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..errors import (
+    CachekitError,
     ConfigurationError,
     NodeUnreachableError,
 )
 from ..settings import Settings
 from . import redact_url
-from .common import ConnectRefused, translate
+from .common import _SCAN_BATCH, ConnectRefused, _escape_glob, translate
+
+log = logging.getLogger("cachekit_web")
 
 # Errors that mean "this node cannot be reached", as opposed to "it answered no".
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -34,6 +43,11 @@ REROUTE = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
 NODE_DOWN = redis.exceptions.ClusterDownError
 # Everything redis-py raises on a cluster call (the error boundary's catch list).
 REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+# redis-py 8.2+ (absent before): a slot-map refresh reached no node at all, so the whole
+# cluster is unreachable, not the one node a command was for.
+CLUSTER_UNREACHABLE: tuple[type[Exception], ...] = tuple(
+    t for t in (getattr(redis.exceptions, "RedisClusterUnreachableError", None),)
+    if t is not None)
 
 
 
@@ -201,6 +215,10 @@ class DeferredDeletes:
         self.keys: OrderedDict[str, None] = OrderedDict()
         self.prefixes: set[str] = set()
         self._lock = threading.Lock()
+        # Writes of owed keys by this process, for the background replay (see unwritten).
+        self._seq = 0
+        self._touched: dict[str, int] = {}  # key -> _seq when a write of it began or ended
+        self._writing: Counter[str] = Counter()  # key -> writes in flight
 
     def __bool__(self) -> bool:
         return bool(self.keys) or bool(self.prefixes)
@@ -252,6 +270,48 @@ class DeferredDeletes:
             for p in prefixes:
                 self.prefixes.discard(p)
 
+    @contextlib.contextmanager
+    def writing(self, keys: Iterable[str]) -> Iterator[None]:
+        """Around a write of ``keys``: the background replay leaves an owed key alone while
+        it is written, and after (its delete may have reached the node after the write)."""
+        if not self.keys:  # the common case, without the lock
+            yield
+            return
+        with self._lock:
+            marked = [k for k in keys if k in self.keys]
+            self._mark(marked, 1)
+        try:
+            yield
+        finally:
+            if marked:
+                with self._lock:
+                    self._mark(marked, -1)
+
+    def _mark(self, keys: list[str], delta: int) -> None:
+        self._seq += 1
+        for k in keys:
+            self._writing[k] += delta
+            if self._writing[k] > 0:
+                self._touched[k] = self._seq
+            else:
+                del self._writing[k]
+                if k in self.keys:
+                    self._touched[k] = self._seq
+                else:
+                    self._touched.pop(k, None)
+
+    def marker(self) -> int:
+        """A point in this process's writes, taken before the replay reads the node."""
+        with self._lock:
+            return self._seq
+
+    def unwritten(self, keys: Iterable[str], since: int) -> list[str]:
+        """Those of ``keys`` still owed and not written by this process since ``since``
+        (nor being written): a delete the replay sends now cannot erase such a write."""
+        with self._lock:
+            return [k for k in keys if k in self.keys and k not in self._writing
+                    and self._touched.get(k, -1) <= since]
+
     def take(self) -> tuple[list[str], set[str]]:
         """Remove and return everything that waits."""
         with self._lock:
@@ -259,6 +319,167 @@ class DeferredDeletes:
             self.keys.clear()
             self.prefixes.clear()
             return keys, prefixes
+
+
+class DeferredReplay:
+    """Lands deferred deletes as soon as their node answers again, without waiting for a call.
+
+    A daemon thread, one at a time, started when deletes are deferred and ended when
+    none is left (or the backend is gone). Every ``interval`` seconds it groups the
+    owed keys by owner in the slot map and, per node, PINGs and then DELs them on a
+    plain sync connection (so one thread serves both flavours); a slot that node no
+    longer owns answers MOVED and stays owed for the call path. Owed prefixes are
+    cleared once every primary answers. A node marked down that answers is reported to
+    ``on_answer`` (the backend marks it reachable).
+    """
+
+    def __init__(self, deferred: DeferredDeletes, guard: NodeGuard, options: dict[str, Any],
+                 interval: float, cluster: Callable[[], Any],
+                 on_answer: Callable[[str], object]) -> None:
+        self.deferred = deferred
+        self.guard = guard
+        # A probe, not a request: one try, no backoff (a silent node costs one timeout).
+        self.options = {**{k: v for k, v in options.items() if k != "retry"},
+                        "retry": Retry(NoBackoff(), 0)}
+        self.interval = max(0.01, interval)
+        self._cluster = cluster  # the backend's RedisCluster (None once the backend is gone)
+        self._on_answer = on_answer
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ending = False
+
+    def start(self) -> None:
+        """Make sure the thread runs in this process while deletes are owed."""
+        with self._lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive() and not self._ending:
+                return
+            self._stop.clear()
+            self._ending = False
+            self._thread = threading.Thread(target=self._run, name="cachekit-cluster-replay",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread (the backend closes)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self.turn():
+                    continue
+            except CachekitError:
+                continue  # the slot map cannot be read now: the next turn tries again
+            except Exception:  # a bug must not kill the thread silently
+                log.exception("cachekit-cluster-replay: a turn failed")
+                continue
+            with self._lock:  # a start() now either sees us ending or we see its deletes
+                if self.deferred and self._cluster() is not None:
+                    continue
+                self._ending = True
+                return
+
+    def turn(self) -> bool:
+        """One pass over what is owed; False once nothing is (or the backend is gone)."""
+        rc = self._cluster()
+        if rc is None:
+            return False
+        since = self.deferred.marker()
+        keys, prefixes = self.deferred.pending()
+        groups, _ = group_by_node(rc, keys)
+        for name, (node, slots) in groups.items():
+            batch = [keys[i] for positions in slots.values() for i in positions]
+            landed = self._delete_on(node, batch, since)
+            if landed is not None:
+                self.deferred.landed(landed)
+                self._answered(name)
+        if prefixes:
+            primaries = rc.get_primaries()
+            # Every primary must answer first: no SCAN of the others each turn while one is out.
+            if (primaries and all(self._answers(node) for node in primaries)
+                    and all(self._clear_on(node, prefixes) for node in primaries)):
+                self.deferred.landed(prefixes=prefixes)
+                for node in primaries:
+                    self._answered(node.name)
+        return bool(self.deferred)
+
+    def _answered(self, name: str) -> None:
+        if self.guard.is_down(name):
+            self._on_answer(name)  # the backend lets calls through the guard again
+
+    def _delete_on(self, node: Any, keys: list[str], since: int) -> list[str] | None:
+        """Delete ``keys`` on ``node``: those that landed, or None if it does not answer.
+
+        Only what the node holds now goes, compared byte for byte (DUMP): a value written
+        after that (by anyone) stays, and so does one this process wrote since ``since``.
+        """
+        try:
+            with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
+                # PING first: once it answers, whatever reached the node while it was
+                # silent has run, so these deletes come after it.
+                conn.ping()
+                return _drop(conn, keys, lambda found: self.deferred.unwritten(found, since))
+        except REDIS_ERRORS:
+            return None
+
+    def _answers(self, node: Any) -> bool:
+        """Whether ``node`` answers a PING now."""
+        try:
+            with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
+                return bool(conn.ping())
+        except REDIS_ERRORS:
+            return False
+
+    def _clear_on(self, node: Any, prefixes: Iterable[str]) -> bool:
+        """Delete every key under ``prefixes`` on ``node``; whether it answered throughout."""
+        try:
+            with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
+                for prefix in prefixes:
+                    batch: list[bytes] = []
+                    for k in conn.scan_iter(match=_escape_glob(prefix) + "*", count=1000):
+                        batch.append(k)
+                        if len(batch) >= _SCAN_BATCH:
+                            _drop(conn, batch, list)
+                            batch = []
+                    _drop(conn, batch, list)
+        except REDIS_ERRORS:
+            return False
+        return True
+
+
+# Delete KEYS[1] only if it still holds what DUMP returned (any type, not only strings).
+DROP_SCRIPT = """
+if redis.call('DUMP', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _drop(conn: Any, keys: Sequence[Any], keep: Callable[[list[Any]], list[Any]]) -> list[Any]:
+    """Delete those of ``keys`` that ``keep`` passes, each only if it still holds what it
+    held a moment ago (one key per command: a cluster node refuses cross-slot ones);
+    returns the keys settled (deleted, absent, or written anew since)."""
+    if not keys:
+        return []
+    pipe = conn.pipeline(transaction=False)
+    for k in keys:
+        pipe.dump(k)
+    held = dict(zip(keys, pipe.execute(raise_on_error=False), strict=True))
+    kept = keep([k for k, v in held.items() if not isinstance(v, BaseException)])  # MOVED
+    settled = [k for k in kept if held[k] is None]  # nothing there: nothing stale to remove
+    present = [k for k in kept if held[k] is not None]
+    if present:
+        pipe = conn.pipeline(transaction=False)
+        for k in present:
+            pipe.eval(DROP_SCRIPT, 1, k, held[k])
+        replies = pipe.execute(raise_on_error=False)
+        settled += [k for k, r in zip(present, replies, strict=True)
+                    if not isinstance(r, BaseException)]
+    return settled
 
 
 # -- routing on redis-py's slot map -------------------------------------------
