@@ -17,13 +17,15 @@ from typing import Any, Generic, TypeVar
 from .backends import AsyncBackend, Backend
 from .backends.memory import AsyncMemoryBackend, MemoryBackend
 from .backends.threaded import AsyncThreadedBackend
-from .locks import AsyncFlights, Flights
+from .locks import AsyncCounters, AsyncFlights, Counters, Flights
 
 T = TypeVar("T")
 
 __all__ = [
+    "AsyncCounters",
     "AsyncFlights",
     "AsyncSlot",
+    "Counters",
     "Flights",
     "Slot",
     "async_compute_value",

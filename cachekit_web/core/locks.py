@@ -118,3 +118,76 @@ class AsyncFlights:
         if found is not None and found[1] is flight:
             del self._flights[slot]
         flight.abandon()
+
+
+class CounterOp:
+    """One caller's incr: its delta and default, then its answer (or error) once applied."""
+
+    __slots__ = ("_wake", "default", "delta", "error", "finished", "result")
+
+    def __init__(self, delta: int, default: int | None) -> None:
+        self.delta, self.default = delta, default
+        self.result: int | None = None
+        self.error: BaseException | None = None
+        self.finished = False  # applied (or failed) by a leader; woken unfinished: lead
+        self._wake = threading.Event()
+
+    def finish(self) -> None:
+        """The answer is set: wake the caller."""
+        self.finished = True
+        self._wake.set()
+
+    def answer(self) -> int | None:
+        """The new value, or the error the leader met for this call."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class Counters:
+    """Combining for sealed counters: threads incrementing one key take turns leading.
+
+    A leader applies every increment queued meanwhile with one compare-and-set (each
+    caller still gets its own, sequential answer), so N threads on one key cost about
+    one round trip per batch instead of N colliding compare-and-sets.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[str, list[CounterOp]] = {}  # key -> waiting ops; present = led
+
+    def join(self, key: str, op: CounterOp) -> list[CounterOp] | None:
+        """The batch to apply if the caller leads; None once another leader applied ``op``."""
+        with self._lock:
+            queue = self._queues.get(key)
+            if queue is None:
+                self._queues[key] = []
+                return [op]
+            queue.append(op)
+        op._wake.wait()
+        if op.finished:
+            return None
+        with self._lock:  # handed the lead: take everything queued, ``op`` first
+            batch, self._queues[key] = self._queues[key], []
+        return batch
+
+    def leave(self, key: str) -> None:
+        """The leader is done: hand the lead to the first waiting caller, if any."""
+        with self._lock:
+            queue = self._queues.get(key)
+            if not queue:
+                self._queues.pop(key, None)
+                return
+            first = queue[0]
+        first._wake.set()
+
+
+class AsyncCounters:
+    """Sealed counters for coroutines: each call applies its own increment (no combining)."""
+
+    async def join(self, key: str, op: CounterOp) -> list[CounterOp] | None:
+        """The batch to apply: the caller's own increment."""
+        return [op]
+
+    def leave(self, key: str) -> None:
+        """Nothing to hand over."""

@@ -87,7 +87,7 @@ def test_async_forged_digits_are_a_miss(mode: str, redis_url: str, namespace: st
             assert await c.incr("n", default=0) == 1
             assert await c.get("n") == 1
         finally:
-            await c.aclose()
+            await c.close()
 
     asyncio.run(main())
 
@@ -186,3 +186,28 @@ def test_sealed_counter_is_exact_under_processes_and_threads(
     assert sum(n for n, _ in results) == 0
     assert c.get("hits") == processes * threads * per_thread
     assert raw.get(c.full_key("hits"))[:2] == b"CK"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("mode", list(KEYED))
+def test_counters_read_through_the_in_process_tier(mode: str, make_client: MakeClient,
+                                                   raw: redis.Redis) -> None:
+    from cachekit_web.core import local as local_mod
+
+    try:
+        c = make_client(LOCAL_CACHE=True, PLAIN_COUNTERS=["rl:*"], **KEYED[mode])
+        writer = make_client(PLAIN_COUNTERS=["rl:*"], **KEYED[mode])
+        writer.add("rl:n", 0)
+        writer.incr("rl:n", 4)
+        assert raw.get(c.full_key("rl:n")) == b"4"
+        assert c.get("rl:n") == 4 and c.get("rl:n") == 4  # from Redis, then from memory
+        writer.set("sealed", 7)
+        assert c.get("sealed") == 7 and c.get("sealed") == 7
+        _forge(raw, c.full_key("sealed"), b"1")  # the tier is told; digits are still a miss
+        deadline = threading.Event()
+        for _ in range(300):  # bounded: until the invalidation lands
+            if c.get("sealed") is None:
+                break
+            deadline.wait(0.01)
+        assert c.get("sealed") is None
+    finally:
+        local_mod.close_all()
