@@ -8,7 +8,9 @@ asyncio flavours share one interface, so the client is written once.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import weakref
 from typing import Any, Protocol
 
 
@@ -123,25 +125,66 @@ class AsyncFlights:
 class CounterOp:
     """One caller's incr: its delta and default, then its answer (or error) once applied."""
 
-    __slots__ = ("_wake", "default", "delta", "error", "finished", "result")
+    __slots__ = ("_wake", "default", "delta", "error", "finished", "led", "result")
 
     def __init__(self, delta: int, default: int | None) -> None:
         self.delta, self.default = delta, default
         self.result: int | None = None
         self.error: BaseException | None = None
-        self.finished = False  # applied (or failed) by a leader; woken unfinished: lead
-        self._wake = threading.Event()
+        self.finished = False  # applied (or failed) by a leader
+        self.led = False  # handed the lead
+        self._wake: Any = None  # the Event a waiting caller sleeps on (none for a leader)
 
     def finish(self) -> None:
         """The answer is set: wake the caller."""
         self.finished = True
-        self._wake.set()
+        if self._wake is not None:
+            self._wake.set()
 
     def answer(self) -> int | None:
         """The new value, or the error the leader met for this call."""
         if self.error is not None:
             raise self.error
         return self.result
+
+
+class _Queues:
+    """The callers waiting on each key; a key is present while someone leads it."""
+
+    def __init__(self) -> None:
+        self.queues: dict[Any, list[CounterOp]] = {}
+
+    def enter(self, slot: Any, op: CounterOp, wake: Any) -> bool:
+        """True: ``op`` leads at once; else it is queued with ``wake`` to sleep on."""
+        queue = self.queues.get(slot)
+        if queue is None:
+            self.queues[slot] = []
+            return True
+        op._wake = wake
+        queue.append(op)
+        return False
+
+    def take(self, slot: Any) -> list[CounterOp]:
+        """Everything queued (the new leader first)."""
+        batch, self.queues[slot] = self.queues[slot], []
+        return batch
+
+    def next_leader(self, slot: Any) -> CounterOp | None:
+        """The caller to hand the lead to; None (the key is free) when nobody waits."""
+        queue = self.queues.get(slot)
+        if not queue:
+            self.queues.pop(slot, None)
+            return None
+        queue[0].led = True
+        return queue[0]
+
+    def drop(self, slot: Any, op: CounterOp) -> bool:
+        """Forget a waiter that gave up; True if it held the lead (to pass on)."""
+        queue = self.queues.get(slot)
+        if queue is None or op not in queue:
+            return False  # already taken into a batch: its leader answers it
+        queue.remove(op)
+        return op.led
 
 
 class Counters:
@@ -154,40 +197,81 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queues: dict[str, list[CounterOp]] = {}  # key -> waiting ops; present = led
+        self._queues = _Queues()
+        _ALL_COUNTERS.add(self)
+
+    def _forget_all(self) -> None:
+        # In a forked child: the leaders were threads of the parent.
+        self._lock = threading.Lock()
+        self._queues = _Queues()
 
     def join(self, key: str, op: CounterOp) -> list[CounterOp] | None:
         """The batch to apply if the caller leads; None once another leader applied ``op``."""
+        wake = threading.Event()
         with self._lock:
-            queue = self._queues.get(key)
-            if queue is None:
-                self._queues[key] = []
+            if self._queues.enter(key, op, wake):
                 return [op]
-            queue.append(op)
-        op._wake.wait()
+        try:
+            wake.wait()
+        except BaseException:  # interrupted: never leave the key without a leader
+            with self._lock:
+                handed = self._queues.drop(key, op)
+            if handed:
+                self.leave(key)
+            raise
         if op.finished:
             return None
-        with self._lock:  # handed the lead: take everything queued, ``op`` first
-            batch, self._queues[key] = self._queues[key], []
-        return batch
+        with self._lock:  # handed the lead
+            return self._queues.take(key)
 
     def leave(self, key: str) -> None:
         """The leader is done: hand the lead to the first waiting caller, if any."""
         with self._lock:
-            queue = self._queues.get(key)
-            if not queue:
-                self._queues.pop(key, None)
-                return
-            first = queue[0]
-        first._wake.set()
+            first = self._queues.next_leader(key)
+        if first is not None:
+            first._wake.set()
+
+
+_ALL_COUNTERS: weakref.WeakSet[Counters] = weakref.WeakSet()
+
+
+def _reset_counters_after_fork() -> None:
+    for counters in list(_ALL_COUNTERS):
+        counters._forget_all()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_counters_after_fork)
 
 
 class AsyncCounters:
-    """Sealed counters for coroutines: each call applies its own increment (no combining)."""
+    """Combining for sealed counters, for the tasks of each event loop (see Counters)."""
+
+    def __init__(self) -> None:
+        self._queues = _Queues()
+
+    @staticmethod
+    def _slot(key: str) -> tuple[asyncio.AbstractEventLoop, str]:
+        return asyncio.get_running_loop(), key
 
     async def join(self, key: str, op: CounterOp) -> list[CounterOp] | None:
-        """The batch to apply: the caller's own increment."""
-        return [op]
+        """The batch to apply if the caller leads; None once another leader applied ``op``."""
+        slot = self._slot(key)
+        wake = asyncio.Event()
+        if self._queues.enter(slot, op, wake):
+            return [op]
+        try:
+            await wake.wait()
+        except BaseException:  # cancelled: never leave the key without a leader
+            if self._queues.drop(slot, op):
+                self.leave(key)
+            raise
+        if op.finished:
+            return None
+        return self._queues.take(slot)
 
     def leave(self, key: str) -> None:
-        """Nothing to hand over."""
+        """The leader is done: hand the lead to the first waiting task, if any."""
+        first = self._queues.next_leader(self._slot(key))
+        if first is not None:
+            first._wake.set()

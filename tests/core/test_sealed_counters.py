@@ -211,3 +211,76 @@ def test_counters_read_through_the_in_process_tier(mode: str, make_client: MakeC
         assert c.get("sealed") is None
     finally:
         local_mod.close_all()
+
+
+@pytest.mark.parametrize("mode", list(KEYED))
+def test_each_caller_gets_its_own_answer_when_threads_share_rounds(
+        mode: str, make_client: MakeClient) -> None:
+    c = make_client(CONNECTION_POOL_SIZE=16, **KEYED[mode])
+    threads, per_thread = 16, 40
+    answers: list[int | None] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def run() -> None:
+        start.wait(timeout=30)
+        mine = [c.incr("n", default=0) for _ in range(per_thread)]
+        with lock:
+            answers.extend(mine)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    # Combined or not, the answers are those of increments applied one after another.
+    assert sorted(answers) == list(range(1, threads * per_thread + 1))  # type: ignore[type-var]
+    assert c.get("n") == threads * per_thread
+
+
+def test_async_sealed_counter_is_exact_under_concurrent_tasks(redis_url: str,
+                                                               namespace: str) -> None:
+    async def main() -> tuple[list[int | None], Any]:
+        c = AsyncCacheClient.from_url(redis_url, NAMESPACE=namespace, SIGNING_KEY=SIGNING)
+        try:
+            got = await asyncio.gather(*(c.incr("n", default=0) for _ in range(200)))
+            return list(got), await c.get("n")
+        finally:
+            await c.close()
+
+    answers, final = asyncio.run(main())
+    assert sorted(answers) == list(range(1, 201)) and final == 200  # type: ignore[type-var]
+
+
+def test_the_lead_passes_on_in_order_and_when_a_waiter_gives_up() -> None:
+    from cachekit_web.core.locks import CounterOp, Counters
+
+    counters = Counters()
+    first, second, third = CounterOp(1, None), CounterOp(1, None), CounterOp(1, None)
+    assert counters.join("k", first) == [first]  # nobody leads: the caller does
+    got: dict[str, Any] = {}
+    waiter = threading.Thread(target=lambda: got.update(b=counters.join("k", second)))
+    waiter.start()
+    for _ in range(500):  # bounded: until the waiter is queued
+        with counters._lock:
+            if counters._queues.queues["k"] == [second]:
+                break
+        threading.Event().wait(0.002)
+    with counters._lock:
+        assert counters._queues.enter("k", third, threading.Event()) is False
+    first.finish()
+    counters.leave("k")  # the first waiter leads, taking everything queued
+    waiter.join(timeout=10)
+    assert got["b"] == [second, third]
+    counters.leave("k")
+    assert counters._queues.queues == {}
+    # A waiter handed the lead that stops waiting (interrupted) passes it on.
+    assert counters.join("j", first) == [first]
+    with counters._lock:
+        counters._queues.enter("j", second, threading.Event())
+        counters._queues.enter("j", third, threading.Event())
+    counters.leave("j")  # ``second`` leads now ...
+    with counters._lock:
+        assert counters._queues.drop("j", second) is True  # ... but it gave up
+    counters.leave("j")
+    assert third.led and third._wake.is_set() and counters._queues.queues["j"] == [third]

@@ -46,6 +46,7 @@ from ..clientbase import (
 )
 from ..codec import SLOW, Codec, Entry
 from ..errors import (
+    BackendConnectionError,
     CachekitError,
     DeserializationError,
     IntegrityError,
@@ -58,6 +59,7 @@ from ..flavours import (
     Slot,
     compute_value,
     share_backend,
+    shielded,
     sleep,
 )
 from ..health import HealthReport
@@ -479,21 +481,31 @@ class CacheClient(_ClientBase):
             # A sealed frame, or an integer INCRBY would overflow: compare-and-set.
             self._apply_counter(fk, [op], ttl, got)
             return op.answer()
-        # Sealed: a leader applies the increments of every caller queued on this key.
+        # Sealed: a leader applies the increments of every caller queued on this key;
+        # shielded, so a cancelled leader's batch still lands (its waiters get answers).
         batch = self._counters.join(fk, op)
-        if batch is None:
-            return op.answer()
+        if batch is not None:
+            shielded(self._lead_counter(fk, batch, ttl))
+        return op.answer()
+
+    def _lead_counter(self, fk: str, batch: list[CounterOp], ttl: float | None) -> int:
+        """Apply ``batch``, then hand the lead on; each op gets its answer or error. Returns
+        how many increments it carried."""
         try:
             self._apply_counter(fk, batch, ttl, _MISSING)
         except BaseException as exc:
+            # Interrupted mid-request: whether it landed is unknown, as for a lost connection.
+            error = exc if isinstance(exc, Exception) else BackendConnectionError(
+                "interrupted while applying this increment", code="E065")
             for other in batch:
                 if not other.finished:
-                    other.error = exc
+                    other.error = error
                     other.finish()
-            raise
+            if not isinstance(exc, Exception):
+                raise
         finally:
             self._counters.leave(fk)
-        return op.answer()
+        return len(batch)
 
     def _apply_counter(self, fk: str, ops: list[CounterOp], ttl: float | None,
                              current: Any) -> None:
