@@ -455,8 +455,8 @@ class AsyncCacheClient(_ClientBase):
         compare-and-set, retried (with jittered pauses) until it lands: contention slows a
         caller down, it does not fail it; threads of a process on one key share rounds.
         Digits under the key are not ours: a miss (replaced when there is a default).
-        Keys matching PLAIN_COUNTERS, and every key without a key, are Redis integers
-        updated by one INCRBY (not sealed, see docs/security.md).
+        Keys matching PLAIN_COUNTERS (all keys in the unauthenticated mode) are Redis
+        integers updated by one INCRBY (not sealed, see docs/security.md).
         """
         if ignore_key_check and default is None:
             default = 0
