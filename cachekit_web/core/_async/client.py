@@ -470,15 +470,16 @@ class AsyncCacheClient(_ClientBase):
 
     async def _incr(self, fk: str, delta: int, default: int | None,
                     ttl: float | None) -> int | None:
-        op = CounterOp(delta, default)
         if is_int64(delta) and (default is None or is_int64(default)) \
                 and self.codec.plain(fk.encode()) and hasattr(self.backend, "incr"):
             got = await self.backend.incr(fk, delta, default, ttl)
             if not isinstance(got, bytes):
                 return got  # the new value, or None: missing and no default
             # A sealed frame, or an integer INCRBY would overflow: compare-and-set.
+            op = CounterOp(delta, default)
             await self._apply_counter(fk, [op], ttl, got)
             return op.answer()
+        op = CounterOp(delta, default)
         # Sealed: a leader applies the increments of every caller queued on this key;
         # shielded, so a cancelled leader's batch still lands (its waiters get answers).
         batch = await self._counters.join(fk, op)
