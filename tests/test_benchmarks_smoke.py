@@ -59,7 +59,7 @@ def test_counters_benchmark_runs_every_contender_without_errors() -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for contender in ("django RedisCache", "cachekit default (plain)",
-                      "cachekit ENCRYPTION=required"):
+    for contender in ("django RedisCache", "cachekit sealed (signed)",
+                      "cachekit sealed (encrypted)", "cachekit PLAIN_COUNTERS (signed)"):
         assert f"| {contender} |" in proc.stdout, contender
     assert "| NO |" not in proc.stdout

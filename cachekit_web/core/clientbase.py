@@ -9,10 +9,11 @@ from __future__ import annotations
 import enum
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
@@ -38,6 +39,7 @@ from .errors import (
 from .fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .health import HealthReport, build_report
 from .local import LocalTier, tier_for
+from .locks import CounterOp
 from .metrics import Metrics
 from .replay import Replayer
 from .settings import Settings
@@ -304,6 +306,24 @@ def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any
     return settings
 
 
+def plain_keys_pattern(prefix: str, patterns: Sequence[str],
+                       form: tuple[str, str] = ("", "")) -> re.Pattern[bytes] | None:
+    """The full keys (bytes) that PLAIN_COUNTERS ``patterns`` name, or None for none.
+
+    A pattern is matched against the caller's key, whole: ``*`` is any run of
+    characters, ``?`` any one, the rest literal. ``form`` is the regex an adapter puts
+    before and after the caller's key in the key it passes on (Django: KEY_PREFIX and
+    VERSION).
+    """
+    if not patterns:
+        return None
+    alternatives = "|".join(
+        "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in p)
+        for p in patterns)
+    regex = f"{re.escape(prefix)}{form[0]}(?:{alternatives}){form[1]}"
+    return re.compile(regex.encode(), re.DOTALL)
+
+
 def _utf8_encodable(text: str) -> bool:
     # Tested outside an except block in the caller, so E023 carries no chained error.
     try:
@@ -324,6 +344,7 @@ class _ClientBase:
         metrics: Metrics | None = None,
         codec: Codec | None = None,
         clock: Callable[[], float] | None = None,
+        plain_key_form: tuple[str, str] = ("", ""),
     ) -> None:
         self.settings = settings
         self.clock = clock or time.time  # wall clock (freshness, expiry); tests inject their own
@@ -331,19 +352,26 @@ class _ClientBase:
         self.namespace = settings.NAMESPACE
         self._prefix = settings.NAMESPACE + ":"
         self._checked: dict[str, str] = {}  # _full_keys: key -> full key, for keys that passed
-        self.codec = codec or Codec(
-            KeyRing(
+        if codec is not None:
+            self.codec = codec
+        else:
+            ring = KeyRing(
                 namespace=settings.NAMESPACE,
                 master_key=settings.MASTER_KEY,
                 previous_keys=settings.PREVIOUS_MASTER_KEYS,
                 signing_key=settings.SIGNING_KEY,
-            ),
-            compress_min_size=settings.COMPRESS_MIN_SIZE,
-            max_value_size=settings.MAX_VALUE_SIZE,
-            pickle_fallback=settings.PICKLE_FALLBACK,
-            clock=self.clock,
-            raw_ints=settings.ENCRYPTION != "required",  # counters: one atomic INCRBY
-        )
+            )
+            self.codec = Codec(
+                ring,
+                compress_min_size=settings.COMPRESS_MIN_SIZE,
+                max_value_size=settings.MAX_VALUE_SIZE,
+                pickle_fallback=settings.PICKLE_FALLBACK,
+                clock=self.clock,
+                # Without a key nothing is sealed: every int is a Redis integer (one INCRBY).
+                raw_ints=not ring.authenticated,
+                plain_keys=plain_keys_pattern(self._prefix, settings.PLAIN_COUNTERS,
+                                              plain_key_form),
+            )
         self.breaker = breaker or CircuitBreaker(
             failure_threshold=settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD,
             window=settings.CIRCUIT_BREAKER_WINDOW,
@@ -842,10 +870,35 @@ class _ClientBase:
 
 
 
+_COUNTER_ROUNDS = 1000  # compare-and-set rounds of one counter update before E050
+
+
 def _cas_pause(attempt: int) -> float:
     """Seconds before a sealed counter's next compare-and-set: jittered and growing (to
     50 ms), so many writers on one key spread out instead of colliding round after round."""
     return random.random() * min(0.05, 0.001 * 2.0 ** min(attempt, 6))
+
+
+def _fold_counter(entry: Entry | None, ops: Sequence[CounterOp]) -> Any:
+    """Apply ``ops`` in order to ``entry`` (None: missing), setting each one's answer; the
+    value to store, or _MISSING when nothing changes (missing without a default, not an int)."""
+    if entry is not None and type(entry.value) is not int:
+        error = DeserializationError("value is not an integer", code="E021")
+        for op in ops:
+            op.error = error
+        return _MISSING
+    value: int | None = None if entry is None else entry.value
+    changed = False
+    for op in ops:
+        op.error = None
+        if value is None:
+            if op.default is None:
+                op.result = None
+                continue
+            value = op.default
+        value += op.delta
+        op.result, changed = value, True
+    return value if changed else _MISSING
 
 
 def _follower_result(shared: Result[T]) -> Result[T]:

@@ -13,10 +13,12 @@ have its flags or times changed without failing with E003, and a frame written
 back after its expiry is refused (E021): it is a miss. Version 1 frames (the
 same header without ``expires_at``) are still read.
 
-Counters: with ``raw_ints`` (every configuration but ENCRYPTION=required), a plain
-64-bit int is stored as its decimal digits, a Redis integer that INCRBY updates
-in one server-side step, and such digits read back as an int. They are not
-sealed (see docs/security.md); frames always start with ``b"CK"``, digits never.
+Counters: under a key the codec calls plain (every key with ``raw_ints``, the
+unauthenticated mode; else the keys ``plain_keys`` matches, from PLAIN_COUNTERS), a
+plain 64-bit int is stored as its decimal digits, a Redis integer that INCRBY
+updates in one server-side step, and such digits read back as an int. They are
+not sealed (see docs/security.md); under any other key digits are not a frame
+(E021, a miss). Frames always start with ``b"CK"``, digits never.
 
 Hostile-data bounds, checked on write (E020/E022) and on read (E021, a miss):
 tuples, sets, frozensets, datetimes and times nest at most ``MAX_NESTING``
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+import re
 import struct
 import threading
 import time
@@ -241,9 +244,11 @@ class Codec:
         pickle_fallback: bool = True,
         clock: Callable[[], float] = time.time,
         raw_ints: bool = False,
+        plain_keys: re.Pattern[bytes] | None = None,
     ) -> None:
         self.keyring = keyring
-        self.raw_ints = raw_ints  # plain ints as Redis integers (atomic INCRBY), unsealed
+        self.raw_ints = raw_ints  # every key's plain ints as Redis integers, unsealed
+        self.plain_keys = plain_keys  # full keys whose plain ints are Redis integers
         self.clock = clock  # wall clock for sealed expiries; injectable for tests
         self.compress_min_size = compress_min_size
         self.max_value_size = max_value_size
@@ -251,6 +256,12 @@ class Codec:
 
     def __repr__(self) -> str:
         return f"<Codec {self.keyring!r}>"
+
+    def plain(self, key: bytes) -> bool:
+        """Whether ints under the full key ``key`` are plain Redis integers (not sealed)."""
+        if self.raw_ints:
+            return True
+        return self.plain_keys is not None and self.plain_keys.fullmatch(key) is not None
 
     def serialize(self, value: Any) -> tuple[bytes, int]:
         """Return the payload for ``value`` and its serializer flag."""
@@ -302,10 +313,10 @@ class Codec:
         """Encode ``value`` for storage under the full cache key ``key``.
 
         ``expires_at`` (Unix seconds) is sealed into the frame: after it, the frame is
-        refused even if Redis still holds it (or it was written back). With ``raw_ints``,
-        a plain 64-bit int without a fresh-until time is stored as a Redis integer.
+        refused even if Redis still holds it (or it was written back). Under a plain key
+        (see ``plain``), a 64-bit int without a fresh-until time is stored as a Redis integer.
         """
-        if raw_int and self.raw_ints and fresh_until is None and is_int64(value):
+        if raw_int and fresh_until is None and is_int64(value) and self.plain(key):
             return str(value).encode()
         payload, flags = self.serialize(value)
         if len(payload) > self.max_value_size:  # also bounds what a reader inflates
@@ -436,10 +447,13 @@ class Codec:
     def decode(self, key: bytes, frame: bytes, now: float | None = None, *,
                raw_int: bool = True) -> Entry:
         """Decode a stored frame; raises E003 (not authentic) or E021 (undecodable, expired)."""
-        if raw_int and self.raw_ints and frame[:2] != MAGIC:
+        if raw_int and frame[:2] != MAGIC:
             n = redis_int(frame)
             if n is not None:
-                return Entry(n)
+                if self.plain(key):
+                    return Entry(n)
+                raise IntegrityError("an unsealed integer under a key not in PLAIN_COUNTERS",
+                                     code="E003")
         if len(frame) < HEADER_SIZE:
             raise DeserializationError("frame too short", code="E021")
         magic, version, flags, key_id = _HEAD.unpack_from(frame)

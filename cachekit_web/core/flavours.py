@@ -11,26 +11,30 @@ import asyncio
 import inspect
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from .backends import AsyncBackend, Backend
 from .backends.memory import AsyncMemoryBackend, MemoryBackend
 from .backends.threaded import AsyncThreadedBackend
-from .locks import AsyncFlights, Flights
+from .locks import AsyncCounters, AsyncFlights, Counters, Flights
 
 T = TypeVar("T")
 
 __all__ = [
+    "AsyncCounters",
     "AsyncFlights",
     "AsyncSlot",
+    "Counters",
     "Flights",
     "Slot",
     "async_compute_value",
     "async_share_backend",
+    "async_shielded",
     "async_sleep",
     "compute_value",
     "share_backend",
+    "shielded",
     "sleep",
 ]
 
@@ -40,6 +44,16 @@ sleep = time.sleep
 async def async_sleep(seconds: float) -> None:
     """Pause the running task."""
     await asyncio.sleep(seconds)
+
+
+def shielded(result: T) -> T:
+    """The result of a sync call (it already ran to the end)."""
+    return result
+
+
+async def async_shielded(work: Awaitable[T]) -> T:
+    """Await ``work`` so that cancelling the caller does not cancel it."""
+    return await asyncio.shield(work)
 
 
 def compute_value(compute: Callable[[], T]) -> T:

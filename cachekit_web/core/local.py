@@ -698,7 +698,8 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None) -> Lo
     # read differently (other keys, pickle or encryption rules, caps) get a tier each.
     how = hashlib.sha256(repr((
         settings.MASTER_KEY, settings.PREVIOUS_MASTER_KEYS, settings.SIGNING_KEY,
-        settings.ENCRYPTION, settings.PICKLE_FALLBACK, settings.MAX_VALUE_SIZE,
+        settings.ENCRYPTION, settings.PICKLE_FALLBACK, settings.PLAIN_COUNTERS,
+        settings.MAX_VALUE_SIZE,
         settings.LOCAL_CACHE_MAX_ENTRIES, settings.LOCAL_CACHE_MAX_BYTES,
         settings.LOCAL_CACHE_LEASE)).encode()).hexdigest()
     key = (url, settings.NAMESPACE, how)

@@ -8,7 +8,9 @@ asyncio flavours share one interface, so the client is written once.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import weakref
 from typing import Any, Protocol
 
 
@@ -118,3 +120,158 @@ class AsyncFlights:
         if found is not None and found[1] is flight:
             del self._flights[slot]
         flight.abandon()
+
+
+class CounterOp:
+    """One caller's incr: its delta and default, then its answer (or error) once applied."""
+
+    __slots__ = ("_wake", "default", "delta", "error", "finished", "led", "result")
+
+    def __init__(self, delta: int, default: int | None) -> None:
+        self.delta, self.default = delta, default
+        self.result: int | None = None
+        self.error: BaseException | None = None
+        self.finished = False  # applied (or failed) by a leader
+        self.led = False  # handed the lead
+        self._wake: Any = None  # the Event a waiting caller sleeps on (none for a leader)
+
+    def finish(self) -> None:
+        """The answer is set: wake the caller."""
+        self.finished = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def answer(self) -> int | None:
+        """The new value, or the error the leader met for this call."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+class _Queues:
+    """The callers waiting on each key; a key is present while someone leads it."""
+
+    def __init__(self) -> None:
+        self.queues: dict[Any, list[CounterOp]] = {}
+
+    def enter(self, slot: Any, op: CounterOp, wake: Any) -> bool:
+        """True: ``op`` leads at once; else it is queued with ``wake`` to sleep on."""
+        queue = self.queues.get(slot)
+        if queue is None:
+            self.queues[slot] = []
+            return True
+        op._wake = wake
+        queue.append(op)
+        return False
+
+    def take(self, slot: Any) -> list[CounterOp]:
+        """Everything queued (the new leader first)."""
+        batch, self.queues[slot] = self.queues[slot], []
+        return batch
+
+    def next_leader(self, slot: Any) -> CounterOp | None:
+        """The caller to hand the lead to; None (the key is free) when nobody waits."""
+        queue = self.queues.get(slot)
+        if not queue:
+            self.queues.pop(slot, None)
+            return None
+        queue[0].led = True
+        return queue[0]
+
+    def drop(self, slot: Any, op: CounterOp) -> bool:
+        """Forget a waiter that gave up; True if it held the lead (to pass on)."""
+        queue = self.queues.get(slot)
+        if queue is None or op not in queue:
+            return False  # already taken into a batch: its leader answers it
+        queue.remove(op)
+        return op.led
+
+
+class Counters:
+    """Combining for sealed counters: threads incrementing one key take turns leading.
+
+    A leader applies every increment queued meanwhile with one compare-and-set (each
+    caller still gets its own, sequential answer), so N threads on one key cost about
+    one round trip per batch instead of N colliding compare-and-sets.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues = _Queues()
+        _ALL_COUNTERS.add(self)
+
+    def _forget_all(self) -> None:
+        # In a forked child: the leaders were threads of the parent.
+        self._lock = threading.Lock()
+        self._queues = _Queues()
+
+    def join(self, key: str, op: CounterOp) -> list[CounterOp] | None:
+        """The batch to apply if the caller leads; None once another leader applied ``op``."""
+        wake = threading.Event()
+        with self._lock:
+            if self._queues.enter(key, op, wake):
+                return [op]
+        try:
+            wake.wait()
+        except BaseException:  # interrupted: never leave the key without a leader
+            with self._lock:
+                handed = self._queues.drop(key, op)
+            if handed:
+                self.leave(key)
+            raise
+        if op.finished:
+            return None
+        with self._lock:  # handed the lead
+            return self._queues.take(key)
+
+    def leave(self, key: str) -> None:
+        """The leader is done: hand the lead to the first waiting caller, if any."""
+        with self._lock:
+            first = self._queues.next_leader(key)
+        if first is not None:
+            first._wake.set()
+
+
+_ALL_COUNTERS: weakref.WeakSet[Counters] = weakref.WeakSet()
+
+
+def _reset_counters_after_fork() -> None:
+    for counters in list(_ALL_COUNTERS):
+        counters._forget_all()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_counters_after_fork)
+
+
+class AsyncCounters:
+    """Combining for sealed counters, for the tasks of each event loop (see Counters)."""
+
+    def __init__(self) -> None:
+        self._queues = _Queues()
+
+    @staticmethod
+    def _slot(key: str) -> tuple[asyncio.AbstractEventLoop, str]:
+        return asyncio.get_running_loop(), key
+
+    async def join(self, key: str, op: CounterOp) -> list[CounterOp] | None:
+        """The batch to apply if the caller leads; None once another leader applied ``op``."""
+        slot = self._slot(key)
+        wake = asyncio.Event()
+        if self._queues.enter(slot, op, wake):
+            return [op]
+        try:
+            await wake.wait()
+        except BaseException:  # cancelled: never leave the key without a leader
+            if self._queues.drop(slot, op):
+                self.leave(key)
+            raise
+        if op.finished:
+            return None
+        return self._queues.take(slot)
+
+    def leave(self, key: str) -> None:
+        """The leader is done: hand the lead to the first waiting task, if any."""
+        first = self._queues.next_leader(self._slot(key))
+        if first is not None:
+            first._wake.set()

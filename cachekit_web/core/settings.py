@@ -35,6 +35,7 @@ class Settings:
     ENCRYPTION: str = "auto"  # auto: encrypt when MASTER_KEY is set; required: E001 without it
     SIGNING_KEY: str | None = field(default=None, repr=False)
     PICKLE_FALLBACK: bool = True
+    PLAIN_COUNTERS: tuple[str, ...] = ()
     DEFAULT_TIMEOUT: float | None = 300.0
     MAX_VALUE_SIZE: int = 8 * 1024 * 1024
     MAX_KEY_LENGTH: int = 1024
@@ -145,6 +146,14 @@ class Settings:
             raise ConfigurationError(
                 "ENCRYPTION is 'required' but no MASTER_KEY is set", code="E001"
             )
+        if self.PLAIN_COUNTERS and self.ENCRYPTION == "required":
+            raise ConfigurationError(
+                "PLAIN_COUNTERS stores unsealed integers; ENCRYPTION='required' forbids them",
+                code="E042")
+        for pattern in self.PLAIN_COUNTERS:
+            if not isinstance(pattern, str) or not pattern:
+                raise ConfigurationError("PLAIN_COUNTERS holds non-empty key patterns",
+                                         code="E042")
         from .crypto import check_secret, parse_master_key  # E002/E004 now, not at first use
 
         if self.MASTER_KEY:
@@ -223,6 +232,9 @@ DESCRIPTIONS: dict[str, str] = {
     "it from SECRET_KEY); at least 16 characters, 8 of them different.",
     "PICKLE_FALLBACK": "Store types msgpack cannot carry with pickle, only inside authenticated "
     "frames; off = never pickle, and never unpickle on read (E021).",
+    "PLAIN_COUNTERS": "Key patterns (`*`, `?`; e.g. `rl:*`) whose integers are plain Redis "
+    "integers (one INCRBY), not sealed: anyone who can write to Redis can set them. Other "
+    "counters are sealed (compare-and-set). See docs/security.md.",
     "DEFAULT_TIMEOUT": "Seconds a value lives when no timeout is given; none = forever.",
     "MAX_VALUE_SIZE": "Largest serialized value in bytes, before compression; larger ones are "
     "refused (E022), and no stored value is inflated beyond it (E021).",

@@ -6,6 +6,7 @@ import builtins
 import math
 import os
 import pickle
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -24,7 +25,7 @@ from ..core.health import HealthReport
 from ..core.settings import Settings, parse_bool
 
 _MISSING: Any = object()
-_CLIENTS: dict[Settings, CacheClient] = {}
+_CLIENTS: dict[tuple[Settings, tuple[str, str]], CacheClient] = {}
 _LOCK = threading.Lock()
 _MEMCACHE_SAFE = 250  # longer keys draw Django's memcached warning
 _MEMO_SIZE = 4096  # made keys a cache remembers for get_many (then it starts afresh)
@@ -129,12 +130,13 @@ def _take_foreign_options(options: dict[str, Any]) -> str | None:
     return password
 
 
-def shared_client(settings: Settings) -> CacheClient:
+def shared_client(settings: Settings, plain_key_form: tuple[str, str] = ("", "")) -> CacheClient:
     """One core client per configuration and process (Django makes a backend per thread)."""
     with _LOCK:
-        client = _CLIENTS.get(settings)
+        client = _CLIENTS.get((settings, plain_key_form))
         if client is None:
-            client = _CLIENTS[settings] = CacheClient(settings)
+            client = _CLIENTS[(settings, plain_key_form)] = CacheClient(
+                settings, plain_key_form=plain_key_form)
         return client
 
 
@@ -176,7 +178,8 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
         try:
             self.settings = build_settings(location, params)
-            self._shared = shared_client(self.settings)  # E042 for a URL redis-py cannot parse
+            # E042 for a URL redis-py cannot parse
+            self._shared = shared_client(self.settings, self._plain_key_form())
         except ConfigurationError as exc:
             # Raised on first use; `manage.py check` reports it with its code meanwhile
             # (Django's own cache checks instantiate every backend and must not crash).
@@ -209,6 +212,15 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     def async_client(self) -> AsyncCacheClient:
         """The core async client sharing this cache's breaker, metrics and codec."""
         return AsyncCacheClient.twin(self._client)  # a pool per event loop, kept by the core
+
+    def _plain_key_form(self) -> tuple[str, str]:
+        """What Django's default key function puts around the caller's key (KEY_PREFIX and
+        VERSION), so PLAIN_COUNTERS patterns match the caller's key; with a key function or
+        key rules of one's own, they match the key those make."""
+        if self.key_func is not default_key_func or self._own_key_rules() \
+                or type(self).make_key is not BaseCache.make_key:
+            return "", ""
+        return re.escape(str(self.key_prefix)) + ":-?[0-9]+:", ""
 
     def _own_key_rules(self) -> bool:
         """Whether a subclass validates or makes-and-validates keys itself."""

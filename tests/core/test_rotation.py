@@ -185,14 +185,16 @@ def test_concurrent_writers_during_rotation_keep_their_values(
     assert rotate(new.backend, new.codec).resealed == 0
 
 
-def test_counters_are_counted_apart_not_unreadable(
-        clients: tuple[CacheClient, CacheClient], namespace: str) -> None:
-    old, new = clients
+def test_counters_are_counted_apart_not_unreadable(make_client: MakeClient,
+                                                   namespace: str) -> None:
+    old = make_client(MASTER_KEY=KEY_A, PLAIN_COUNTERS=["rl:*"])
+    new = make_client(MASTER_KEY=KEY_B, PREVIOUS_MASTER_KEYS=[KEY_A], PLAIN_COUNTERS=["rl:*"])
     fill(old, 5)
-    old.incr("hits", default=0)  # a Redis integer: counters are not sealed
+    old.incr("rl:hits", default=0)  # a plain counter: a Redis integer, nothing to re-seal
+    old.incr("hits", default=0)  # any other counter is sealed: re-sealed like a value
     report = rotate(new.backend, new.codec)
-    assert (report.resealed, report.counters, report.unreadable) == (5, 1, 0)
-    assert new.get("hits") == 1
+    assert (report.resealed, report.counters, report.unreadable) == (6, 1, 0)
+    assert new.get("hits") == 1 and new.get("rl:hits") == 1
     assert "previous key" not in rotation_status(new.backend, new.codec)
 
 

@@ -212,3 +212,44 @@ def test_fail_open_answers_with_the_breaker_open(
         cache.incr("n", ignore_key_check=True)
     with pytest.raises(LockTimeoutError), cache.lock("l"):
         pass
+
+
+def _ratelimit_hit(cache: Any, key: str) -> int:
+    """What django-ratelimit does per request: add the window's key at 0, then incr it."""
+    cache.add(key, 0, 60)
+    return int(cache.incr(key))
+
+
+def test_counters_are_sealed_unless_plain_counters_names_them(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    import redis
+
+    cache = use_caches({
+        "default": cache_conf(redis_url, namespace, PLAIN_COUNTERS=["rl:*"]),
+        "sealed": {**cache_conf(redis_url, namespace + "-s"), "KEY_PREFIX": "site"},
+    })
+    sealed = caches["sealed"]
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        # django-ratelimit's keys ('rl:' + a hash) match the caller's key, whatever
+        # KEY_PREFIX or VERSION make of it: plain Redis integers, one INCRBY.
+        assert [_ratelimit_hit(cache, "rl:abc") for _ in range(3)] == [1, 2, 3]
+        fk = cache.client.full_key(cache.make_key("rl:abc"))
+        assert raw.get(fk) == b"3" and raw.object("encoding", fk) == b"int"
+        assert cache.get("rl:abc") == 3
+        assert cache.incr("rl:abc", version=2, ignore_key_check=True) == 1
+        assert raw.get(cache.client.full_key(cache.make_key("rl:abc", version=2))) == b"1"
+        # Any other key is sealed, and digits over it are not served.
+        assert [_ratelimit_hit(sealed, "rl:abc") for _ in range(3)] == [1, 2, 3]
+        sk = sealed.client.full_key(sealed.make_key("rl:abc"))
+        assert raw.get(sk)[:2] == b"CK"  # type: ignore[index]
+        cache.set("price", 42)
+        pk = cache.client.full_key(cache.make_key("price"))
+        assert raw.get(pk)[:2] == b"CK"  # type: ignore[index]
+        raw.set(pk, b"1", keepttl=True)
+        assert cache.get("price") is None and cache.get_many(["price"]) == {}
+        raw.set(sk, b"1000", keepttl=True)
+        with pytest.raises(ValueError):
+            sealed.incr("rl:abc")  # a forged counter is a missing one
+    finally:
+        raw.close()

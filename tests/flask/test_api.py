@@ -152,3 +152,22 @@ def test_values_are_not_pickled_for_plain_types(app_cache: tuple[Flask, Cache]) 
     raw = cache.client.backend.get(cache.client.full_key("plain"))
     assert raw is not None and b"pickle" not in raw and b"\x80\x04" not in raw
     assert cache.get("plain") == {"a": (1, 2)}
+
+
+def test_counters_are_sealed_unless_cachekit_plain_counters_names_them(
+        make_app: AppFactory, redis_url: str) -> None:
+    import redis
+
+    app, cache = make_app(CACHEKIT_PLAIN_COUNTERS=["rl:*"])
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        with app.app_context():
+            assert cache.inc("rl:x") == 1 and cache.inc("rl:x", 2) == 3
+            assert raw.get(cache.client.full_key("rl:x")) == b"3"
+            assert cache.inc("hits") == 1 and cache.get("hits") == 1
+            fk = cache.client.full_key("hits")
+            assert raw.get(fk)[:2] == b"CK"  # type: ignore[index]
+            raw.set(fk, b"99", keepttl=True)  # forged digits are not our counter
+            assert cache.get("hits") is None
+    finally:
+        raw.close()

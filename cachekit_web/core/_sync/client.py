@@ -24,6 +24,7 @@ from ..backends import Backend, is_int64, make_backend, redis_glob, user_lock_ke
 from ..backends.memory import MemoryBackend
 from ..breaker import CircuitBreaker, State
 from ..clientbase import (
+    _COUNTER_ROUNDS,
     _DATA_ERRORS,
     _EXPIRED,
     _MISSING,
@@ -36,6 +37,7 @@ from ..clientbase import (
     Unavailable,
     _cas_pause,
     _ClientBase,
+    _fold_counter,
     _follower_result,
     _remaining,
     _resolve_settings,
@@ -44,6 +46,7 @@ from ..clientbase import (
 )
 from ..codec import SLOW, Codec, Entry
 from ..errors import (
+    BackendConnectionError,
     CachekitError,
     DeserializationError,
     IntegrityError,
@@ -51,14 +54,17 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..flavours import (
+    Counters,
     Flights,
     Slot,
     compute_value,
     share_backend,
+    shielded,
     sleep,
 )
 from ..health import HealthReport
 from ..local import LocalTier
+from ..locks import CounterOp
 from ..metrics import Metrics
 from ..settings import Settings
 from .pending import apply_invalidations
@@ -82,11 +88,14 @@ class CacheClient(_ClientBase):
         metrics: Metrics | None = None,
         codec: Codec | None = None,
         clock: Callable[[], float] | None = None,
+        plain_key_form: tuple[str, str] = ("", ""),
     ) -> None:
-        super().__init__(settings, breaker=breaker, metrics=metrics, codec=codec, clock=clock)
+        super().__init__(settings, breaker=breaker, metrics=metrics, codec=codec, clock=clock,
+                         plain_key_form=plain_key_form)
         self._backends: Slot[Backend] = Slot(
             lambda: make_backend(self.url, settings), backend)
         self._flights = Flights()
+        self._counters = Counters()
 
     @property
     def backend(self) -> Backend:
@@ -483,10 +492,12 @@ class CacheClient(_ClientBase):
         missing and the answer is None. ValueError if the value is not an integer.
         Fail-open answer (breaker open, Redis down): None, nothing written.
 
-        By default this is one server-side INCRBY on a Redis integer (not sealed, see
-        docs/security.md). With ENCRYPTION=required the counter stays sealed and is
-        updated by a server-side compare-and-set, retried (with jittered pauses) until it
-        lands: contention slows a caller down, it never fails it.
+        With a key, the counter is sealed like any value and updated by a server-side
+        compare-and-set, retried (with jittered pauses) until it lands: contention slows a
+        caller down, it does not fail it; threads of a process on one key share rounds.
+        Digits under the key are not ours: a miss (replaced when there is a default).
+        Keys matching PLAIN_COUNTERS (all keys in the unauthenticated mode) are Redis
+        integers updated by one INCRBY (not sealed, see docs/security.md).
         """
         if ignore_key_check and default is None:
             default = 0
@@ -502,45 +513,76 @@ class CacheClient(_ClientBase):
 
     def _incr(self, fk: str, delta: int, default: int | None,
                     ttl: float | None) -> int | None:
-        current: bytes | None
-        if self.codec.raw_ints and is_int64(delta) and (default is None or is_int64(default)) \
-                and hasattr(self.backend, "incr"):
+        if is_int64(delta) and (default is None or is_int64(default)) \
+                and self.codec.plain(fk.encode()) and hasattr(self.backend, "incr"):
             got = self.backend.incr(fk, delta, default, ttl)
             if not isinstance(got, bytes):
                 return got  # the new value, or None: missing and no default
-            current = got  # a sealed frame, or an integer INCRBY would overflow
-        else:
+            # A sealed frame, or an integer INCRBY would overflow: compare-and-set.
+            op = CounterOp(delta, default)
+            self._apply_counter(fk, [op], ttl, got)
+            return op.answer()
+        op = CounterOp(delta, default)
+        # Sealed: a leader applies the increments of every caller queued on this key;
+        # shielded, so a cancelled leader's batch still lands (its waiters get answers).
+        batch = self._counters.join(fk, op)
+        if batch is not None:
+            shielded(self._lead_counter(fk, batch, ttl))
+        return op.answer()
+
+    def _lead_counter(self, fk: str, batch: list[CounterOp], ttl: float | None) -> int:
+        """Apply ``batch``, then hand the lead on; each op gets its answer or error. Returns
+        how many increments it carried."""
+        try:
+            self._apply_counter(fk, batch, ttl, _MISSING)
+        except BaseException as exc:
+            # Interrupted mid-request: whether it landed is unknown, as for a lost connection.
+            error = exc if isinstance(exc, Exception) else BackendConnectionError(
+                "interrupted while applying this increment", code="E065")
+            for other in batch:
+                if not other.finished:
+                    other.error = error
+                    other.finish()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._counters.leave(fk)
+        return len(batch)
+
+    def _apply_counter(self, fk: str, ops: list[CounterOp], ttl: float | None,
+                             current: Any) -> None:
+        """Apply ``ops`` in order with one compare-and-set on the bytes read (``current``;
+        _MISSING: read them), retried with jittered pauses while other writers land."""
+        if current is _MISSING:
             current = self.backend.get(fk)
-        attempt = 0
-        while True:  # each lost round means another writer's update landed: progress
+        for attempt in range(_COUNTER_ROUNDS):  # each lost round: another writer landed
+            # Not ours (forged digits, a bad frame): a miss, counted, and replaced below.
+            entry = None if current is None else self._decode(fk, current)
+            value = _fold_counter(entry, ops)
+            if value is _MISSING:
+                break  # nothing to write
             if current is None:
-                if default is None:
-                    return None
-                value = default + delta
                 if self.backend.set(fk, self._encode(fk, value, None, ttl), ttl,
                                           nx=True):
                     self.pending.discard(fk)  # replaced: the remembered delete would lose it
-                    return value
+                    break
                 current = self.backend.get(fk)
                 continue
-            entry = self._decode(fk, current)  # a bad or expired entry is a miss (counted)
             if entry is None:
-                if default is None:
-                    return None
-                value, keep = default + delta, False
-                new = self._encode(fk, value, None, ttl)
+                new, keep = self._encode(fk, value, None, ttl), False
             else:
-                if type(entry.value) is not int:
-                    raise DeserializationError("value is not an integer", code="E021")
-                value, keep = entry.value + delta, True
-                new = self.codec.encode(fk.encode(), value, entry.fresh_until, entry.expires_at)
+                new, keep = self.codec.encode(fk.encode(), value, entry.fresh_until,
+                                              entry.expires_at), True
             swapped, current = self._compare_and_set(fk, current, new, ttl, keep)
             if swapped:
                 if entry is None:
                     self.pending.discard(fk)
-                return value
+                break
             sleep(_cas_pause(attempt))
-            attempt += 1
+        else:
+            raise LockTimeoutError("too much contention on one counter", code="E050")
+        for op in ops:
+            op.finish()
 
     def _compare_and_set(self, fk: str, expected: bytes, new: bytes, ttl: float | None,
                                keep: bool) -> tuple[bool, bytes | None]:
