@@ -237,7 +237,7 @@ _FAILING_DISK = textwrap.dedent("""
     assert c.delete("k") is DEFERRED
     assert c.delete("k2") is DEFERRED
     assert c.get("k") is None
-    assert "ns:k" in c.pending and "ns:bad" in c.pending  # kept in memory
+    assert "ns:k" in c.pending and "ns:k2" in c.pending  # kept in memory
     print("ok", seen.count("E081"), flush=True)
 """)
 
