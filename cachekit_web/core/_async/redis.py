@@ -56,6 +56,19 @@ class AsyncConnectPhaseMixin:
 
     passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
 
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        # redis-py before 5.3 connects here; later ones through connect_check_health below.
+        try:
+            await super().connect(*args, **kwargs)  # type: ignore[misc]
+        except (ConnectRefused, ConnectTimeout):  # marked by connect_check_health below
+            raise
+        except self.passthrough:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
     async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         try:
             await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]

@@ -58,6 +58,19 @@ class ConnectPhaseMixin:
 
     passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
 
+    def connect(self, *args: Any, **kwargs: Any) -> None:
+        # redis-py before 5.3 connects here; later ones through connect_check_health below.
+        try:
+            super().connect(*args, **kwargs)  # type: ignore[misc]
+        except (ConnectRefused, ConnectTimeout):  # marked by connect_check_health below
+            raise
+        except self.passthrough:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
     def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         try:
             super().connect_check_health(*args, **kwargs)  # type: ignore[misc]

@@ -8,6 +8,7 @@ flavour opens a cluster and a node's connection.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,14 @@ import redis.connection as sconn
 import redis.lock as slock
 import redis.retry as sretry
 import redis.sentinel as ssentinel
+
+# redis-py before 5.3 requires get_connection's command name; later ones warn when given it.
+# (The pools ignore the name itself.)
+_COMMAND_NAME = inspect.signature(
+    redis.BlockingConnectionPool.get_connection).parameters.get("command_name")
+_CHECKOUT_ARGS: tuple[str, ...] = (
+    ("_",) if _COMMAND_NAME is not None and _COMMAND_NAME.default is _COMMAND_NAME.empty
+    else ())
 
 Redis = redis.Redis
 AsyncRedis = aredis.Redis
@@ -185,7 +194,7 @@ class Lane:
         try:
             conn, used = idle.pop()
         except IndexError:
-            conn = self._pool.get_connection()
+            conn = self._pool.get_connection(*_CHECKOUT_ARGS)
         try:  # from here on, the connection always goes back on the stack
             if used is not None and time.monotonic() - used > STALE_AFTER:
                 try:
