@@ -40,6 +40,7 @@ from ..backends.common import (
 )
 from ..backends.redispy import (
     AsyncRetry,
+    async_close_client,
     async_node_client,
     async_open_cluster,
     async_unopened_cluster,
@@ -95,13 +96,13 @@ class AsyncClusterBackend:
             self._node_options["password"] = spec.password
         # RETRIES means lost connections only, never a timeout, as on every backend.
         self._node_options["retry"] = retry_policy(settings, AsyncRetry)
-        self._options = {
-            **self._node_options,
-            "require_full_coverage": False,
-            "load_balancing_strategy": (
-                redis.cluster.LoadBalancingStrategy.ROUND_ROBIN
-                if settings.REPLICA_READS and opted_in(spec.query, "replica_reads") else None),
-        }
+        self._options = {**self._node_options, "require_full_coverage": False}
+        if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
+            strategy = getattr(redis.cluster, "LoadBalancingStrategy", None)
+            if strategy is not None:
+                self._options["load_balancing_strategy"] = strategy.ROUND_ROBIN
+            else:  # redis-py before 5.1 (its async cluster refuses the newer argument)
+                self._options["read_from_replicas"] = True
         self.guard = NodeGuard(guard_interval(settings))
         self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
         self._replay_at = 0.0
@@ -142,7 +143,7 @@ class AsyncClusterBackend:
                 self._incr = rc.register_script(INCR_SCRIPT)
                 self._map_known = map_version(rc)
                 return rc
-        await rc.aclose()
+        await async_close_client(rc)
         return self._rc
 
     def _node_client(self, rc: Any, node: Any) -> Any:
@@ -667,11 +668,11 @@ class AsyncClusterBackend:
 
     async def close(self) -> None:
         for client in self._node_clients.values():
-            await client.aclose()
+            await async_close_client(client)
         if self._rc is not None:
-            await self._rc.aclose()
+            await async_close_client(self._rc)
         if self._raw is not None:
-            await self._raw.aclose()
+            await async_close_client(self._raw)
 
 
 class _AsyncClusterLock:

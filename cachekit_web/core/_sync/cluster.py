@@ -42,6 +42,7 @@ from ..backends.common import (
 )
 from ..backends.redispy import (
     Retry,
+    close_client,
     node_client,
     open_cluster,
     unopened_cluster,
@@ -97,13 +98,13 @@ class ClusterBackend:
             self._node_options["password"] = spec.password
         # RETRIES means lost connections only, never a timeout, as on every backend.
         self._node_options["retry"] = retry_policy(settings, Retry)
-        self._options = {
-            **self._node_options,
-            "require_full_coverage": False,
-            "load_balancing_strategy": (
-                redis.cluster.LoadBalancingStrategy.ROUND_ROBIN
-                if settings.REPLICA_READS and opted_in(spec.query, "replica_reads") else None),
-        }
+        self._options = {**self._node_options, "require_full_coverage": False}
+        if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
+            strategy = getattr(redis.cluster, "LoadBalancingStrategy", None)
+            if strategy is not None:
+                self._options["load_balancing_strategy"] = strategy.ROUND_ROBIN
+            else:  # redis-py before 5.1 (its async cluster refuses the newer argument)
+                self._options["read_from_replicas"] = True
         self.guard = NodeGuard(guard_interval(settings))
         self.deferred = DeferredDeletes(settings.PENDING_DELETES_MAX)
         self._replay_at = 0.0
@@ -144,7 +145,7 @@ class ClusterBackend:
                 self._incr = rc.register_script(INCR_SCRIPT)
                 self._map_known = map_version(rc)
                 return rc
-        rc.close()
+        close_client(rc)
         return self._rc
 
     def _node_client(self, rc: Any, node: Any) -> Any:
@@ -669,11 +670,11 @@ class ClusterBackend:
 
     def close(self) -> None:
         for client in self._node_clients.values():
-            client.close()
+            close_client(client)
         if self._rc is not None:
-            self._rc.close()
+            close_client(self._rc)
         if self._raw is not None:
-            self._raw.close()
+            close_client(self._raw)
 
 
 class _ClusterLock:

@@ -95,6 +95,17 @@ def open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> A
                                            for h, p in seeds], **options)
 
 
+def close_client(client: Any) -> None:
+    """Close a redis-py client."""
+    client.close()
+
+
+async def async_close_client(client: Any) -> None:
+    """Close an asyncio redis-py client (``aclose()`` exists from redis-py 5.0.1 on)."""
+    aclose = getattr(client, "aclose", None)
+    await (aclose() if aclose is not None else client.close())
+
+
 async def async_open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
     """An asyncio RedisCluster on ``seeds``, its slot map read (raises if no seed answers)."""
     rc = _AsyncRetryingCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in seeds],
@@ -102,7 +113,7 @@ async def async_open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str
     try:
         await rc.initialize()
     except BaseException:
-        await rc.aclose()
+        await async_close_client(rc)
         raise
     return rc
 
