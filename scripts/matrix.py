@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,14 +176,20 @@ def main() -> int:
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(lambda e: (e, test(e, pytest_args)), envs))
     failed = []
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
     for env, (code, summary, setup, tested) in results:
         print(f"\n===== matrix: {env.name} (Python {env.python}): "
               f"{'passed' if code == 0 else f'FAILED (exit {code})'}; "
               f"install {setup:.0f} s, tests {tested:.0f} s =====\n{summary}", flush=True)
         if code:
             failed.append(env.name)
+        last = summary.splitlines()[-1] if summary else ""
+        for number, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", last):
+            counts["failed" if word.startswith("error") else word] += int(number)
     print(f"\nmatrix: {len(envs)} environment(s) in {time.monotonic() - started:.0f} s"
           + (f"; failed: {', '.join(failed)}" if failed else "; all passed"))
+    print(f"matrix: {counts['passed']} passed, {counts['failed']} failed, "
+          f"{counts['skipped']} skipped")
     return 1 if failed else 0
 
 
