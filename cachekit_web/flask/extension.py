@@ -188,6 +188,7 @@ _SESSION_READS = ("__contains__", "__iter__", "__len__", "__getitem__", "get", "
                   "__reversed__", "__repr__")
 _READ_MARK = "_cachekit_read"  # our own flag: Flask's `accessed` (and so Vary) is untouched
 _watching_classes: dict[type, type] = {}
+_watched: set[type] = set()  # the values of _watching_classes
 
 
 def _watching_class(cls: type) -> type:
@@ -210,6 +211,7 @@ def _watching_class(cls: type) -> type:
     found = type(cls.__name__, (cls,), {"__slots__": (), **methods})
     found.__module__, found.__qualname__ = cls.__module__, cls.__qualname__
     _watching_classes[cls] = found
+    _watched.add(found)
     return found
 
 
@@ -223,6 +225,14 @@ def _watch_session() -> None:
     except TypeError:  # an exotic layout: Flask's own `accessed` flag is all we have
         return
     found.__dict__[_READ_MARK] = False
+
+
+def _unwatch_session(response: Response) -> Response:
+    """After the view: the session gets its own class back before Flask saves it."""
+    found = vars(_cv_request.get()).get("session")
+    if found is not None and type(found) in _watched:
+        found.__class__ = type(found).__mro__[1]
+    return response
 
 
 def _session_accessed() -> bool:
@@ -356,6 +366,9 @@ class Cache:
         hooks = app.before_request_funcs.setdefault(None, [])
         if _watch_cookies not in hooks:
             hooks.insert(0, _watch_cookies)  # before the app's hooks, which may read cookies
+        after = app.after_request_funcs.setdefault(None, [])
+        if _unwatch_session not in after:
+            after.append(_unwatch_session)  # after hooks run last-added first
         if self.with_jinja2_ext:
             from .jinja import CacheExtension
 

@@ -59,6 +59,31 @@ def test_any_read_of_the_session_keeps_the_page_personal(
     assert "hit" not in answer.headers["Cache-Status"]
 
 
+def test_the_session_is_saved_as_its_own_class(make_app: AppFactory) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    saved: list[type] = []
+
+    class Recording(SecureCookieSessionInterface):
+        def save_session(self, app: Flask, session: Any, response: Any) -> None:
+            saved.append(type(session))  # what a server-side store would pickle
+            super().save_session(app, session, response)
+
+    app, cache = make_app()
+    app.session_interface = Recording()
+
+    @app.route("/")
+    @cache.cached(timeout=60)
+    def index() -> str:
+        return "welcome back" if "user" in session else "hello"
+
+    client = app.test_client()
+    with client.session_transaction() as s:
+        s["user"] = "alice"
+    assert client.get("/").data == b"welcome back"
+    assert saved[-1] is app.session_interface.session_class
+
+
 def test_authorized_requests_are_neither_served_nor_stored(make_app: AppFactory) -> None:
     app, cache = make_app()
 
