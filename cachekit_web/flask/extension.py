@@ -163,7 +163,8 @@ class _WatchedCookies(CookieReads, ImmutableMultiDict[str, str]):  # type: ignor
 
 
 def _watch_cookies() -> None:
-    """First before_request hook: from here on, cookie reads are recorded."""
+    """First before_request hook: from here on, cookie and session reads are recorded."""
+    _watch_session()
     req = _cv_request.get().request
     found = req.__dict__.get("cookies")
     if isinstance(found, _WatchedCookies):
@@ -180,12 +181,71 @@ def _cookies_read() -> set[str]:
     return found.reads if isinstance(found, _WatchedCookies) else set()
 
 
+# Reads that Flask before 3.1 does not mark as `accessed` (it marks get, [] and setdefault);
+# from 3.1 on, any use of `flask.session` marks it.
+_SESSION_READS = ("__contains__", "__iter__", "__len__", "__getitem__", "get", "setdefault",
+                  "keys", "values", "items", "copy", "__eq__", "__ne__", "__or__",
+                  "__reversed__", "__repr__")
+_READ_MARK = "_cachekit_read"  # our own flag: Flask's `accessed` (and so Vary) is untouched
+_watching_classes: dict[type, type] = {}
+_watched: set[type] = set()  # the values of _watching_classes
+
+
+def _watching_class(cls: type) -> type:
+    """A subclass of the session class ``cls`` that records every read in _READ_MARK."""
+    found = _watching_classes.get(cls)
+    if found is not None:
+        return found
+
+    def reader(name: str) -> Callable[..., Any]:
+        inner = getattr(cls, name)
+
+        @functools.wraps(inner)
+        def read(self: Any, *args: Any, **kwargs: Any) -> Any:
+            self.__dict__[_READ_MARK] = True
+            return inner(self, *args, **kwargs)
+        return read
+
+    methods: dict[str, Any] = {name: reader(name) for name in _SESSION_READS
+                               if hasattr(cls, name)}
+    found = type(cls.__name__, (cls,), {"__slots__": (), **methods})
+    found.__module__, found.__qualname__ = cls.__module__, cls.__qualname__
+    _watching_classes[cls] = found
+    _watched.add(found)
+    return found
+
+
+def _watch_session() -> None:
+    """On Flask before 3.1, record any read of the request's session from here on."""
+    found = vars(_cv_request.get()).get("session")  # 3.1+ keeps it in `_session`, lazily
+    if found is None or not hasattr(found, "__dict__") or _READ_MARK in found.__dict__:
+        return
+    try:
+        found.__class__ = _watching_class(type(found))
+    except TypeError:  # an exotic layout: Flask's own `accessed` flag is all we have
+        return
+    found.__dict__[_READ_MARK] = False
+
+
+def _unwatch_session(response: Response) -> Response:
+    """After the view: the session gets its own class back before Flask saves it."""
+    found = vars(_cv_request.get()).get("session")
+    if found is not None and type(found) in _watched:
+        found.__class__ = type(found).__mro__[1]
+    return response
+
+
 def _session_accessed() -> bool:
     """Whether the view read the session, checked without marking it read ourselves."""
-    from flask import globals as flask_globals
-
-    ctx = flask_globals._cv_request.get(None)
-    return bool(getattr(getattr(ctx, "_session", None), "accessed", False))
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        return False
+    found = vars(ctx)
+    session = found.get("_session", found.get("session"))  # Flask 3.1+ / before 3.1
+    if session is None:
+        return False
+    return bool(getattr(session, "__dict__", {}).get(_READ_MARK)
+                or getattr(session, "accessed", False))
 
 
 def _source_hash(f: Callable[..., Any], hash_method: HashMethod) -> str:
@@ -306,6 +366,9 @@ class Cache:
         hooks = app.before_request_funcs.setdefault(None, [])
         if _watch_cookies not in hooks:
             hooks.insert(0, _watch_cookies)  # before the app's hooks, which may read cookies
+        after = app.after_request_funcs.setdefault(None, [])
+        if _unwatch_session not in after:
+            after.append(_unwatch_session)  # after hooks run last-added first
         if self.with_jinja2_ext:
             from .jinja import CacheExtension
 

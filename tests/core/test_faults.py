@@ -223,6 +223,29 @@ def test_e060_wrong_password() -> None:
             c.close()
 
 
+def test_e060_no_password_fails_open_sync_and_async() -> None:
+    # redis-py 5.x health-checks its own handshake: a NOAUTH PING reconnected in a loop.
+    import asyncio
+
+    from cachekit_web import AsyncCacheClient
+
+    with EmbeddedRedis(password="right-password") as server:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        client = CacheClient.from_url(url, NAMESPACE="auth")
+        assert client.get("k", "miss") == "miss" and client.set("k", 1) is False
+        assert client.metrics.errors == {"E060": 2}
+        client.close()
+
+        async def run() -> None:
+            aclient = AsyncCacheClient.from_url(url, NAMESPACE="auth")
+            assert await aclient.get("k", "miss") == "miss"
+            assert await aclient.set("k", 1) is False
+            assert aclient.metrics.errors == {"E060": 2}
+            await aclient.close()
+
+        asyncio.run(run())
+
+
 def test_e010_closed_port() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     strict = CacheClient.from_url(url, STRICT=True)

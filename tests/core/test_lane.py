@@ -95,6 +95,18 @@ def test_pool_commands_take_back_idle_lane_connections(make_client: Any) -> None
     assert client.get("k") == "v" and client.metrics.errors.total() == 0
 
 
+@pytest.mark.filterwarnings("error::DeprecationWarning")
+def test_the_lane_checks_out_connections_as_the_installed_redis_py_asks(
+        make_client: Any) -> None:
+    # redis-py before 5.3 requires get_connection's command name; 5.3+ deprecates passing it.
+    client = make_client()
+    assert client.set("k", "v") is True
+    assert client.get("k") == "v"
+    assert client.get_many(["k", "absent"]) == {"k": "v"}
+    assert client.metrics.errors.total() == 0
+    assert len(client.backend._lane._idle) == 1  # taken from the pool, once
+
+
 def test_refused_connect_is_still_e010() -> None:
     from cachekit_web import CacheClient
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from flask import Flask, g, render_template_string, request, session
@@ -31,6 +32,56 @@ def test_session_read_in_a_before_request_hook_is_not_shared(make_app: AppFactor
     answer = anonymous.get("/")
     assert answer.data == b"hello anonymous"
     assert "hit" not in answer.headers["Cache-Status"]
+
+
+@pytest.mark.parametrize("greet", [
+    lambda: "welcome back" if "user" in session else "hello",
+    lambda: "welcome back" if session else "hello",
+    lambda: "welcome back" if dict(session) else "hello",
+    lambda: "welcome back" if list(session.items()) else "hello",
+], ids=["in", "bool", "dict", "items"])
+def test_any_read_of_the_session_keeps_the_page_personal(
+        make_app: AppFactory, greet: Any) -> None:
+    # Flask before 3.1 marks the session accessed only on get/[]/setdefault.
+    app, cache = make_app()
+
+    @app.route("/")
+    @cache.cached(timeout=60)
+    def index() -> str:
+        return str(greet())
+
+    alice, anonymous = app.test_client(), app.test_client()
+    with alice.session_transaction() as s:
+        s["user"] = "alice"
+    assert alice.get("/").data == b"welcome back"
+    answer = anonymous.get("/")
+    assert answer.data == b"hello"
+    assert "hit" not in answer.headers["Cache-Status"]
+
+
+def test_the_session_is_saved_as_its_own_class(make_app: AppFactory) -> None:
+    from flask.sessions import SecureCookieSessionInterface
+
+    saved: list[type] = []
+
+    class Recording(SecureCookieSessionInterface):
+        def save_session(self, app: Flask, session: Any, response: Any) -> None:
+            saved.append(type(session))  # what a server-side store would pickle
+            super().save_session(app, session, response)
+
+    app, cache = make_app()
+    app.session_interface = Recording()
+
+    @app.route("/")
+    @cache.cached(timeout=60)
+    def index() -> str:
+        return "welcome back" if "user" in session else "hello"
+
+    client = app.test_client()
+    with client.session_transaction() as s:
+        s["user"] = "alice"
+    assert client.get("/").data == b"welcome back"
+    assert saved[-1] is app.session_interface.session_class
 
 
 def test_authorized_requests_are_neither_served_nor_stored(make_app: AppFactory) -> None:

@@ -42,6 +42,7 @@ from ..backends.common import (
 )
 from ..backends.redispy import (
     AsyncRetry,
+    async_close_client,
     async_node_client,
     async_open_cluster,
     async_unopened_cluster,
@@ -155,7 +156,7 @@ class AsyncClusterBackend:
                 self._delete_if = rc.register_script(DELETE_IF_SCRIPT)
                 self._map_known = map_version(rc)
                 return rc
-        await rc.aclose()
+        await async_close_client(rc)
         return self._rc
 
     def _node_client(self, rc: Any, node: Any) -> Any:
@@ -715,11 +716,11 @@ class AsyncClusterBackend:
     async def close(self) -> None:
         self._replayer.stop()
         for client in self._node_clients.values():
-            await client.aclose()
+            await async_close_client(client)
         if self._rc is not None:
-            await self._rc.aclose()
+            await async_close_client(self._rc)
         if self._raw is not None:
-            await self._raw.aclose()
+            await async_close_client(self._raw)
 
 
 def _ignore(name: str) -> None:

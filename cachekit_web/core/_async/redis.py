@@ -57,6 +57,25 @@ class AsyncConnectPhaseMixin:
 
     passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
 
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        # redis-py before 5.3 connects here; later ones through connect_check_health below.
+        if getattr(self, "_sock", None) is None and getattr(self, "_reader", None) is None:
+            # redis-py 5.x health-checks the handshake's own commands, and a PING refused
+            # (NOAUTH) reconnects, which handshakes again: endless recursion. A new
+            # connection needs no check; its first reply schedules the next one.
+            conn: Any = self
+            conn.next_health_check = float("inf")
+        try:
+            await super().connect(*args, **kwargs)  # type: ignore[misc]
+        except (ConnectRefused, ConnectTimeout):  # marked by connect_check_health below
+            raise
+        except self.passthrough:
+            raise
+        except redis.TimeoutError as exc:
+            raise ConnectTimeout(*exc.args) from None
+        except redis.ConnectionError as exc:
+            raise ConnectRefused(*exc.args) from None
+
     async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         try:
             await super().connect_check_health(*args, **kwargs)  # type: ignore[misc]

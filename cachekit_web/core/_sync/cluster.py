@@ -44,6 +44,7 @@ from ..backends.common import (
 )
 from ..backends.redispy import (
     Retry,
+    close_client,
     node_client,
     open_cluster,
     unopened_cluster,
@@ -157,7 +158,7 @@ class ClusterBackend:
                 self._delete_if = rc.register_script(DELETE_IF_SCRIPT)
                 self._map_known = map_version(rc)
                 return rc
-        rc.close()
+        close_client(rc)
         return self._rc
 
     def _node_client(self, rc: Any, node: Any) -> Any:
@@ -717,11 +718,11 @@ class ClusterBackend:
     def close(self) -> None:
         self._replayer.stop()
         for client in self._node_clients.values():
-            client.close()
+            close_client(client)
         if self._rc is not None:
-            self._rc.close()
+            close_client(self._rc)
         if self._raw is not None:
-            self._raw.close()
+            close_client(self._raw)
 
 
 def _ignore(name: str) -> None:

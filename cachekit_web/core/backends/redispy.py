@@ -8,6 +8,7 @@ flavour opens a cluster and a node's connection.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,14 @@ import redis.connection as sconn
 import redis.lock as slock
 import redis.retry as sretry
 import redis.sentinel as ssentinel
+
+# redis-py before 5.3 requires get_connection's command name; later ones warn when given it.
+# (The pools ignore the name itself.)
+_COMMAND_NAME = inspect.signature(
+    redis.BlockingConnectionPool.get_connection).parameters.get("command_name")
+_CHECKOUT_ARGS: tuple[str, ...] = (
+    ("_",) if _COMMAND_NAME is not None and _COMMAND_NAME.default is _COMMAND_NAME.empty
+    else ())
 
 Redis = redis.Redis
 AsyncRedis = aredis.Redis
@@ -86,6 +95,17 @@ def open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> A
                                            for h, p in seeds], **options)
 
 
+def close_client(client: Any) -> None:
+    """Close a redis-py client."""
+    client.close()
+
+
+async def async_close_client(client: Any) -> None:
+    """Close an asyncio redis-py client (``aclose()`` exists from redis-py 5.0.1 on)."""
+    aclose = getattr(client, "aclose", None)
+    await (aclose() if aclose is not None else client.close())
+
+
 async def async_open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
     """An asyncio RedisCluster on ``seeds``, its slot map read (raises if no seed answers)."""
     rc = _AsyncRetryingCluster(startup_nodes=[AsyncClusterNode(h, p) for h, p in seeds],
@@ -93,7 +113,7 @@ async def async_open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str
     try:
         await rc.initialize()
     except BaseException:
-        await rc.aclose()
+        await async_close_client(rc)
         raise
     return rc
 
@@ -185,7 +205,7 @@ class Lane:
         try:
             conn, used = idle.pop()
         except IndexError:
-            conn = self._pool.get_connection()
+            conn = self._pool.get_connection(*_CHECKOUT_ARGS)
         try:  # from here on, the connection always goes back on the stack
             if used is not None and time.monotonic() - used > STALE_AFTER:
                 try:
