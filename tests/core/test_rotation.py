@@ -154,7 +154,7 @@ def test_concurrent_writers_during_rotation_keep_their_values(
 
     def writer(w: int) -> None:
         mine = make_client(MASTER_KEY=KEY_B)  # a web process already on the new key
-        started.wait()
+        started.wait(30)
         for rnd in range(10_000):  # bounded; stopped when rotation is done
             if stop.is_set():
                 return
@@ -166,7 +166,7 @@ def test_concurrent_writers_during_rotation_keep_their_values(
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
     for t in threads:
         t.start()
-    started.wait()
+    started.wait(30)
     try:
         report = rotate(backend_for(new, path), new.codec, batch=100)
     finally:
