@@ -46,3 +46,38 @@ def test_dropped_async_clients_end_their_threads(redis_url: str, namespace: str,
     assert settle(lambda: len(cachekit_threads()) <= threads and connections(raw) <= conns), (
         f"{len(cachekit_threads()) - threads} threads and {connections(raw) - conns} "
         f"connections left: {cachekit_threads()}")
+
+
+def test_dropped_clients_of_the_in_process_tier_end_it(redis_url: str, namespace: str,
+                                                       raw: redis.Redis) -> None:
+    """A tier (tracking thread and connection) lives as long as a client uses it."""
+    settle(lambda: False, 0.2)
+    threads, conns = len(cachekit_threads()), connections(raw)
+    for i in range(20):  # a namespace each: a tier each
+        client = CacheClient.from_url(redis_url, NAMESPACE=f"{namespace}-{i}", LOCAL_CACHE=True)
+        client.set("k", i)
+        assert client.get("k") == i
+        assert client._local is not None
+    assert "cachekit-local-tier" in cachekit_threads()
+    del client
+    assert settle(lambda: len(cachekit_threads()) <= threads and connections(raw) <= conns), (
+        f"{len(cachekit_threads()) - threads} threads and {connections(raw) - conns} "
+        f"connections left: {cachekit_threads()}")
+
+
+def test_closed_clients_of_the_in_process_tier_end_it(redis_url: str, namespace: str,
+                                                      raw: redis.Redis) -> None:
+    settle(lambda: False, 0.2)
+    threads, conns = len(cachekit_threads()), connections(raw)
+    kept = CacheClient.from_url(redis_url, NAMESPACE=namespace, LOCAL_CACHE=True)
+    other = CacheClient.from_url(redis_url, NAMESPACE=namespace, LOCAL_CACHE=True)
+    for c in (kept, other):
+        c.set("k", 1)
+        assert c.get("k") == 1
+    assert kept._local is other._local  # one tier per process and namespace
+    other.close()
+    assert kept._local.disabled is None and kept.get("k") == 1  # still in use by ``kept``
+    kept.close()
+    assert settle(lambda: len(cachekit_threads()) <= threads and connections(raw) <= conns), (
+        f"{len(cachekit_threads()) - threads} threads and {connections(raw) - conns} "
+        f"connections left: {cachekit_threads()}")
