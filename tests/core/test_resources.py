@@ -9,7 +9,7 @@ from typing import Any
 import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
-from tests.leaks import cachekit_threads, connections, settle
+from tests.leaks import settle
 
 N = 50
 
