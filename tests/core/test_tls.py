@@ -119,24 +119,27 @@ def test_a_server_without_tls_is_told_apart_from_one_that_fails(tmp_path: Path) 
         assert lacks_tls(log), log
 
 
-def test_rediss_round_trip_with_the_servers_ca(tls_server: EmbeddedRedis) -> None:
+def test_rediss_round_trip_with_the_servers_ca(tls_server: EmbeddedRedis,
+                                              namespace: str) -> None:
     assert tls_server.url.startswith("rediss://")
     assert tls_server.tls is not None
     with CacheClient.from_url(tls_server.url, SSL_CA_CERTS=tls_server.tls.ca,
-                              NAMESPACE="tls") as c:
+                              NAMESPACE=namespace) as c:
         assert c.set("k", {"secret": 1})
         assert c.get("k") == {"secret": 1}
         assert c.health().status == "ok"
 
 
 def test_an_untrusted_certificate_is_an_outage_not_a_silent_downgrade(
-    tls_server: EmbeddedRedis,
+    tls_server: EmbeddedRedis, namespace: str,
 ) -> None:
-    with CacheClient.from_url(tls_server.url, NAMESPACE="tls") as c:  # system CAs only
+    # A namespace of its own: the writes it fails to make are owed (spooled) to it, and
+    # would make another test's health report "degraded".
+    with CacheClient.from_url(tls_server.url, NAMESPACE=namespace) as c:  # system CAs only
         assert c.set("k", 1) is False
         assert c.get("k") is None
         assert c.metrics.snapshot()["errors_by_code"].get("E010", 0) >= 1
-    with CacheClient.from_url(tls_server.url, NAMESPACE="tls", STRICT=True) as strict:
+    with CacheClient.from_url(tls_server.url, NAMESPACE=namespace, STRICT=True) as strict:
         with pytest.raises(BackendConnectionError) as info:
             strict.get("k")
         assert info.value.code == "E010"
