@@ -100,16 +100,31 @@ class EmbeddedRedis:
                "--loglevel", "warning", *self.args]
         if self.password:
             cmd += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.log_path, "ab") as log:  # why it would not start, for the error
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}: "
+                                   f"{self.log_tail()}")
             if self._answers():
                 return self
             time.sleep(0.02)
         self.kill()
         raise TimeoutError("redis-server did not start in time")
+
+    @property
+    def log_path(self) -> str:
+        """The server's own log (warnings only)."""
+        return os.path.join(self.dir, "redis-server.log")
+
+    def log_tail(self, lines: int = 6) -> str:
+        """The last lines the server logged, joined by " | "."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return " | ".join(line.strip() for line in f.readlines()[-lines:])
+        except OSError:
+            return ""
 
     def _answers(self) -> bool:
         try:

@@ -38,7 +38,7 @@ from .errors import (
 )
 from .fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .health import HealthReport, build_report
-from .local import LocalTier, tier_for
+from .local import LocalTier, release, tier_for
 from .locks import CounterOp
 from .metrics import Metrics
 from .replay import Replayer
@@ -575,13 +575,22 @@ class _ClientBase:
             return found
 
     def _close_twins(self) -> None:
-        """Closing a client closes the clients sharing it (their pools are dropped)."""
+        """Closing a client closes the clients sharing it (their pools are dropped); none
+        of them uses the in-process tier any more."""
         with self._twins_lock:
             twins = list(self._twins.values())
             self._twins.clear()
         for twin in twins:
             twin._closed = True
             twin.replayer.stop()
+            twin._release_tier()
+        self._release_tier()
+
+    def _release_tier(self) -> None:
+        """A closed client stops using the in-process tier (the last one ends it)."""
+        tier = self._local
+        if tier is not _MISSING and tier is not None:
+            release(tier, self)
 
     # -- the in-process tier (core/local.py) --------------------------------
     _local: Any = _MISSING  # this client's LocalTier, None where it cannot work; made lazily
@@ -597,7 +606,8 @@ class _ClientBase:
         tier = self._local
         if tier is _MISSING:
             tier = self._local = tier_for(self.url, self.settings,
-                                          backend_kind(self.url, self.settings), self.metrics)
+                                          backend_kind(self.url, self.settings), self.metrics,
+                                          user=self)
         return None if tier is None or tier.disabled else tier
 
     def local_hit(self, key: str, accept: Callable[[Any], bool] | None = None, *,

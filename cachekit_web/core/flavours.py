@@ -8,10 +8,12 @@ name ``AsyncFoo`` / ``async_foo`` and the sync name ``Foo`` / ``foo``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from .backends import AsyncBackend, Backend
@@ -104,7 +106,9 @@ class AsyncSlot(Generic[T]):
 
     A given ``instance`` is used as is, everywhere. Otherwise the first loop that
     asks gets the first instance; a loop that has closed (``asyncio.run`` per call)
-    loses its instance, and every other live loop gets one of its own.
+    loses its instance, and every other live loop gets one of its own. An instance
+    made for a loop is closed by that loop as it shuts down (``asyncio.run`` and
+    asgiref's ``async_to_sync`` do): its connections never outlive their loop.
     """
 
     def __init__(self, factory: Callable[[], T], instance: T | None = None) -> None:
@@ -114,6 +118,8 @@ class AsyncSlot(Generic[T]):
         self._base_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._others: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
             weakref.WeakKeyDictionary())
+        self._closers: list[tuple[asyncio.AbstractEventLoop, AsyncGenerator[None, None]]] = []
+        self._closers_lock = threading.Lock()
 
     def get(self) -> T:
         """The instance for the running event loop."""
@@ -128,6 +134,7 @@ class AsyncSlot(Generic[T]):
             if self._base_loop is not None:  # its loop is gone: that pool is unusable
                 self._base = self._factory()
             self._base_loop = weakref.ref(loop)
+            self._close_with_loop(self._base)
             return self._base
         if base_loop is loop:
             return self._base
@@ -138,8 +145,38 @@ class AsyncSlot(Generic[T]):
         found = self._others.get(loop)
         if found is None:
             found = self._others[loop] = self._factory()
+            self._close_with_loop(found)
         return found
 
     def forget_others(self) -> None:
         """Drop other loops' instances (they cannot be closed from this loop)."""
         self._others.clear()
+
+    def _close_with_loop(self, instance: T) -> None:
+        """Have the running loop close ``instance`` when it shuts down: a suspended async
+        generator, which ``loop.shutdown_asyncgens()`` finishes in that very loop."""
+        # A loop closed without shutting its async generators down (no asyncio.run) leaves
+        # its instance to the garbage collector: finish its closer here, doing nothing.
+        closer = _closer(instance)
+        with self._closers_lock:  # loops in other threads: none may be lost (see below)
+            for _, done in [c for c in self._closers if c[0].is_closed()]:
+                with contextlib.suppress(StopIteration, RuntimeError):
+                    done.aclose().send(None)
+            # The loop holds its async generators weakly (one collected early would close
+            # its instance in use): this list keeps them.
+            self._closers = [c for c in self._closers if not c[0].is_closed()]
+            self._closers.append((asyncio.get_running_loop(), closer))
+        step = closer.asend(None)  # the loop's first-iteration hook registers it now
+        with contextlib.suppress(StopIteration):
+            step.send(None)  # runs to its yield without suspending
+
+
+async def _closer(instance: Any) -> AsyncGenerator[None, None]:
+    """Closes ``instance`` when its loop finishes this generator (see _close_with_loop)."""
+    loop = asyncio.get_running_loop()
+    try:
+        yield
+    finally:
+        if not loop.is_closed():
+            with contextlib.suppress(Exception):  # closing: nothing a caller waits for
+                await instance.close()

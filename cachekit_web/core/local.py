@@ -224,7 +224,11 @@ class LocalTier:
         self.lease = lease
         self.clock = clock
         self.disabled: str | None = None  # why the tier turned itself off for good
-        self.sinks: list[Any] = []  # Metrics objects that count invalidations
+        # Metrics objects that count invalidations, held weakly: they lead to their clients
+        self.sinks: weakref.WeakSet[Any] = weakref.WeakSet()
+        # The clients using a tier made by tier_for (None: made directly, never retires);
+        # when none is left, the reader thread retires the tier (thread and connection).
+        self.users: weakref.WeakSet[Any] | None = None
         self.invalidations = 0
         self.flushes = 0
         self.bad_messages = 0  # what came on the channel that was not a list of keys
@@ -487,7 +491,7 @@ class LocalTier:
                 self._touched[fk] = seq
         if dropped:
             self.invalidations += dropped
-            for sink in self.sinks:
+            for sink in list(self.sinks):
                 sink.count("local_invalidations", dropped)
 
     def _lost(self, why: str) -> None:
@@ -562,6 +566,22 @@ class LocalTier:
             self._buf.clear()
             self._back()
 
+    def _unused(self) -> bool:
+        """Whether no client uses this tier any more: then it is retired (taken out of
+        tier_for's table, its connection closed) and its thread ends."""
+        users = self.users
+        if users is None or len(users):
+            return False
+        with _TIERS_LOCK:  # tier_for adds users under this lock
+            if len(users):
+                return False
+            for key in [k for k, t in _TIERS.items() if t is self]:
+                del _TIERS[key]
+            self.disabled = "no client uses it"
+        with self._lock:
+            self._lost("closed")  # retired, not an outage: no E070
+        return True
+
     def _ping(self) -> None:
         with self._lock:
             if self._sock is None:
@@ -577,7 +597,7 @@ class LocalTier:
     def _run(self) -> None:
         pause = 0.05
         try:
-            while not self._stop.is_set() and self._pid == os.getpid():
+            while not self._stop.is_set() and self._pid == os.getpid() and not self._unused():
                 try:
                     self._handshake()
                 except Exception as exc:  # OSError, RedisError, a redis-py that refuses...
@@ -601,13 +621,14 @@ class LocalTier:
         finally:
             if self._pid == os.getpid():
                 with self._lock:  # a reader that is gone serves nothing (begin() restarts it)
-                    self._lost("reader thread ended" if not self._stop.is_set() else "closed")
+                    ended = self._stop.is_set() or self.disabled == "no client uses it"
+                    self._lost("closed" if ended else "reader thread ended")
 
     def _serve(self) -> None:
         """Ping every lease/4 and apply what arrives, until the connection drops."""
         interval = self.lease / 4
         next_ping = 0.0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._unused():
             sock = self._sock
             if sock is None:
                 return
@@ -684,8 +705,12 @@ def _reset_all_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_all_after_fork)
 
 
-def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None) -> LocalTier | None:
-    """This process's tier for ``url`` and the namespace, or None where it cannot work."""
+def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
+             user: Any = None) -> LocalTier | None:
+    """This process's tier for ``url`` and the namespace, or None where it cannot work.
+
+    ``user`` (a client, held weakly) keeps the tier alive until it is collected or
+    calls ``release``; a tier without users ends its thread and connection."""
     if kind != "redis":
         if kind not in _WARNED:
             _WARNED.add(kind)
@@ -713,9 +738,19 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None) -> Lo
                 lambda: pool.connection_class(**tracking_kwargs(pool)),
                 settings.NAMESPACE + ":", max_entries=settings.LOCAL_CACHE_MAX_ENTRIES,
                 max_bytes=settings.LOCAL_CACHE_MAX_BYTES, lease=settings.LOCAL_CACHE_LEASE)
-        if metrics is not None and all(m is not metrics for m in tier.sinks):
-            tier.sinks.append(metrics)
+        if metrics is not None:
+            tier.sinks.add(metrics)
+        if user is not None and not tier.disabled:
+            if tier.users is None:
+                tier.users = weakref.WeakSet()
+            tier.users.add(user)
     return None if tier.disabled else tier
+
+
+def release(tier: LocalTier, user: Any) -> None:
+    """``user`` (a closed client) no longer uses ``tier``."""
+    if tier.users is not None:
+        tier.users.discard(user)
 
 
 def close_all() -> None:

@@ -3,7 +3,8 @@
 The replay of deferred invalidations and the fleet snapshot publisher are both
 this: a daemon thread that wakes every ``interval`` seconds, uses its own
 connection (never a request's, never the parent's after a fork), and must never
-die silently.
+die silently. The thread holds its owner weakly: a client dropped without close()
+ends its threads and closes their connections when it is garbage-collected.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -20,6 +22,38 @@ if TYPE_CHECKING:
     from .backends import Backend
 
 log = logging.getLogger("cachekit_web")
+
+
+class _Held:
+    """What a thread keeps of its owner: its backend, closed when the owner is gone."""
+
+    __slots__ = ("backend", "pid")
+
+    def __init__(self) -> None:
+        self.backend: Backend | None = None
+        self.pid = 0
+
+    def close(self) -> None:
+        """Close the backend if this process made it."""
+        backend, self.backend = self.backend, None
+        if backend is not None and self.pid == os.getpid():
+            backend.close()
+
+
+def _loop(ref: weakref.ref[ProcessThread], stop: threading.Event, interval: float,
+          held: _Held) -> None:
+    """The thread's body: a turn every ``interval``, while its owner is alive."""
+    while not stop.wait(interval):
+        owner = ref()
+        if owner is None:
+            break
+        try:
+            if not owner._turn():
+                return
+        finally:
+            del owner  # no strong reference while waiting
+    if ref() is None:  # dropped without stop(): its connection goes with it
+        held.close()
 
 
 class ProcessThread:
@@ -34,19 +68,20 @@ class ProcessThread:
     def __init__(self, backend_factory: Callable[[], Backend], interval: float) -> None:
         self._factory = backend_factory
         self.interval = interval
-        self._backend: Backend | None = None
-        self._backend_pid = 0
+        self._held = _Held()
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        weakref.finalize(self, self._stop.set).atexit = False  # wakes the thread to end
         self._thread: threading.Thread | None = None
         self._thread_pid = 0
         self._ending = False  # the thread decided to stop: start() must not count on it
 
     def backend(self) -> Backend:
         """This thread's own backend, made anew in a forked child."""
-        if self._backend is None or self._backend_pid != os.getpid():
-            self._backend, self._backend_pid = self._factory(), os.getpid()
-        return self._backend
+        held = self._held
+        if held.backend is None or held.pid != os.getpid():
+            held.backend, held.pid = self._factory(), os.getpid()
+        return held.backend
 
     def running(self) -> bool:
         """Whether the thread runs in this process (a fork does not inherit threads)."""
@@ -62,8 +97,9 @@ class ProcessThread:
             self._stop.clear()
             self._ending = False
             self._thread_pid = os.getpid()
-            self._thread = threading.Thread(target=self._loop, name=self.thread_name,
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=_loop, args=(weakref.ref(self), self._stop, self.interval, self._held),
+                name=self.thread_name, daemon=True)
             self._thread.start()
 
     def stop(self) -> None:
@@ -73,9 +109,7 @@ class ProcessThread:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
         self._thread = None
-        if self._backend is not None and self._backend_pid == os.getpid():
-            self._backend.close()
-        self._backend = None
+        self._held.close()
 
     def tick(self) -> bool:
         """One turn of work; False ends the thread."""
@@ -85,16 +119,17 @@ class ProcessThread:
         """Asked under the start lock before the thread ends: work that came meanwhile."""
         return False
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if not self.tick():
-                    with self._lock:  # a start() now either sees us ending or we see its work
-                        if self.has_more():
-                            continue
-                        self._ending = True
-                        return
-            except CachekitError:
-                continue  # unreachable now: the next turn tries again
-            except Exception:  # a bug must not kill the thread silently
-                log.exception("%s: a turn failed", self.thread_name)
+    def _turn(self) -> bool:
+        """One turn of the thread; False when it ends."""
+        try:
+            if not self.tick():
+                with self._lock:  # a start() now either sees us ending or we see its work
+                    if self.has_more():
+                        return True
+                    self._ending = True
+                    return False
+        except CachekitError:
+            pass  # unreachable now: the next turn tries again
+        except Exception:  # a bug must not kill the thread silently
+            log.exception("%s: a turn failed", self.thread_name)
+        return True

@@ -293,9 +293,11 @@ def _page_response(page: StoredPage, status_header: bool, app: Flask) -> Respons
     return app.response_class([body], status=page.status, headers=headers)
 
 
-# app -> (wrapper, endpoint, method) -> whether that wrapper serves it: per-endpoint facts
-# computed once (Flask refuses new routes once an app has served a request).
-_DISPATCHED: weakref.WeakKeyDictionary[Any, dict[tuple[Any, str, str], bool]] = (
+# app -> wrapper -> (endpoint, method) -> whether that wrapper serves it: per-endpoint facts
+# computed once (Flask refuses new routes once an app has served a request). Both levels
+# weak: a wrapper's closure often holds its app, which would then never be collected.
+_DISPATCHED: weakref.WeakKeyDictionary[
+    Any, weakref.WeakKeyDictionary[Any, dict[tuple[str, str], bool]]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -310,10 +312,16 @@ def _is_dispatched(wrapper: Callable[..., Any], ctx: Any = None) -> bool:
     rule = req.url_rule
     if rule is None:
         return False
-    known = _DISPATCHED.get(ctx.app)
-    if known is None:
-        known = _DISPATCHED.setdefault(ctx.app, {})
-    fact = (wrapper, rule.endpoint, req.method)
+    by_wrapper = _DISPATCHED.get(ctx.app)
+    if by_wrapper is None:
+        by_wrapper = _DISPATCHED.setdefault(ctx.app, weakref.WeakKeyDictionary())
+    try:
+        known = by_wrapper.get(wrapper)
+        if known is None:
+            known = by_wrapper.setdefault(wrapper, {})
+    except TypeError:  # not weakly referenceable: not remembered
+        return _walk_dispatch(wrapper)
+    fact = (rule.endpoint, req.method)
     found = known.get(fact)
     if found is None:
         found = known[fact] = _walk_dispatch(wrapper)

@@ -75,24 +75,3 @@ def raw_for(url: str) -> redis.Redis:
 def make_async(url: str, **overrides: Any) -> AsyncCacheClient:
     """An AsyncCacheClient for ``url``."""
     return AsyncCacheClient.from_url(url, **overrides)
-
-
-def in_c_forked_child(child: Callable[[], bytes]) -> bytes:
-    """Run ``child`` in a process forked by libc (as uWSGI forks its workers: no Python
-    fork hook runs) and return the bytes it returned."""
-    import ctypes
-    import os
-
-    read_fd, write_fd = os.pipe()
-    pid = ctypes.CDLL(None).fork()
-    if pid == 0:
-        try:
-            os.write(write_fd, child())
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    try:
-        return os.read(read_fd, 4096)
-    finally:
-        os.close(read_fd)
-        os.waitpid(pid, 0)

@@ -77,7 +77,8 @@ def test_colour_on_a_terminal_only() -> None:
     assert ESC not in run_on_tty("explain", "E003", NO_COLOR="1")
     assert ESC not in run_on_tty("explain", "E003", TERM="dumb")
     piped = subprocess.run([sys.executable, "-m", "cachekit_web.cli", "explain", "E003"],
-                           cwd=ROOT, env=_env(), capture_output=True, text=True, check=True)
+                           cwd=ROOT, env=_env(), capture_output=True, text=True, check=True,
+                           timeout=60)
     assert ESC not in piped.stdout and piped.stdout.startswith("E003: ")
 
 

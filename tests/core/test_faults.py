@@ -23,8 +23,9 @@ from cachekit_web import (
 )
 from cachekit_web.core.breaker import State
 from cachekit_web.embedded import EmbeddedRedis, free_port
+from tests.forking import run_script
 
-from .conftest import in_c_forked_child, raw_for
+from .conftest import raw_for
 
 FAST = {
     "SOCKET_TIMEOUT": 0.2,
@@ -388,22 +389,31 @@ def test_restart_under_warm_pool_is_transparent(own_redis: EmbeddedRedis) -> Non
     client.close()
 
 
+_C_FORK_LANE = """
+    import sys
+    from cachekit_web import CacheClient
+    from tests.forking import in_c_forked_child
+
+    client = CacheClient.from_url(sys.argv[1], NAMESPACE="fork")
+    client.set("k", "v")
+    assert client.get("k") == "v"  # the thread now keeps an idle connection
+    lane = client.backend._lane
+    parent_id = lane.call("CLIENT", "ID")
+    child_id = int(in_c_forked_child(lambda: str(int(lane.call("CLIENT", "ID"))).encode())
+                   or b"-1")
+    assert child_id not in (-1, parent_id), (child_id, parent_id)
+    assert lane.call("CLIENT", "ID") == parent_id  # the parent's own is intact
+    assert client.get("k") == "v"
+    client.close()
+    print("ok")
+"""
+
+
 def test_a_c_level_fork_never_shares_the_parent_s_connection(own_redis: EmbeddedRedis) -> None:
     """uWSGI forks in C (no Python fork hooks run): the child must open its own
-    connection, or parent and child would read each other's replies."""
-    client = CacheClient.from_url(own_redis.url, NAMESPACE="fork")
-    try:
-        client.set("k", "v")
-        assert client.get("k") == "v"  # the thread now keeps an idle connection
-        lane = client.backend._lane  # type: ignore[attr-defined]
-        parent_id = lane.call("CLIENT", "ID")
-        child_id = int(in_c_forked_child(lambda: str(int(lane.call("CLIENT", "ID"))).encode())
-                       or b"-1")
-        assert child_id not in (-1, parent_id), (child_id, parent_id)
-        assert lane.call("CLIENT", "ID") == parent_id  # the parent's own is intact
-        assert client.get("k") == "v"
-    finally:
-        client.close()
+    connection, or parent and child would read each other's replies. Forks in a process
+    of its own (tests/forking.py)."""
+    assert run_script(_C_FORK_LANE, own_redis.url).strip() == "ok"
 
 
 def test_hangs_never_leak_pooled_connections(own_redis: EmbeddedRedis) -> None:

@@ -214,7 +214,7 @@ def test_unlocked_tier_hits_are_all_counted_in_their_minute() -> None:
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        t.join(30)
     m.count("misses")  # a locked update folds what came before it into this minute
     now[0] += 60
     m.local_hit()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import signal
@@ -154,7 +156,7 @@ def test_concurrent_writers_during_rotation_keep_their_values(
 
     def writer(w: int) -> None:
         mine = make_client(MASTER_KEY=KEY_B)  # a web process already on the new key
-        started.wait()
+        started.wait(30)
         for rnd in range(10_000):  # bounded; stopped when rotation is done
             if stop.is_set():
                 return
@@ -166,7 +168,7 @@ def test_concurrent_writers_during_rotation_keep_their_values(
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
     for t in threads:
         t.start()
-    started.wait()
+    started.wait(30)
     try:
         report = rotate(backend_for(new, path), new.codec, batch=100)
     finally:
@@ -264,22 +266,52 @@ def test_cli_interrupted_by_sigint_then_finished(
     # --force: nothing is sealed with KEY_B yet, which looks like swapped keys (E005).
     cmd = [sys.executable, "-m", "cachekit_web.cli", "rotate", own_redis.url, "--batch", "50",
            "--force"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # The run must be interrupted mid-way however slow this process is to react, so it
+    # waits for us twice: its first progress line blocks on a full stderr pipe until we
+    # read it, and its next Redis call blocks on the paused server (a long socket timeout:
+    # it waits for the SIGINT, it does not give up first).
+    read_fd, write_fd = os.pipe()
+    fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, 4096)
+    os.set_blocking(write_fd, False)
+    filler = 0
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            filler += os.write(write_fd, b"-" * 512)
+    os.set_blocking(write_fd, True)
+    proc = subprocess.Popen(cmd, env={**env, "CACHEKIT_SOCKET_TIMEOUT": "120"},
+                            stdout=subprocess.PIPE, stderr=write_fd, text=True)
+    os.close(write_fd)
+    err_lines: list[str] = []
+
+    def read_err() -> None:
+        with os.fdopen(read_fd, encoding="utf-8") as f:
+            for line in f:
+                err_lines.append(line)
+
+    reader = threading.Thread(target=read_err, daemon=True)
     try:
-        assert proc.stderr is not None
-        first_line = proc.stderr.readline()  # the first tenth is done: interrupt now
-        assert first_line.startswith("rotate: "), first_line
-        # Hold the run where it is (its next Redis call blocks), so it cannot finish
-        # before the signal lands, however fast the machine.
+        deadline = time.monotonic() + 60
+        new_id = clients[1].codec.keyring.key_id
+        # The first tenth (400 keys) re-sealed: the run is at its first progress line.
+        while sum(key_id(v) == new_id for v in snapshot(raw, namespace).values()) < n // 10:
+            assert time.monotonic() < deadline and proc.poll() is None, "no progress"
+            time.sleep(0.05)
         own_redis.pause()
         try:
+            reader.start()  # the line gets through; the next Redis call waits
+            while not any("rotate: " in line for line in err_lines):  # after the filler
+                assert time.monotonic() < deadline, err_lines
+                time.sleep(0.02)
             proc.send_signal(signal.SIGINT)
         finally:
             own_redis.resume()
-        out, err = proc.communicate(timeout=60)
+        out, _ = proc.communicate(timeout=60)
+        reader.join(10)
+        err = "".join(err_lines)[filler:]
     finally:
         proc.kill()
+        if not reader.is_alive() and reader.ident is None:  # never started: close it here
+            os.close(read_fd)
     assert proc.returncode == 130, (out, err)
     assert "interrupted: re-sealed" in out and "Traceback" not in err
     done = sum(key_id(v) != old.codec.keyring.key_id

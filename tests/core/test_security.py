@@ -20,6 +20,7 @@ from cachekit_web import CacheClient, DeserializationError, IntegrityError
 from cachekit_web.core.codec import HEADER2_SIZE, MAGIC, VERSION, Codec
 from cachekit_web.core.crypto import NONCE_SIZE, KeyRing
 from cachekit_web.embedded import EmbeddedRedis
+from tests.forking import reap
 
 from .conftest import KEY_A, KEY_B, SIGNING, MakeClient, raw_for
 
@@ -222,8 +223,7 @@ def test_forked_processes_never_share_a_nonce() -> None:
                 break
             chunks.append(chunk)
         os.close(rfd)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert reap(pid) == 0
         blob = b"".join(chunks)
         assert len(blob) == n * NONCE_SIZE
         got = [blob[i:i + NONCE_SIZE] for i in range(0, len(blob), NONCE_SIZE)]

@@ -60,6 +60,16 @@ def django_environment() -> Iterator[None]:
     _ENVIRONMENT.clear()
 
 
+@pytest.fixture(autouse=True)
+def shared_clients_closed() -> Iterator[None]:
+    """CachekitCache shares one client per configuration for the process: close those a
+    test made (directly, not through use_caches) once it is done."""
+    yield
+    from cachekit_web.django.backend import reset_clients
+
+    reset_clients()
+
+
 def cache_conf(url: str, namespace: str, **options: Any) -> dict[str, Any]:
     """One CACHES entry for CachekitCache."""
     opts = {"NAMESPACE": namespace, "LOCK_WAIT": 2.0, **options}

@@ -99,7 +99,8 @@ def test_demo_database_lives_in_the_checkout() -> None:
         cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60)
     path = Path(done.stdout.strip())
     assert path.parent == REPO / "example_django" / ".data"  # a fresh clone, a fresh database
-    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO, check=False)
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO, check=False,
+                             timeout=30)
     assert ignored.returncode == 0, "the demo database must be git-ignored"
 
 

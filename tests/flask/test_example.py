@@ -127,5 +127,5 @@ def test_python_m_example_flask_starts_embedded_redis() -> None:
         proc.wait(10)
     redis_port = lines[0].rsplit(":", 1)[1].split("/")[0]
     out = subprocess.run(["pgrep", "-f", f"redis-server 127.0.0.1:{redis_port}"],
-                         capture_output=True, text=True, check=False)
+                         capture_output=True, text=True, check=False, timeout=30)
     assert out.stdout.strip() == "", "the embedded redis-server outlived the example"

@@ -10,12 +10,17 @@ import struct
 
 from cachekit_web.core.crypto import KeyRing
 from tests.core.conftest import KEY_A, SIGNING, MakeClient, make_client, raw
-from tests.django.conftest import cache, django_environment, use_caches
+from tests.django.conftest import (
+    cache,
+    django_environment,
+    shared_clients_closed,
+    use_caches,
+)
 from tests.flask.conftest import make_app
 
 __all__ = [
     "KEY_A", "MODES", "SIGNING", "MakeClient", "cache", "django_environment", "make_app",
-    "make_client", "raw", "use_caches", "v1_frame",
+    "make_client", "raw", "shared_clients_closed", "use_caches", "v1_frame",
 ]
 
 MODES: dict[str, dict[str, str]] = {
