@@ -13,8 +13,18 @@ on any of four signals, whichever comes first:
   while no call got an answer for as long: a hung server, detected while the calls still
   wait, not one socket timeout later.
 
-Half-open admits ``half_open_max_calls`` probes at a time (one by default), so a hung
-server costs one blocked call per recovery timeout, not one per thread.
+Half-open admits ``half_open_max_calls`` calls at a time (one by default), so a hung
+server costs one blocked call, not one per thread; ``close_after`` successes in a row
+close it, one failure opens it again.
+
+Active recovery: while open, a background prober asks ``probe_in()`` when to send its
+next cheap probe (a PING), claims it with ``start_probe()`` (one in flight at most) and
+reports ``probe_answered()`` (at once HALF_OPEN: real calls confirm) or ``probe_failed()``.
+Probes come every ``probe_interval`` seconds at first, then every ``probe_backoff`` of the
+time the outage has lasted, never further apart than ``recovery_timeout``. An outage that
+resumes within ``recovery_timeout`` of the breaker closing (a flapping server) continues
+the old backoff rather than starting afresh. Without a prober, an open breaker still turns
+HALF_OPEN by itself after ``recovery_timeout``.
 """
 
 from __future__ import annotations
@@ -113,6 +123,9 @@ class CircuitBreaker:
         slow_call_duration: float = 0.25,
         slow_call_rate: float = 0.5,
         slow_in_flight: int = 3,
+        close_after: int = 2,
+        probe_interval: float = 0.25,
+        probe_backoff: float = 0.1,
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,6 +138,9 @@ class CircuitBreaker:
         self.slow_call_duration = slow_call_duration  # 0: slow calls are not tracked
         self.slow_call_rate = slow_call_rate
         self.slow_in_flight = slow_in_flight  # 0: in-flight calls are not watched
+        self.close_after = max(1, close_after)
+        self.probe_interval = probe_interval
+        self.probe_backoff = probe_backoff
         self.enabled = enabled
         self._clock = clock
         self._lock = threading.Lock()
@@ -136,6 +152,12 @@ class CircuitBreaker:
         self._last_answer = float("-inf")  # when a call last succeeded
         self._opened_at = 0.0
         self._probes = 0
+        self._successes = 0  # in a row while half-open
+        self._down_since = 0.0  # when this outage began (a flap continues it)
+        self._closed_at = float("-inf")  # when the breaker last closed after being open
+        self._next_probe = 0.0
+        self._probing = False  # a background probe is in flight
+        self.probes_sent = 0
         self._listeners: list[Listener] = []
         self.transitions: deque[Transition] = deque(maxlen=50)
         self.opened_count = 0
@@ -171,8 +193,7 @@ class CircuitBreaker:
                 if self._state is State.OPEN:
                     if not self._recovery_due():
                         return False
-                    fired = self._move(State.HALF_OPEN, "recovery timeout elapsed")
-                    self._probes = 0
+                    fired = self._half_open("recovery timeout elapsed")
                 allowed = self._probes < self.half_open_max_calls
                 if allowed:
                     self._probes += 1
@@ -203,8 +224,13 @@ class CircuitBreaker:
             slow = self._end(token, now)
             self._last_answer = now
             if self._state is State.HALF_OPEN:
-                fired = self._move(State.CLOSED, "probe succeeded")
-                self._failures.clear()
+                self._successes += 1
+                if self._successes >= self.close_after:
+                    fired = self._move(State.CLOSED, f"{self._successes} calls succeeded")
+                    self._closed_at = now
+                    self._failures.clear()
+                else:
+                    self._probes = max(0, self._probes - 1)  # the next caller confirms too
             elif self._state is State.CLOSED:
                 # A success ends a run of failures; the rate window still remembers them.
                 self._failures.clear()
@@ -221,7 +247,7 @@ class CircuitBreaker:
             now = self._clock()
             slow = self._end(token, now)
             if self._state is State.HALF_OPEN:
-                fired = self._open(now, "probe failed")
+                fired = self._open(now, "a call failed while half-open")
             elif self._state is State.CLOSED:
                 self._failures.append(now)
                 while self._failures and self._failures[0] < now - self.window:
@@ -242,10 +268,47 @@ class CircuitBreaker:
         with self._lock:
             if self._state is not State.OPEN:
                 return False
-            fired = self._move(State.HALF_OPEN, reason)
-            self._probes = 0
+            fired = self._half_open(reason)
         self._notify(fired)
         return True
+
+    def probe_in(self) -> float | None:
+        """Seconds until the next background probe is due (0: now); None when none is wanted
+        (not open, disabled, or a probe is in flight)."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            if self._state is not State.OPEN or self._probing:
+                return None
+            return max(0.0, self._next_probe - self._clock())
+
+    def start_probe(self) -> bool:
+        """Claim the one background probe if it is due; then probe_answered() or probe_failed()."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            if (self._state is not State.OPEN or self._probing
+                    or self._clock() < self._next_probe):
+                return False
+            self._probing = True
+            self.probes_sent += 1
+            return True
+
+    def probe_answered(self) -> None:
+        """The background probe got an answer: HALF_OPEN now, real calls confirm."""
+        fired = None
+        with self._lock:
+            self._probing = False
+            if self._state is State.OPEN:
+                fired = self._half_open("Redis answered a probe")
+        self._notify(fired)
+
+    def probe_failed(self) -> None:
+        """The background probe got no answer: the next one waits longer (the backoff)."""
+        with self._lock:
+            self._probing = False
+            now = self._clock()
+            self._next_probe = now + self._probe_delay(now)
 
     def release_probe(self, token: int | None = None) -> None:
         """A call ended without a verdict (e.g. cancelled, or pool exhausted): forget it."""
@@ -285,6 +348,7 @@ class CircuitBreaker:
             "slow_in_flight": self.slow_in_flight,
             "in_flight": in_flight,
             "recovery_timeout": self.recovery_timeout,
+            "probes_sent": self.probes_sent,
             "opened_count": self.opened_count,
             "transitions": transitions,
         }
@@ -330,7 +394,22 @@ class CircuitBreaker:
         return self._open(now, f"{stuck} calls in flight for {self.slow_call_duration:g}s "
                                "or longer")
 
+    def _probe_delay(self, now: float) -> float:
+        """The backoff: probe_interval at first, then a share of the outage so far, capped."""
+        return min(self.recovery_timeout,
+                   max(self.probe_interval, self.probe_backoff * (now - self._down_since)))
+
+    def _half_open(self, reason: str) -> Transition:
+        self._probes = 0
+        self._successes = 0
+        return self._move(State.HALF_OPEN, reason)
+
     def _open(self, now: float, reason: str) -> Transition:
+        if self._state is State.CLOSED and now - self._closed_at >= self.recovery_timeout:
+            self._down_since = now  # a new outage; one soon after closing continues the last
+            self._next_probe = now + self.probe_interval
+        else:
+            self._next_probe = now + self._probe_delay(now)
         self._opened_at = now
         self.opened_count += 1
         self._failures.clear()

@@ -81,12 +81,16 @@ class ProcessThread:
         """One turn of work; False ends the thread."""
         raise NotImplementedError
 
+    def pause(self) -> float:
+        """Seconds to wait before the next turn."""
+        return self.interval
+
     def has_more(self) -> bool:
         """Asked under the start lock before the thread ends: work that came meanwhile."""
         return False
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._stop.wait(self.pause()):
             try:
                 if not self.tick():
                     with self._lock:  # a start() now either sees us ending or we see its work
