@@ -207,3 +207,45 @@ def test_probes_reach_a_hung_server_no_more_than_four_times_a_second(
     finally:
         admin.close()
         client.close()
+
+
+def test_an_async_client_never_reads_a_late_reply_either(own_redis: EmbeddedRedis) -> None:
+    keys = [f"key{i}" for i in range(8)]
+
+    async def scenario() -> list[tuple[str, object]]:
+        client = AsyncCacheClient.from_url(own_redis.url, NAMESPACE="alate",
+                                           SOCKET_TIMEOUT=0.3, SOCKET_CONNECT_TIMEOUT=0.3,
+                                           CIRCUIT_BREAKER_ENABLED=False)
+        wrong: list[tuple[str, object]] = []
+        stop = asyncio.Event()
+        try:
+            for k in keys:
+                assert await client.set(k, k)
+
+            async def reader(offset: int) -> None:
+                i = offset
+                while not stop.is_set():
+                    i += 1
+                    k = keys[i % len(keys)]
+                    got = await client.get(k)
+                    if got is not None and got != k:
+                        wrong.append((k, got))
+                    await asyncio.sleep(0)
+
+            tasks = [asyncio.create_task(reader(n)) for n in range(4)]
+            for _ in range(3):  # bounded: three hangs longer than the socket timeout
+                await asyncio.sleep(0.2)
+                own_redis.pause()
+                await asyncio.sleep(0.45)
+                own_redis.resume()
+                await asyncio.sleep(0.3)
+            stop.set()
+            await asyncio.gather(*tasks)
+            assert [await client.get(k) for k in keys] == keys
+        finally:
+            own_redis.resume()
+            await client.close()
+        return wrong
+
+    wrong = asyncio.run(scenario())
+    assert not wrong, wrong[:5]
