@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -291,14 +292,15 @@ class CircuitBreaker:
                     or self._clock() < self._next_probe):
                 return False
             self._probing = True
-            self.probes_sent += 1
             return True
 
-    def probe_answered(self) -> None:
-        """The background probe got an answer: HALF_OPEN now, real calls confirm."""
+    def probe_answered(self, sent: bool = True) -> None:
+        """The background probe got an answer (``sent=False``: another breaker's probe of the
+        same Redis did, a moment ago): HALF_OPEN now, real calls confirm."""
         fired = None
         with self._lock:
             self._probing = False
+            self.probes_sent += sent
             if self._state is State.OPEN:
                 fired = self._half_open("Redis answered a probe")
         self._notify(fired)
@@ -307,8 +309,15 @@ class CircuitBreaker:
         """The background probe got no answer: the next one waits longer (the backoff)."""
         with self._lock:
             self._probing = False
+            self.probes_sent += 1
             now = self._clock()
             self._next_probe = now + self._probe_delay(now)
+
+    def probe_postponed(self, delay: float) -> None:
+        """The claimed probe was not sent (another one of the same Redis is in flight)."""
+        with self._lock:
+            self._probing = False
+            self._next_probe = self._clock() + delay
 
     def release_probe(self, token: int | None = None) -> None:
         """A call ended without a verdict (e.g. cancelled, or pool exhausted): forget it."""
@@ -427,3 +436,56 @@ class CircuitBreaker:
             return
         for listener in list(self._listeners):
             listener(transition)
+
+
+class ProbeGate:
+    """The recovery probes of one Redis location, shared by every breaker of this process
+    that probes it: one in flight and one per ``spacing`` seconds at most, and an answer
+    one of them got a moment ago counts for all (no second PING)."""
+
+    SEND, WAIT, ANSWERED = "send", "wait", "answered"
+
+    def __init__(self, spacing: float = 0.25, clock: Callable[[], float] = time.monotonic,
+                 stuck_after: float = 30.0) -> None:
+        self.spacing = spacing
+        self.stuck_after = stuck_after  # a probe without a verdict by then is forgotten
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sent = self._answered = float("-inf")
+        self._busy = False
+        self._pid = os.getpid()
+
+    def enter(self) -> str:
+        """SEND (then ``leave()``), WAIT (another probe is in flight or just went out) or
+        ANSWERED (Redis answered a probe within ``spacing``: nothing to send)."""
+        with self._lock:
+            now = self._clock()
+            if self._pid != os.getpid():  # a fork: the parent's probe is not ours
+                self._pid, self._busy = os.getpid(), False
+            if now - self._answered < self.spacing:
+                return self.ANSWERED
+            if (self._busy and now - self._sent < self.stuck_after) or (
+                    now - self._sent < self.spacing):
+                return self.WAIT
+            self._busy, self._sent = True, now
+            return self.SEND
+
+    def leave(self, answered: bool) -> None:
+        """The probe that entered has its verdict."""
+        with self._lock:
+            self._busy = False
+            if answered:
+                self._answered = self._clock()
+
+
+_GATES: dict[str, ProbeGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def probe_gate(location: str) -> ProbeGate:
+    """The process-wide ProbeGate of one (redacted) Redis location."""
+    with _GATES_LOCK:
+        gate = _GATES.get(location)
+        if gate is None:
+            gate = _GATES[location] = ProbeGate()
+        return gate

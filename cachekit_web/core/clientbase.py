@@ -19,7 +19,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .backends import backend_kind, lock_key, make_backend, redact_url
 from .backends.common import _escape_glob
-from .breaker import CircuitBreaker, State, Transition
+from .breaker import CircuitBreaker, State, Transition, probe_gate
 from .codec import SLOW, Codec, Entry
 from .crypto import KeyRing
 from .errors import (
@@ -365,6 +365,7 @@ class _ClientBase:
         self.pending.on_add = self.replayer.wake
         if breaker is None:  # the owner's replayer probes its breaker back (one prober each)
             self.replayer.breaker = self.breaker
+            self.replayer.gate = probe_gate(redact_url(self.url))  # one probe per Redis
         if self.pending.spool is not None and self.pending.spool.orphans():
             self.replayer.wake()  # a process of this namespace exited with deletes owed
         self.strict = settings.STRICT

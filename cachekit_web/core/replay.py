@@ -21,7 +21,7 @@ from .worker import ProcessThread
 
 if TYPE_CHECKING:
     from .backends import Backend
-    from .breaker import CircuitBreaker
+    from .breaker import CircuitBreaker, ProbeGate
     from .clientbase import PendingDeletes
 
 log = logging.getLogger("cachekit_web")
@@ -38,6 +38,7 @@ class Replayer(ProcessThread):
         self.pending = pending
         self.prefix = prefix
         self.breaker: CircuitBreaker | None = None  # probed while open (set by the client)
+        self.gate: ProbeGate | None = None  # shared with other breakers of the same Redis
 
     def wake(self) -> None:
         """Make sure a replay thread runs in this process."""
@@ -56,11 +57,23 @@ class Replayer(ProcessThread):
         """One recovery probe if due: owed invalidations land before the breaker half-opens."""
         if not breaker.start_probe():
             return True  # not due yet
+        gate = self.gate
+        verdict = "send" if gate is None else gate.enter()
+        if verdict == "wait":  # another client's probe of this Redis is on its way
+            breaker.probe_postponed(gate.spacing if gate is not None else 0.0)
+            return True
+        if verdict == "answered":  # it answered that one a moment ago: no second PING
+            breaker.probe_answered(sent=False)
+            return True
         try:
             self.run_once()
         except BaseException:  # unreachable (a coded error) or anything else: no answer
+            if gate is not None:
+                gate.leave(False)
             breaker.probe_failed()
             raise
+        if gate is not None:
+            gate.leave(True)
         breaker.probe_answered()
         return True
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from cachekit_web.core.breaker import CircuitBreaker, State
+from cachekit_web.core.breaker import CircuitBreaker, ProbeGate, State
 
 
 def _breaker(now: list[float]) -> CircuitBreaker:
@@ -359,3 +359,31 @@ def test_disabled_breaker_never_probes() -> None:
     b = CircuitBreaker(enabled=False)
     b.record_failure()
     assert b.probe_in() is None and not b.start_probe()
+
+
+def test_a_probe_gate_lets_one_probe_of_a_redis_out_for_every_breaker() -> None:
+    now = [0.0]
+    gate = ProbeGate(spacing=0.25, clock=lambda: now[0])
+    assert gate.enter() == ProbeGate.SEND
+    assert gate.enter() == ProbeGate.WAIT  # in flight
+    now[0] += 0.5
+    assert gate.enter() == ProbeGate.WAIT  # still in flight: no verdict yet
+    gate.leave(False)
+    assert gate.enter() == ProbeGate.SEND  # spacing passed since the last one went out
+    now[0] += 0.1
+    gate.leave(True)
+    assert gate.enter() == ProbeGate.ANSWERED  # another breaker needs no PING of its own
+    now[0] += 0.3
+    assert gate.enter() == ProbeGate.SEND
+    now[0] += 31  # a probe whose thread vanished is forgotten
+    assert gate.enter() == ProbeGate.SEND
+
+
+def test_a_postponed_probe_is_due_again_after_the_given_delay() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    now[0] += 0.25
+    assert b.start_probe()
+    b.probe_postponed(0.25)
+    assert b.probe_in() == 0.25 and b.probes_sent == 0

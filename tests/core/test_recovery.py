@@ -249,3 +249,24 @@ def test_an_async_client_never_reads_a_late_reply_either(own_redis: EmbeddedRedi
 
     wrong = asyncio.run(scenario())
     assert not wrong, wrong[:5]
+
+
+def test_clients_of_the_same_redis_share_its_probes(own_redis: EmbeddedRedis) -> None:
+    """Two caches on one Redis (Django's default and sessions): four probes a second, not 8."""
+    clients = [CacheClient.from_url(own_redis.url, NAMESPACE=f"twin{i}", **_FAST)
+               for i in range(2)]
+    try:
+        own_redis.kill()
+        for c in clients:
+            _open_it(c)
+        opened = time.monotonic()
+        time.sleep(2.0)
+        sent = sum(c.breaker.probes_sent for c in clients)
+        assert sent <= 4 * (time.monotonic() - opened) + 1, sent
+        own_redis.start()
+        for c in clients:
+            took = _until(_reads_back(c), 5.0)
+            assert took is not None and took < 1.0, took
+    finally:
+        for c in clients:
+            c.close()
