@@ -157,7 +157,7 @@ class CircuitBreaker:
         self._down_since = 0.0  # when this outage began (a flap continues it)
         self._closed_at = float("-inf")  # when the breaker last closed after being open
         self._next_probe = 0.0
-        self._probing = False  # a background probe is in flight
+        self._probing = 0  # pid of the process whose background probe is in flight, or 0
         self.probes_sent = 0
         self._listeners: list[Listener] = []
         self.transitions: deque[Transition] = deque(maxlen=50)
@@ -279,7 +279,7 @@ class CircuitBreaker:
         if not self.enabled:
             return None
         with self._lock:
-            if self._state is not State.OPEN or self._probing:
+            if self._state is not State.OPEN or self._probe_in_flight():
                 return None
             return max(0.0, self._next_probe - self._clock())
 
@@ -288,10 +288,10 @@ class CircuitBreaker:
         if not self.enabled:
             return False
         with self._lock:
-            if (self._state is not State.OPEN or self._probing
+            if (self._state is not State.OPEN or self._probe_in_flight()
                     or self._clock() < self._next_probe):
                 return False
-            self._probing = True
+            self._probing = os.getpid()
             return True
 
     def probe_answered(self, sent: bool = True) -> None:
@@ -299,7 +299,7 @@ class CircuitBreaker:
         same Redis did, a moment ago): HALF_OPEN now, real calls confirm."""
         fired = None
         with self._lock:
-            self._probing = False
+            self._probing = 0
             self.probes_sent += sent
             if self._state is State.OPEN:
                 fired = self._half_open("Redis answered a probe")
@@ -308,7 +308,7 @@ class CircuitBreaker:
     def probe_failed(self) -> None:
         """The background probe got no answer: the next one waits longer (the backoff)."""
         with self._lock:
-            self._probing = False
+            self._probing = 0
             self.probes_sent += 1
             now = self._clock()
             self._next_probe = now + self._probe_delay(now)
@@ -316,7 +316,7 @@ class CircuitBreaker:
     def probe_postponed(self, delay: float) -> None:
         """The claimed probe was not sent (another one of the same Redis is in flight)."""
         with self._lock:
-            self._probing = False
+            self._probing = 0
             self._next_probe = self._clock() + delay
 
     def release_probe(self, token: int | None = None) -> None:
@@ -402,6 +402,11 @@ class CircuitBreaker:
             return None
         return self._open(now, f"{stuck} calls in flight for {self.slow_call_duration:g}s "
                                "or longer")
+
+    def _probe_in_flight(self) -> bool:
+        """Whether this process has a probe in flight (a forked child never sees its
+        parent's, which would never report to it)."""
+        return self._probing != 0 and self._probing == os.getpid()
 
     def _probe_delay(self, now: float) -> float:
         """The backoff: probe_interval at first, then a share of the outage so far, capped."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
 
@@ -387,3 +388,26 @@ def test_a_postponed_probe_is_due_again_after_the_given_delay() -> None:
     assert b.start_probe()
     b.probe_postponed(0.25)
     assert b.probe_in() == 0.25 and b.probes_sent == 0
+
+
+def test_a_probe_in_flight_in_the_parent_does_not_stop_a_forked_child_probing() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    now[0] += 0.25
+    assert b.start_probe()
+    assert b.probe_in() is None  # the parent waits for its verdict
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's probe will never report here
+        try:
+            os.write(write, b"1" if b.probe_in() == 0.0 and b.start_probe() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert b.probe_in() is None
