@@ -682,7 +682,7 @@ class _ClientBase:
     def _on_transition(self, t: Transition) -> None:
         if t.new is State.CLOSED and self.pending.spool is not None:
             self.replayer.wake()  # Redis answers again: replay what this and dead processes owe
-        if t.new is State.OPEN:
+        if t.new is State.OPEN and not self._closed:
             self.replayer.wake()  # probes Redis until it answers (active recovery)
             # Sentinel/Cluster watch for a new primary and let the breaker probe it at once,
             # rather than after the whole recovery timeout (the backend never imports us).
