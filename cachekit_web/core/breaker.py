@@ -21,9 +21,10 @@ Active recovery: while open, a background prober asks ``probe_in()`` when to sen
 next cheap probe (a PING), claims it with ``start_probe()`` (one in flight at most) and
 reports ``probe_answered()`` (at once HALF_OPEN: real calls confirm) or ``probe_failed()``.
 Probes come every ``probe_interval`` seconds at first, then every ``probe_backoff`` of the
-time the outage has lasted, never further apart than ``recovery_timeout``. An outage that
-resumes within ``recovery_timeout`` of the breaker closing (a flapping server) continues
-the old backoff rather than starting afresh. Without a prober, an open breaker still turns
+time the outage has lasted, never further apart than ``recovery_timeout``. A call failing
+while half-open, or an outage that resumes sooner after the breaker closed than the next
+probe would have been due (a flapping server), continues the old backoff rather than
+starting afresh. Without a prober, an open breaker still turns
 HALF_OPEN by itself after ``recovery_timeout``.
 """
 
@@ -156,6 +157,7 @@ class CircuitBreaker:
         self._successes = 0  # in a row while half-open
         self._down_since = 0.0  # when this outage began (a flap continues it)
         self._closed_at = float("-inf")  # when the breaker last closed after being open
+        self._closed_delay = 0.0  # the probe delay the backoff had reached then
         self._next_probe = 0.0
         self._probing = 0  # pid of the process whose background probe is in flight, or 0
         self.probes_sent = 0
@@ -228,7 +230,7 @@ class CircuitBreaker:
                 self._successes += 1
                 if self._successes >= self.close_after:
                     fired = self._move(State.CLOSED, f"{self._successes} calls succeeded")
-                    self._closed_at = now
+                    self._closed_at, self._closed_delay = now, self._probe_delay(now)
                     self._failures.clear()
                 else:
                     self._probes = max(0, self._probes - 1)  # the next caller confirms too
@@ -419,7 +421,7 @@ class CircuitBreaker:
         return self._move(State.HALF_OPEN, reason)
 
     def _open(self, now: float, reason: str) -> Transition:
-        if self._state is State.CLOSED and now - self._closed_at >= self.recovery_timeout:
+        if self._state is State.CLOSED and now - self._closed_at >= self._closed_delay:
             self._down_since = now  # a new outage; one soon after closing continues the last
             self._next_probe = now + self.probe_interval
         else:

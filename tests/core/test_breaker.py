@@ -330,16 +330,16 @@ def test_an_outage_soon_after_closing_continues_the_backoff() -> None:
         b.record_success()
     assert b.state is State.CLOSED
     now[0] += 1.0
-    b.record_failure()  # down again within the recovery timeout: the same outage
+    b.record_failure()  # down again before the next probe (~2 s) was due: the same outage
     assert (b.probe_in() or 0) > 1.0
-    # Closed for longer than the recovery timeout: the next outage starts at 250 ms again.
+    # Closed for longer than the backoff had reached: the next outage starts at 250 ms again.
     now[0] += b.probe_in() or 0.0
     assert b.start_probe()
     b.probe_answered()
     for _ in range(2):
         b.allow()
         b.record_success()
-    now[0] += 11.0
+    now[0] += 3.0
     b.record_failure()
     assert b.probe_in() == 0.25
 
