@@ -270,3 +270,32 @@ def test_clients_of_the_same_redis_share_its_probes(own_redis: EmbeddedRedis) ->
     finally:
         for c in clients:
             c.close()
+
+
+def test_async_clients_sharing_a_breaker_add_no_prober_thread(own_redis: EmbeddedRedis) -> None:
+    """Per-event-loop twins (Flask async views, Django under ASGI) share the owner's prober."""
+    client = CacheClient.from_url(own_redis.url, NAMESPACE="shared", **_FAST)
+
+    def probers() -> int:
+        return sum(1 for t in threading.enumerate()
+                   if t.name == "cachekit-replay" and t.is_alive())
+
+    try:
+        before = probers()
+        twins = [AsyncCacheClient.twin(client), AsyncCacheClient.sharing(client)]
+        own_redis.kill()
+
+        async def calls() -> None:
+            for twin in twins:
+                for i in range(10):
+                    await twin.get(f"k{i}")
+
+        asyncio.run(calls())
+        assert client.breaker.state is State.OPEN
+        time.sleep(0.6)  # a couple of probes went out meanwhile
+        assert probers() - before == 1
+        own_redis.start()
+        took = _until(_reads_back(client), 5.0)
+        assert took is not None and took < 1.0, took
+    finally:
+        client.close()
