@@ -4,8 +4,12 @@ Starts a private redis-server and gunicorn (2 workers x 4 threads by default) on
 127.0.0.1 ports, drives a bounded number of client threads against a cached page and a
 get/set view, and goes through five phases of equal length: normal, Redis killed, Redis
 restarted, Redis hung (SIGSTOP), Redis resumed. Prints per phase: requests, non-200
-responses (a client timeout or a refused connection counts as one), p50, p99, and
-throughput relative to the normal phase. Exit status 1 if any response was not a 200.
+responses (a client timeout or a refused connection counts as one), p50, p99, the share
+of requests the cache answered, throughput relative to the normal phase (and the hung
+phase's relative to the killed one), and for the phases where Redis answers again the
+time from its answering to the first cache hit (p50 and max over the client threads,
+each thread's first response the cache answered). Exit status 1 if any response was not
+a 200.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks.outage_app import HIT_HEADER
 from cachekit_web.embedded import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +40,7 @@ PHASES: tuple[tuple[str, Callable[[EmbeddedRedis], object] | None], ...] = (
     ("resumed", EmbeddedRedis.resume),
 )
 PATHS = ("/page", "/data")
+BACK = ("restarted", "resumed")  # phases that begin with Redis answering again
 REQUEST_TIMEOUT = 5.0
 
 
@@ -46,6 +52,17 @@ class PhaseStats:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     non_200: int = 0
+    started: float = 0.0  # perf_counter when the phase began (Redis answering, if back)
+    hits: int = 0
+    first_hit: dict[int, float] = field(default_factory=dict)  # client thread -> seconds
+
+    def first_hit_ms(self, clients: int) -> tuple[float | None, float | None]:
+        """(p50, max) over the client threads of the time to their first cache hit (ms);
+        a thread that saw none counts as the whole phase."""
+        if not clients:
+            return None, None
+        times = [self.first_hit.get(i, self.seconds) * 1000 for i in range(clients)]
+        return statistics.median(times), max(times)
 
     @property
     def requests(self) -> int:
@@ -67,11 +84,12 @@ class PhaseStats:
         return cuts[min(98, max(0, round(q * 100) - 1))] * 1000
 
 
-def _request(conn: http.client.HTTPConnection, path: str) -> int:
+def _request(conn: http.client.HTTPConnection, path: str) -> tuple[int, bool]:
+    """(status, whether the cache answered)."""
     conn.request("GET", path, headers={"Connection": "keep-alive"})
     resp = conn.getresponse()
     resp.read()
-    return resp.status
+    return resp.status, resp.getheader(HIT_HEADER) == "hit"
 
 
 class Load:
@@ -105,9 +123,9 @@ class Load:
             phase = self.phase
             start = time.perf_counter()
             try:
-                status = _request(conn, PATHS[i % len(PATHS)])
+                status, hit = _request(conn, PATHS[i % len(PATHS)])
             except (OSError, http.client.HTTPException):
-                status = 0
+                status, hit = 0, False
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port,
                                                   timeout=REQUEST_TIMEOUT)
@@ -116,6 +134,10 @@ class Load:
                 with self._lock:
                     phase.latencies.append(elapsed)
                     phase.non_200 += status != 200
+                    hit = hit and status == 200
+                    phase.hits += hit
+                    if hit and index not in phase.first_hit:
+                        phase.first_hit[index] = start + elapsed - phase.started
         conn.close()
 
 
@@ -126,7 +148,7 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0)
             raise RuntimeError(f"gunicorn exited with {proc.returncode}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            ok = all(_request(conn, p) == 200 for p in PATHS)
+            ok = all(_request(conn, p)[0] == 200 for p in PATHS)
             conn.close()
             if ok:
                 return
@@ -161,7 +183,7 @@ def run(app: str, seconds: float, warmup: float, clients: int, workers: int, thr
         for phase, (_, action) in zip(stats, PHASES, strict=True):
             if action is not None:
                 action(redis_server)
-            started = time.perf_counter()
+            started = phase.started = time.perf_counter()
             load.phase = phase
             time.sleep(seconds)
             phase.seconds = time.perf_counter() - started
@@ -179,20 +201,44 @@ def run(app: str, seconds: float, warmup: float, clients: int, workers: int, thr
     return stats
 
 
-def table(app: str, stats: Sequence[PhaseStats]) -> str:
-    """The per-phase table, as markdown."""
-    normal = stats[0].throughput or 1.0
+def _share(s: PhaseStats, of: PhaseStats) -> float:
+    return s.throughput / (of.throughput or 1.0)
+
+
+def table(app: str, stats: Sequence[PhaseStats], clients: int) -> str:
+    """The per-phase table, as markdown, and the issue 21 goals."""
+    by = {s.name: s for s in stats}
     lines = [f"### {app}", "",
              "| phase | requests | non-200 | p50 ms | p99 ms | max ms | > 100 ms | req/s "
-             "| vs normal |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| hits | vs normal | first hit ms p50 / max |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in stats:
         slow = sum(1 for x in s.latencies if x > 0.1)
         worst = max(s.latencies, default=0.0) * 1000
+        vs = f"{_share(s, stats[0]):.0%}"
+        if s.name == "hung" and "killed" in by:
+            vs += f" ({_share(s, by['killed']):.0%} of killed)"
+        p50, top = s.first_hit_ms(clients) if s.name in BACK else (None, None)
+        first = "" if p50 is None else f"{p50:.0f} / {top:.0f}"
         lines.append(f"| {s.name} | {s.requests} | {s.non_200} | {s.percentile(0.5):.1f} | "
                      f"{s.percentile(0.99):.1f} | {worst:.0f} | {slow} | {s.throughput:.0f} | "
-                     f"{s.throughput / normal:.0%} |")
+                     f"{s.hits / (s.requests or 1):.0%} | {vs} | {first} |")
+    lines += ["", "goals: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}"
+                                        for k, v in goals(stats).items())]
     return "\n".join(lines)
+
+
+def goals(stats: Sequence[PhaseStats]) -> dict[str, bool]:
+    """Issue 21's goals for one run."""
+    by = {s.name: s for s in stats}
+    normal = stats[0]
+    out = {f"{name} >= 75% of normal": _share(by[name], normal) >= 0.75
+           for name in BACK if name in by}
+    if "hung" in by and "killed" in by:
+        out["hung >= 90% of killed"] = _share(by["hung"], by["killed"]) >= 0.9
+    out["0 non-200"] = not any(s.non_200 for s in stats)
+    out["p99 <= 50 ms"] = all(s.percentile(0.99) <= 50 for s in stats)
+    return out
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -222,13 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{args.app}: gunicorn {args.workers} workers x {args.threads} threads, "
           f"{args.clients} client threads, {args.seconds:g} s per phase; "
           f"settings {settings or 'default'}; site log {log_path}")
-    print(table(args.app, stats))
+    print(table(args.app, stats, args.clients))
     if args.json:
         normal = stats[0].throughput or 1.0
         Path(args.json).write_text(json.dumps([
             {"phase": s.name, "requests": s.requests, "non_200": s.non_200,
              "p50_ms": s.percentile(0.5), "p99_ms": s.percentile(0.99),
-             "throughput": s.throughput, "relative": s.throughput / normal}
+             "throughput": s.throughput, "relative": s.throughput / normal,
+             "hits": s.hits, "first_hit_ms": s.first_hit_ms(args.clients)
+             if s.name in BACK else None}
             for s in stats], indent=1))
     return 1 if any(s.non_200 for s in stats) else 0
 

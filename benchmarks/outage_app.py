@@ -11,6 +11,8 @@ import os
 import random
 from typing import Any
 
+HIT_HEADER = "X-Cache"  # "hit" when the cache answered the request, "miss" when computed
+
 
 def _page_body() -> str:
     """Some work a cached page saves: a few hundred hash rounds and a 4 KB body."""
@@ -34,7 +36,7 @@ def _django() -> Any:
         SECRET_KEY="outage-benchmark-not-a-secret",
         ALLOWED_HOSTS=["127.0.0.1", "localhost"],
         ROOT_URLCONF=__name__,
-        MIDDLEWARE=[],
+        MIDDLEWARE=[f"{__name__}.mark_hits"],
         INSTALLED_APPS=[],
         CACHES={"default": {"BACKEND": "cachekit_web.django.CachekitCache",
                             "OPTIONS": {"NAMESPACE": "outage-django"}}},
@@ -48,12 +50,14 @@ def _django() -> Any:
 
     @cache_page(60)
     def page(request: HttpRequest) -> HttpResponse:
+        request.computed = True  # type: ignore[attr-defined]
         return HttpResponse(_page_body())
 
     def data(request: HttpRequest) -> JsonResponse:
         n = random.randrange(100)
         value = cache.get(f"item:{n}")
         if value is None:
+            request.computed = True  # type: ignore[attr-defined]
             value = _item(n)
             cache.set(f"item:{n}", value, 30)
         return JsonResponse(value)
@@ -64,8 +68,17 @@ def _django() -> Any:
     return WSGIHandler()
 
 
+def mark_hits(get_response: Any) -> Any:
+    """Django middleware: tell the benchmark whether the cache answered (X-Cache)."""
+    def middleware(request: Any) -> Any:
+        response = get_response(request)
+        response[HIT_HEADER] = "miss" if getattr(request, "computed", False) else "hit"
+        return response
+    return middleware
+
+
 def _flask() -> Any:
-    from flask import Flask, jsonify
+    from flask import Flask, Response, g, jsonify
 
     from cachekit_web.flask import Cache
 
@@ -76,6 +89,7 @@ def _flask() -> Any:
     @app.get("/page")
     @cache.cached(timeout=60)
     def page() -> str:
+        g.computed = True
         return _page_body()
 
     @app.get("/data")
@@ -83,9 +97,15 @@ def _flask() -> Any:
         n = random.randrange(100)
         value = cache.get(f"item:{n}")
         if value is None:
+            g.computed = True
             value = _item(n)
             cache.set(f"item:{n}", value, 30)
         return jsonify(value)
+
+    @app.after_request
+    def mark_hits(response: Response) -> Response:
+        response.headers[HIT_HEADER] = "miss" if g.get("computed") else "hit"
+        return response
 
     return app
 

@@ -13,14 +13,26 @@ on any of four signals, whichever comes first:
   while no call got an answer for as long: a hung server, detected while the calls still
   wait, not one socket timeout later.
 
-Half-open admits ``half_open_max_calls`` probes at a time (one by default), so a hung
-server costs one blocked call per recovery timeout, not one per thread.
+Half-open admits ``half_open_max_calls`` calls at a time (one by default), so a hung
+server costs one blocked call, not one per thread; ``close_after`` successes in a row
+close it, one failure opens it again.
+
+Active recovery: while open, a background prober asks ``probe_in()`` when to send its
+next cheap probe (a PING), claims it with ``start_probe()`` (one in flight at most) and
+reports ``probe_answered()`` (at once HALF_OPEN: real calls confirm) or ``probe_failed()``.
+Probes come every ``probe_interval`` seconds at first, then every ``probe_backoff`` of the
+time the outage has lasted, never further apart than ``recovery_timeout``. A call failing
+while half-open, or an outage that resumes sooner after the breaker closed than the next
+probe would have been due (a flapping server), continues the old backoff rather than
+starting afresh. Without a prober, an open breaker still turns
+HALF_OPEN by itself after ``recovery_timeout``.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import os
 import threading
 import time
 from collections import deque
@@ -113,6 +125,9 @@ class CircuitBreaker:
         slow_call_duration: float = 0.25,
         slow_call_rate: float = 0.5,
         slow_in_flight: int = 3,
+        close_after: int = 2,
+        probe_interval: float = 0.25,
+        probe_backoff: float = 0.1,
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,6 +140,9 @@ class CircuitBreaker:
         self.slow_call_duration = slow_call_duration  # 0: slow calls are not tracked
         self.slow_call_rate = slow_call_rate
         self.slow_in_flight = slow_in_flight  # 0: in-flight calls are not watched
+        self.close_after = max(1, close_after)
+        self.probe_interval = probe_interval
+        self.probe_backoff = probe_backoff
         self.enabled = enabled
         self._clock = clock
         self._lock = threading.Lock()
@@ -136,6 +154,13 @@ class CircuitBreaker:
         self._last_answer = float("-inf")  # when a call last succeeded
         self._opened_at = 0.0
         self._probes = 0
+        self._successes = 0  # in a row while half-open
+        self._down_since = 0.0  # when this outage began (a flap continues it)
+        self._closed_at = float("-inf")  # when the breaker last closed after being open
+        self._closed_delay = 0.0  # the probe delay the backoff had reached then
+        self._next_probe = 0.0
+        self._probing = 0  # pid of the process whose background probe is in flight, or 0
+        self.probes_sent = 0
         self._listeners: list[Listener] = []
         self.transitions: deque[Transition] = deque(maxlen=50)
         self.opened_count = 0
@@ -171,8 +196,7 @@ class CircuitBreaker:
                 if self._state is State.OPEN:
                     if not self._recovery_due():
                         return False
-                    fired = self._move(State.HALF_OPEN, "recovery timeout elapsed")
-                    self._probes = 0
+                    fired = self._half_open("recovery timeout elapsed")
                 allowed = self._probes < self.half_open_max_calls
                 if allowed:
                     self._probes += 1
@@ -203,8 +227,13 @@ class CircuitBreaker:
             slow = self._end(token, now)
             self._last_answer = now
             if self._state is State.HALF_OPEN:
-                fired = self._move(State.CLOSED, "probe succeeded")
-                self._failures.clear()
+                self._successes += 1
+                if self._successes >= self.close_after:
+                    fired = self._move(State.CLOSED, f"{self._successes} calls succeeded")
+                    self._closed_at, self._closed_delay = now, self._probe_delay(now)
+                    self._failures.clear()
+                else:
+                    self._probes = max(0, self._probes - 1)  # the next caller confirms too
             elif self._state is State.CLOSED:
                 # A success ends a run of failures; the rate window still remembers them.
                 self._failures.clear()
@@ -221,7 +250,7 @@ class CircuitBreaker:
             now = self._clock()
             slow = self._end(token, now)
             if self._state is State.HALF_OPEN:
-                fired = self._open(now, "probe failed")
+                fired = self._open(now, "a call failed while half-open")
             elif self._state is State.CLOSED:
                 self._failures.append(now)
                 while self._failures and self._failures[0] < now - self.window:
@@ -242,10 +271,55 @@ class CircuitBreaker:
         with self._lock:
             if self._state is not State.OPEN:
                 return False
-            fired = self._move(State.HALF_OPEN, reason)
-            self._probes = 0
+            fired = self._half_open(reason)
         self._notify(fired)
         return True
+
+    def probe_in(self) -> float | None:
+        """Seconds until the next background probe is due (0: now); None when none is wanted
+        (not open, disabled, or a probe is in flight)."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            if self._state is not State.OPEN or self._probe_in_flight():
+                return None
+            return max(0.0, self._next_probe - self._clock())
+
+    def start_probe(self) -> bool:
+        """Claim the one background probe if it is due; then probe_answered() or probe_failed()."""
+        if not self.enabled:
+            return False
+        with self._lock:
+            if (self._state is not State.OPEN or self._probe_in_flight()
+                    or self._clock() < self._next_probe):
+                return False
+            self._probing = os.getpid()
+            return True
+
+    def probe_answered(self, sent: bool = True) -> None:
+        """The background probe got an answer (``sent=False``: another breaker's probe of the
+        same Redis did, a moment ago): HALF_OPEN now, real calls confirm."""
+        fired = None
+        with self._lock:
+            self._probing = 0
+            self.probes_sent += sent
+            if self._state is State.OPEN:
+                fired = self._half_open("Redis answered a probe")
+        self._notify(fired)
+
+    def probe_failed(self) -> None:
+        """The background probe got no answer: the next one waits longer (the backoff)."""
+        with self._lock:
+            self._probing = 0
+            self.probes_sent += 1
+            now = self._clock()
+            self._next_probe = now + self._probe_delay(now)
+
+    def probe_postponed(self, delay: float) -> None:
+        """The claimed probe was not sent (another one of the same Redis is in flight)."""
+        with self._lock:
+            self._probing = 0
+            self._next_probe = self._clock() + delay
 
     def release_probe(self, token: int | None = None) -> None:
         """A call ended without a verdict (e.g. cancelled, or pool exhausted): forget it."""
@@ -285,6 +359,7 @@ class CircuitBreaker:
             "slow_in_flight": self.slow_in_flight,
             "in_flight": in_flight,
             "recovery_timeout": self.recovery_timeout,
+            "probes_sent": self.probes_sent,
             "opened_count": self.opened_count,
             "transitions": transitions,
         }
@@ -330,7 +405,27 @@ class CircuitBreaker:
         return self._open(now, f"{stuck} calls in flight for {self.slow_call_duration:g}s "
                                "or longer")
 
+    def _probe_in_flight(self) -> bool:
+        """Whether this process has a probe in flight (a forked child never sees its
+        parent's, which would never report to it)."""
+        return self._probing != 0 and self._probing == os.getpid()
+
+    def _probe_delay(self, now: float) -> float:
+        """The backoff: probe_interval at first, then a share of the outage so far, capped."""
+        return min(self.recovery_timeout,
+                   max(self.probe_interval, self.probe_backoff * (now - self._down_since)))
+
+    def _half_open(self, reason: str) -> Transition:
+        self._probes = 0
+        self._successes = 0
+        return self._move(State.HALF_OPEN, reason)
+
     def _open(self, now: float, reason: str) -> Transition:
+        if self._state is State.CLOSED and now - self._closed_at >= self._closed_delay:
+            self._down_since = now  # a new outage; one soon after closing continues the last
+            self._next_probe = now + self.probe_interval
+        else:
+            self._next_probe = now + self._probe_delay(now)
         self._opened_at = now
         self.opened_count += 1
         self._failures.clear()
@@ -348,3 +443,56 @@ class CircuitBreaker:
             return
         for listener in list(self._listeners):
             listener(transition)
+
+
+class ProbeGate:
+    """The recovery probes of one Redis location, shared by every breaker of this process
+    that probes it: one in flight and one per ``spacing`` seconds at most, and an answer
+    one of them got a moment ago counts for all (no second PING)."""
+
+    SEND, WAIT, ANSWERED = "send", "wait", "answered"
+
+    def __init__(self, spacing: float = 0.25, clock: Callable[[], float] = time.monotonic,
+                 stuck_after: float = 30.0) -> None:
+        self.spacing = spacing
+        self.stuck_after = stuck_after  # a probe without a verdict by then is forgotten
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._sent = self._answered = float("-inf")
+        self._busy = False
+        self._pid = os.getpid()
+
+    def enter(self) -> str:
+        """SEND (then ``leave()``), WAIT (another probe is in flight or just went out) or
+        ANSWERED (Redis answered a probe within ``spacing``: nothing to send)."""
+        with self._lock:
+            now = self._clock()
+            if self._pid != os.getpid():  # a fork: the parent's probe is not ours
+                self._pid, self._busy = os.getpid(), False
+            if now - self._answered < self.spacing:
+                return self.ANSWERED
+            if (self._busy and now - self._sent < self.stuck_after) or (
+                    now - self._sent < self.spacing):
+                return self.WAIT
+            self._busy, self._sent = True, now
+            return self.SEND
+
+    def leave(self, answered: bool) -> None:
+        """The probe that entered has its verdict."""
+        with self._lock:
+            self._busy = False
+            if answered:
+                self._answered = self._clock()
+
+
+_GATES: dict[str, ProbeGate] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def probe_gate(location: str) -> ProbeGate:
+    """The process-wide ProbeGate of one (redacted) Redis location."""
+    with _GATES_LOCK:
+        gate = _GATES.get(location)
+        if gate is None:
+            gate = _GATES[location] = ProbeGate()
+        return gate

@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .backends import backend_kind, lock_key, make_backend, redact_url
 from .backends.common import _escape_glob
-from .breaker import CircuitBreaker, State, Transition
+from .breaker import CircuitBreaker, State, Transition, probe_gate
 from .codec import SLOW, Codec, Entry
 from .crypto import KeyRing
 from .errors import (
@@ -393,6 +393,9 @@ class _ClientBase:
                                  lambda: make_backend(self.url, settings),
                                  settings.PENDING_REPLAY_INTERVAL)
         self.pending.on_add = self.replayer.wake
+        if breaker is None:  # the owner's replayer probes its breaker back (one prober each)
+            self.replayer.breaker = self.breaker
+            self.replayer.gate = probe_gate(redact_url(self.url))  # one probe per Redis
         if self.pending.spool is not None and self.pending.spool.orphans():
             self.replayer.wake()  # a process of this namespace exited with deletes owed
         self.strict = settings.STRICT
@@ -705,6 +708,8 @@ class _ClientBase:
         now = time.monotonic()
         self._housekeeping_at = now + _HOUSEKEEPING_INTERVAL
         self.fleet.ensure_running()
+        if self.replayer.breaker is not None and self.replayer.breaker.probe_in() is not None:
+            self.replayer.wake()  # open, and no prober here (e.g. a fork done in C)
         spool = self.pending.spool
         if spool is not None and now >= self._orphan_scan_at:
             self._orphan_scan_at = now + max(1.0, 10 * self.settings.PENDING_REPLAY_INTERVAL)
@@ -731,7 +736,8 @@ class _ClientBase:
     def _on_transition(self, t: Transition) -> None:
         if t.new is State.CLOSED and self.pending.spool is not None:
             self.replayer.wake()  # Redis answers again: replay what this and dead processes owe
-        if t.new is State.OPEN:
+        if t.new is State.OPEN and not self._closed:
+            self.replayer.wake()  # probes Redis until it answers (active recovery)
             # Sentinel/Cluster watch for a new primary and let the breaker probe it at once,
             # rather than after the whole recovery timeout (the backend never imports us).
             watch = getattr(self._backend_any, "watch_topology", None)
@@ -741,8 +747,8 @@ class _ClientBase:
         message = f"circuit breaker {t.old.value} -> {t.new.value} ({t.reason})"
         if t.old is State.CLOSED or t.new is State.CLOSED:
             log.log(level, "[E030] %s", message, extra={"cachekit_code": "E030"})
-        else:  # open <-> half_open repeats every recovery timeout while down: rate-limit it
-            self._logger.emit(level, "E030", message)
+        else:  # open <-> half_open: probes answered, calls failing while down; rate-limited
+            self._logger.emit(logging.DEBUG, "E030", message)
 
     def _deferred(self, op: str, n: int) -> None:
         """Invalidations that could not reach Redis: counted and logged (rate-limited)."""

@@ -263,8 +263,11 @@ DESCRIPTIONS: dict[str, str] = {
     "breaker.",
     "CIRCUIT_BREAKER_SLOW_IN_FLIGHT": "This many calls in flight at once for SLOW_CALL_DURATION "
     "or longer open the breaker at once (a hung server); 0 = off.",
-    "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "Seconds the breaker stays open before probing again.",
-    "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "Probe calls allowed while half-open.",
+    "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "Longest gap between recovery probes while the breaker "
+    "is open: a background PING every 250 ms at first, then every tenth of the outage, at most "
+    "this; an answer half-opens the breaker at once. Also caps a lost node's retry (at most 5).",
+    "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS": "Calls allowed at once while half-open (two "
+    "successes close the breaker, a failure reopens it).",
     "PENDING_DELETES_MAX": "Deletes remembered during an outage; beyond it the namespace is "
     "cleared on recovery.",
     "PENDING_SPOOL": "Also write deferred invalidations to a local spool file, so they survive "

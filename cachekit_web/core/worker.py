@@ -42,8 +42,13 @@ class _Held:
 
 def _loop(ref: weakref.ref[ProcessThread], stop: threading.Event, interval: float,
           held: _Held) -> None:
-    """The thread's body: a turn every ``interval``, while its owner is alive."""
-    while not stop.wait(interval):
+    """The thread's body: a turn after each of the owner's pauses, while it is alive."""
+    while True:
+        owner = ref()
+        pause = interval if owner is None else owner.pause()
+        del owner  # no strong reference while waiting
+        if stop.wait(pause):
+            break
         owner = ref()
         if owner is None:
             break
@@ -51,7 +56,7 @@ def _loop(ref: weakref.ref[ProcessThread], stop: threading.Event, interval: floa
             if not owner._turn():
                 return
         finally:
-            del owner  # no strong reference while waiting
+            del owner
     if ref() is None:  # dropped without stop(): its connection goes with it
         held.close()
 
@@ -114,6 +119,10 @@ class ProcessThread:
     def tick(self) -> bool:
         """One turn of work; False ends the thread."""
         raise NotImplementedError
+
+    def pause(self) -> float:
+        """Seconds to wait before the next turn."""
+        return self.interval
 
     def has_more(self) -> bool:
         """Asked under the start lock before the thread ends: work that came meanwhile."""

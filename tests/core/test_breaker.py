@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from cachekit_web.core.breaker import CircuitBreaker, State
+import itertools
+import os
+
+import pytest
+
+from cachekit_web.core.breaker import CircuitBreaker, ProbeGate, State
 
 
 def _breaker(now: list[float]) -> CircuitBreaker:
@@ -20,6 +25,9 @@ def test_opens_after_threshold_failures_and_recovers_through_one_probe() -> None
     now[0] += 5
     assert b.allow()  # the one probe
     assert not b.allow()  # a second caller waits for its verdict
+    b.record_success()
+    assert b.state is State.HALF_OPEN  # one success is not yet a recovery
+    assert b.allow() and not b.allow()  # the next caller confirms, still one at a time
     b.record_success()
     assert b.state is State.CLOSED and b.opened_count == 1
 
@@ -213,6 +221,193 @@ def test_probe_now_lets_one_probe_through_before_the_recovery_timeout() -> None:
     assert b.state is State.OPEN and not b.allow()
     assert b.probe_now("again") is True and b.allow()
     b.record_success()
+    assert b.allow()
+    b.record_success()
     assert b.state is State.CLOSED
     assert b.probe_now("late") is False
     assert "open>half_open:new primary 127.0.0.1:7001" in seen
+
+
+# -- active recovery: background probes, backoff, flapping (issue 21) ---------------------
+
+def _probed(now: list[float]) -> CircuitBreaker:
+    return CircuitBreaker(failure_threshold=1, window=10, recovery_timeout=10,
+                          clock=lambda: now[0])
+
+
+def _probe_times(b: CircuitBreaker, now: list[float], until: float) -> list[float]:
+    """Drive a prober whose probes all fail until ``until``: when each one went out."""
+    sent: list[float] = []
+    while now[0] < until:
+        due = b.probe_in()
+        assert due is not None
+        now[0] += due
+        assert b.start_probe()
+        assert not b.start_probe()  # never two in flight
+        assert b.probe_in() is None
+        sent.append(now[0])
+        b.probe_failed()
+    return sent
+
+
+def test_no_probe_is_wanted_while_closed_or_half_open() -> None:
+    now = [0.0]
+    b = _probed(now)
+    assert b.probe_in() is None and not b.start_probe()
+    b.record_failure()
+    assert b.probe_in() == 0.25  # the first probe, a quarter second after opening
+    assert not b.start_probe()
+    now[0] += 0.25
+    assert b.start_probe()
+    b.probe_answered()
+    assert b.state is State.HALF_OPEN and b.probe_in() is None
+
+
+def test_a_probe_answered_half_opens_at_once_and_two_calls_close() -> None:
+    now = [100.0]
+    b = _probed(now)
+    seen: list[str] = []
+    b.add_listener(lambda t: seen.append(f"{t.old.value}>{t.new.value}"))
+    b.record_failure()
+    assert not b.allow()
+    now[0] += 0.25
+    assert b.start_probe()
+    b.probe_answered()  # long before the 10 s recovery timeout
+    assert b.allow() and not b.allow()
+    b.record_success()
+    assert b.allow()
+    b.record_success()
+    assert b.state is State.CLOSED
+    assert seen == ["closed>open", "open>half_open", "half_open>closed"]
+    assert b.snapshot()["probes_sent"] == 1
+
+
+def test_probes_back_off_to_the_recovery_timeout_while_down() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    sent = _probe_times(b, now, 600.0)
+    gaps = [round(b2 - a, 3) for a, b2 in itertools.pairwise([0.0, *sent])]
+    assert gaps[:10] == [0.25] * 10  # every 250 ms at first
+    assert all(0.25 <= g <= 10 for g in gaps)
+    assert gaps == sorted(gaps)  # never closer together again while it stays down
+    assert gaps[-1] == 10  # capped by the recovery timeout
+    # A tenth of the outage: Redis answering after t seconds waits at most ~t/10 for a probe.
+    for a, b2 in itertools.pairwise(sent):
+        assert b2 - a <= max(0.25, 0.1 * b2) + 1e-9
+    assert len(sent) < 100  # ten minutes down cost fewer than 100 probes
+    in_first_second = [t for t in sent if t <= 1.0]
+    assert len(in_first_second) <= 4
+
+
+def test_a_failed_confirmation_reopens_with_the_backoff_not_afresh() -> None:
+    """A flapping server: probes answer, real calls fail; the site is not flapped."""
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    _probe_times(b, now, 30.0)  # down for 30 s: probes are ~3 s apart by now
+    due = b.probe_in()
+    assert due is not None
+    now[0] += due
+    assert b.start_probe()
+    b.probe_answered()
+    assert b.allow()
+    b.record_failure()  # the confirming call failed: open again
+    assert b.state is State.OPEN
+    assert b.probe_in() == pytest.approx(0.1 * now[0])  # the backoff goes on, not 250 ms
+
+
+def test_an_outage_soon_after_closing_continues_the_backoff() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    _probe_times(b, now, 20.0)
+    now[0] += b.probe_in() or 0.0
+    assert b.start_probe()
+    b.probe_answered()
+    for _ in range(2):
+        assert b.allow()
+        b.record_success()
+    assert b.state is State.CLOSED
+    now[0] += 1.0
+    b.record_failure()  # down again before the next probe (~2 s) was due: the same outage
+    assert (b.probe_in() or 0) > 1.0
+    # Closed for longer than the backoff had reached: the next outage starts at 250 ms again.
+    now[0] += b.probe_in() or 0.0
+    assert b.start_probe()
+    b.probe_answered()
+    for _ in range(2):
+        b.allow()
+        b.record_success()
+    now[0] += 3.0
+    b.record_failure()
+    assert b.probe_in() == 0.25
+
+
+def test_a_probe_answered_after_the_breaker_moved_on_changes_nothing() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    now[0] += 0.25
+    assert b.start_probe()
+    b.reset()  # closed meanwhile
+    b.probe_answered()
+    assert b.state is State.CLOSED
+    assert b.probe_in() is None
+
+
+def test_disabled_breaker_never_probes() -> None:
+    b = CircuitBreaker(enabled=False)
+    b.record_failure()
+    assert b.probe_in() is None and not b.start_probe()
+
+
+def test_a_probe_gate_lets_one_probe_of_a_redis_out_for_every_breaker() -> None:
+    now = [0.0]
+    gate = ProbeGate(spacing=0.25, clock=lambda: now[0])
+    assert gate.enter() == ProbeGate.SEND
+    assert gate.enter() == ProbeGate.WAIT  # in flight
+    now[0] += 0.5
+    assert gate.enter() == ProbeGate.WAIT  # still in flight: no verdict yet
+    gate.leave(False)
+    assert gate.enter() == ProbeGate.SEND  # spacing passed since the last one went out
+    now[0] += 0.1
+    gate.leave(True)
+    assert gate.enter() == ProbeGate.ANSWERED  # another breaker needs no PING of its own
+    now[0] += 0.3
+    assert gate.enter() == ProbeGate.SEND
+    now[0] += 31  # a probe whose thread vanished is forgotten
+    assert gate.enter() == ProbeGate.SEND
+
+
+def test_a_postponed_probe_is_due_again_after_the_given_delay() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    now[0] += 0.25
+    assert b.start_probe()
+    b.probe_postponed(0.25)
+    assert b.probe_in() == 0.25 and b.probes_sent == 0
+
+
+def test_a_probe_in_flight_in_the_parent_does_not_stop_a_forked_child_probing() -> None:
+    now = [0.0]
+    b = _probed(now)
+    b.record_failure()
+    now[0] += 0.25
+    assert b.start_probe()
+    assert b.probe_in() is None  # the parent waits for its verdict
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's probe will never report here
+        try:
+            os.write(write, b"1" if b.probe_in() == 0.0 and b.start_probe() else b"0")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert b.probe_in() is None

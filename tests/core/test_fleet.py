@@ -144,6 +144,7 @@ def test_publisher_skips_while_breaker_is_open(own_redis: EmbeddedRedis,
                                                 make_client: MakeClient) -> None:
     c = make_client(own_redis.url, FLEET_PUBLISH_INTERVAL=0.05,
                     CIRCUIT_BREAKER_RECOVERY_TIMEOUT=60)
+    c.breaker.probe_interval = 60  # Redis is up: a recovery probe would end this outage
     for _ in range(c.settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD):
         c.breaker.record_failure()
     assert c.breaker.state.value == "open"

@@ -157,18 +157,34 @@ def node_options(settings: Settings, tls: bool) -> dict[str, Any]:
 
 
 def guard_interval(settings: Settings) -> float:
-    """Seconds a lost node is left alone before one probe may try it again."""
+    """The longest a lost node is left alone before one probe may try it again."""
     return min(settings.CIRCUIT_BREAKER_RECOVERY_TIMEOUT, 5.0)
 
 
 # -- per-node availability --------------------------------------------------
 class NodeGuard:
-    """Remembers unreachable nodes and lets one probe through every ``retry_after`` seconds."""
+    """Remembers unreachable nodes and lets one probe (a real call) through to each.
 
-    def __init__(self, retry_after: float) -> None:
+    As the client's breaker probes Redis (issue 21): 250 ms after a node was lost, then
+    every tenth of the time it has been down, at most every ``retry_after`` seconds; one
+    probe in flight per node, so a node that answers again rejoins within ~a tenth of
+    its outage and a hung node costs at most four blocked calls a second.
+    """
+
+    FIRST = 0.25  # seconds before the first probe of a lost node
+    SHARE = 0.1  # later probes: this share of the time the node has been down
+
+    def __init__(self, retry_after: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.retry_after = max(0.05, retry_after)
-        self._down: dict[str, float] = {}
+        self._clock = clock
+        self._down: dict[str, float] = {}  # node -> when its next probe is due
+        self._since: dict[str, float] = {}  # node -> when it was lost
+        self._probing: dict[str, float] = {}  # node -> when its probe in flight began
         self._lock = threading.Lock()
+
+    def _delay(self, name: str, now: float) -> float:
+        down_for = now - self._since.get(name, now)
+        return min(self.retry_after, max(self.FIRST, self.SHARE * down_for))
 
     def admit(self, name: str) -> bool:
         """Whether a request may go to node ``name`` now (a due probe counts)."""
@@ -176,20 +192,29 @@ class NodeGuard:
             until = self._down.get(name)
             if until is None:
                 return True
-            now = time.monotonic()
+            now = self._clock()
             if now < until:
                 return False
-            self._down[name] = now + self.retry_after  # this caller is the probe
+            began = self._probing.get(name)
+            if began is not None and now - began < self.retry_after:
+                return False  # its probe has no verdict yet
+            self._probing[name] = now  # this caller is the probe
+            self._down[name] = now + self._delay(name, now)
             return True
 
     def failed(self, name: str) -> None:
         """Mark ``name`` unreachable."""
         with self._lock:
-            self._down[name] = time.monotonic() + self.retry_after
+            now = self._clock()
+            self._since.setdefault(name, now)
+            self._probing.pop(name, None)
+            self._down[name] = now + self._delay(name, now)
 
     def ok(self, name: str) -> bool:
         """Mark ``name`` reachable; True if it was marked down before."""
         with self._lock:
+            self._since.pop(name, None)
+            self._probing.pop(name, None)
             return self._down.pop(name, None) is not None
 
     def is_down(self, name: str) -> bool:
