@@ -29,15 +29,12 @@ MODES: dict[str, dict[str, Any]] = {
 
 
 @pytest.fixture()
-def made(redis_url: str, namespace: str) -> Iterator[list[Any]]:
+def made() -> Iterator[list[Any]]:
     """Clients and traps to close after the test."""
     things: list[Any] = []
     yield things
     for t in things:
-        if isinstance(t, LostReply):
-            t.close()
-        elif isinstance(t, CacheClient):
-            t.close()
+        t.close()
 
 
 def _run(flavour: str, redis_url: str, namespace: str, settings: dict[str, Any],
