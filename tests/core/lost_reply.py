@@ -55,11 +55,14 @@ class LostReply:
         self.names = set()  # once per arm
         return [self.raw.get(self.key)]
 
-    def _kill(self, before: list[Any], addr: tuple[str, int]) -> None:
-        deadline = time.monotonic() + _WAIT
-        while self.changes and self.raw.get(self.key) == before[0]:
-            assert time.monotonic() < deadline, "the armed command never changed the key"
-            time.sleep(0.001)
+    def _ran(self, before: list[Any], deadline: float) -> bool:
+        """Whether the armed command's write is visible (asserts it is, by ``deadline``)."""
+        if not self.changes or self.raw.get(self.key) != before[0]:
+            return True
+        assert time.monotonic() < deadline, f"the armed command never ran: {self.seen}"
+        return False
+
+    def _kill(self, addr: tuple[str, int]) -> None:
         assert self.raw.client_kill(f"{addr[0]}:{addr[1]}")
         self.fired += 1
 
@@ -71,14 +74,29 @@ class LostReply:
             class AsyncKiller(base):  # type: ignore[misc,valid-type]
                 _before: Any = None
 
+                _pending: Any = None
+
                 async def send_command(self, *args: Any, **kwargs: Any) -> None:
-                    self._before = trap._wants(args)
+                    self._pending = self._pending or trap._wants(args)
                     await super().send_command(*args, **kwargs)
+
+                def pack_command(self, *args: Any) -> Any:  # the cluster's way to send
+                    self._pending = self._pending or trap._wants(args)
+                    return super().pack_command(*args)
+
+                async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+                    # Armed once sent: the connect's own handshake (within) reads first.
+                    pending, self._pending = self._pending, None
+                    await super().send_packed_command(*args, **kwargs)
+                    self._before = pending
 
                 async def read_response(self, *args: Any, **kwargs: Any) -> Any:
                     before, self._before = self._before, None
                     if before:
-                        trap._kill(before, self._writer.get_extra_info("sockname"))
+                        deadline = time.monotonic() + _WAIT
+                        while not trap._ran(before, deadline):
+                            await asyncio.sleep(0.001)  # the loop may still be sending it
+                        trap._kill(self._writer.get_extra_info("sockname"))
                         while await asyncio.wait_for(self._reader.read(65536), _WAIT):
                             pass  # the reply in flight: dropped, up to the server's close
                     return await super().read_response(*args, **kwargs)
@@ -89,14 +107,29 @@ class LostReply:
         class Killer(base):  # type: ignore[misc,valid-type]
             _before: Any = None
 
+            _pending: Any = None
+
             def send_command(self, *args: Any, **kwargs: Any) -> None:
-                self._before = trap._wants(args)
+                self._pending = self._pending or trap._wants(args)
                 super().send_command(*args, **kwargs)
+
+            def pack_command(self, *args: Any) -> Any:  # the cluster's way to send
+                self._pending = self._pending or trap._wants(args)
+                return super().pack_command(*args)
+
+            def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+                # Armed once sent: the connect's own handshake (within) reads first.
+                pending, self._pending = self._pending, None
+                super().send_packed_command(*args, **kwargs)
+                self._before = pending
 
             def read_response(self, *args: Any, **kwargs: Any) -> Any:
                 before, self._before = self._before, None
                 if before:
-                    trap._kill(before, self._sock.getsockname())
+                    deadline = time.monotonic() + _WAIT
+                    while not trap._ran(before, deadline):
+                        time.sleep(0.001)
+                    trap._kill(self._sock.getsockname())
                     self._sock.settimeout(_WAIT)
                     while self._sock.recv(65536):
                         pass  # the reply in flight: dropped, up to the server's close
