@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
 from cachekit_web.core.backends.common import CAS_SCRIPT, INCR_SCRIPT
@@ -135,6 +136,8 @@ def test_an_add_whose_reply_is_lost_is_never_a_silent_win_or_loss(
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_a_get_whose_reply_is_lost_is_still_retried(
         flavour: str, redis_url: str, namespace: str, made: list[Any]) -> None:
+    if flavour == "async" and int(redis.__version__.split(".")[0]) < 6:
+        pytest.skip("redis.asyncio before 6.0 retries only errors listed in retry_on_error")
     def setup(c: Any, trap: LostReply) -> Any:
         got = c.set("g", "v", 60)
 

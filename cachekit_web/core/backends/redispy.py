@@ -123,7 +123,20 @@ def _no_timeouts(errors: tuple[type[Exception], ...]) -> tuple[type[Exception], 
     return tuple(e for e in errors if not issubclass(e, redis.TimeoutError))
 
 
-class _RetryingCluster(scluster.RedisCluster):
+class _OnceAttempts:
+    """redis-py before 6 counts a cluster's retries in ``cluster_error_retry_attempts``
+    (its Retry object aside): none inside ``sent_once()`` either."""
+
+    @property
+    def cluster_error_retry_attempts(self) -> int:
+        return 0 if _ONCE.get() else int(self.__dict__.get("_attempts", 3))
+
+    @cluster_error_retry_attempts.setter
+    def cluster_error_retry_attempts(self, value: int) -> None:
+        self.__dict__["_attempts"] = value
+
+
+class _RetryingCluster(_OnceAttempts, scluster.RedisCluster):
     """RedisCluster whose retries (RETRIES) re-route lost connections, never a timeout.
 
     redis-py retries the error types listed here whatever the Retry object says.
@@ -133,7 +146,7 @@ class _RetryingCluster(scluster.RedisCluster):
         scluster.RedisCluster.ERRORS_ALLOW_RETRY)
 
 
-class _AsyncRetryingCluster(acluster.RedisCluster):
+class _AsyncRetryingCluster(_OnceAttempts, acluster.RedisCluster):  # type: ignore[misc]
     """The asyncio RedisCluster, retrying lost connections but never a timeout."""
 
     ERRORS_ALLOW_RETRY = _no_timeouts(  # type: ignore[assignment]
