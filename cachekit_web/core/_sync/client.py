@@ -422,6 +422,8 @@ class CacheClient(_ClientBase):
         if exc.code not in _OUTCOME_UNKNOWN:
             raise exc
         self._drops[fk] = data  # deleted at the next call if not here
+        if exc.code == "E064":
+            raise exc  # a server that slow gets no more round trips now: the next call
         if self.backend.get(fk) == data and data[:2] == MAGIC \
                 and self.codec.keyring.encrypted:
             self._drops.pop(fk, None)
