@@ -244,7 +244,8 @@ DESCRIPTIONS: dict[str, str] = {
     "SOCKET_CONNECT_TIMEOUT": "Seconds to wait for a connection.",
     "CONNECTION_POOL_SIZE": "Connections per process; callers wait POOL_TIMEOUT for a free one.",
     "POOL_TIMEOUT": "Seconds to wait for a free pooled connection (E012 after).",
-    "RETRIES": "Retries of a lost connection (not of a timeout), 0 to 3.",
+    "RETRIES": "Retries of a lost connection (not of a timeout, nor of a write unsafe to "
+               "repeat), 0 to 3.",
     "HEALTH_CHECK_INTERVAL": "Seconds idle before a pooled connection is PINGed before use.",
     "SSL_CERT_REQS": "rediss:// certificate check: required, optional or none.",
     "SSL_CA_CERTS": "Path of the CA bundle for rediss://.",

@@ -42,7 +42,7 @@ from ..clientbase import (
     _unwrap,
     log,
 )
-from ..codec import SLOW, Codec, Entry
+from ..codec import MAGIC, SLOW, Codec, Entry
 from ..errors import (
     BackendConnectionError,
     CachekitError,
@@ -71,6 +71,9 @@ T = TypeVar("T")
 # Rounds of a read-then-compare-and-set write: each lost round means another writer's
 # change landed (progress), so a bounded loop; then the other writer's value stands.
 _WRITE_ROUNDS = 16
+# A write failing with these may have run on the server (a reply lost or late; such
+# writes are never re-sent): its outcome is unknown.
+_OUTCOME_UNKNOWN = ("E064", "E065")
 _COLLECTIONS = (b"set", b"hash", b"zset", "set", "hash", "zset")  # TYPE replies
 
 
@@ -359,7 +362,9 @@ class AsyncCacheClient(_ClientBase):
         """Store ``value`` only if ``key`` is absent; True if stored.
 
         A timeout <= 0 stores nothing, but a value that could never be stored still
-        raises (E020), as set() would.
+        raises (E020), as set() would. Fail-open answer: False, nothing of ours left
+        stored (a write whose reply was lost is undone, unless its encrypted frame is
+        found stored: then it is ours, True).
         """
         return await self._add(self.full_key(key), value, timeout)
 
@@ -388,18 +393,42 @@ class AsyncCacheClient(_ClientBase):
         current: bytes | None = None
         for _ in range(_WRITE_ROUNDS):
             if current is None:
-                if await self.backend.set(fk, data, ttl, nx=True):
-                    return True
+                try:
+                    if await self.backend.set(fk, data, ttl, nx=True):
+                        return True
+                except CachekitError as exc:
+                    return await self._add_unknown(fk, data, exc)
                 current = await self.backend.get(fk)
                 if current is None:
                     continue  # released between the two steps
             if self._fresh(self._decode(fk, current, drop=False), self.clock()):
                 return False
-            swapped, current = await self._compare_and_set(fk, current, data, ttl, False)
+            try:
+                swapped, current = await self._compare_and_set(fk, current, data, ttl, False)
+            except CachekitError as exc:
+                return await self._add_unknown(fk, data, exc)
             if swapped:
                 self.pending.discard(fk)  # overwritten now: a later delete would lose the value
                 return True
         return False  # every round lost to another writer's change: the key is theirs
+
+    async def _add_unknown(self, fk: str, data: bytes, exc: CachekitError) -> bool:
+        """add()'s write failed and may have landed (``exc``): True only if the key holds
+        ``data`` and no other caller could have written those bytes (an encrypted frame:
+        its nonce is unique); else ``data`` is deleted where it lies, so that add()'s
+        fail-open False holds (equal bytes of another caller go as an eviction would)."""
+        if exc.code not in _OUTCOME_UNKNOWN:
+            raise exc
+        self._drops[fk] = data  # deleted at the next call if not here
+        if exc.code == "E064":
+            raise exc  # a server that slow gets no more round trips now: the next call
+        if await self.backend.get(fk) == data and data[:2] == MAGIC \
+                and self.codec.keyring.encrypted:
+            self._drops.pop(fk, None)
+            return True
+        await self.backend.delete_if_equal(fk, data)
+        self._drops.pop(fk, None)
+        raise exc
 
     async def set_many(self, mapping: Mapping[str, Any], timeout: Any = DEFAULT) -> list[str]:
         """Store several values in one round trip; returns the keys that were not stored."""
@@ -488,7 +517,9 @@ class AsyncCacheClient(_ClientBase):
         A missing key is created at ``default + delta`` (``ignore_key_check=True`` means a
         default of 0, as in django-redis) with DEFAULT_TIMEOUT; without a default it stays
         missing and the answer is None. ValueError if the value is not an integer.
-        Fail-open answer (breaker open, Redis down): None, nothing written.
+        Fail-open answer (breaker open, Redis down): None, nothing written; also None when
+        the connection was lost after the increment was sent (it is never re-sent, so it
+        landed once or not at all: unknown).
 
         With a key, the counter is sealed like any value and updated by a server-side
         compare-and-set, retried (with jittered pauses) until it lands: contention slows a

@@ -37,6 +37,7 @@ from ..backends.common import (
     incr_args,
     incr_result,
     retry_policy,
+    sent_once_command,
     translate,
     translated,
 )
@@ -46,6 +47,7 @@ from ..backends.redispy import (
     async_node_client,
     async_open_cluster,
     async_unopened_cluster,
+    sent_once,
 )
 from ..backends.topology import (
     CLUSTER_UNREACHABLE,
@@ -378,8 +380,9 @@ class AsyncClusterBackend:
         with self.deferred.writing((key,)):
             if nx or xx:
                 await self._settle(key)  # "absent" and "present" must not count a stale value
-            stored = bool(await self._on_key(key, cmd("set", key, value, px=_ms(ttl), nx=nx,
-                                                      xx=xx)))
+            with sent_once() if nx else contextlib.nullcontext():  # never re-sent: see redis
+                stored = bool(await self._on_key(key, cmd("set", key, value, px=_ms(ttl),
+                                                          nx=nx, xx=xx)))
             if stored:
                 self.deferred.discard((key,))  # a delete replayed later would erase this value
         return stored
@@ -486,8 +489,9 @@ class AsyncClusterBackend:
         """INCRBY in one server-side step on the key's node (see AsyncRedisBackend.incr)."""
         with self.deferred.writing((key,)):
             await self._settle(key)
-            reply = await self._on_key(key, lambda _rc: self._incr(
-                keys=[key], args=incr_args(delta, default, ttl)))
+            with sent_once():  # run twice, it would add twice
+                reply = await self._on_key(key, lambda _rc: self._incr(
+                    keys=[key], args=incr_args(delta, default, ttl)))
         return incr_result(reply)
 
     async def compare_and_set(self, key: str, expected: bytes, value: bytes, *,
@@ -496,8 +500,9 @@ class AsyncClusterBackend:
         """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
         if self.deferred.covers(key):
             return False, None  # its delete has not landed: it holds nothing we may build on
-        reply = await self._on_key(key, lambda _rc: self._cas_ttl(
-            keys=[key], args=cas_args(expected, value, ttl, keep_ttl)))
+        with sent_once():  # run twice, the second finds our bytes: "lost"
+            reply = await self._on_key(key, lambda _rc: self._cas_ttl(
+                keys=[key], args=cas_args(expected, value, ttl, keep_ttl)))
         return cas_result(reply)
 
     async def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
@@ -552,7 +557,9 @@ class AsyncClusterBackend:
         with self.deferred.writing(keys):
             for k in keys:
                 await self._settle(k)
-            return await self._on_key(args[0], cmd(name, *args, **kwargs))
+            with (sent_once() if sent_once_command(name, kwargs)
+                  else contextlib.nullcontext()):
+                return await self._on_key(args[0], cmd(name, *args, **kwargs))
 
     @property
     def client(self) -> Any:

@@ -5,6 +5,7 @@ The async source of the Redis backend; ``core/_sync/redis.py`` is generated from
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -33,6 +34,7 @@ from ..backends.common import (
     incr_result,
     pool_from_url,
     pool_options,
+    sent_once_command,
     translate,
     translated,
 )
@@ -45,6 +47,7 @@ from ..backends.redispy import (
     AsyncRetry,
     AsyncSSLConnection,
     AsyncUnixDomainSocketConnection,
+    sent_once,
 )
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import async_sleep
@@ -209,6 +212,9 @@ class AsyncRedisBackend:
             args.append("NX")
         if xx:
             args.append("XX")
+        if nx:  # SET NX run twice answers False while our value sits there: never re-sent
+            with sent_once():
+                return bool(await self._run(*args))
         return bool(await self._run(*args))
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
@@ -251,7 +257,7 @@ class AsyncRedisBackend:
                    ttl: float | None) -> int | bytes | None:
         """INCRBY in one server-side step: the new value; None if missing (and no default);
         the stored bytes when they are not a Redis integer (or would overflow)."""
-        with translated():
+        with translated(), sent_once():  # run twice, it would add twice
             return incr_result(await self._incr(keys=[key],
                                                 args=incr_args(delta, default, ttl)))
 
@@ -259,7 +265,7 @@ class AsyncRedisBackend:
                               ttl: float | None = None,
                               keep_ttl: bool = True) -> tuple[bool, bytes | None]:
         """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
-        with translated():
+        with translated(), sent_once():  # run twice, the second finds our bytes: "lost"
             return cas_result(await self._cas(keys=[key],
                                               args=cas_args(expected, value, ttl, keep_ttl)))
 
@@ -315,7 +321,8 @@ class AsyncRedisBackend:
 
     async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run one redis-py command method (sets, hashes, sorted sets, expiry) as is."""
-        with translated():
+        with translated(), (sent_once() if sent_once_command(name, kwargs)
+                            else contextlib.nullcontext()):
             return await getattr(self.client, name)(*args, **kwargs)
 
     async def count_prefix(self, prefix: str, limit: int) -> int:

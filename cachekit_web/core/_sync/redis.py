@@ -7,6 +7,7 @@ The async source of the Redis backend; ``core/_sync/redis.py`` is generated from
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -35,6 +36,7 @@ from ..backends.common import (
     incr_result,
     pool_from_url,
     pool_options,
+    sent_once_command,
     translate,
     translated,
 )
@@ -47,6 +49,7 @@ from ..backends.redispy import (
     Retry,
     SSLConnection,
     UnixDomainSocketConnection,
+    sent_once,
 )
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import sleep
@@ -211,6 +214,9 @@ class RedisBackend:
             args.append("NX")
         if xx:
             args.append("XX")
+        if nx:  # SET NX run twice answers False while our value sits there: never re-sent
+            with sent_once():
+                return bool(self._run(*args))
         return bool(self._run(*args))
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
@@ -253,7 +259,7 @@ class RedisBackend:
                    ttl: float | None) -> int | bytes | None:
         """INCRBY in one server-side step: the new value; None if missing (and no default);
         the stored bytes when they are not a Redis integer (or would overflow)."""
-        with translated():
+        with translated(), sent_once():  # run twice, it would add twice
             return incr_result(self._incr(keys=[key],
                                                 args=incr_args(delta, default, ttl)))
 
@@ -261,7 +267,7 @@ class RedisBackend:
                               ttl: float | None = None,
                               keep_ttl: bool = True) -> tuple[bool, bytes | None]:
         """Store ``value`` only if ``key`` still holds ``expected``; (swapped, current bytes)."""
-        with translated():
+        with translated(), sent_once():  # run twice, the second finds our bytes: "lost"
             return cas_result(self._cas(keys=[key],
                                               args=cas_args(expected, value, ttl, keep_ttl)))
 
@@ -317,7 +323,8 @@ class RedisBackend:
 
     def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Run one redis-py command method (sets, hashes, sorted sets, expiry) as is."""
-        with translated():
+        with translated(), (sent_once() if sent_once_command(name, kwargs)
+                            else contextlib.nullcontext()):
             return getattr(self.client, name)(*args, **kwargs)
 
     def count_prefix(self, prefix: str, limit: int) -> int:

@@ -76,6 +76,19 @@ return 0
 """
 
 
+# redis-py command methods (the client's set, hash and sorted-set calls) that must not be
+# re-sent after a lost reply: run again, they pop, count or remove once more.
+NOT_IDEMPOTENT = frozenset({
+    "spop", "zincrby", "zpopmin", "zpopmax", "zremrangebyrank", "hincrby", "hincrbyfloat",
+    "incrby", "incrbyfloat", "decrby", "lpush", "rpush", "lpop", "rpop",
+})
+
+
+def sent_once_command(name: str, kwargs: Mapping[str, Any]) -> bool:
+    """Whether the command method ``name`` called with ``kwargs`` is unsafe to repeat."""
+    return name in NOT_IDEMPOTENT or (name == "zadd" and bool(kwargs.get("incr")))
+
+
 def incr_args(delta: int, default: int | None, ttl: float | None) -> list[Any]:
     """INCR_SCRIPT's ARGV."""
     ms = _ms(ttl)

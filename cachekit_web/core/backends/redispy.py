@@ -8,10 +8,13 @@ flavour opens a cluster and a node's connection.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import inspect
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -47,8 +50,56 @@ BlockingConnectionPool = redis.BlockingConnectionPool
 AsyncBlockingConnectionPool = aredis.BlockingConnectionPool
 Lock = slock.Lock
 AsyncLock = alock.Lock
-Retry = sretry.Retry
-AsyncRetry = aretry.Retry
+
+# -- commands not safe to repeat -------------------------------------------------------
+# Set while a command runs that must not be re-sent after its connection was lost
+# mid-command (the server may have run it: an INCRBY, a compare-and-set, a SET NX).
+_ONCE: ContextVar[bool] = ContextVar("cachekit_send_once", default=False)
+
+
+@contextlib.contextmanager
+def sent_once() -> Iterator[None]:
+    """Commands in this block are never retried once sent (RETRIES spares them): a
+    lost reply raises, and the caller answers as for an unknown outcome."""
+    token = _ONCE.set(True)
+    try:
+        yield
+    finally:
+        _ONCE.reset(token)
+
+
+def _no_retries(retry: Any) -> Any:
+    twin = copy.copy(retry)
+    twin._retries = 0
+    return twin
+
+
+class Retry(sretry.Retry):
+    """redis-py's Retry, with no retry inside ``sent_once()`` (commands and cluster)."""
+
+    def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        if _ONCE.get():
+            return sretry.Retry.call_with_retry(_no_retries(self), do, fail, *args, **kwargs)
+        return super().call_with_retry(do, fail, *args, **kwargs)
+
+    def get_retries(self) -> int:
+        """How many retries (the cluster's own loop asks): none inside ``sent_once()``."""
+        return 0 if _ONCE.get() else int(self._retries)
+
+
+class AsyncRetry(aretry.Retry):
+    """redis.asyncio's Retry, with no retry inside ``sent_once()``."""
+
+    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        if _ONCE.get():
+            return await aretry.Retry.call_with_retry(_no_retries(self), do, fail, *args,
+                                                      **kwargs)
+        return await super().call_with_retry(do, fail, *args, **kwargs)
+
+    def get_retries(self) -> int:
+        """How many retries (the cluster's own loop asks): none inside ``sent_once()``."""
+        return 0 if _ONCE.get() else int(self._retries)
+
 RedisCluster = scluster.RedisCluster
 AsyncRedisCluster = acluster.RedisCluster
 ClusterNode = scluster.ClusterNode
@@ -72,7 +123,20 @@ def _no_timeouts(errors: tuple[type[Exception], ...]) -> tuple[type[Exception], 
     return tuple(e for e in errors if not issubclass(e, redis.TimeoutError))
 
 
-class _RetryingCluster(scluster.RedisCluster):
+class _OnceAttempts:
+    """redis-py before 6 counts a cluster's retries in ``cluster_error_retry_attempts``
+    (its Retry object aside): none inside ``sent_once()`` either."""
+
+    @property
+    def cluster_error_retry_attempts(self) -> int:
+        return 0 if _ONCE.get() else int(self.__dict__.get("_attempts", 3))
+
+    @cluster_error_retry_attempts.setter
+    def cluster_error_retry_attempts(self, value: int) -> None:
+        self.__dict__["_attempts"] = value
+
+
+class _RetryingCluster(_OnceAttempts, scluster.RedisCluster):
     """RedisCluster whose retries (RETRIES) re-route lost connections, never a timeout.
 
     redis-py retries the error types listed here whatever the Retry object says.
@@ -82,7 +146,7 @@ class _RetryingCluster(scluster.RedisCluster):
         scluster.RedisCluster.ERRORS_ALLOW_RETRY)
 
 
-class _AsyncRetryingCluster(acluster.RedisCluster):
+class _AsyncRetryingCluster(_OnceAttempts, acluster.RedisCluster):  # type: ignore[misc]
     """The asyncio RedisCluster, retrying lost connections but never a timeout."""
 
     ERRORS_ALLOW_RETRY = _no_timeouts(  # type: ignore[assignment]
@@ -161,9 +225,9 @@ class Lane:
     pool still counts every connection (CONNECTION_POOL_SIZE and POOL_TIMEOUT hold: with
     none idle, a caller waits on the pool, then E012). The
     connection class keeps timeouts, TLS, AUTH and connect-phase marking. A connection
-    lost mid-command is retried on a fresh connection ``retries`` times (RETRIES);
-    timeouts and errors while connecting are not. After fork() the stack is dropped.
-    Replies are raw (no redis-py response callbacks).
+    lost mid-command is retried on a fresh connection ``retries`` times (RETRIES), but
+    not inside ``sent_once()``; timeouts and errors while connecting are not. After
+    fork() the stack is dropped. Replies are raw (no redis-py response callbacks).
     """
 
     def __init__(self, client: Any, retries: int = 0) -> None:
@@ -220,8 +284,9 @@ class Lane:
                     return talk(conn, what)
                 except redis.ConnectionError as exc:
                     # Lost mid-command (redis-py disconnected it): retry on a new socket.
-                    # Connect-phase errors are marked subclasses and are never retried.
-                    if attempts <= 0 or _connect_phase(exc):
+                    # Connect-phase errors are marked subclasses and are never retried;
+                    # nor is a command the server may have run already (sent_once).
+                    if attempts <= 0 or _connect_phase(exc) or _ONCE.get():
                         raise
                     attempts -= 1
         except BaseException:
