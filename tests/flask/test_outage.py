@@ -46,24 +46,30 @@ def _app(url: str, debug: bool = False, **config: object) -> tuple[Flask, Cache,
     return app, cache, calls
 
 
+def _network_errors(app: Flask, cache: Cache) -> int:
+    """Calls that reached for Redis and failed (every code but the breaker's own E030)."""
+    with app.app_context():
+        errors = cache.client.metrics.errors
+        return sum(n for code, n in errors.items() if code != "E030")
+
+
 def test_views_stay_up_and_fast_when_redis_dies_then_recover(own_redis: EmbeddedRedis) -> None:
     app, cache, calls = _app(own_redis.url, debug=True)
     c = app.test_client()
     assert c.get("/").headers["Cache-Status"].startswith("cachekit; fwd=miss")
     assert c.get("/").headers["Cache-Status"].startswith("cachekit; hit")
     own_redis.kill()
-    timings = []
+    attempts = []  # network errors counted so far, after each request
     for _ in range(10):
-        start = time.monotonic()
         r = c.get("/")
-        timings.append(time.monotonic() - start)
+        attempts.append(_network_errors(app, cache))
         assert r.status_code == 200 and r.data == b"page 6 frag"
     assert calls.count(0) == 11  # computed on every request while Redis is gone
     assert c.get("/proxy").status_code == 200
     with app.app_context():
         assert cache.client.breaker.state.value == "open"
-    # Once the breaker is open a request costs no network time at all.
-    assert max(timings[-3:]) < 0.05, timings
+    # Once the breaker is open a request does not touch the network at all.
+    assert attempts[-4] == attempts[-1] > 0, attempts
     assert c.get("/").headers["Cache-Status"] == 'cachekit; fwd=bypass; detail=unavailable'
     own_redis.start()
     deadline = time.monotonic() + 10
@@ -88,8 +94,9 @@ def test_hung_redis_is_bounded_by_socket_timeout(own_redis: EmbeddedRedis) -> No
         for _ in range(6):
             assert c.get("/").status_code == 200
         elapsed = time.monotonic() - start
-        # At most the breaker threshold's worth of socket timeouts, then nothing.
-        assert elapsed < 3.0, elapsed
+        # At most the breaker threshold's worth of socket timeouts (3), then nothing.
+        assert _network_errors(app, cache) <= 3, _network_errors(app, cache)
+        assert elapsed < 10.0, elapsed  # a backstop: 3 timeouts of 0.2 s, not one per call
         with app.app_context():
             assert cache.client.breaker.state.value == "open"
     finally:
