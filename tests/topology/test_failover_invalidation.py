@@ -20,6 +20,13 @@ FAST = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5,
         "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": 1.0}
 
 
+def _failover(cluster: LocalCluster, *, allowed: bool) -> None:
+    """Let the replicas take over a lost primary, or not (cluster-replica-no-failover)."""
+    for node in cluster.replicas:
+        with cluster.client(node) as r:
+            r.config_set("cluster-replica-no-failover", "no" if allowed else "yes")
+
+
 def test_invalidations_survive_a_promotion(namespace: str) -> None:
     with LocalCluster(3, replicas=3) as cluster:
         c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
@@ -34,6 +41,9 @@ def test_invalidations_survive_a_promotion(namespace: str) -> None:
         _wait_replicated(cluster)
         assert loop.run_until_complete(ac.get(mine[0])) == "old"  # connected before the loss
 
+        # No promotion until the invalidations below have returned (however slow this
+        # machine is): the replicas may fail over only once they are all made.
+        _failover(cluster, allowed=False)
         cluster.nodes[0].kill()
         # Invalidations while the primary is down: each call has returned before reads start.
         # Each client knows its own invalidations (another process's are not in scope here).
@@ -46,6 +56,7 @@ def test_invalidations_survive_a_promotion(namespace: str) -> None:
         assert loop.run_until_complete(ac.delete(mine_async[0])) is DEFERRED
         assert loop.run_until_complete(ac.set(mine_async[1], "new")) is False
         invalidated = mine_sync + mine_async
+        _failover(cluster, allowed=True)
 
         replica = cluster.replicas[0].port
         raw = redis.Redis(host="127.0.0.1", port=replica, socket_timeout=1)
