@@ -12,6 +12,7 @@ import redis
 from cachekit_web import CacheClient
 from cachekit_web.embedded import EmbeddedRedis
 
+from ..core.conftest import SIGNING
 from .servers import LocalSentinel
 
 FAST = {
@@ -130,6 +131,20 @@ def test_sentinel_compare_and_set_writes(namespace: str) -> None:
             assert c.get("k") == "new"
             assert c.touch("k", 100)
             assert 90 < (c.ttl("k") or 0) <= 100
+        finally:
+            c.close()
+
+
+@pytest.mark.parametrize("extra", [{}, {"PLAIN_COUNTERS": ["n*"], "SIGNING_KEY": SIGNING},
+                                   {"SIGNING_KEY": SIGNING}], ids=["keyless", "plain", "sealed"])
+def test_sentinel_counters(namespace: str, extra: dict[str, object]) -> None:
+    # incr/decr go through the increment script (plain) or the compare-and-set (sealed).
+    with LocalSentinel(replicas=0, sentinels=1) as group:
+        c = CacheClient.from_url(group.url, NAMESPACE=namespace, **extra)
+        try:
+            assert c.incr("n1", 5, default=0) == 5
+            assert c.decr("n1", 2) == 3
+            assert c.get("n1") == 3
         finally:
             c.close()
 

@@ -23,6 +23,7 @@ from ..backends.common import (
     _PASSTHROUGH,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
+    INCR_SCRIPT,
     retry_policy,
     translate,
     translated,
@@ -257,6 +258,7 @@ class AsyncSentinelBackend(_AsyncReplicaReads, AsyncRedisBackend):
         self.pool = self.client.connection_pool
         self._cas = self.client.register_script(CAS_SCRIPT)  # add(), touch(), get_or_set
         self._delete_if = self.client.register_script(DELETE_IF_SCRIPT)
+        self._incr = self.client.register_script(INCR_SCRIPT)  # incr() of plain counters
         self.readers: list[tuple[str, Any]] = []
         # Opt-in per URL: a replica can lag behind a write made a moment ago.
         if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
