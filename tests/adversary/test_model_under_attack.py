@@ -3,7 +3,6 @@ every value read is one this test wrote for that key, or a miss."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from typing import Any
@@ -14,6 +13,7 @@ from cachekit_web import AsyncCacheClient, CacheClient
 from cachekit_web.embedded import EmbeddedRedis
 
 from ..core.conftest import KEY_A, SIGNING
+from ..core.test_model import _Blocking
 from .conftest import Adversary
 
 VALUE_KEYS = ["a", "b", "c", "d", "user:1", "price"]
@@ -24,25 +24,6 @@ MODES = {"plain": {}, "signed": {"SIGNING_KEY": SIGNING}, "encrypted": {"MASTER_
 STEPS = 400
 MAX_STEPS = 20_000
 MISS = object()
-
-
-class _Blocking:
-    """Drives an AsyncCacheClient from this synchronous test, on one event loop."""
-
-    def __init__(self, client: AsyncCacheClient) -> None:
-        self._client = client
-        self._loop = asyncio.new_event_loop()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = self._loop.run_until_complete(method(*args, **kwargs))
-            if name == "close":
-                self._loop.close()
-            return result
-
-        return call
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -349,6 +349,10 @@ class AsyncCacheClient(_ClientBase):
                 "set", lambda: self.backend.set(fk, data, ttl, xx=True))
         else:
             ok = await self._call("set", self.backend.set, fk, data, ttl)
+        return self._written(fk, ok)
+
+    def _written(self, fk: str, ok: bool | Unavailable) -> bool:
+        """A write's answer: counted, and remembered as owed when its outcome is unknown."""
         self._local_forget(fk)  # whatever the outcome, the value in memory is not current
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
@@ -1249,14 +1253,7 @@ class AsyncCacheClient(_ClientBase):
             return swapped
 
         ok: bool | Unavailable = await self._call("set", write)
-        self._local_forget(fk)  # whatever the outcome, the value in memory is not current
-        if ok is UNAVAILABLE:
-            self.pending.add([fk])  # whatever is there now may be stale
-            self._deferred("set", 1)
-            return False
-        if ok:
-            self.metrics.count("sets")
-        return bool(ok)
+        return self._written(fk, ok)
 
     # -- operations ----------------------------------------------------------
     async def health(self) -> HealthReport:

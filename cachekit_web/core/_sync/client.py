@@ -351,6 +351,10 @@ class CacheClient(_ClientBase):
                 "set", lambda: self.backend.set(fk, data, ttl, xx=True))
         else:
             ok = self._call("set", self.backend.set, fk, data, ttl)
+        return self._written(fk, ok)
+
+    def _written(self, fk: str, ok: bool | Unavailable) -> bool:
+        """A write's answer: counted, and remembered as owed when its outcome is unknown."""
         self._local_forget(fk)  # whatever the outcome, the value in memory is not current
         if ok is UNAVAILABLE:
             self.pending.add([fk])  # whatever is there now may be stale
@@ -1251,14 +1255,7 @@ class CacheClient(_ClientBase):
             return swapped
 
         ok: bool | Unavailable = self._call("set", write)
-        self._local_forget(fk)  # whatever the outcome, the value in memory is not current
-        if ok is UNAVAILABLE:
-            self.pending.add([fk])  # whatever is there now may be stale
-            self._deferred("set", 1)
-            return False
-        if ok:
-            self.metrics.count("sets")
-        return bool(ok)
+        return self._written(fk, ok)
 
     # -- operations ----------------------------------------------------------
     def health(self) -> HealthReport:
