@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 import redis
 
-from cachekit_web import AsyncCacheClient, CacheClient
+from cachekit_web import AsyncCacheClient
 from cachekit_web.core.errors import ConfigurationError
 from cachekit_web.core.settings import Settings
 
 from .conftest import KEY_A, SIGNING, MakeClient
+from .test_counters import _hammer
 
 KEYED: dict[str, dict[str, Any]] = {
     "signed": {"SIGNING_KEY": SIGNING},
@@ -141,33 +142,6 @@ def test_without_a_key_every_int_is_still_a_redis_integer(make_client: MakeClien
     c.set("n", 41)
     assert raw.get(c.full_key("n")) == b"41"
     assert c.incr("n") == 42 and c.get("n") == 42
-
-
-def _hammer(args: tuple[str, str, dict[str, Any], int, int]) -> tuple[int, list[str]]:
-    """In a child process: ``threads`` threads incr one key; (None answers, errors)."""
-    url, namespace, options, threads, per_thread = args
-    client = CacheClient.from_url(url, NAMESPACE=namespace, CONNECTION_POOL_SIZE=threads,
-                                  **options)
-    nones = [0]
-    errors: list[str] = []
-    start = threading.Barrier(threads)
-
-    def run() -> None:
-        start.wait(timeout=30)
-        for _ in range(per_thread):
-            try:
-                if client.incr("hits") is None:
-                    nones[0] += 1
-            except Exception as exc:  # every exception is a failure of the test
-                errors.append(f"{type(exc).__name__}: {exc}")
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(timeout=120)
-    client.close()
-    return nones[0], errors
 
 
 @pytest.mark.parametrize("mode", list(KEYED))
