@@ -49,7 +49,10 @@ def test_outage_benchmark_runs_every_phase_without_errors(app: str, tmp_path: Pa
     assert proc.returncode == 0, proc.stdout + proc.stderr
     phases = json.loads(out.read_text())
     assert [p["phase"] for p in phases] == ["normal", "killed", "restarted", "hung", "resumed"]
-    assert all(p["requests"] > 0 and p["non_200"] == 0 for p in phases), phases
+    assert all(p["non_200"] == 0 for p in phases), phases
+    # A request that meets the SIGSTOP can outlast a short hung phase on a loaded machine,
+    # so that phase may start none; every other phase must have served some.
+    assert all(p["requests"] > 0 for p in phases if p["phase"] != "hung"), phases
     assert "| hung |" in proc.stdout
     assert phases[0]["hits"] > 0 and "goals: " in proc.stdout  # hits are told apart
     assert all(len(p["first_hit_ms"]) == 2 for p in phases if p["phase"] in ("restarted",
