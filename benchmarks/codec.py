@@ -9,8 +9,8 @@ from typing import Any
 
 import msgpack
 
-from cachekit_web.core.codec import Codec
-from cachekit_web.core.crypto import KeyRing
+from cachekit_web.core.data.codec import Codec
+from cachekit_web.core.data.crypto import KeyRing
 
 from .contenders import MASTER_KEY, SIGNING_KEY
 from .harness import (

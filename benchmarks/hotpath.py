@@ -83,7 +83,7 @@ class _SealedFloor:
     reading values sealed one by one."""
 
     def __init__(self, url: str, cache: Any) -> None:
-        from cachekit_web.core.codec import _BODY, HEADER2_SIZE
+        from cachekit_web.core.data.codec import _BODY, HEADER2_SIZE
 
         self.client = redis.Redis.from_url(url)
         self.core = cache.client  # the Django backend's core client

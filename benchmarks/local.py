@@ -29,9 +29,9 @@ import msgpack
 import redis
 
 from cachekit_web import CacheClient
-from cachekit_web.core import local as local_mod
 from cachekit_web.core._sync.redis import pool_for
-from cachekit_web.core.local import LocalTier
+from cachekit_web.core.local import tier as local_mod
+from cachekit_web.core.local.tier import LocalTier
 from cachekit_web.core.settings import Settings
 from cachekit_web.embedded import EmbeddedRedis
 

@@ -1,7 +1,7 @@
 """cachekit-web: a safe-by-default Redis cache for Django and Flask."""
 
 from .core.client import DEFAULT, DEFERRED, AsyncCacheClient, CacheClient, Deferred, Result
-from .core.codec import Entry
+from .core.data.codec import Entry
 from .core.errors import (
     BackendAuthError,
     BackendConnectionError,
@@ -21,7 +21,7 @@ from .core.errors import (
     UnsupportedOperationError,
     ValueTooLargeError,
 )
-from .core.health import HealthReport
+from .core.observe.health import HealthReport
 from .core.settings import Settings
 
 __version__ = "0.1.0"

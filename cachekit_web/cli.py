@@ -146,7 +146,7 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> C
         return f"set, get and delete of a {mode} value succeeded"
 
     def key_rotation() -> str:
-        from .core.rotation import rotation_status
+        from .core.data.rotation import rotation_status
 
         c = state["client"]
         assert isinstance(c, CacheClient)
@@ -232,7 +232,7 @@ def rotate_keys(url: str | None, *, dry_run: bool, batch: int, out: TextIO,
     from tqdm import tqdm
 
     from .core.client import CacheClient
-    from .core.rotation import RotationReport, count_entries, rotate, sample_keys
+    from .core.data.rotation import RotationReport, count_entries, rotate, sample_keys
     from .core.settings import Settings
 
     report = RotationReport(dry_run=dry_run)

@@ -20,9 +20,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from .backends import backend_kind, lock_key, make_backend, redact_url
 from .backends.common import _escape_glob
-from .breaker import CircuitBreaker, State, Transition, probe_gate
-from .codec import SLOW, Codec, Entry
-from .crypto import KeyRing
+from .data.codec import SLOW, Codec, Entry
+from .data.crypto import KeyRing
 from .errors import (
     CachekitError,
     CircuitOpenError,
@@ -36,14 +35,15 @@ from .errors import (
     UnsupportedOperationError,
     ValueTooLargeError,
 )
-from .fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
-from .health import HealthReport, build_report
-from .local import LocalTier, release, tier_for
-from .locks import CounterOp
-from .metrics import Metrics
-from .replay import Replayer
+from .local.tier import LocalTier, release, tier_for
+from .observe.fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
+from .observe.health import HealthReport, build_report
+from .observe.metrics import Metrics
+from .resilience.breaker import CircuitBreaker, State, Transition, probe_gate
+from .resilience.replay import Replayer
+from .resilience.spool import Spool, default_directory, scope_name
 from .settings import Settings
-from .spool import Spool, default_directory, scope_name
+from .singleflight import CounterOp
 
 log = logging.getLogger("cachekit_web")
 
@@ -415,7 +415,7 @@ class _ClientBase:
             fleet = FleetPublisher(self, lambda: make_backend(self.url, settings))
             self.metrics.fleet = fleet  # type: ignore[attr-defined]
             if settings.PROMETHEUS:
-                from .prometheus import attach
+                from .observe.prometheus import attach
 
                 attach(self, fleet)
         self.fleet = fleet
@@ -595,7 +595,7 @@ class _ClientBase:
         if tier is not _MISSING and tier is not None:
             release(tier, self)
 
-    # -- the in-process tier (core/local.py) --------------------------------
+    # -- the in-process tier (core/local/tier.py) --------------------------------
     _local: Any = _MISSING  # this client's LocalTier, None where it cannot work; made lazily
 
     def wants_tier(self, local: bool | None = None) -> bool:

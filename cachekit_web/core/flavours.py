@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 from .backends import AsyncBackend, Backend
 from .backends.memory import AsyncMemoryBackend, MemoryBackend
 from .backends.threaded import AsyncThreadedBackend
-from .locks import AsyncCounters, AsyncFlights, Counters, Flights
+from .singleflight import AsyncCounters, AsyncFlights, Counters, Flights
 
 T = TypeVar("T")
 

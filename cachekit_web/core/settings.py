@@ -154,7 +154,7 @@ class Settings:
             if not isinstance(pattern, str) or not pattern:
                 raise ConfigurationError("PLAIN_COUNTERS holds non-empty key patterns",
                                          code="E042")
-        from .crypto import check_secret, parse_master_key  # E002/E004 now, not at first use
+        from .data.crypto import check_secret, parse_master_key  # E002/E004 now, not at first use
 
         if self.MASTER_KEY:
             parse_master_key(self.MASTER_KEY)

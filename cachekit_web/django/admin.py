@@ -4,7 +4,7 @@ Access goes through the admin site's own check (``AdminSite.admin_view``, so its
 ``has_permission`` decides: superuser-only or two-factor sites stay closed to
 ordinary staff). Without the admin, signed-in active staff are admitted; without
 ``django.contrib.auth`` nobody is, and the pages answer 404. The page shows the
-core HealthReport, rendered by ``cachekit_web.core.render``. Importing this module
+core HealthReport, rendered by ``cachekit_web.core.observe.render``. Importing this module
 needs neither the admin nor auth, so API-only projects can install the app.
 """
 
@@ -25,7 +25,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from ..core.errors import REGISTRY
-from ..core.render import PAGE_STYLE, render_dashboard
+from ..core.observe.render import PAGE_STYLE, render_dashboard
 from .backend import CachekitCache
 from .checks import cachekit_aliases
 

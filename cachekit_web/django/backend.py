@@ -15,13 +15,14 @@ from urllib.parse import quote
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 
-from ..core import crypto, foreign
+from ..core import foreign
 from ..core._sync.client import CacheLock
 from ..core.backends.common import _escape_glob
 from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
-from ..core.codec import Entry
+from ..core.data import crypto
+from ..core.data.codec import Entry
 from ..core.errors import ConfigurationError, SerializationError
-from ..core.health import HealthReport
+from ..core.observe.health import HealthReport
 from ..core.settings import Settings, parse_bool
 
 _MISSING: Any = object()

@@ -47,7 +47,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                                   id=f"cachekit.{exc.code}"))
             continue
         try:
-            from ..core.crypto import parse_master_key
+            from ..core.data.crypto import parse_master_key
 
             for name, key in (("MASTER_KEY", built.MASTER_KEY),
                               *(("PREVIOUS_MASTER_KEYS", k) for k in built.PREVIOUS_MASTER_KEYS)):

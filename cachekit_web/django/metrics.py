@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from ..core.prometheus import exposition
+from ..core.observe.prometheus import exposition
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:

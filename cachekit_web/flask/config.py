@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import crypto
+from ..core.data import crypto
 from ..core.errors import ConfigurationError
 from ..core.foreign import ACCEPTED_FLASK_CACHING_KEYS, FLASK_CACHING_KEYS
 from ..core.settings import (

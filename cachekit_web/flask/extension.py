@@ -24,7 +24,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 
 from ..core.client import DEFAULT, AsyncCacheClient, CacheClient, Deferred, Expiring
 from ..core.errors import InvalidKeyError
-from ..core.health import HealthReport
+from ..core.observe.health import HealthReport
 from ..core.settings import Settings
 from ..core.web import (
     CACHE_STATUS_HEADER,

@@ -10,7 +10,7 @@ from flask.wrappers import Response
 from markupsafe import Markup
 
 from ..core.errors import REGISTRY
-from ..core.render import PAGE_STYLE, render_dashboard
+from ..core.observe.render import PAGE_STYLE, render_dashboard
 
 if TYPE_CHECKING:
     from .extension import Cache

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.wrappers import Response
 
-from ..core.prometheus import exposition
+from ..core.observe.prometheus import exposition
 
 
 def metrics_blueprint(url: str = "/metrics", name: str = "cachekit_metrics") -> Blueprint:

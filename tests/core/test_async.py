@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from cachekit_web import DEFERRED, AsyncCacheClient, CacheClient
-from cachekit_web.core.breaker import State
+from cachekit_web.core.resilience.breaker import State
 from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import KEY_A

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from cachekit_web.core.breaker import CircuitBreaker, ProbeGate, State
+from cachekit_web.core.resilience.breaker import CircuitBreaker, ProbeGate, State
 
 
 def _breaker(now: list[float]) -> CircuitBreaker:

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from cachekit_web import CacheClient
-from cachekit_web.core.breaker import CircuitBreaker, State
+from cachekit_web.core.resilience.breaker import CircuitBreaker, State
 from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import raw_for

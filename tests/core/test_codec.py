@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cachekit_web.core.codec import Codec
-from cachekit_web.core.crypto import KeyRing
+from cachekit_web.core.data.codec import Codec
+from cachekit_web.core.data.crypto import KeyRing
 
 from .conftest import KEY_A, SIGNING, MakeClient
 

@@ -17,7 +17,7 @@ from cachekit_web import (
     SerializationError,
     UnsupportedOperationError,
 )
-from cachekit_web.core.breaker import State
+from cachekit_web.core.resilience.breaker import State
 
 from .conftest import KEY_A, SIGNING, MakeClient
 

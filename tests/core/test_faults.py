@@ -21,7 +21,7 @@ from cachekit_web import (
     CircuitOpenError,
     PoolExhaustedError,
 )
-from cachekit_web.core.breaker import State
+from cachekit_web.core.resilience.breaker import State
 from cachekit_web.embedded import EmbeddedRedis, free_port
 from tests.forking import run_script
 

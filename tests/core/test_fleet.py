@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from cachekit_web import CacheClient
-from cachekit_web.core.fleet import roster_key, snapshot_prefix
+from cachekit_web.core.observe.fleet import roster_key, snapshot_prefix
 from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import KEY_A, MakeClient

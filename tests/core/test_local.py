@@ -1,4 +1,4 @@
-"""The in-process tier (core/local.py) on a real redis-server: coherence, lease, flush,
+"""The in-process tier (core/local/tier.py) on a real redis-server: coherence, lease, flush,
 caps, fork, and where it turns itself off."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cachekit_web.core import local as local_mod
 from cachekit_web.core._sync.redis import pool_for
-from cachekit_web.core.codec import Entry
-from cachekit_web.core.local import LocalTier, copied, copier, parse, server_version
+from cachekit_web.core.data.codec import Entry
+from cachekit_web.core.local import tier as local_mod
+from cachekit_web.core.local.tier import LocalTier, copied, copier, parse, server_version
 from cachekit_web.core.settings import Settings
 from tests.forking import reap, run_script
 
@@ -340,7 +340,7 @@ def test_lease_setting_is_bounded() -> None:
 
 
 def test_health_page_shows_local_counts(make_client: MakeClient) -> None:
-    from cachekit_web.core.render import _glance
+    from cachekit_web.core.observe.render import _glance
 
     c = make_client(LOCAL_CACHE=True)
     c.set("k", 1)

@@ -18,9 +18,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from cachekit_web.core import local as local_mod
-from cachekit_web.core.codec import Entry
-from cachekit_web.core.local import LocalTier
+from cachekit_web.core.data.codec import Entry
+from cachekit_web.core.local import tier as local_mod
+from cachekit_web.core.local.tier import LocalTier
 
 from .conftest import KEY_A, MakeClient, raw_for
 from .test_local import make_tier, store, wait_for

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from cachekit_web import CacheClient, ConfigurationError
-from cachekit_web.core.metrics import Metrics
+from cachekit_web.core.observe.metrics import Metrics
 
 from .conftest import KEY_A, MakeClient
 

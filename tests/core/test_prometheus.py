@@ -16,7 +16,7 @@ from .conftest import MakeClient
 pc = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
-from cachekit_web.core.prometheus import exposition  # noqa: E402
+from cachekit_web.core.observe.prometheus import exposition  # noqa: E402
 
 
 def samples(text: str, namespace: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -86,7 +86,7 @@ c.close()
 """
 
 SCRAPE = r"""
-from cachekit_web.core.prometheus import exposition
+from cachekit_web.core.observe.prometheus import exposition
 import sys
 sys.stdout.write(exposition()[0].decode())
 """
@@ -112,7 +112,7 @@ def test_core_imports_without_prometheus_client() -> None:
     code = r"""
 import sys
 sys.modules["prometheus_client"] = None  # as if the extra were not installed
-import cachekit_web, cachekit_web.core.client, cachekit_web.core.render
+import cachekit_web, cachekit_web.core.client, cachekit_web.core.observe.render
 from cachekit_web import CacheClient
 from cachekit_web.core.errors import ConfigurationError
 CacheClient.from_url("memory://noprom").get("x")

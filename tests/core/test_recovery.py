@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from cachekit_web import AsyncCacheClient, CacheClient
-from cachekit_web.core.breaker import State
+from cachekit_web.core.resilience.breaker import State
 from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import raw_for

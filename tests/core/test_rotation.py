@@ -19,8 +19,8 @@ import redis
 
 from cachekit_web import CacheClient
 from cachekit_web.cli import main, rotate_keys
-from cachekit_web.core.codec import HEADER2_SIZE, HEADER_SIZE, Codec
-from cachekit_web.core.rotation import RotationReport, rotate, rotation_status
+from cachekit_web.core.data.codec import HEADER2_SIZE, HEADER_SIZE, Codec
+from cachekit_web.core.data.rotation import RotationReport, rotate, rotation_status
 from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import KEY_A, KEY_B, SIGNING, MakeClient
@@ -378,7 +378,7 @@ def test_doctor_reports_the_share_still_under_a_previous_key(
 
 def signing_codec(client: CacheClient) -> Codec:
     """A codec with no master key (signing only)."""
-    from cachekit_web.core.crypto import KeyRing
+    from cachekit_web.core.data.crypto import KeyRing
 
     return Codec(KeyRing(namespace=client.namespace, signing_key=SIGNING))
 
@@ -462,7 +462,7 @@ def test_a_version_1_frame_gets_its_redis_ttl_as_sealed_expiry(
 ) -> None:
     import msgpack
 
-    from cachekit_web.core.codec import F_ENCRYPTED, MAGIC, VERSION_1
+    from cachekit_web.core.data.codec import F_ENCRYPTED, MAGIC, VERSION_1
 
     old, new = clients
     ring = old.codec.keyring

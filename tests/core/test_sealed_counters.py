@@ -165,7 +165,7 @@ def test_sealed_counter_is_exact_under_processes_and_threads(
 @pytest.mark.parametrize("mode", list(KEYED))
 def test_counters_read_through_the_in_process_tier(mode: str, make_client: MakeClient,
                                                    raw: redis.Redis) -> None:
-    from cachekit_web.core import local as local_mod
+    from cachekit_web.core.local import tier as local_mod
 
     try:
         c = make_client(LOCAL_CACHE=True, PLAIN_COUNTERS=["rl:*"], **KEYED[mode])
@@ -227,7 +227,7 @@ def test_async_sealed_counter_is_exact_under_concurrent_tasks(redis_url: str,
 
 
 def test_the_lead_passes_on_in_order_and_when_a_waiter_gives_up() -> None:
-    from cachekit_web.core.locks import CounterOp, Counters
+    from cachekit_web.core.singleflight import CounterOp, Counters
 
     counters = Counters()
     first, second, third = CounterOp(1, None), CounterOp(1, None), CounterOp(1, None)

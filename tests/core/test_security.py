@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cachekit_web import CacheClient, DeserializationError, IntegrityError
-from cachekit_web.core.codec import HEADER2_SIZE, MAGIC, VERSION, Codec
-from cachekit_web.core.crypto import NONCE_SIZE, KeyRing
+from cachekit_web.core.data.codec import HEADER2_SIZE, MAGIC, VERSION, Codec
+from cachekit_web.core.data.crypto import NONCE_SIZE, KeyRing
 from cachekit_web.embedded import EmbeddedRedis
 from tests.forking import reap
 

@@ -11,7 +11,7 @@ import pytest
 
 from cachekit_web.cli import doctor_checks, run_checks
 from cachekit_web.core.client import CacheClient
-from cachekit_web.core.render import render_dashboard
+from cachekit_web.core.observe.render import render_dashboard
 
 MODES: list[tuple[dict[str, Any], str]] = [
     ({}, "unauthenticated"),

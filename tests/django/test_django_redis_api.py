@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from cachekit_web.core.breaker import State
 from cachekit_web.core.errors import LockTimeoutError
+from cachekit_web.core.resilience.breaker import State
 
 from .conftest import cache_conf
 

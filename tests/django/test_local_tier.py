@@ -10,7 +10,7 @@ import pytest
 from django.http import HttpResponse
 from django.test import RequestFactory
 
-from cachekit_web.core import local as local_mod
+from cachekit_web.core.local import tier as local_mod
 from cachekit_web.django import cache_page
 
 

@@ -152,7 +152,7 @@ def test_forged_snapshots_never_break_the_health_pages(make_app: AppFactory, key
 
     import redis
 
-    from cachekit_web.core.fleet import snapshot_prefix
+    from cachekit_web.core.observe.fleet import snapshot_prefix
 
     app, cache = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN=TOKEN,
                           SECRET_KEY="s3cr3t-flask-key" if keyed else None)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cachekit_web.core import local as local_mod
+from cachekit_web.core.local import tier as local_mod
 
 from .conftest import AppFactory
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from cachekit_web.core import local as local_mod
+from cachekit_web.core.local import tier as local_mod
 
 from .conftest import AppFactory
 

@@ -129,7 +129,7 @@ def test_hit_response_is_a_normal_response_for_after_request_hooks(make_app: Any
 def test_tier_hits_are_counted_and_never_outlive_a_delete(make_app: Any) -> None:
     import time
 
-    from cachekit_web.core import local as local_mod
+    from cachekit_web.core.local import tier as local_mod
 
     app, cache = make_app(CACHEKIT_LOCAL_CACHE=True)
     renders: list[int] = []

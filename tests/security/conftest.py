@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from cachekit_web.core.crypto import KeyRing
+from cachekit_web.core.data.crypto import KeyRing
 from tests.core.conftest import KEY_A, SIGNING, MakeClient, make_client, raw
 from tests.django.conftest import (
     cache,

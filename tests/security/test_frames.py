@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from cachekit_web import CacheClient
-from cachekit_web.core.codec import Codec
+from cachekit_web.core.data.codec import Codec
 
 from .conftest import KEY_A, MODES, SIGNING, MakeClient, v1_frame
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from cachekit_web.core.crypto import NONCE_SIZE
+from cachekit_web.core.data.crypto import NONCE_SIZE
 from tests.forking import run_script
 
 from .conftest import KEY_A

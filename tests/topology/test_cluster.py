@@ -16,7 +16,7 @@ from cachekit_web.core.backends import hash_tag, lock_key
 from cachekit_web.core.backends.cluster import (
     ClusterBackend,
 )
-from cachekit_web.core.render import render_page
+from cachekit_web.core.observe.render import render_page
 
 from .conftest import raw_cluster
 from .servers import LocalCluster

@@ -14,7 +14,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from cachekit_web import CacheClient, UnsupportedOperationError
-from cachekit_web.core.breaker import State
+from cachekit_web.core.resilience.breaker import State
 from tests.core.conftest import (  # noqa: F401 - fixtures used below
     KEY_A,
     MakeClient,

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from cachekit_web import CacheClient
-from cachekit_web.core.codec import HEADER_SIZE
-from cachekit_web.core.rotation import rotate, rotation_status
+from cachekit_web.core.data.codec import HEADER_SIZE
+from cachekit_web.core.data.rotation import rotate, rotation_status
 
 from .servers import LocalCluster
 

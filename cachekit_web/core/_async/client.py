@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from ..backends import AsyncBackend, is_int64, make_async_backend, redis_glob, user_lock_key
 from ..backends.memory import MemoryBackend
-from ..breaker import CircuitBreaker, State
 from ..clientbase import (
     _COUNTER_ROUNDS,
     _DATA_ERRORS,
@@ -42,7 +41,7 @@ from ..clientbase import (
     _unwrap,
     log,
 )
-from ..codec import MAGIC, SLOW, Codec, Entry
+from ..data.codec import MAGIC, SLOW, Codec, Entry
 from ..errors import (
     BackendConnectionError,
     CachekitError,
@@ -60,11 +59,12 @@ from ..flavours import (
     async_shielded,
     async_sleep,
 )
-from ..health import HealthReport
-from ..local import LocalTier
-from ..locks import CounterOp
-from ..metrics import Metrics
+from ..local.tier import LocalTier
+from ..observe.health import HealthReport
+from ..observe.metrics import Metrics
+from ..resilience.breaker import CircuitBreaker, State
 from ..settings import Settings
+from ..singleflight import CounterOp
 from .pending import async_apply_invalidations
 
 T = TypeVar("T")

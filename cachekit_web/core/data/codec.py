@@ -43,9 +43,8 @@ from typing import Any, NamedTuple, cast
 
 import msgpack
 
-from .backends import is_int64, redis_int
-from .crypto import NONCE_SIZE, KeyRing
-from .errors import (
+from ..backends import is_int64, redis_int
+from ..errors import (
     CachekitError,
     ConfigurationError,
     DeserializationError,
@@ -53,7 +52,8 @@ from .errors import (
     SerializationError,
     ValueTooLargeError,
 )
-from .web import StoredPage
+from ..web import StoredPage
+from .crypto import NONCE_SIZE, KeyRing
 
 try:  # zoneinfo is 3.9+, but tzdata may be absent on some systems
     from zoneinfo import ZoneInfo

@@ -28,14 +28,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .breaker import State
-from .errors import DeserializationError, IntegrityError
+from ..errors import DeserializationError, IntegrityError
+from ..resilience.breaker import State
+from ..resilience.worker import ProcessThread
 from .metrics import LATENCY_BUCKETS, SERIES_MINUTES, calls, merge, summarize
-from .worker import ProcessThread
 
 if TYPE_CHECKING:
-    from .backends import Backend
-    from .clientbase import _ClientBase
+    from ..backends import Backend
+    from ..clientbase import _ClientBase
     from .metrics import Metrics
 
 

@@ -40,9 +40,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from .codec import Entry
-from .settings import Settings
-from .web import StoredPage
+from ..data.codec import Entry
+from ..settings import Settings
+from ..web import StoredPage
 
 log = logging.getLogger("cachekit_web.local")
 
@@ -731,7 +731,7 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
     with _TIERS_LOCK:
         tier = _TIERS.get(key)
         if tier is None:
-            from ._sync.redis import pool_for
+            from .._sync.redis import pool_for
 
             pool = pool_for(url, settings)
             tier = _TIERS[key] = LocalTier(

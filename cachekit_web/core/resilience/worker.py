@@ -16,10 +16,10 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .errors import CachekitError
+from ..errors import CachekitError
 
 if TYPE_CHECKING:
-    from .backends import Backend
+    from ..backends import Backend
 
 log = logging.getLogger("cachekit_web")
 

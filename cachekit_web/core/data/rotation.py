@@ -25,9 +25,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from .backends import Backend, redis_int
+from ..backends import Backend, redis_int
+from ..errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 from .codec import F_ENCRYPTED, VERSION_1, Codec
-from .errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 
 BATCH = 500
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .errors import ConfigurationError, IntegrityError
+from ..errors import ConfigurationError, IntegrityError
 
 NONCE_SIZE = 12
 TAG_SIZE = 16

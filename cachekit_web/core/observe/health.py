@@ -6,7 +6,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import REGISTRY, CachekitError
+from ..errors import REGISTRY, CachekitError
 
 # Error rate over the last minute above which the cache is reported degraded.
 DEGRADED_ERROR_RATE = 0.05

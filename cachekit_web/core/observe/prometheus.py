@@ -23,12 +23,12 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .breaker import Transition
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from ..resilience.breaker import Transition
 from .metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
-    from .clientbase import _ClientBase
+    from ..clientbase import _ClientBase
     from .fleet import FleetPublisher
 
 _OUTCOMES = {"hits": ("get", "hit"), "misses": ("get", "miss"), "stale": ("get", "stale"),

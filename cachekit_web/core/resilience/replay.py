@@ -16,13 +16,13 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._sync.pending import apply_invalidations
+from .._sync.pending import apply_invalidations
 from .worker import ProcessThread
 
 if TYPE_CHECKING:
-    from .backends import Backend
+    from ..backends import Backend
+    from ..clientbase import PendingDeletes
     from .breaker import CircuitBreaker, ProbeGate
-    from .clientbase import PendingDeletes
 
 log = logging.getLogger("cachekit_web")
 
