@@ -57,6 +57,23 @@ class HealthReport:
         return out
 
 
+STRICT_VALUES = ("1", "true", "yes", "on")
+
+
+def http_status(report: HealthReport, down_status: int = 200, strict: str | None = None) -> int:
+    """The HTTP status of a health JSON answer: 200, or ``down_status`` (HEALTH_DOWN_STATUS)
+    while the cache is down; ``?strict=1`` (``strict``) asks for 503 then.
+
+    A site serves without its cache (it fails open), so by default a cache outage must not
+    take it out of a load balancer's rotation; the JSON's ``status`` still says "down".
+    """
+    if report.status != "down":
+        return 200
+    if strict is not None and strict.strip().lower() in STRICT_VALUES:
+        return 503
+    return down_status
+
+
 def build_report(
     *,
     backend: str,

@@ -293,7 +293,10 @@ def is_page(value: Any) -> bool:
 
 def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None = None,
                  stored: bool = False) -> str:
-    """An RFC 9211 Cache-Status value for a lookup outcome.
+    """An RFC 9211 Cache-Status value for a lookup outcome, the same in every adapter.
+
+    The cache's name first, then its parameters: ``cachekit; hit; ttl=30``,
+    ``cachekit; fwd=miss; stored``, ``cachekit; fwd=bypass; detail=unavailable``.
 
     ``outcome`` is the core's fetch status (hit, miss, stale, bypass) or one of
     method / uncacheable for requests and responses the cache stays out of.
@@ -325,8 +328,11 @@ def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None =
 
 
 def _token(text: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-._" else "-" for c in text)
-    return safe or "none"
+    # An RFC 8941 token starts with a letter; anything else goes as a quoted string.
+    safe = "".join(c if c.isascii() and c.isalnum() or c in "-._" else "-" for c in text)
+    if not safe:
+        return "none"
+    return safe if safe[0].isalpha() else f'"{safe}"'
 
 
 def normalized_query(query_string: str | bytes) -> str:
