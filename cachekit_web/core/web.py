@@ -329,7 +329,7 @@ def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None =
 
 def _token(text: str) -> str:
     # An RFC 8941 token starts with a letter; anything else goes as a quoted string.
-    safe = "".join(c if c.isascii() and c.isalnum() or c in "-._" else "-" for c in text)
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "-" for c in text)
     if not safe:
         return "none"
     return safe if safe[0].isalpha() else f'"{safe}"'

@@ -156,8 +156,8 @@ def _error(request: HttpRequest, *, site: Any, code: str) -> HttpResponse:
 health_view = _guarded(_health)
 health_view.__doc__ = "The HTML health page for one cache (``?cache=alias``, default: the first)."
 health_json_view = _guarded(_health_json)
-health_json_view.__doc__ = ("The same report as JSON; HTTP 200 while the cache is down unless HEALTH_DOWN_STATUS "
-    "or ``?strict=1`` asks for 503.")
+health_json_view.__doc__ = ("The same report as JSON; HTTP 200 while the cache is down, "
+                            "503 if HEALTH_DOWN_STATUS or ``?strict=1`` asks for it.")
 error_view = _guarded(_error)
 error_view.__doc__ = "One error code's explanation from the registry."
 

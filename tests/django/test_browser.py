@@ -83,6 +83,6 @@ def test_django_admin_page_in_chromium(request: pytest.FixtureRequest,
     if state == "redis-down":
         assert page.locator("#ck-status").inner_text() == "down"
         assert "Local view: this process only." in text
-        assert page.locator("svg.ck-chart-requests line.ck-breaker-open").count() >= 1
+        assert page.locator("svg.ck-chart-requests rect.ck-outage").count() >= 1
     else:
         assert "Fleet: 1 live process" in text and "83.3%" in text

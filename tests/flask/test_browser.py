@@ -133,5 +133,5 @@ def test_flask_dashboard_with_redis_down(browser: Any, make_app: AppFactory,
         text = check_dashboard(page, "flask-health-redis-down.png")
         assert "Local view: this process only." in text
         assert page.locator("p.ck-scope.ck-local").count() == 1
-        assert page.locator("svg.ck-chart-requests line.ck-breaker-open").count() >= 1
+        assert page.locator("svg.ck-chart-requests rect.ck-outage").count() >= 1
         assert page.locator("#ck-errors tr.ck-error-row").count() >= 1

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Flask, request
 
-from cachekit_web.flask import Cache
-
 from cachekit_web.embedded import EmbeddedRedis
+from cachekit_web.flask import Cache
 
 from .conftest import AppFactory
 
