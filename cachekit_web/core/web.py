@@ -327,6 +327,28 @@ def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None =
     return f"{CACHE_NAME}; " + "; ".join(parts)
 
 
+def describe_cache(cache_status: str | None, breaker_state: str = "closed") -> str:
+    """A one-line reading for people ("cache: bypass, Redis is down") of a response's
+    Cache-Status value, or, for a response without one, of the breaker's state."""
+    status = cache_status or ""
+    params = [p.strip() for p in status.split(";")[1:]]
+    if "fwd=bypass" in params and "detail=unavailable" in params:
+        return "cache: bypass, Redis is down (computed without the cache)"
+    if "hit" in params:
+        return "cache: hit, served from Redis"
+    if "fwd=stale" in params:
+        return "cache: stale, served while one request recomputes it"
+    if "fwd=miss" in params:
+        return "cache: miss, computed" + (" and stored" if "stored" in params else "")
+    if status:
+        return f"cache: {', '.join(params) or status}"
+    if breaker_state == "open":
+        return "cache: bypass, Redis is down (circuit breaker open)"
+    if breaker_state == "half_open":
+        return "cache: bypass, Redis is coming back (circuit breaker half-open)"
+    return "cache: on, Redis is answering"
+
+
 def _token(text: str) -> str:
     # An RFC 8941 token starts with a letter; anything else goes as a quoted string.
     safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "-" for c in text)
