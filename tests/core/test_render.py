@@ -102,3 +102,18 @@ def test_the_first_seconds_of_a_minute_are_left_out() -> None:
     # A process younger than a minute has nothing else to show: its minute is plotted.
     young = svg_chart(series(current=5), now=now, started=MINUTE + 1)
     assert _points(young, "hits") == 1
+
+
+def test_cache_status_values_follow_rfc_9211() -> None:
+    from cachekit_web.core.web import cache_status, describe_cache
+
+    assert cache_status("hit", ttl=30.7) == "cachekit; hit; ttl=30"
+    assert cache_status("miss", stored=True) == "cachekit; fwd=miss; stored"
+    assert cache_status("bypass") == "cachekit; fwd=bypass; detail=unavailable"
+    # A detail that is no RFC 8941 token (it must start with a letter) goes quoted.
+    assert cache_status("uncacheable", detail="304") == 'cachekit; fwd=miss; detail="304"'
+    assert describe_cache("cachekit; fwd=bypass; detail=unavailable") == \
+        "cache: bypass, Redis is down (computed without the cache)"
+    assert describe_cache("cachekit; hit; ttl=3") == "cache: hit, served from Redis"
+    assert describe_cache(None, "open") == "cache: bypass, Redis is down (circuit breaker open)"
+    assert describe_cache(None) == "cache: on, Redis is answering"
