@@ -62,16 +62,14 @@ class HealthReport:
 OUTAGE_GAP = 60.0
 
 
-def outages(transitions: Iterable[Mapping[str, Any]],
-            now: float | None = None) -> list[dict[str, Any]]:
+def outages(transitions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One breaker's outages, oldest first: from the opening that left "closed" to the close
     that ends it, however often it re-opened in between.
 
     Each is ``{"start", "end" (None while it lasts), "openings"}``. A history cut short
-    (the breaker keeps its last transitions) starts at its first transition. ``now``
-    closes nothing; it is accepted so callers can pass their clock uniformly.
+    (the breaker keeps its last transitions) starts at its first transition; the breaker's
+    own record (``CircuitBreaker.outages``) has no such cut.
     """
-    del now  # an outage still going has end None; the chart draws it up to its right edge
     spans: list[dict[str, Any]] = []
     current: dict[str, Any] | None = None
     for t in sorted(transitions, key=lambda t: float(t["at"])):

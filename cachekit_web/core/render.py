@@ -117,11 +117,13 @@ def svg_timeline(
     unit: str = "",
     top: float | None = None,
     outages: Sequence[Mapping[str, Any]] = (),
+    now: float | None = None,
 ) -> str:
     """An inline SVG time chart: one line per (name, colour, values), per minute.
 
     Clock labels (UTC) and gridlines on both axes; ``outages`` (see core.health.outages)
-    are shaded spans with one label each, however often the breaker re-opened.
+    are shaded spans with one label each, however often the breaker re-opened; one
+    still going ends at ``now``.
     """
     w, h = _CHART_W, _CHART_H
     plot_w, plot_h = w - _PAD_L - _PAD_R, h - _PAD_T - _PAD_B
@@ -165,7 +167,7 @@ def svg_timeline(
         t += every * 60
     out.append(f'<text x="{w - _PAD_R}" y="{_PAD_T - 3}" font-size="10" text-anchor="end" '
                f'fill="#777">UTC, per minute</text>')
-    out.extend(_outage_spans(outages, t0, t1, x))
+    out.extend(_outage_spans(outages, t0, min(t1, now) if now else t1, x))
     for label, colour, vs in lines:
         path: list[str] = []
         dots: list[str] = []
@@ -269,7 +271,7 @@ def svg_chart(series: Sequence[Mapping[str, Any]], *,
     return svg_timeline(rows, [(n, c, [value(i, r, n) for i, r in enumerate(rows)])
                                for n, c in CHART_SERIES],
                         name="requests", title="Requests per minute by outcome",
-                        outages=outages)
+                        outages=outages, now=now)
 
 
 def _hit_rates(rows: Sequence[Mapping[str, Any]]) -> list[float | None]:
@@ -296,12 +298,12 @@ def charts(metrics: Mapping[str, Any], outages: Sequence[Mapping[str, Any]] = ()
         "<h2>Hit rate</h2>",
         svg_timeline(rows, [("hit-rate", "#1565c0", _hit_rates(rows))], name="hit-rate",
                      title="Hit rate per minute (percent)", unit="%", top=100.0,
-                     outages=outages),
+                     outages=outages, now=metrics.get("now")),
         "<h2>Latency of backend calls</h2>",
         svg_timeline(rows, [("p50", "#2e7d32", [r.get("p50_ms") for r in rows]),
                             ("p95", "#ef6c00", [r.get("p95_ms") for r in rows])],
                      name="latency", title="p50 and p95 latency per minute (ms)",
-                     unit=" ms", outages=outages),
+                     unit=" ms", outages=outages, now=metrics.get("now")),
     ])
 
 

@@ -37,7 +37,7 @@ def series(minutes: int = 60, per_minute: int = 60,
 
 def test_sixty_one_openings_in_ten_minutes_are_one_outage() -> None:
     start = NOW - 1200
-    spans = outages(flapping(start, 61), now=NOW)
+    spans = outages(flapping(start, 61))
     assert len(spans) == 1
     assert spans[0]["start"] == start and spans[0]["openings"] == 61
     assert spans[0]["end"] == start + 600 + 3
@@ -45,19 +45,19 @@ def test_sixty_one_openings_in_ten_minutes_are_one_outage() -> None:
 
 def test_an_outage_still_going_ends_now_and_a_cut_history_still_counts() -> None:
     history = flapping(NOW - 300, 10)[:-2]  # no recovery yet
-    assert outages(history, now=NOW) == [
+    assert outages(history) == [
         {"start": NOW - 300, "end": None, "openings": 10}]
     cut = history[5:]  # the breaker keeps its last transitions only: starts half-open
     assert cut[0]["from"] != "closed"
-    spans = outages(cut, now=NOW)
+    spans = outages(cut)
     assert len(spans) == 1 and spans[0]["start"] == cut[0]["at"] and spans[0]["end"] is None
 
 
 def test_overlapping_and_adjacent_spans_merge_across_processes() -> None:
-    a = outages(flapping(NOW - 1200, 5), now=NOW)  # 1200 .. ~1157 s ago
-    b = outages(flapping(NOW - 1180, 20), now=NOW)  # overlaps a
-    c = outages(flapping(NOW - 600, 3), now=NOW)  # long after: its own outage
-    d = outages(flapping(NOW - 550, 2), now=NOW)  # starts within a minute of c's end
+    a = outages(flapping(NOW - 1200, 5))  # 1200 .. ~1157 s ago
+    b = outages(flapping(NOW - 1180, 20))  # overlaps a
+    c = outages(flapping(NOW - 600, 3))  # long after: its own outage
+    d = outages(flapping(NOW - 550, 2))  # starts within a minute of c's end
     merged = merge_outages([*a, *b, *c, *d])
     assert [(s["start"], s["openings"]) for s in merged] == [(NOW - 1200, 25), (NOW - 600, 5)]
 
@@ -67,8 +67,8 @@ def _labels(svg: str) -> list[str]:
 
 
 def test_each_outage_is_one_shaded_span_with_one_label() -> None:
-    spans = merge_outages(outages(flapping(NOW - 1800, 61), now=NOW)
-                          + outages(flapping(NOW - 900, 4), now=NOW))
+    spans = merge_outages(outages(flapping(NOW - 1800, 61))
+                          + outages(flapping(NOW - 900, 4)))
     svg = svg_chart(series(), outages=spans)
     assert svg.count('class="ck-outage"') == 2
     assert _labels(svg) == ["breaker open (61 openings)", "breaker open (4 openings)"]
@@ -117,3 +117,13 @@ def test_cache_status_values_follow_rfc_9211() -> None:
     assert describe_cache("cachekit; hit; ttl=3") == "cache: hit, served from Redis"
     assert describe_cache(None, "open") == "cache: bypass, Redis is down (circuit breaker open)"
     assert describe_cache(None) == "cache: on, Redis is answering"
+
+
+def test_an_outage_still_going_is_shaded_up_to_now_not_the_minute_end() -> None:
+    spans = outages(flapping(NOW - 120, 5)[:-2])  # not recovered
+    svg = svg_chart(series(minutes=15), outages=spans, now=NOW)  # 652 px for 15 min
+    rect = re.search(r'class="ck-outage" x="([0-9.]+)" y="[0-9.]+" width="([0-9.]+)"', svg)
+    assert rect
+    right = float(rect.group(1)) + float(rect.group(2))
+    plot_right = 720 - 14  # _CHART_W - _PAD_R: the end of the current minute
+    assert plot_right - 12 < right < plot_right - 9  # 15 s (11 px) short of the minute's end
