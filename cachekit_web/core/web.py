@@ -346,7 +346,9 @@ def describe_cache(cache_status: str | None, breaker_state: str = "closed") -> s
         return "cache: bypass, Redis is down (circuit breaker open)"
     if breaker_state == "half_open":
         return "cache: bypass, Redis is coming back (circuit breaker half-open)"
-    return "cache: on, Redis is answering"
+    # Closed says calls go to Redis, not that it answers: a dead server takes a few failed
+    # calls to open the breaker.
+    return "cache: on, circuit breaker closed"
 
 
 def _token(text: str) -> str:

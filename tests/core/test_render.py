@@ -116,7 +116,7 @@ def test_cache_status_values_follow_rfc_9211() -> None:
         "cache: bypass, Redis is down (computed without the cache)"
     assert describe_cache("cachekit; hit; ttl=3") == "cache: hit, served from Redis"
     assert describe_cache(None, "open") == "cache: bypass, Redis is down (circuit breaker open)"
-    assert describe_cache(None) == "cache: on, Redis is answering"
+    assert describe_cache(None) == "cache: on, circuit breaker closed"
 
 
 def test_an_outage_still_going_is_shaded_up_to_now_not_the_minute_end() -> None:

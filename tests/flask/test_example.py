@@ -37,7 +37,7 @@ def test_example_app_pages(redis_url: str, namespace: str) -> None:
     assert second.data.endswith(b"cache: hit, served from Redis\n")
     assert second.headers["Cache-Status"].startswith("cachekit; hit")
     fib = c.get("/fib/30").get_json()
-    assert fib["fibonacci"] == 832040 and fib["cache"] == "cache: on, Redis is answering"
+    assert fib["fibonacci"] == 832040 and fib["cache"] == "cache: on, circuit breaker closed"
     assert b"cached for 20 seconds" in c.get("/").data
     assert c.get("/_cachekit/health/").status_code == 200  # test client is 127.0.0.1
     assert c.get("/_cachekit/health/", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code \
