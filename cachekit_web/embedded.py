@@ -68,6 +68,27 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def control_on_signals(server: EmbeddedRedis) -> list[str]:
+    """Let SIGUSR1 stop and SIGUSR2 restart ``server`` (a demo's "Redis down" button);
+    returns the lines telling how, to print at start."""
+    pid = os.getpid()
+    server_pid = server.proc.pid if server.proc else None
+    if not hasattr(signal, "SIGUSR1"):  # Windows: no user signals
+        return [f"  stop Redis:    kill the redis-server process (pid {server_pid})"]
+
+    def stop(signum: int, frame: object) -> None:
+        server.kill()
+
+    def restart(signum: int, frame: object) -> None:
+        if server.proc is None or server.proc.poll() is not None:
+            server.start()
+
+    signal.signal(signal.SIGUSR1, stop)
+    signal.signal(signal.SIGUSR2, restart)
+    return [f"  stop Redis:    kill -USR1 {pid}   (or kill its process, now pid {server_pid})",
+            f"  restart Redis: kill -USR2 {pid}   (empty: nothing is persisted)"]
+
+
 class EmbeddedRedis:
     """One redis-server child process; start, kill, pause (SIGSTOP), resume, restart."""
 

@@ -13,20 +13,29 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from cachekit_web.embedded import EmbeddedRedis, free_port, stop_on_signals
+    from cachekit_web.embedded import (
+        EmbeddedRedis,
+        control_on_signals,
+        free_port,
+        stop_on_signals,
+    )
 
     # Ctrl-C or SIGTERM (a process manager), once or repeatedly, must still stop the
     # embedded redis-server and remove its directory.
     stop_on_signals()
     server = None
+    control: list[str] = []
     try:
         if not os.environ.get("CACHEKIT_REDIS_URL"):
             server = EmbeddedRedis()
             server.start()
             assert server.proc is not None
             os.environ["CACHEKIT_REDIS_URL"] = server.url
-            os.environ["EXAMPLE_REDIS_STOP"] = f"kill {server.proc.pid}"
-            print(f"started an embedded redis-server on 127.0.0.1:{server.port}", flush=True)
+            control = control_on_signals(server)
+            os.environ["EXAMPLE_REDIS_STOP"] = f"kill -USR1 {os.getpid()}"
+            os.environ["EXAMPLE_REDIS_START"] = f"kill -USR2 {os.getpid()}"
+            print(f"started an embedded redis-server on 127.0.0.1:{server.port} "
+                  f"(pid {server.proc.pid})", flush=True)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_django.settings")
         import django
         from django.conf import settings
@@ -55,6 +64,8 @@ def main(argv: list[str]) -> int:
         print(f"  slow cached page: http://127.0.0.1:{port}/slow/", flush=True)
         print(f"  cache health:     http://127.0.0.1:{port}/admin/cachekit/health/ "
               f"(log in as {login})", flush=True)
+        for line in control:
+            print(line, flush=True)
         call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, verbosity=1)
     except KeyboardInterrupt:
         pass

@@ -29,6 +29,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "example_django.middleware.CacheStateMiddleware",  # "cache: hit" etc. on each page
 ]
 ROOT_URLCONF = "example_django.urls"
 TEMPLATES = [{
@@ -66,10 +67,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Every line starts with its time (runserver's request lines carry theirs too).
+    "formatters": {"stamped": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "stamped"}},
     "loggers": {"cachekit_web": {"handlers": ["console"], "level": "INFO"}},
 }
 # Seconds the deliberately slow page and the slow function take.
 EXAMPLE_SLOW_SECONDS = float(os.environ.get("EXAMPLE_SLOW_SECONDS", "0.5"))
-# How to stop the demo's Redis, shown on the home page (`python -m example_django` sets it).
+# How to stop and restart the demo's Redis, shown on the home page (`python -m example_django`
+# sets them).
 EXAMPLE_REDIS_STOP = os.environ.get("EXAMPLE_REDIS_STOP", "")
+EXAMPLE_REDIS_START = os.environ.get("EXAMPLE_REDIS_START", "")

@@ -34,6 +34,7 @@ def index(request: HttpRequest) -> HttpResponse:
         "articles": Article.objects.all()[:20],
         "stats": article_stats(),
         "redis_stop": getattr(settings, "EXAMPLE_REDIS_STOP", ""),
+        "redis_start": getattr(settings, "EXAMPLE_REDIS_START", ""),
         "slow_seconds": f"{settings.EXAMPLE_SLOW_SECONDS:g} s",
     })
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
-from cachekit_web.embedded import EmbeddedRedis, free_port, stop_on_signals
+from cachekit_web.embedded import EmbeddedRedis, control_on_signals, free_port, stop_on_signals
 
 from . import create_app
 
@@ -15,7 +16,11 @@ def main() -> int:
     # Ctrl-C or SIGTERM (a supervisor, `timeout`), once or repeatedly, must still stop the
     # embedded Redis and remove its directory.
     stop_on_signals()
+    # Every log line (requests, cachekit's warnings) starts with its time.
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = None
+    control: list[str] = []
     try:
         url = os.environ.get("CACHEKIT_REDIS_URL")
         config: dict[str, object] = {}
@@ -24,8 +29,10 @@ def main() -> int:
             server.start()
             url = server.url
             assert server.proc is not None
-            config["EXAMPLE_REDIS_STOP"] = f"kill {server.proc.pid}"
-            print(f"embedded redis-server on {url}")
+            control = control_on_signals(server)
+            config["EXAMPLE_REDIS_STOP"] = f"kill -USR1 {os.getpid()}"
+            config["EXAMPLE_REDIS_START"] = f"kill -USR2 {os.getpid()}"
+            print(f"embedded redis-server on {url} (pid {server.proc.pid})")
         host = os.environ.get("HOST", "127.0.0.1")
         # A free port unless PORT is set, so a busy 5000 (another app, AirPlay) is no failure.
         port = int(os.environ.get("PORT") or free_port())
@@ -33,6 +40,8 @@ def main() -> int:
         base = f"http://{host}:{port}"
         print(f"example_flask on {base}/  (slow view {base}/slow, "
               f"dashboard {base}/_cachekit/health/)")
+        for line in control:
+            print(line)
         sys.stdout.flush()
         app.run(host=host, port=port, debug=False, use_reloader=False)
     except KeyboardInterrupt:

@@ -46,6 +46,7 @@ class Settings:
     POOL_TIMEOUT: float = 0.5
     RETRIES: int = 1
     HEALTH_CHECK_INTERVAL: float = 30.0
+    HEALTH_DOWN_STATUS: int = 200
     SSL_CERT_REQS: str = "required"
     SSL_CA_CERTS: str | None = None
     CIRCUIT_BREAKER_ENABLED: bool = True
@@ -185,6 +186,8 @@ class Settings:
         if self.CIRCUIT_BREAKER_SLOW_CALL_DURATION < 0:
             raise ConfigurationError("CIRCUIT_BREAKER_SLOW_CALL_DURATION must be >= 0",
                                      code="E042")
+        if self.HEALTH_DOWN_STATUS not in (200, 503):
+            raise ConfigurationError("HEALTH_DOWN_STATUS must be 200 or 503", code="E042")
         if self.RETRIES < 0 or self.RETRIES > 3:
             raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
         if not _NAMESPACE_RE.fullmatch(self.NAMESPACE):
@@ -247,6 +250,9 @@ DESCRIPTIONS: dict[str, str] = {
     "RETRIES": "Retries of a lost connection (not of a timeout, nor of a write unsafe to "
                "repeat), 0 to 3.",
     "HEALTH_CHECK_INTERVAL": "Seconds idle before a pooled connection is PINGed before use.",
+    "HEALTH_DOWN_STATUS": "HTTP status of the health JSON while the cache is down: 200 keeps "
+    "a site that serves without its cache in a load balancer's rotation; 503 takes it out "
+    "(a probe can ask for that with `?strict=1`). See docs/django.md, docs/flask.md.",
     "SSL_CERT_REQS": "rediss:// certificate check: required, optional or none.",
     "SSL_CA_CERTS": "Path of the CA bundle for rediss://.",
     "CIRCUIT_BREAKER_ENABLED": "Turn Redis failures into fast misses.",

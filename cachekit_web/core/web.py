@@ -293,7 +293,10 @@ def is_page(value: Any) -> bool:
 
 def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None = None,
                  stored: bool = False) -> str:
-    """An RFC 9211 Cache-Status value for a lookup outcome.
+    """An RFC 9211 Cache-Status value for a lookup outcome, the same in every adapter.
+
+    The cache's name first, then its parameters: ``cachekit; hit; ttl=30``,
+    ``cachekit; fwd=miss; stored``, ``cachekit; fwd=bypass; detail=unavailable``.
 
     ``outcome`` is the core's fetch status (hit, miss, stale, bypass) or one of
     method / uncacheable for requests and responses the cache stays out of.
@@ -324,9 +327,36 @@ def cache_status(outcome: str, *, detail: str | None = None, ttl: float | None =
     return f"{CACHE_NAME}; " + "; ".join(parts)
 
 
+def describe_cache(cache_status: str | None, breaker_state: str = "closed") -> str:
+    """A one-line reading for people ("cache: bypass, Redis is down") of a response's
+    Cache-Status value, or, for a response without one, of the breaker's state."""
+    status = cache_status or ""
+    params = [p.strip() for p in status.split(";")[1:]]
+    if "fwd=bypass" in params and "detail=unavailable" in params:
+        return "cache: bypass, Redis is down (computed without the cache)"
+    if "hit" in params:
+        return "cache: hit, served from Redis"
+    if "fwd=stale" in params:
+        return "cache: stale, served while one request recomputes it"
+    if "fwd=miss" in params:
+        return "cache: miss, computed" + (" and stored" if "stored" in params else "")
+    if status:
+        return f"cache: {', '.join(params) or status}"
+    if breaker_state == "open":
+        return "cache: bypass, Redis is down (circuit breaker open)"
+    if breaker_state == "half_open":
+        return "cache: bypass, Redis is coming back (circuit breaker half-open)"
+    # Closed says calls go to Redis, not that it answers: a dead server takes a few failed
+    # calls to open the breaker.
+    return "cache: on, circuit breaker closed"
+
+
 def _token(text: str) -> str:
-    safe = "".join(c if c.isalnum() or c in "-._" else "-" for c in text)
-    return safe or "none"
+    # An RFC 8941 token starts with a letter; anything else goes as a quoted string.
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-._" else "-" for c in text)
+    if not safe:
+        return "none"
+    return safe if safe[0].isalpha() else f'"{safe}"'
 
 
 def normalized_query(query_string: str | bytes) -> str:

@@ -25,6 +25,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.safestring import mark_safe
 
 from ..core.errors import REGISTRY
+from ..core.observe.health import http_status
 from ..core.observe.render import PAGE_STYLE, render_dashboard
 from .backend import CachekitCache
 from .checks import cachekit_aliases
@@ -135,7 +136,9 @@ def _health_json(request: HttpRequest, *, site: Any) -> JsonResponse:
     alias, backend = _selected(request)
     report = backend.health()
     data = {"alias": alias, **report.as_dict()}
-    response = JsonResponse(data, status=503 if report.status == "down" else 200)
+    status = http_status(report, backend.client.settings.HEALTH_DOWN_STATUS,
+                         request.GET.get("strict"))
+    response = JsonResponse(data, status=status)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -153,7 +156,8 @@ def _error(request: HttpRequest, *, site: Any, code: str) -> HttpResponse:
 health_view = _guarded(_health)
 health_view.__doc__ = "The HTML health page for one cache (``?cache=alias``, default: the first)."
 health_json_view = _guarded(_health_json)
-health_json_view.__doc__ = "The same report as JSON; HTTP 503 when the cache is down (monitors)."
+health_json_view.__doc__ = ("The same report as JSON; HTTP 200 while the cache is down, "
+                            "503 if HEALTH_DOWN_STATUS or ``?strict=1`` asks for it.")
 error_view = _guarded(_error)
 error_view.__doc__ = "One error code's explanation from the registry."
 

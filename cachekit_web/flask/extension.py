@@ -275,12 +275,13 @@ def _base_url(req: Any = None) -> str:
     return str(req.base_url)
 
 
-_HIT_STATUS = cache_status("hit")
+_HIT_STATUS = cache_status("hit")  # a page that never expires: no ttl to tell
 _KEYS_PER_VIEW = 1024  # remembered view keys per cached view
 _KEY_FACTS = 2048  # longest host, root, path, query and cookie (total) whose key is remembered
 
 
-def _page_response(page: StoredPage, status_header: bool, app: Flask) -> Response:
+def _page_response(page: StoredPage, status_header: bool, app: Flask,
+                   ttl: float | None = None) -> Response:
     """The response for a view hit: one construction from the stored header tuples, Age
     (and Cache-Status) appended; the body as a one-item list with its own Content-Length
     (what ``set_data`` would do, without setting that header a second time)."""
@@ -289,7 +290,8 @@ def _page_response(page: StoredPage, status_header: bool, app: Flask) -> Respons
     headers.append(("Content-Length", str(len(body))))
     headers.append(("Age", str(page.age())))
     if status_header:
-        headers.append((CACHE_STATUS_HEADER, _HIT_STATUS))
+        headers.append((CACHE_STATUS_HEADER,
+                        _HIT_STATUS if ttl is None else cache_status("hit", ttl=ttl)))
     return app.response_class([body], status=page.status, headers=headers)
 
 
@@ -550,13 +552,31 @@ class Cache:
             return resp
         return value
 
+    @staticmethod
+    def _ttl(value: Any, timeout: Any, state: _State) -> float | None:
+        """Seconds a hit page has left by the view's timeout (Cache-Status ttl), None if
+        it never expires."""
+        if timeout is DEFAULT:
+            timeout = state.settings.DEFAULT_TIMEOUT
+        if timeout is None or not isinstance(value, StoredPage):
+            return None
+        return max(0.0, float(timeout) - value.age())
+
     def _finish(self, value: Any, status: str, detail: str | None, view: bool,
-                hit_indication: bool, state: _State | None = None) -> Any:
-        """Deliver a value; views get the Cache-Status (and optional hit_cache) header."""
+                hit_indication: bool, state: _State | None = None, *,
+                timeout: Any = None, ran: bool = False) -> Any:
+        """Deliver a value; views get the Cache-Status (and optional hit_cache) header.
+
+        ``timeout`` is the view's (for the ttl of a hit); ``ran``: this request computed
+        the value (a miss it stored, rather than one it waited for).
+        """
         if state is None:
             state = self._state()
         if view and status == "hit" and not hit_indication and isinstance(value, StoredPage):
-            return _page_response(value, state.options.CACHE_STATUS_HEADER, _cv_app.get().app)
+            return _page_response(value, state.options.CACHE_STATUS_HEADER, _cv_app.get().app,
+                                  self._ttl(value, timeout, state))
+        ttl = self._ttl(value, timeout, state) if view and status == "hit" else None
+        stored = ran and status == "miss" and not isinstance(value, _Marker)
         if isinstance(value, _Marker) and detail is None:  # this caller computed it
             status, detail = "uncacheable", value.reason
         value = value.deliver if isinstance(value, _Marker) else self._thaw(value)
@@ -566,7 +586,8 @@ class Cache:
         if status != "hit":
             resp.headers.pop("Age", None)
         if state.options.CACHE_STATUS_HEADER:
-            resp.headers[CACHE_STATUS_HEADER] = cache_status(status, detail=detail)
+            resp.headers[CACHE_STATUS_HEADER] = cache_status(status, detail=detail, ttl=ttl,
+                                                             stored=stored)
         if hit_indication and status in ("hit", "stale"):
             resp.headers["hit_cache"] = "True"
         return resp
@@ -719,21 +740,26 @@ class Cache:
                 client = state.async_client
                 key = key_for(args, kwargs, ctx, view, state)
 
+                ran: list[bool] = []
+
                 async def compute() -> Any:
+                    ran.append(True)
                     return self._package(await f(*args, **kwargs), view, response_filter,
                                          cache_none, vary_cookies)
 
                 forced = self._forced(forced_update, args, kwargs)
                 accept = _acceptor(view, client.codec.keyring.authenticated)
+                timeout = self._timeout(wrapper.cache_timeout)
                 if (hit := from_memory(client, key, forced, accept)) is not None:
                     return self._finish(hit.value, "hit", None, view, response_hit_indication,
-                                        state)
+                                        state, timeout=timeout)
                 result = await client.fetch(
-                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                    key, compute, timeout, stale_ttl,
                     _storable, force=forced, accept=accept,
                     refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
-                                    response_hit_indication, state)
+                                    response_hit_indication, state, timeout=timeout,
+                                    ran=bool(ran))
 
             def swrapper(*args: Any, **kwargs: Any) -> Any:
                 if unless is not None and self._bypass(unless, f, args, kwargs):
@@ -747,21 +773,26 @@ class Cache:
                 client = state.client
                 key = key_for(args, kwargs, ctx, view, state)
 
+                ran: list[bool] = []
+
                 def compute() -> Any:
+                    ran.append(True)
                     return self._package(f(*args, **kwargs), view, response_filter,
                                          cache_none, vary_cookies)
 
                 forced = self._forced(forced_update, args, kwargs)
                 accept = _acceptor(view, client.codec.keyring.authenticated)
+                timeout = self._timeout(wrapper.cache_timeout)
                 if (hit := from_memory(client, key, forced, accept)) is not None:
                     return self._finish(hit.value, "hit", None, view, response_hit_indication,
-                                        state)
+                                        state, timeout=timeout)
                 result = client.fetch(
-                    key, compute, self._timeout(wrapper.cache_timeout), stale_ttl,
+                    key, compute, timeout, stale_ttl,
                     _storable, force=forced, accept=accept,
                     refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, view,
-                                    response_hit_indication, state)
+                                    response_hit_indication, state, timeout=timeout,
+                                    ran=bool(ran))
 
             wrapper = awrapper if is_async else swrapper
             functools.update_wrapper(wrapper, f)

@@ -10,6 +10,7 @@ from flask.wrappers import Response
 from markupsafe import Markup
 
 from ..core.errors import REGISTRY
+from ..core.observe.health import http_status
 from ..core.observe.render import PAGE_STYLE, render_dashboard
 
 if TYPE_CHECKING:
@@ -64,7 +65,9 @@ def make_blueprint(cache: Cache, name: str = "cachekit_health") -> Blueprint:
         report = cache.health()
         data = report.as_dict()
         data["errors_explained"] = report.errors_explained()
-        return jsonify(data)
+        status = http_status(report, cache.settings.HEALTH_DOWN_STATUS,
+                             request.args.get("strict"))
+        return jsonify(data), status
 
     @bp.get("/errors/<code>")
     def explain(code: str) -> Response:

@@ -411,3 +411,29 @@ def test_a_probe_in_flight_in_the_parent_does_not_stop_a_forked_child_probing() 
         os.close(read)
         os.waitpid(pid, 0)
     assert b.probe_in() is None
+
+
+def test_a_flapping_outage_is_one_outage_with_its_openings_counted() -> None:
+    """61 re-openings: more than the transitions kept, yet one outage, from its first
+    opening to its close, with every opening counted (the health charts draw it)."""
+    now = [0.0]
+    b = _breaker(now)
+    for _ in range(3):
+        b.record_failure()
+    for _ in range(60):  # each probe fails: half-open, then open again
+        now[0] += 5
+        assert b.allow()
+        b.record_failure()
+        assert b.state is State.OPEN
+    now[0] += 5
+    for _ in range(2):
+        assert b.allow()
+        b.record_success()
+    assert b.state is State.CLOSED and b.opened_count == 61
+    assert len(b.transitions) == 50 < 2 * 61
+    (outage,) = b.snapshot()["outages"]  # type: ignore[misc]
+    assert outage["openings"] == 61
+    assert outage["end"] is not None and outage["start"] <= outage["end"]
+    for _ in range(3):  # a new outage later is a second one
+        b.record_failure()
+    assert [o["openings"] for o in b.outages] == [61, 1] and b.outages[-1]["end"] is None

@@ -19,7 +19,15 @@ from django.test import Client
 
 from cachekit_web.embedded import EmbeddedRedis
 
-from ..flask.test_browser import CHROMIUM, browser, check_dashboard, pytestmark, traffic
+from ..flask.test_browser import (
+    CHROMIUM,
+    browser,
+    check_dashboard,
+    check_outages,
+    plant_outages,
+    pytestmark,
+    traffic,
+)
 from .conftest import cache_conf
 
 __all__ = ["CHROMIUM", "browser", "pytestmark"]
@@ -83,6 +91,23 @@ def test_django_admin_page_in_chromium(request: pytest.FixtureRequest,
     if state == "redis-down":
         assert page.locator("#ck-status").inner_text() == "down"
         assert "Local view: this process only." in text
-        assert page.locator("svg.ck-chart-requests line.ck-breaker-open").count() >= 1
+        assert page.locator("svg.ck-chart-requests rect.ck-outage").count() >= 1
     else:
         assert "Fleet: 1 live process" in text and "83.3%" in text
+
+
+def test_django_admin_page_with_a_flapping_outage(request: pytest.FixtureRequest,
+                                                  use_caches: Callable[..., Any],
+                                                  own_redis: EmbeddedRedis, namespace: str,
+                                                  live_server: str) -> None:
+    cache = use_caches({"default": cache_conf(own_redis.url, namespace)})
+    traffic(cache)
+    spans = plant_outages(cache.client.breaker)
+    session = _staff_session()
+    browser = request.getfixturevalue("browser")  # after the ORM: playwright runs a loop
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_cookies([{"name": "sessionid", "value": session, "url": live_server}])
+    page = context.new_page()
+    response = page.goto(f"{live_server}/admin/cachekit/health/")
+    assert response is not None and response.status == 200
+    check_outages(page, spans, "django-health-outages.png")

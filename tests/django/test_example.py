@@ -47,7 +47,11 @@ def test_pages_are_cached(cache: Any) -> None:
     again = client.get("/slow/")
     assert time.monotonic() - start < 0.2  # the page sleeps 0.2 s when rendered
     assert again["Cache-Status"].startswith("cachekit; hit")
-    assert again.content == slow.content
+    # The same page, but for the line saying what the cache did (never stored).
+    assert b"cache: miss, computed and stored" in slow.content
+    assert b"cache: hit, served from Redis" in again.content
+    assert again.content.split(b'<p id="cache-state">')[0] == \
+        slow.content.split(b'<p id="cache-state">')[0]
 
 
 def test_admin_health_page_for_staff(cache: Any) -> None:
@@ -79,6 +83,8 @@ def test_site_answers_200_with_redis_stopped(
         slow = client.get("/slow/")
         assert slow.status_code == 200
         assert slow["Cache-Status"] == "cachekit; fwd=bypass; detail=unavailable"
+        assert b"cache: bypass, Redis is down" in slow.content  # the page says so
+    assert b"cache: bypass, Redis is down" in home.content
     assert time.monotonic() - start < 6
     assert re.search(rb"3 articles, 67 views", home.content)
 

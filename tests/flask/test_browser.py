@@ -5,9 +5,11 @@ The screenshots land in ``test-artifacts/`` (gitignored) for a person to look at
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,5 +135,61 @@ def test_flask_dashboard_with_redis_down(browser: Any, make_app: AppFactory,
         text = check_dashboard(page, "flask-health-redis-down.png")
         assert "Local view: this process only." in text
         assert page.locator("p.ck-scope.ck-local").count() == 1
-        assert page.locator("svg.ck-chart-requests line.ck-breaker-open").count() >= 1
+        assert page.locator("svg.ck-chart-requests rect.ck-outage").count() >= 1
         assert page.locator("#ck-errors tr.ck-error-row").count() >= 1
+
+
+def plant_outages(breaker: Any) -> list[dict[str, Any]]:
+    """An outage history (the breaker's own record): 61 openings in eight minutes, then two
+    short outages 40 s apart, which read as one. Returns the spans a chart must draw."""
+    from cachekit_web.core.observe.health import merge_outages
+
+    now = time.time()
+    planted = [
+        {"start": now - 840, "end": now - 360, "openings": 61},
+        {"start": now - 240, "end": now - 210, "openings": 3},
+        {"start": now - 170, "end": now - 140, "openings": 2},
+    ]
+    breaker.outages.extend(dict(o) for o in planted)
+    spans = merge_outages(planted)
+    assert [s["openings"] for s in spans] == [61, 5]
+    return spans
+
+
+def check_outages(page: Any, spans: list[dict[str, Any]], shot: str) -> None:
+    """One shaded span and one label per outage on every chart, the labels apart."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    for name in ("requests", "hit-rate", "latency"):
+        chart = page.locator(f"svg.ck-chart-{name}")
+        assert chart.locator("rect.ck-outage").count() == len(spans), name
+        labels = chart.locator("text.ck-outage-label")
+        assert labels.count() == len(spans), name
+        assert labels.all_text_contents() == [
+            f"breaker open ({s['openings']} openings)" for s in spans]
+        boxes = [labels.nth(i).bounding_box() for i in range(labels.count())]
+        for a, b in itertools.combinations(boxes, 2):
+            assert a is not None and b is not None
+            apart = (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                     or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+            assert apart, (name, a, b)
+
+
+def test_flask_dashboard_with_a_flapping_outage(browser: Any, make_app: AppFactory) -> None:
+    app, cache = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN=TOKEN)
+    with app.app_context():
+        traffic(cache)
+        spans = plant_outages(cache.client.breaker)
+    for url in serve(app):
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.set_extra_http_headers({"Authorization": f"Bearer {TOKEN}"})
+        response = page.goto(url + "/_cachekit/health/")
+        assert response is not None and response.status == 200
+        check_outages(page, spans, "flask-health-outages.png")
+        # The page is centred and its charts use the width (it was 720 px, left-aligned).
+        dash = page.locator(".ck-dash").bounding_box()
+        chart = page.locator("svg.ck-chart-requests").bounding_box()
+        assert dash is not None and chart is not None
+        assert chart["width"] >= 900
+        right_margin = 1400 - (dash["x"] + dash["width"])
+        assert abs(dash["x"] - right_margin) < 40, (dash, right_margin)

@@ -31,9 +31,13 @@ def test_example_app_pages(redis_url: str, namespace: str) -> None:
     start = time.monotonic()
     second = c.get("/slow")
     warm = time.monotonic() - start
-    assert first.data == second.data and cold >= 0.2 and warm < 0.1
+    assert first.data.splitlines()[0] == second.data.splitlines()[0]
+    assert cold >= 0.2 and warm < 0.1
+    assert first.data.endswith(b"cache: miss, computed and stored\n")
+    assert second.data.endswith(b"cache: hit, served from Redis\n")
     assert second.headers["Cache-Status"].startswith("cachekit; hit")
-    assert c.get("/fib/30").get_json() == {"n": 30, "fibonacci": 832040}
+    fib = c.get("/fib/30").get_json()
+    assert fib["fibonacci"] == 832040 and fib["cache"] == "cache: on, circuit breaker closed"
     assert b"cached for 20 seconds" in c.get("/").data
     assert c.get("/_cachekit/health/").status_code == 200  # test client is 127.0.0.1
     assert c.get("/_cachekit/health/", environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code \
@@ -129,3 +133,72 @@ def test_python_m_example_flask_starts_embedded_redis() -> None:
     out = subprocess.run(["pgrep", "-f", f"redis-server 127.0.0.1:{redis_port}"],
                          capture_output=True, text=True, check=False, timeout=30)
     assert out.stdout.strip() == "", "the embedded redis-server outlived the example"
+
+
+def _get(url: str, timeout: float = 20) -> tuple[float, int, dict[str, str], bytes]:
+    start = time.monotonic()
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        body = r.read()
+        return time.monotonic() - start, r.status, dict(r.headers), body
+
+
+@pytest.mark.slow
+def test_demo_stays_fast_with_its_redis_killed(tmp_path: Path) -> None:
+    """`python -m example_flask`, its redis-server killed (SIGKILL, a real process): /fib/60,
+    linked from the home page, answers within a bound (naive recursion never returned), the
+    pages say the cache is bypassed, log lines carry timestamps, and the printed restart
+    command brings Redis back."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CACHEKIT_")}
+    env.update(PORT=str(port), PYTHONUNBUFFERED="1", TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "example_flask"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+        text = "".join(lines)
+        redis_pid = re.search(r"redis-server on redis://\S+ \(pid (\d+)\)", text)
+        stop = re.search(r"stop Redis: +kill -USR1 (\d+)", text)
+        restart = re.search(r"restart Redis: +kill -USR2 (\d+)", text)
+        assert redis_pid and stop and restart, text
+        assert int(stop.group(1)) == int(restart.group(1)) == proc.pid
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                _get(base + "/")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        took, _, _, body = _get(base + "/fib/60")
+        assert b'"fibonacci": 1548008755920' in body.replace(b'":1548', b'": 1548')
+        os.kill(int(redis_pid.group(1)), signal.SIGKILL)
+        for n in (60, 59, 30, 60):
+            took, status, _, body = _get(f"{base}/fib/{n}", timeout=20)
+            assert status == 200 and took < 5, (n, took)
+        assert b"bypass" in body and b"Redis is down" in body, body
+        _, _, headers, slow = _get(base + "/slow")
+        assert "fwd=bypass" in headers["Cache-Status"]
+        assert b"cache: bypass, Redis is down" in slow
+        _, _, _, home = _get(base + "/")
+        assert b"cache: bypass, Redis is down" in home
+        os.kill(proc.pid, signal.SIGUSR2)  # the printed restart command
+        deadline = time.monotonic() + 20
+        while b"cache: bypass" in _get(base + "/slow")[3]:
+            assert time.monotonic() < deadline, "Redis did not come back"
+            time.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rest, _ = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest, _ = proc.communicate(timeout=5)
+    log = text + rest
+    assert "Traceback" not in log, log
+    stamped = [line for line in log.splitlines()
+               if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", line)]
+    assert any("E010" in line or "breaker" in line for line in stamped), log
+    assert any("GET /fib/60" in line for line in stamped), log

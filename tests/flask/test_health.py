@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask, request
 
+from cachekit_web.embedded import EmbeddedRedis
 from cachekit_web.flask import Cache
 
 from .conftest import AppFactory
@@ -213,3 +214,20 @@ def test_forged_snapshots_never_break_the_health_pages(make_app: AppFactory, key
         assert fleet["scope"] == "local" and "authenticated" in fleet["reason"]
         assert [p["this"] for p in fleet["processes"]] == [True]
         assert b"this process" in page.data
+
+
+@pytest.mark.parametrize(("config", "query", "expected"), [
+    ({}, "", 200),  # a cache outage keeps a healthy site in a load balancer's rotation
+    ({}, "?strict=1", 503),  # unless the probe asks for it
+    ({"CACHEKIT_HEALTH_DOWN_STATUS": 503}, "", 503),  # or the operator does
+])
+def test_health_json_when_redis_is_down(make_app: AppFactory, own_redis: EmbeddedRedis,
+                                        config: dict[str, object], query: str,
+                                        expected: int) -> None:
+    app, _ = make_app(CACHEKIT_HEALTH_ENABLED=True, CACHEKIT_HEALTH_TOKEN=TOKEN,
+                      CACHEKIT_REDIS_URL=own_redis.url, **config)
+    own_redis.kill()
+    r = app.test_client().get(URL + "health.json" + query,
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == expected
+    assert r.get_json()["status"] == "down"

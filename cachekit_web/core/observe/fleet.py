@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DeserializationError, IntegrityError
-from ..resilience.breaker import State
+from ..resilience.breaker import OUTAGES_KEPT, State
 from ..resilience.worker import ProcessThread
+from .health import merge_outages, outages
 from .metrics import LATENCY_BUCKETS, SERIES_MINUTES, calls, merge, summarize
 
 if TYPE_CHECKING:
@@ -171,7 +172,8 @@ class FleetPublisher(ProcessThread):
             "published": float(self.clock()),
             "interval": self.interval,
             "breaker": {"state": breaker["state"], "opened_count": breaker["opened_count"],
-                        "transitions": transitions[-_TRANSITIONS_KEPT:]},
+                        "transitions": transitions[-_TRANSITIONS_KEPT:],
+                        "outages": list(breaker.get("outages") or [])},  # type: ignore[call-overload]
             "pending_deletes": len(self.pending),
             "spooled": self.pending.spool.depth() if self.pending.spool is not None else 0,
             "metrics": (metrics or self.metrics).export(),
@@ -268,6 +270,13 @@ def _transition_ok(t: Any) -> bool:
                     for k, v in t.items() if k not in ("at", "to")))
 
 
+def _outages_ok(spans: Any) -> bool:
+    return isinstance(spans, list) and len(spans) <= OUTAGES_KEPT and all(
+        isinstance(o, dict) and set(o) == {"start", "end", "openings"}
+        and _number(o["start"], 0, 1e12) and (o["end"] is None or _number(o["end"], 0, 1e12))
+        and _count(o["openings"]) for o in spans)
+
+
 def valid_snapshot(snap: Any, now: float) -> bool:
     """Whether ``snap`` has every field of a snapshot, of the right type, finite and bounded
     (a forged or corrupt one must never reach the sums or the pages)."""
@@ -284,6 +293,7 @@ def valid_snapshot(snap: Any, now: float) -> bool:
         and isinstance(breaker.get("transitions"), list)
         and len(breaker["transitions"]) <= _TRANSITIONS_KEPT
         and all(_transition_ok(t) for t in breaker["transitions"])
+        and _outages_ok(breaker.get("outages", []))
         and _count(snap["pending_deletes"]) and _count(snap["spooled"])
         and _metrics_ok(snap["metrics"], now))
 
@@ -338,6 +348,11 @@ def aggregate(local: dict[str, Any], local_key: str, others: list[dict[str, Any]
         ({"at": t["at"], "host": s["host"], "pid": s["pid"], "reason": t.get("reason", "")}
          for s in snaps for t in s["breaker"]["transitions"] if t.get("to") == "open"),
         key=lambda o: o["at"])
+    # Each breaker's own outage record; a snapshot without one (an older release) from its
+    # transitions.
+    spans = merge_outages(span for s in snaps for span in (
+        s["breaker"]["outages"] if "outages" in s["breaker"]
+        else outages(s["breaker"]["transitions"])))
     metrics = summarize(merge([s["metrics"] for s in snaps]))
     fleet = {
         "scope": scope,
@@ -346,6 +361,7 @@ def aggregate(local: dict[str, Any], local_key: str, others: list[dict[str, Any]
         "processes": [_process_row(s, s is local) for s in snaps],
         "breakers_open": sum(1 for s in snaps if s["breaker"]["state"] == "open"),
         "openings": openings,
+        "outages": spans,  # one per outage however often it re-opened, processes merged
         "pending_deletes": sum(int(s.get("pending_deletes", 0)) for s in snaps),
         "skipped": skipped,  # snapshots read but not counted (invalid, forged, too large)
     }

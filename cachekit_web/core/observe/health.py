@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -55,6 +56,71 @@ class HealthReport:
                 "title": spec.title if spec else "", "fix": spec.fix if spec else "",
             })
         return out
+
+
+# Outages closer than this (seconds) are one on the per-minute charts: merged.
+OUTAGE_GAP = 60.0
+
+
+def outages(transitions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One breaker's outages, oldest first: from the opening that left "closed" to the close
+    that ends it, however often it re-opened in between.
+
+    Each is ``{"start", "end" (None while it lasts), "openings"}``. A history cut short
+    (the breaker keeps its last transitions) starts at its first transition; the breaker's
+    own record (``CircuitBreaker.outages``) has no such cut.
+    """
+    spans: list[dict[str, Any]] = []
+    current: dict[str, Any] | None = None
+    for t in sorted(transitions, key=lambda t: float(t["at"])):
+        to = t.get("to")
+        if current is None:
+            if to in ("open", "half_open"):
+                current = {"start": float(t["at"]), "end": None,
+                           "openings": 1 if to == "open" else 0}
+        elif to == "open":
+            current["openings"] += 1
+        elif to == "closed":
+            current["end"] = float(t["at"])
+            spans.append(current)
+            current = None
+    if current is not None:
+        spans.append(current)
+    return spans
+
+
+def merge_outages(spans: Iterable[Mapping[str, Any]],
+                  gap: float = OUTAGE_GAP) -> list[dict[str, Any]]:
+    """Overlapping outages (several processes) and ones less than ``gap`` seconds apart, as
+    one each; their openings summed."""
+    merged: list[dict[str, Any]] = []
+    for span in sorted(spans, key=lambda s: float(s["start"])):
+        last = merged[-1] if merged else None
+        if last is not None and (last["end"] is None or span["start"] <= last["end"] + gap):
+            end = span["end"]
+            last["end"] = None if end is None or last["end"] is None else max(last["end"], end)
+            last["openings"] += span["openings"]
+        else:
+            merged.append({"start": float(span["start"]), "end": span["end"],
+                           "openings": int(span["openings"])})
+    return merged
+
+
+STRICT_VALUES = ("1", "true", "yes", "on")
+
+
+def http_status(report: HealthReport, down_status: int = 200, strict: str | None = None) -> int:
+    """The HTTP status of a health JSON answer: 200, or ``down_status`` (HEALTH_DOWN_STATUS)
+    while the cache is down; ``?strict=1`` (``strict``) asks for 503 then.
+
+    A site serves without its cache (it fails open), so by default a cache outage must not
+    take it out of a load balancer's rotation; the JSON's ``status`` still says "down".
+    """
+    if report.status != "down":
+        return 200
+    if strict is not None and strict.strip().lower() in STRICT_VALUES:
+        return 503
+    return down_status
 
 
 def build_report(

@@ -397,5 +397,6 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
         },
         "latency": {op: _latency_summary(lat) for op, lat in raw["latency"].items()},
         "started": raw.get("started"),
+        "now": raw["now"],  # the last minute of the series is unfinished until now + 60
         "series": series,
     }

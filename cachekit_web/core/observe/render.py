@@ -12,14 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 from html import escape
 from typing import Any
 
-from .health import HealthReport
+from .health import HealthReport, merge_outages, outages
 
 CHART_SERIES = (("hits", "#2e7d32"), ("misses", "#f9a825"), ("stale", "#6a1b9a"),
                 ("errors", "#c62828"))
 _STATUS_COLOURS = {"ok": "#2e7d32", "degraded": "#f9a825", "down": "#c62828"}
 
 _STYLE = """
-.ck-dash{font-family:system-ui,sans-serif;color:#222;max-width:1000px}
+.ck-dash{font-family:system-ui,sans-serif;color:#222;max-width:1100px}
+.ck-dash svg.ck-chart{display:block;width:100%;max-width:1100px;height:auto}
 .ck-dash h2{font-size:1.1em;margin:1.2em 0 .4em}
 .ck-dash table{border-collapse:collapse;margin:.3em 0}
 .ck-dash td,.ck-dash th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:.9em}
@@ -35,7 +36,8 @@ _STYLE = """
 
 
 # The standalone pages' own style: the title in the dashboard's font.
-PAGE_STYLE = "body{font-family:system-ui,sans-serif;color:#222;margin:1em 2em}h1{font-size:1.5em}"
+PAGE_STYLE = ("body{font-family:system-ui,sans-serif;color:#222;max-width:1100px;"
+              "margin:1em auto;padding:0 2em}h1{font-size:1.5em}")
 
 UNAUTHENTICATED_TEXT = ("plain msgpack, NOT authenticated (no MASTER_KEY or SIGNING_KEY): "
                         "anyone who can write to Redis can forge values; pages and "
@@ -70,6 +72,8 @@ _CHART_W, _CHART_H = 720, 190
 _PAD_L, _PAD_R, _PAD_T, _PAD_B = 54, 14, 14, 26
 # A young process gets a short window, so its first minutes are not a stroke at "now".
 SHORT_WINDOW_MINUTES = 15
+# Seconds of the unfinished minute needed before its counts are plotted (scaled to a minute).
+MIN_SEEN_SECONDS = 10.0
 
 
 def _clock(ts: float, seconds: bool = False) -> str:
@@ -112,12 +116,14 @@ def svg_timeline(
     title: str,
     unit: str = "",
     top: float | None = None,
-    openings: Sequence[float] = (),
+    outages: Sequence[Mapping[str, Any]] = (),
+    now: float | None = None,
 ) -> str:
     """An inline SVG time chart: one line per (name, colour, values), per minute.
 
-    Clock labels (UTC) and gridlines on both axes; ``openings`` (timestamps) are
-    marked as red vertical lines: the moments a circuit breaker opened.
+    Clock labels (UTC) and gridlines on both axes; ``outages`` (see core.health.outages)
+    are shaded spans with one label each, however often the breaker re-opened; one
+    still going ends at ``now``.
     """
     w, h = _CHART_W, _CHART_H
     plot_w, plot_h = w - _PAD_L - _PAD_R, h - _PAD_T - _PAD_B
@@ -161,17 +167,7 @@ def svg_timeline(
         t += every * 60
     out.append(f'<text x="{w - _PAD_R}" y="{_PAD_T - 3}" font-size="10" text-anchor="end" '
                f'fill="#777">UTC, per minute</text>')
-    for at in openings:
-        if t0 <= at <= t1:
-            ox = x(at)
-            out.append(f'<line class="ck-breaker-open" x1="{ox:.1f}" x2="{ox:.1f}" '
-                       f'y1="{_PAD_T}" y2="{_PAD_T + plot_h}" stroke="#c62828" '
-                       f'stroke-dasharray="4 3" stroke-width="1.5">'
-                       f"<title>breaker opened {_clock(at, True)} UTC</title></line>")
-            right = ox > _PAD_L + plot_w - 80  # near "now": label on the left of the mark
-            out.append(f'<text class="ck-breaker-label" x="{ox + (-3 if right else 3):.1f}" '
-                       f'y="{_PAD_T + 11}" font-size="10" fill="#c62828" '
-                       f'text-anchor="{"end" if right else "start"}">breaker opened</text>')
+    out.extend(_outage_spans(outages, t0, min(t1, now) if now else t1, x))
     for label, colour, vs in lines:
         path: list[str] = []
         dots: list[str] = []
@@ -194,20 +190,88 @@ def svg_timeline(
     return "".join(out) + f'<div class="ck-legend">{legend}</div>'
 
 
+def _outage_spans(spans: Sequence[Mapping[str, Any]], t0: float, t1: float,
+                  x: Callable[[float], float]) -> list[str]:
+    """Each outage as a shaded span with one label; labels that would overlap step down."""
+    out: list[str] = []
+    right_edges: list[float] = []  # per label row: where its last label ends
+    plot_h = _CHART_H - _PAD_T - _PAD_B
+    for span in spans:
+        start, end = float(span["start"]), span.get("end")
+        stop = t1 if end is None else float(end)
+        if stop < t0 or start > t1:
+            continue
+        x0, x1 = x(max(start, t0)), x(min(stop, t1))
+        x1 = max(x1, x0 + 2)  # a short outage stays visible
+        n = int(span.get("openings") or 0)
+        label = "breaker open" + (f" ({n} openings)" if n > 1 else "")
+        until = "now" if end is None else f"{_clock(float(end), True)} UTC"
+        tip = f"breaker open {_clock(start, True)} UTC to {until}, opened {n} time" \
+              f"{'s' if n != 1 else ''}"
+        out.append(f'<rect class="ck-outage" x="{x0:.1f}" y="{_PAD_T}" '
+                   f'width="{x1 - x0:.1f}" height="{plot_h}" fill="#c62828" '
+                   f'fill-opacity="0.13" stroke="#c62828" stroke-opacity="0.35">'
+                   f"<title>{escape(tip)}</title></rect>")
+        width = 5.6 * len(label)  # font-size 10: about 5.6 px a character
+        right = x0 + 3 + width > _CHART_W - _PAD_R  # near "now": end the label at the span's end
+        lx = x1 - 3 if right else x0 + 3
+        left_end = lx - width if right else lx
+        row = next((i for i, edge in enumerate(right_edges) if edge < left_end),
+                   len(right_edges))
+        if row == len(right_edges):
+            right_edges.append(0.0)
+        right_edges[row] = left_end + width + 6
+        out.append(f'<text class="ck-outage-label" x="{lx:.1f}" y="{_PAD_T + 11 + 12 * row}" '
+                   f'font-size="10" fill="#b71c1c" text-anchor="{"end" if right else "start"}"'
+                   f'>{escape(label)}</text>')
+    return out
+
+
 def _alive(row: Mapping[str, Any], started: float | None) -> bool:
     # Minutes before the first process started have no data, not zeros: no flat line there.
     return started is None or float(row["minute"]) + 60 > started
 
 
-def svg_chart(series: Sequence[Mapping[str, Any]], *, openings: Sequence[float] = (),
-              started: float | None = None) -> str:
-    """The request-rate chart: hits, misses, stale and errors per minute."""
+def _last_minute_scale(rows: Sequence[Mapping[str, Any]], now: float | None,
+                       started: float | None) -> float | None:
+    """What the last row's counts are multiplied by to read per minute: 1 for a finished
+    minute, 60 / seconds seen for the current one, None to leave it out (too few seconds
+    seen to tell a rate, and earlier minutes to show instead)."""
+    if not rows or now is None:
+        return 1.0
+    last = float(rows[-1]["minute"])
+    if now >= last + 60:
+        return 1.0
+    seen = now - max(last, started or last)
+    if seen >= MIN_SEEN_SECONDS:
+        return 60.0 / seen
+    if any(_alive(r, started) for r in rows[:-1]):
+        return None
+    return 60.0 / MIN_SEEN_SECONDS  # a process younger than that: its only data
+
+
+def svg_chart(series: Sequence[Mapping[str, Any]], *,
+              outages: Sequence[Mapping[str, Any]] = (), started: float | None = None,
+              now: float | None = None) -> str:
+    """The request-rate chart: hits, misses, stale and errors per minute.
+
+    The current minute is unfinished: its counts are scaled to a minute (or left out in
+    its first seconds), so the lines do not drop toward zero at the right edge.
+    """
     rows = list(series)[-chart_window(series, started):]
-    return svg_timeline(rows, [(n, c, [float(r.get(n, 0)) if _alive(r, started) else None
-                                       for r in rows])
+    scale = _last_minute_scale(rows, now, started)
+
+    def value(i: int, row: Mapping[str, Any], name: str) -> float | None:
+        if not _alive(row, started):
+            return None
+        if i == len(rows) - 1:
+            return None if scale is None else float(row.get(name, 0)) * scale
+        return float(row.get(name, 0))
+
+    return svg_timeline(rows, [(n, c, [value(i, r, n) for i, r in enumerate(rows)])
                                for n, c in CHART_SERIES],
                         name="requests", title="Requests per minute by outcome",
-                        openings=openings)
+                        outages=outages, now=now)
 
 
 def _hit_rates(rows: Sequence[Mapping[str, Any]]) -> list[float | None]:
@@ -219,8 +283,9 @@ def _hit_rates(rows: Sequence[Mapping[str, Any]]) -> list[float | None]:
     return out
 
 
-def charts(metrics: Mapping[str, Any], openings: Sequence[float] = ()) -> str:
-    """The three charts: request rate by outcome, hit rate, p50/p95 latency."""
+def charts(metrics: Mapping[str, Any], outages: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The three charts: request rate by outcome, hit rate, p50/p95 latency; ``outages``
+    shaded on each."""
     series = metrics.get("series", [])
     if not series:
         return "<p>No data yet.</p>"
@@ -228,16 +293,17 @@ def charts(metrics: Mapping[str, Any], openings: Sequence[float] = ()) -> str:
     rows = list(series)[-minutes:]
     return "".join([
         f"<h2>Requests per minute, last {minutes} minutes</h2>",
-        svg_chart(series, openings=openings, started=metrics.get("started")),
+        svg_chart(series, outages=outages, started=metrics.get("started"),
+                  now=metrics.get("now")),
         "<h2>Hit rate</h2>",
         svg_timeline(rows, [("hit-rate", "#1565c0", _hit_rates(rows))], name="hit-rate",
                      title="Hit rate per minute (percent)", unit="%", top=100.0,
-                     openings=openings),
+                     outages=outages, now=metrics.get("now")),
         "<h2>Latency of backend calls</h2>",
         svg_timeline(rows, [("p50", "#2e7d32", [r.get("p50_ms") for r in rows]),
                             ("p95", "#ef6c00", [r.get("p95_ms") for r in rows])],
                      name="latency", title="p50 and p95 latency per minute (ms)",
-                     unit=" ms", openings=openings),
+                     unit=" ms", outages=outages, now=metrics.get("now")),
     ])
 
 
@@ -340,8 +406,9 @@ def render_dashboard(report: HealthReport, *, json_url: str | None = None,
     metrics, breaker = d["metrics"], d["breaker"]
     colour = _STATUS_COLOURS.get(report.status, "#555")
     fleet = report.fleet or {}
-    openings = [o["at"] for o in fleet.get("openings", [])] or [
-        t["at"] for t in breaker.get("transitions") or [] if t.get("to") == "open"]
+    spans = fleet["outages"] if "outages" in fleet else merge_outages(
+        breaker["outages"] if "outages" in breaker
+        else outages(breaker.get("transitions") or []))
     out = [
         f"<style>{_STYLE}</style>",
         '<div class="ck-dash" id="cachekit-dashboard">',
@@ -356,7 +423,7 @@ def render_dashboard(report: HealthReport, *, json_url: str | None = None,
                    f'{escape(report.error.get("message", ""))}</p>')
     out.append(_scope(report))
     out.append(_glance(report, metrics))
-    out.append(charts(metrics, openings))
+    out.append(charts(metrics, spans))
     out.append(_errors(report, metrics, error_url))
     out.append(_processes(report))
     enc = d["encryption"]

@@ -38,7 +38,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+OUTAGES_KEPT = 20  # the last outages a breaker remembers (the health charts' spans)
 _BUCKETS = 10  # the rate window is kept as this many time buckets: memory is O(1)
 
 
@@ -163,6 +165,10 @@ class CircuitBreaker:
         self.probes_sent = 0
         self._listeners: list[Listener] = []
         self.transitions: deque[Transition] = deque(maxlen=50)
+        # Outages, however often the breaker re-opened in each: {"start", "end" (None while
+        # it lasts), "openings"}; kept apart from transitions so a flapping outage's start
+        # and count survive the transitions' cut.
+        self.outages: deque[dict[str, Any]] = deque(maxlen=OUTAGES_KEPT)
         self.opened_count = 0
 
     def __repr__(self) -> str:
@@ -343,6 +349,7 @@ class CircuitBreaker:
             calls, failures, slow = self._window.calls, self._window.failures, self._window.slow
             in_flight = len(self._in_flight)
             transitions = [t.as_dict() for t in self.transitions]
+            outages = [dict(o) for o in self.outages]
         return {
             "state": self.state.value,
             "enabled": self.enabled,
@@ -362,6 +369,7 @@ class CircuitBreaker:
             "probes_sent": self.probes_sent,
             "opened_count": self.opened_count,
             "transitions": transitions,
+            "outages": outages,
         }
 
     # -- internals (called with the lock held) -------------------------------------------
@@ -436,7 +444,19 @@ class CircuitBreaker:
         t = Transition(time.time(), self._state, new, reason)
         self._state = new
         self.transitions.append(t)
+        self._record_outage(t)
         return t
+
+    def _record_outage(self, t: Transition) -> None:
+        last = self.outages[-1] if self.outages else None
+        if t.old is State.CLOSED and t.new is not State.CLOSED:
+            self.outages.append({"start": t.at, "end": None,
+                                 "openings": 1 if t.new is State.OPEN else 0})
+        elif last is not None and last["end"] is None:
+            if t.new is State.OPEN:
+                last["openings"] += 1
+            elif t.new is State.CLOSED:
+                last["end"] = t.at
 
     def _notify(self, transition: Transition | None) -> None:
         if transition is None:
