@@ -81,3 +81,22 @@ def test_readme_flask_snippet_runs(redis_url: str, namespace: str) -> None:
     first, second = client.get("/"), client.get("/")
     assert first.data == second.data == b"hello"
     assert second.headers["Cache-Status"].startswith("cachekit; hit")
+
+
+def _github_slug(heading: str) -> str:
+    """The id GitHub gives a Markdown heading: lower case, punctuation but '-' dropped."""
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def test_error_table_links_reach_their_sections() -> None:
+    """Every link of docs/errors.md's table names its section's id on GitHub and MkDocs."""
+    from cachekit_web.core.errors import markdown_table
+
+    toc = pytest.importorskip("markdown.extensions.toc")  # what MkDocs uses (docs extra)
+    text = markdown_table()
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    links = re.findall(r"^\| \[E\d+\]\(#([^)]+)\)", text, flags=re.M)
+    assert len(links) == len(headings) > 0
+    for link, heading in zip(links, headings, strict=True):
+        assert link == toc.slugify(heading, "-") == _github_slug(heading), heading
