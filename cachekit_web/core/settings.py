@@ -48,6 +48,8 @@ class Settings:
     HEALTH_CHECK_INTERVAL: float = 30.0
     SSL_CERT_REQS: str = "required"
     SSL_CA_CERTS: str | None = None
+    SSL_CERTFILE: str | None = None
+    SSL_KEYFILE: str | None = None
     CIRCUIT_BREAKER_ENABLED: bool = True
     CIRCUIT_BREAKER_FAILURE_THRESHOLD: int = 5
     CIRCUIT_BREAKER_WINDOW: float = 30.0
@@ -185,6 +187,11 @@ class Settings:
         if self.CIRCUIT_BREAKER_SLOW_CALL_DURATION < 0:
             raise ConfigurationError("CIRCUIT_BREAKER_SLOW_CALL_DURATION must be >= 0",
                                      code="E042")
+        if self.SSL_CERT_REQS not in ("required", "optional", "none"):
+            raise ConfigurationError(
+                "SSL_CERT_REQS must be 'required', 'optional' or 'none'", code="E042")
+        if self.SSL_KEYFILE and not self.SSL_CERTFILE:
+            raise ConfigurationError("SSL_KEYFILE is set without SSL_CERTFILE", code="E042")
         if self.RETRIES < 0 or self.RETRIES > 3:
             raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
         if not _NAMESPACE_RE.fullmatch(self.NAMESPACE):
@@ -249,6 +256,10 @@ DESCRIPTIONS: dict[str, str] = {
     "HEALTH_CHECK_INTERVAL": "Seconds idle before a pooled connection is PINGed before use.",
     "SSL_CERT_REQS": "rediss:// certificate check: required, optional or none.",
     "SSL_CA_CERTS": "Path of the CA bundle for rediss://.",
+    "SSL_CERTFILE": "Path of this client's certificate (PEM) for rediss:// servers that ask "
+                    "for one (tls-auth-clients); may hold the key too. See docs/tls.md.",
+    "SSL_KEYFILE": "Path of the client certificate's private key (PEM, unencrypted) when "
+                   "SSL_CERTFILE does not hold it.",
     "CIRCUIT_BREAKER_ENABLED": "Turn Redis failures into fast misses.",
     "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "Failures in a row (within the window) that open the "
     "breaker.",
