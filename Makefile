@@ -22,7 +22,7 @@ matrix:  ## the suite on Python 3.10 + lowest allowed deps and on 3.13 + newest,
 	$(PYTHON) scripts/matrix.py $(MATRIX_ENVS) -- $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks scripts
+	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks scripts setup.py
 	$(PY) scripts/generate_sync.py --check
 
 generate: $(STAMP)  ## rebuild cachekit_web/core/_sync from the async sources in core/_async
