@@ -100,3 +100,38 @@ def test_error_table_links_reach_their_sections() -> None:
     assert len(links) == len(headings) > 0
     for link, heading in zip(links, headings, strict=True):
         assert link == toc.slugify(heading, "-") == _github_slug(heading), heading
+
+
+def _cells(text: str, row: str) -> set[str]:
+    """The versions in the second column of the table row starting with ``| row |``."""
+    [line] = [x for x in text.splitlines() if x.startswith(f"| {row} |")]
+    return set(re.findall(r"\d+\.\d+", line.split("|")[2]))
+
+
+def test_supported_versions_in_the_docs_are_the_tested_ones() -> None:
+    """docs/production.md and docs/django.md name what the version matrix runs."""
+    from tests.test_packaging import _matrix, pyproject
+
+    envs = list(_matrix().ENVS.values())
+    project = pyproject()["project"]
+    production = (ROOT / "docs" / "production.md").read_text(encoding="utf-8")
+    assert _cells(production, "Python") == {e.python for e in envs} | {"3.11"}  # make test
+    djangos = {c.rsplit(" :: ", 1)[1] for c in project["classifiers"]
+               if re.fullmatch(r"Framework :: Django :: \d+\.\d+", c)}  # checked vs matrix
+    assert _cells(production, "Django") == djangos
+    django_md = (ROOT / "docs" / "django.md").read_text(encoding="utf-8")
+    [tested] = re.findall(r"^Supported: Django .*\(tested on ([^)]*)\)", django_md, flags=re.M)
+    assert set(re.findall(r"\d+\.\d+", tested)) == djangos
+    flasks = _cells(production, "Flask")
+    floor = next(r for r in project["optional-dependencies"]["flask"] if r.startswith("flask"))
+    middle = next(p for e in envs for p in e.pins if p.startswith("flask"))
+    assert {floor.split(">=")[1], middle.split(">=")[1].split(",")[0]} <= flasks
+    redis_floor = next(r for r in project["dependencies"] if r.startswith("redis"))
+    assert _cells(production, "redis-py") >= {redis_floor.split(">=")[1].split()[0]}
+    pytest.importorskip("flask")
+    from importlib.metadata import version
+
+    installed = ".".join(version("flask").split(".")[:2])
+    assert installed in flasks, f"Flask {installed} runs in tests: name it in production.md"
+    scaling = (ROOT / "docs" / "scaling.md").read_text(encoding="utf-8")
+    assert f"every redis-py allowed ({redis_floor.split('>=')[1].split()[0]} to" in scaling
