@@ -34,8 +34,9 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Not --quiet: it drops the warnings that --strict counts, and a broken link would pass.
 site: $(STAMP)  ## build the documentation site into site/ (strict: a broken link or anchor fails)
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 docs: $(STAMP)  ## regenerate docs/errors.md and the README's settings table
 	$(VENV)/bin/cachekit-web explain --markdown > docs/errors.md

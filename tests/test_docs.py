@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +139,36 @@ def test_supported_versions_in_the_docs_are_the_tested_ones() -> None:
     assert installed in flasks, f"Flask {installed} runs in tests: name it in production.md"
     scaling = (ROOT / "docs" / "scaling.md").read_text(encoding="utf-8")
     assert f"every redis-py allowed ({redis_floor.split('>=')[1].split()[0]} to" in scaling
+
+
+def _build_site(tmp_path: Path, readme: str) -> subprocess.CompletedProcess[str]:
+    """`mkdocs build --strict` of a copy of the site's sources with ``readme`` as README."""
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("material")
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "docs", source / "docs")
+    (source / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "mkdocs_hooks.py", source / "scripts")
+    for name in ("mkdocs.yml", "CHANGELOG.md"):
+        shutil.copy(ROOT / name, source / name)
+    (source / "README.md").write_text(readme, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir",
+         str(tmp_path / "site")], cwd=source, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, check=False)
+
+
+def test_the_site_builds_and_a_broken_readme_link_fails_it(tmp_path: Path) -> None:
+    """make test builds the site strictly; the README's links are checked like the pages'."""
+    make_test = re.search(r"^test: (.*?)(?:##|$)", (ROOT / "Makefile").read_text(), re.M)
+    assert make_test and "site" in make_test.group(1).split()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    built = _build_site(tmp_path / "good", readme)
+    assert built.returncode == 0, built.stderr[-3000:]
+    home = (tmp_path / "good" / "site" / "index.html").read_text(encoding="utf-8")
+    assert 'href="security/"' in home and 'href="docs/' not in home
+    broken = readme.replace("(docs/django.md#migrating-from-django-redis)",
+                            "(docs/django.md#migrating-from-djangoredis)")
+    assert broken != readme
+    failed = _build_site(tmp_path / "bad", broken)
+    assert failed.returncode != 0 and "#migrating-from-djangoredis" in failed.stderr
