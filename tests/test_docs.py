@@ -162,6 +162,8 @@ def test_the_site_builds_and_a_broken_readme_link_fails_it(tmp_path: Path) -> No
     """make test builds the site strictly; the README's links are checked like the pages'."""
     make_test = re.search(r"^test: (.*?)(?:##|$)", (ROOT / "Makefile").read_text(), re.M)
     assert make_test and "site" in make_test.group(1).split()
+    [recipe] = re.findall(r"^site:.*\n\t(.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert "--strict" in recipe and "--quiet" not in recipe and " -q" not in recipe  # see there
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     built = _build_site(tmp_path / "good", readme)
     assert built.returncode == 0, built.stderr[-3000:]
