@@ -16,11 +16,17 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """PEM files for a TLS server: its certificate, its key and the CA that signed it."""
+    """PEM files for a TLS server: its certificate, its key and the CA that signed it.
+
+    With a client certificate and key (signed by the same CA), the server asks every
+    client for a certificate (tls-auth-clients yes).
+    """
 
     cert: str
     key: str
     ca: str
+    client_cert: str | None = None
+    client_key: str | None = None
 
 
 def find_redis_server() -> str:
@@ -115,7 +121,8 @@ class EmbeddedRedis:
         if self.tls:  # TLS only: the plain port is closed
             ports = ["--port", "0", "--tls-port", str(self.port),
                      "--tls-cert-file", self.tls.cert, "--tls-key-file", self.tls.key,
-                     "--tls-ca-cert-file", self.tls.ca, "--tls-auth-clients", "no"]
+                     "--tls-ca-cert-file", self.tls.ca,
+                     "--tls-auth-clients", "yes" if self.tls.client_cert else "no"]
         cmd = [self.binary, *ports, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", self.dir, "--daemonize", "no",
                "--loglevel", "warning", *self.args]
@@ -163,6 +170,8 @@ class EmbeddedRedis:
         if not self.tls:
             return sock
         context = ssl.create_default_context(cafile=self.tls.ca)
+        if self.tls.client_cert:
+            context.load_cert_chain(self.tls.client_cert, self.tls.client_key)
         return context.wrap_socket(sock, server_hostname="127.0.0.1")
 
     def kill(self) -> None:

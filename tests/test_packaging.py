@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -106,28 +107,109 @@ def test_changelog_has_unreleased_and_first_release() -> None:
     assert text.index("## Unreleased") < text.index("## 0.1.0")
 
 
+REPO = "https://github.com/cachekit-web/cachekit-web"
+DOCS = "https://cachekit-web.github.io/cachekit-web/"
+
+
+def test_project_urls_author_and_the_sites_addresses_agree() -> None:
+    project = pyproject()["project"]
+    urls = project["urls"]
+    assert set(urls) == {"Homepage", "Documentation", "Changelog", "Issues"}
+    assert urls["Homepage"] == REPO and urls["Issues"] == f"{REPO}/issues"
+    assert urls["Documentation"] == DOCS and urls["Changelog"] == f"{DOCS}changelog/"
+    assert project["authors"] == [{"name": "cachekit-web contributors"}]  # as in LICENSE
+    site = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert f"site_url: {DOCS}\n" in site and f"repo_url: {REPO}\n" in site
+    setup = (ROOT / "setup.py").read_text(encoding="utf-8")
+    assert f'REPO = "{REPO}"' in setup and f'DOCS = "{DOCS}"' in setup
+
+
+def test_classifiers_are_known_and_name_every_tested_flask_with_one() -> None:
+    trove = pytest.importorskip("trove_classifiers")
+    classifiers = pyproject()["project"]["classifiers"]
+    assert not set(classifiers) - trove.classifiers, "not a trove classifier"
+    assert classifiers == sorted(classifiers)
+    # Trove has no Flask versions today; once it has, each tested one must be named.
+    for version in ("2.3", "3.0", "3.1"):  # README, Tested versions
+        name = f"Framework :: Flask :: {version}"
+        assert name in classifiers or name not in trove.classifiers, name
+
+
+def _source_copy(tmp_path: Path) -> Path:
+    """The checkout's files but the ignored ones: build/ and *.egg-info stay out of it."""
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("needs a git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True, timeout=60).stdout.decode().split("\0")
+    source = tmp_path / "src"
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    return source
+
+
+def _twine_check(*paths: Path) -> None:
+    if shutil.which("twine", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("twine is not installed (the dev extra has it)")
+    twine = str(Path(sys.executable).parent / "twine")
+    done = subprocess.run([twine, "check", "--strict", *map(str, paths)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.slow
-def test_wheel_builds_without_warnings(tmp_path: Path) -> None:
+def test_sdist_and_wheel_build_without_warnings(tmp_path: Path) -> None:
+    """The sdist holds the package and its metadata files, no tests; the wheel builds from it."""
     setuptools = pytest.importorskip("setuptools")
     if int(setuptools.__version__.split(".")[0]) < 77:
         pytest.skip("needs setuptools>=77 in this environment (the test extra installs it)")
-    source = tmp_path / "src"  # a copy, so build/ and *.egg-info stay out of the checkout
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(ROOT / "cachekit_web", source / "cachekit_web",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    source = _source_copy(tmp_path)
+    dist = tmp_path / "dist"
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from setuptools import build_meta as b; "
+         "print(b.build_sdist(sys.argv[1]))", str(dist)],
+        cwd=source, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Warning" not in done.stderr and "deprecated" not in done.stderr, done.stderr
+    [sdist] = dist.glob("cachekit_web-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+        tar.extractall(tmp_path / "unpacked", **safe)  # type: ignore[arg-type]
+    assert {"pyproject.toml", "setup.py", "README.md", "LICENSE", "CHANGELOG.md",
+            "cachekit_web/py.typed"} <= names
+    packaged = {n for n in names if n.startswith("cachekit_web/")}
+    tracked = {str(p.relative_to(source)) for p in (source / "cachekit_web").rglob("*")
+               if p.is_file()}
+    assert packaged == tracked
+    assert not any(n.startswith(("tests/", "docs/", "benchmarks/", "example_")) for n in names)
+
+    [unpacked] = (tmp_path / "unpacked").iterdir()
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
-         "--no-cache-dir", "-v", "-w", str(tmp_path)],
-        cwd=source, capture_output=True, text=True, timeout=240, check=False)
+         "--no-cache-dir", "-v", "-w", str(dist)],
+        cwd=unpacked, capture_output=True, text=True, timeout=240, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     output = done.stdout + done.stderr
     assert "Warning" not in output and "deprecated" not in output, output[-3000:]
-    [wheel] = tmp_path.glob("cachekit_web-*.whl")
+    [wheel] = dist.glob("cachekit_web-*.whl")
     with zipfile.ZipFile(wheel) as z:
-        names = z.namelist()
+        names = set(z.namelist())
         metadata = z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "License-Expression: MIT" in metadata
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
-    assert "cachekit_web/py.typed" in names
+    assert {f"cachekit_web/{n.removeprefix('cachekit_web/')}" for n in packaged
+            if not n.endswith(".pyc")} <= names
+    assert "Author: cachekit-web contributors" in metadata
+    assert f"Project-URL: Documentation, {DOCS}" in metadata
+    assert "Description-Content-Type: text/markdown" in metadata
+    description = metadata.split("\n\n", 1)[1]
+    assert description.startswith("# cachekit-web")
+    links = re.findall(r"\]\(([^)\s]+)\)", description)
+    assert links and all(link.startswith("https://") for link in links), [
+        link for link in links if not link.startswith("https://")]
+    assert f"]({DOCS}security/)" in description and f"]({DOCS}#unauthenticated-mode)" in description
+    assert f"]({REPO}/blob/main/benchmarks/README.md)" in description
+    _twine_check(sdist, wheel)

@@ -586,12 +586,14 @@ def markdown_table() -> str:
         "| code | title | category | retryable |\n|---|---|---|---|\n"
     )
     rows = "".join(
-        f"| [{s.code}](#{s.code.lower()}-{_anchor(s.title)}) | {s.title} | {s.category} | "
+        f"| [{s.code}](#{_anchor(f'{s.code}: {s.title}')}) | {s.title} | {s.category} | "
         f"{_yn(s.retryable)} |\n"
         for s in REGISTRY.values()
     )
     return head + rows + "\n" + "\n".join(s.markdown() for s in REGISTRY.values())
 
 
-def _anchor(title: str) -> str:
-    return "-".join("".join(c for c in title.lower() if c.isalnum() or c == " ").split())
+def _anchor(heading: str) -> str:
+    """The id GitHub and MkDocs both give ``heading``: punctuation but '-' dropped."""
+    kept = "".join(c for c in heading.lower() if c.isalnum() or c in " -")
+    return "-".join(kept.split())

@@ -57,6 +57,8 @@ _POOL_KWARGS: dict[str, tuple[str, Callable[[Any], Changes | None] | None]] = {
     "socket_timeout": ("SOCKET_TIMEOUT", _same_name("SOCKET_TIMEOUT")),
     "socket_connect_timeout": ("SOCKET_CONNECT_TIMEOUT", _same_name("SOCKET_CONNECT_TIMEOUT")),
     "ssl_ca_certs": ("SSL_CA_CERTS", _same_name("SSL_CA_CERTS")),
+    "ssl_certfile": ("SSL_CERTFILE", _same_name("SSL_CERTFILE")),
+    "ssl_keyfile": ("SSL_KEYFILE", _same_name("SSL_KEYFILE")),
     "ssl_cert_reqs": ("SSL_CERT_REQS", lambda v: {"SSL_CERT_REQS": "none" if v is None else v}),
     "retry_on_timeout": ("remove it: a timeout is not retried (RETRIES retries lost "
                          "connections); the circuit breaker bounds a hung server", None),

@@ -49,6 +49,8 @@ class Settings:
     HEALTH_DOWN_STATUS: int = 200
     SSL_CERT_REQS: str = "required"
     SSL_CA_CERTS: str | None = None
+    SSL_CERTFILE: str | None = None
+    SSL_KEYFILE: str | None = None
     CIRCUIT_BREAKER_ENABLED: bool = True
     CIRCUIT_BREAKER_FAILURE_THRESHOLD: int = 5
     CIRCUIT_BREAKER_WINDOW: float = 30.0
@@ -188,6 +190,11 @@ class Settings:
                                      code="E042")
         if self.HEALTH_DOWN_STATUS not in (200, 503):
             raise ConfigurationError("HEALTH_DOWN_STATUS must be 200 or 503", code="E042")
+        if self.SSL_CERT_REQS not in ("required", "optional", "none"):
+            raise ConfigurationError(
+                "SSL_CERT_REQS must be 'required', 'optional' or 'none'", code="E042")
+        if self.SSL_KEYFILE and not self.SSL_CERTFILE:
+            raise ConfigurationError("SSL_KEYFILE is set without SSL_CERTFILE", code="E042")
         if self.RETRIES < 0 or self.RETRIES > 3:
             raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
         if not _NAMESPACE_RE.fullmatch(self.NAMESPACE):
@@ -255,6 +262,10 @@ DESCRIPTIONS: dict[str, str] = {
     "(a probe can ask for that with `?strict=1`). See docs/django.md, docs/flask.md.",
     "SSL_CERT_REQS": "rediss:// certificate check: required, optional or none.",
     "SSL_CA_CERTS": "Path of the CA bundle for rediss://.",
+    "SSL_CERTFILE": "Path of this client's certificate (PEM) for rediss:// servers that ask "
+                    "for one (tls-auth-clients); may hold the key too. See docs/tls.md.",
+    "SSL_KEYFILE": "Path of the client certificate's private key (PEM, unencrypted) when "
+                   "SSL_CERTFILE does not hold it.",
     "CIRCUIT_BREAKER_ENABLED": "Turn Redis failures into fast misses.",
     "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "Failures in a row (within the window) that open the "
     "breaker.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import ipaddress
 import re
@@ -14,8 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cachekit_web import CacheClient
-from cachekit_web.core.errors import BackendConnectionError
+from cachekit_web import AsyncCacheClient, CacheClient
+from cachekit_web.core.errors import BackendConnectionError, ConfigurationError
+from cachekit_web.core.settings import Settings
 from cachekit_web.embedded import EmbeddedRedis, TlsFiles
 
 
@@ -24,7 +27,11 @@ def _write(path: Path, data: bytes) -> str:
     return str(path)
 
 
-def _make_tls_files(folder: Path) -> TlsFiles:
+def _make_tls_files(folder: Path, *, client: bool = False) -> TlsFiles:
+    """A CA, a server certificate for 127.0.0.1 and, with ``client``, a client certificate.
+
+    With a client certificate the server asks every client for one (tls-auth-clients yes).
+    """
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cachekit test CA")])
@@ -58,11 +65,33 @@ def _make_tls_files(folder: Path) -> TlsFiles:
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
-    return TlsFiles(
+    files = TlsFiles(
         cert=_write(folder / "server.pem", cert.public_bytes(pem)),
         key=_write(folder / "server.key", key.private_bytes(
             pem, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())),
         ca=_write(folder / "ca.pem", ca.public_bytes(pem)),
+    )
+    if not client:
+        return files
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cachekit client")]))
+        .issuer_name(ca_name).public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return dataclasses.replace(
+        files,
+        client_cert=_write(folder / "client.pem", client_cert.public_bytes(pem)),
+        client_key=_write(folder / "client.key", client_key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
     )
 
 
@@ -77,9 +106,7 @@ def lacks_tls(log: str) -> bool:
     return NO_TLS.search(log) is not None
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    files = _make_tls_files(tmp_path_factory.mktemp("tls"))
+def _started(files: TlsFiles) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(tls=files)
     try:
         server.start()
@@ -95,6 +122,17 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRed
         raise
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    yield from _started(_make_tls_files(tmp_path_factory.mktemp("tls")))
+
+
+@pytest.fixture(scope="module")
+def mtls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A TLS server that accepts only clients with a certificate from its CA."""
+    yield from _started(_make_tls_files(tmp_path_factory.mktemp("mtls"), client=True))
 
 
 def _start_log(server: EmbeddedRedis) -> str:
@@ -148,3 +186,57 @@ def test_an_untrusted_certificate_is_an_outage_not_a_silent_downgrade(
         with pytest.raises(BackendConnectionError) as info:
             strict.get("k")
         assert info.value.code == "E010"
+
+
+def _client_files(server: EmbeddedRedis) -> dict[str, str]:
+    assert server.tls is not None and server.tls.client_cert and server.tls.client_key
+    return {"SSL_CERTFILE": server.tls.client_cert, "SSL_KEYFILE": server.tls.client_key,
+            "SSL_CA_CERTS": server.tls.ca}
+
+
+def test_client_certificate_round_trip(mtls_server: EmbeddedRedis, namespace: str) -> None:
+    with CacheClient.from_url(mtls_server.url, NAMESPACE=namespace,
+                              **_client_files(mtls_server)) as c:
+        assert c.set("k", {"secret": 1})
+        assert c.get("k") == {"secret": 1}
+        assert c.health().status == "ok"
+
+
+def test_client_certificate_round_trip_async(mtls_server: EmbeddedRedis,
+                                             namespace: str) -> None:
+    async def main() -> object:
+        async with AsyncCacheClient.from_url(mtls_server.url, NAMESPACE=namespace,
+                                             **_client_files(mtls_server)) as c:
+            assert await c.set("k", [1, 2])
+            return await c.get("k")
+
+    assert asyncio.run(main()) == [1, 2]
+
+
+def test_client_certificate_from_the_environment(mtls_server: EmbeddedRedis, namespace: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, path in _client_files(mtls_server).items():
+        monkeypatch.setenv(f"CACHEKIT_{name}", path)
+    monkeypatch.setenv("CACHEKIT_REDIS_URL", mtls_server.url)
+    monkeypatch.setenv("CACHEKIT_NAMESPACE", namespace)
+    with CacheClient(Settings.from_env()) as c:
+        assert c.set("k", 1) and c.get("k") == 1
+
+
+def test_without_a_client_certificate_the_server_refuses(mtls_server: EmbeddedRedis,
+                                                         namespace: str) -> None:
+    assert mtls_server.tls is not None
+    with CacheClient.from_url(mtls_server.url, NAMESPACE=namespace, STRICT=True,
+                              SSL_CA_CERTS=mtls_server.tls.ca) as strict:
+        with pytest.raises(BackendConnectionError) as info:
+            strict.get("k")
+        assert info.value.code == "E010"
+
+
+def test_a_key_file_without_its_certificate_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings(SSL_KEYFILE="/etc/client.key").validate()
+    assert info.value.code == "E042" and "SSL_CERTFILE" in str(info.value)
+    with pytest.raises(ConfigurationError) as info:
+        Settings(SSL_CERT_REQS="yes").validate()
+    assert info.value.code == "E042" and "SSL_CERT_REQS" in str(info.value)

@@ -47,6 +47,16 @@ def test_a_typical_django_redis_entry_works_as_is(
     assert not s.STRICT and cache._itersize == 50
 
 
+def test_django_redis_tls_pool_kwargs_become_settings(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    tls = {"ssl_ca_certs": "/etc/ca.pem", "ssl_certfile": "/etc/client.pem",
+           "ssl_keyfile": "/etc/client.key", "ssl_cert_reqs": None}
+    cache = use_caches({"default": _entry(redis_url, namespace, CONNECTION_POOL_KWARGS=tls)})
+    s = cache.settings
+    assert (s.SSL_CA_CERTS, s.SSL_CERTFILE, s.SSL_KEYFILE, s.SSL_CERT_REQS) == (
+        "/etc/ca.pem", "/etc/client.pem", "/etc/client.key", "none")
+
+
 def test_password_goes_into_the_url_and_never_into_errors(
         use_caches: Callable[..., Any], own_redis: Any, namespace: str) -> None:
     secret = "s3cret/with:odd@chars"

@@ -224,9 +224,18 @@ def pool_options(url: str, settings: Settings, retry_class: Any) -> dict[str, An
         "retry_on_timeout": False,
     }
     if scheme == "rediss":
-        options["ssl_cert_reqs"] = settings.SSL_CERT_REQS
-        if settings.SSL_CA_CERTS:
-            options["ssl_ca_certs"] = settings.SSL_CA_CERTS
+        options.update(tls_options(settings))
+    return options
+
+
+def tls_options(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS keyword arguments from settings: server check and client certificate."""
+    options: dict[str, Any] = {"ssl_cert_reqs": settings.SSL_CERT_REQS}
+    for option, value in (("ssl_ca_certs", settings.SSL_CA_CERTS),
+                          ("ssl_certfile", settings.SSL_CERTFILE),
+                          ("ssl_keyfile", settings.SSL_KEYFILE)):
+        if value:
+            options[option] = value
     return options
 
 

@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from . import redact_url
-from .common import _SCAN_BATCH, ConnectRefused, _escape_glob, translate
+from .common import _SCAN_BATCH, ConnectRefused, _escape_glob, tls_options, translate
 
 log = logging.getLogger("cachekit_web")
 
@@ -150,9 +150,7 @@ def node_options(settings: Settings, tls: bool) -> dict[str, Any]:
     }
     if tls:
         options["ssl"] = True
-        options["ssl_cert_reqs"] = settings.SSL_CERT_REQS
-        if settings.SSL_CA_CERTS:
-            options["ssl_ca_certs"] = settings.SSL_CA_CERTS
+        options.update(tls_options(settings))
     return options
 
 
