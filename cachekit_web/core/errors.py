@@ -91,8 +91,8 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "ENCRYPTION is 'required' but CACHEKIT_MASTER_KEY is empty or missing",
                 "the variable is set in one process (shell) but not in the app's environment",
             ),
-            fix="Generate a key with `python -c \"import secrets; print(secrets.token_hex(32))\"` "
-            "and set it as CACHEKIT_MASTER_KEY (or MASTER_KEY in OPTIONS / app.config).",
+            fix="Generate a key with `cachekit-web keygen` and set it as CACHEKIT_MASTER_KEY "
+            "(or MASTER_KEY in OPTIONS / app.config).",
         ),
         _spec(
             "E002", "Master key is malformed", "configuration",
@@ -104,7 +104,7 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "the key is weak: fewer than 16 distinct byte values (all zeros, one byte "
                 "repeated, a short pattern repeated), so it was not randomly generated",
             ),
-            fix="Use 64 or more random hex characters, e.g. the output of `openssl rand -hex 32`.",
+            fix="Use 64 or more random hex characters: `cachekit-web keygen` prints a new key.",
         ),
         _spec(
             "E004", "Secret is too weak", "configuration",
@@ -114,8 +114,8 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "the secret repeats a few characters (fewer than 8 different ones)",
                 "a placeholder such as 'x' or 'changeme' was left in the configuration",
             ),
-            fix="Use a random token of 16 or more characters, e.g. the output of "
-            "`python -c \"import secrets; print(secrets.token_urlsafe(32))\"`.",
+            fix="Use a random token of 16 or more characters: `cachekit-web keygen --signing` "
+            "prints a new one.",
         ),
         _spec(
             "E005", "Rotation refused: the keys look swapped", "configuration",
@@ -439,6 +439,14 @@ REGISTRY: dict[str, ErrorSpec] = {
         ),
     )
 }
+
+
+REGISTRY = dict(sorted(REGISTRY.items()))  # code order for `explain --list` and the docs
+
+
+def install_line(extras: str) -> str:
+    """The one install command users are told (the README's): from a checkout, with extras."""
+    return f"python -m pip install -e '.[{extras}]'"
 
 
 def lookup(code: str) -> ErrorSpec:

@@ -24,7 +24,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from .breaker import Transition
-from .errors import ConfigurationError
+from .errors import ConfigurationError, install_line
 from .metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def _client_module() -> Any:
     except ImportError:
         raise ConfigurationError(
             "PROMETHEUS is on but prometheus_client is not installed: "
-            "pip install 'cachekit-web[prometheus]'", code="E042") from None
+            f"{install_line('prometheus')} (in the cachekit-web checkout)", code="E042") from None
     return prometheus_client
 
 

@@ -225,11 +225,12 @@ DESCRIPTIONS: dict[str, str] = {
     "(falls back to REDIS_URL).",
     "NAMESPACE": "Prefix of every key; clear() removes only this namespace.",
     "MASTER_KEY": "Random hex key, at least 32 bytes (16+ distinct byte values): values are "
-    "AES-256-GCM encrypted when set.",
+    "AES-256-GCM encrypted when set. `cachekit-web keygen` prints a new one.",
     "PREVIOUS_MASTER_KEYS": "Comma-separated old master keys, used only to read during rotation.",
     "ENCRYPTION": "auto (encrypt when MASTER_KEY is set) or required (refuse to start without).",
     "SIGNING_KEY": "Secret for HMAC-signed frames when there is no MASTER_KEY (adapters derive "
-    "it from SECRET_KEY); at least 16 characters, 8 of them different.",
+    "it from SECRET_KEY); at least 16 characters, 8 of them different (`cachekit-web keygen "
+    "--signing`).",
     "PICKLE_FALLBACK": "Store types msgpack cannot carry with pickle, only inside authenticated "
     "frames; off = never pickle, and never unpickle on read (E021).",
     "PLAIN_COUNTERS": "Key patterns (`*`, `?`; e.g. `rl:*`) whose integers are plain Redis "

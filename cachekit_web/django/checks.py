@@ -69,7 +69,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 "model instances and other pickled objects cannot be cached, and cache_page "
                 "views and {% cache %} fragments run uncached",
                 hint="Set SECRET_KEY (a signing key is derived from it) or OPTIONS['MASTER_KEY'] "
-                "(`cachekit-web doctor` prints a new one).",
+                "(`cachekit-web keygen` prints a new one).",
                 obj=alias, id="cachekit.E020"))
     return messages
 
