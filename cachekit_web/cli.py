@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from .core.errors import REGISTRY, CachekitError, markdown_table
+from .core.errors import REGISTRY, CachekitError, ConfigurationError, markdown_table
 
 _SGR = {"bold": "1", "dim": "2", "red": "1;31", "green": "32", "yellow": "33"}
 
@@ -84,8 +84,11 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
             failed += 1
             url = checks.redis_url if isinstance(checks, Checks) else None
             fix = exc.spec.fix_for(redact_url(url) if url else None)
-            out.write(f"  {paint('FAIL', 'red')}  {name}: [{exc.code}] {exc.message}\n"
-                      f"        fix: {fix}\n")
+            if isinstance(exc, ConfigurationError) and exc.hint is None:
+                fix = ""  # each line says its fix; the registry's would point at nothing
+            message = exc.message.replace("\n", "\n        ")  # one problem a line
+            out.write(f"  {paint('FAIL', 'red')}  {name}: [{exc.code}] {message}\n"
+                      + (f"        fix: {fix}\n" if fix else ""))
     out.write(paint("all checks passed", "green") + "\n" if not failed
               else paint(f"{failed} check(s) failed", "red") + "\n")
     return 0 if not failed else 1
@@ -94,7 +97,7 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
 def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> Checks:
     """The checks `doctor` runs: settings, keys, connectivity, a round trip of a value."""
     from .core.client import CacheClient
-    from .core.settings import Settings
+    from .core.settings import Settings, env_name_warnings
 
     state: dict[str, object] = {}
     checks = Checks()
@@ -103,10 +106,15 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> C
         extra = dict(overrides or {})
         if url:
             extra["REDIS_URL"] = url
-        s = Settings.from_env(None, **extra)
+        notes = "".join(f"\nwarning: {note}" for note in env_name_warnings(os.environ))
+        try:
+            s = Settings.from_env(None, **extra)
+        except ConfigurationError as exc:  # the warnings too, they may explain it
+            raise ConfigurationError(exc.message + notes, code=exc.code,
+                                     suggestion=exc.suggestion) from exc
         checks.redis_url = s.require_url()
         state["settings"] = s
-        return "environment and settings are valid"
+        return "environment and settings are valid" + notes.replace("\n", "\n        ")
 
     def client() -> str:
         s = state["settings"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -263,10 +264,12 @@ REGISTRY: dict[str, ErrorSpec] = {
             retryable=False, slo=False,
             causes=(
                 "a typo in a setting name",
-                "a variable with the wrong prefix, such as CACHE_REDIS_URL",
+                "a misspelled CACHEKIT_ environment variable (one with another prefix, such as "
+                "a leftover CACHE_REDIS_URL, is only warned about: other software may read it)",
                 "a Flask-Caching or django-redis option that cachekit-web does not read",
             ),
-            fix="Use the name suggested in the message; every setting is listed in the README.",
+            fix="Use the name suggested in the message (each problem is on a line of its own, "
+            "with its fix); every setting is listed in the README.",
         ),
         _spec(
             "E042", "Invalid setting value", "configuration",
@@ -487,6 +490,31 @@ class ConfigurationError(CachekitError, ValueError):
     """Settings are missing, malformed, weak or unknown (E001, E002, E004, E040, E041, E042)."""
 
     default_code = "E042"
+
+    def __init__(self, message: str = "", *, code: str | None = None,
+                 suggestion: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.suggestion = suggestion  # the message names a setting to write instead
+        self.problems: tuple[ConfigurationError, ...] = (self,)
+
+    @property
+    def hint(self) -> str | None:
+        """The registry's fix, except E041's "use the name suggested" when none is."""
+        return None if self.code == "E041" and not self.suggestion else self.spec.fix
+
+
+def combined(errors: Sequence[ConfigurationError]) -> ConfigurationError | None:
+    """One error naming every settings problem, a line each (E041 if a name is wrong)."""
+    flat = [p for e in errors for p in e.problems]
+    if len(flat) <= 1:
+        return flat[0] if flat else None
+    code = "E041" if any(p.code == "E041" for p in flat) else flat[0].code
+    lines = "".join(f"\n- {p.message if p.code == code else f'[{p.code}] {p.message}'}"
+                    for p in flat)
+    error = ConfigurationError(f"{len(flat)} problems in the settings:{lines}", code=code,
+                               suggestion=any(p.suggestion for p in flat))
+    error.problems = tuple(flat)
+    return error
 
 
 class IntegrityError(CachekitError, ValueError):

@@ -49,7 +49,10 @@ def test_environment_typos_are_all_named_at_once() -> None:
 
 
 def test_a_leftover_flask_caching_variable_is_a_warning(
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachekit_web.core import settings as settings_module
+
+    monkeypatch.setattr(settings_module, "_WARNED", set())  # logged once per process
     with caplog.at_level(logging.WARNING, logger="cachekit_web"):
         settings = Settings.from_env({"CACHE_REDIS_URL": "redis://x/0",
                                       "CACHEKIT_REDIS_URL": "redis://y/0"})
