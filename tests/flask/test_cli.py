@@ -95,7 +95,7 @@ def test_stats_adds_up_the_fleet_and_says_when_it_is_local(make_app: AppFactory,
     assert "LOCAL, this process only" in out.output and "E01" in out.output
 
 
-def _flask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _flask(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
     """`flask --app app ...` in a fresh process whose environment names no Redis URL."""
     (tmp_path / "app.py").write_text(textwrap.dedent("""
         from flask import Flask
@@ -107,6 +107,7 @@ def _flask(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("CACHEKIT_", "CACHE_", "FLASK_")) and k != "REDIS_URL"}
+    env.update(extra)
     return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
                           check=False)
@@ -129,3 +130,10 @@ def test_doctor_reports_e040_without_a_traceback(tmp_path: Path) -> None:
 def test_explain_works_without_a_redis_url(tmp_path: Path) -> None:
     done = _flask(tmp_path, "cachekit", "explain", "E040")
     assert done.returncode == 0 and done.stdout.startswith("E040"), done.stdout + done.stderr
+
+
+
+def test_the_flask_command_runs_the_apps_own_group(tmp_path: Path, redis_url: str) -> None:
+    done = _flask(tmp_path, "cachekit", "doctor", CACHEKIT_REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all checks passed" in done.stdout and "HMAC-signed" in done.stdout
