@@ -1,4 +1,4 @@
-"""`flask cachekit ...`: doctor, explain, stats and clear for the current app's cache."""
+"""`flask cachekit ...`: doctor, explain, keygen, stats and clear for the current app's cache."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def make_group(cache: Cache) -> AppGroup:
     def explain(code: str | None, list_all: bool) -> None:
         """Explain an error code (E003), or list them all."""
         raise SystemExit(core_cli.explain(code, list_all=list_all, out=sys.stdout))
+
+    @group.command("keygen", with_appcontext=False)
+    @click.option("--signing", is_flag=True, help="A SIGNING_KEY instead of a MASTER_KEY.")
+    def keygen(signing: bool) -> None:
+        """Print a new random CACHEKIT_MASTER_KEY (or CACHEKIT_SIGNING_KEY)."""
+        raise SystemExit(core_cli.keygen(signing=signing, out=sys.stdout))
 
     @group.command("stats")
     @click.option("--json", "as_json", is_flag=True, help="Print the health report as JSON.")
@@ -124,6 +130,8 @@ def _run(name: str, **params: Any) -> None:
     if name == "explain":  # needs no app
         raise SystemExit(core_cli.explain(params["code"], list_all=params["list_all"],
                                           out=sys.stdout))
+    if name == "keygen":
+        raise SystemExit(core_cli.keygen(signing=params["signing"], out=sys.stdout))
     try:
         app = ctx.ensure_object(ScriptInfo).load_app()
     except CachekitError as exc:  # init_app refused the configuration (E040, E041...)

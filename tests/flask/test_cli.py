@@ -137,3 +137,15 @@ def test_the_flask_command_runs_the_apps_own_group(tmp_path: Path, redis_url: st
     done = _flask(tmp_path, "cachekit", "doctor", CACHEKIT_REDIS_URL=redis_url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all checks passed" in done.stdout and "HMAC-signed" in done.stdout
+
+
+def test_keygen_without_a_redis_url(tmp_path: Path) -> None:
+    from cachekit_web.core.crypto import parse_master_key
+
+    done = _flask(tmp_path, "cachekit", "keygen")
+    assert done.returncode == 0, done.stdout + done.stderr
+    parse_master_key(done.stdout.strip())
+    app = Flask("keygen")
+    Cache().init_app(app, {"CACHEKIT_REDIS_URL": "memory://keygen"})
+    out = app.test_cli_runner().invoke(args=["cachekit", "keygen", "--signing"])
+    assert out.exit_code == 0 and len(out.output.strip()) >= 32
