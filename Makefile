@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 APP    ?= django
 
-.PHONY: demo test matrix lint typecheck unit site docs generate bench clean
+.PHONY: demo test matrix tox lint typecheck unit site docs generate bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: lint typecheck site unit  ## everything CI checks
 
 matrix:  ## the suite on Python 3.10 + lowest allowed deps and on 3.13 + newest, no hiredis
 	$(PYTHON) scripts/matrix.py $(MATRIX_ENVS) -- $(PYTEST_ARGS)
+
+# tox looks for python3.10 ... on PATH, where pyenv's shims answer only for the versions
+# pyenv has selected: select every installed one for this run. TOX_ARGS="-e py313-newest".
+tox: $(STAMP)  ## tox.ini's environments, with every Python that pyenv has installed
+	PYENV_VERSION="$$(pyenv versions --bare 2>/dev/null | paste -sd: -)" $(VENV)/bin/tox $(TOX_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cachekit_web tests example_django example_flask benchmarks scripts setup.py

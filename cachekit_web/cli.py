@@ -1,4 +1,4 @@
-"""The `cachekit-web` command: explain error codes, check a setup (doctor)."""
+"""The `cachekit-web` command: explain error codes, check a setup (doctor), make keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from .core.errors import REGISTRY, CachekitError, markdown_table
+from .core.errors import REGISTRY, CachekitError, ConfigurationError, markdown_table
 
 _SGR = {"bold": "1", "dim": "2", "red": "1;31", "green": "32", "yellow": "33"}
 
@@ -45,7 +45,7 @@ def explain(code: str | None, *, list_all: bool = False, markdown: bool = False,
         return 0
     paint = painter(out)
     if list_all or not code:
-        for spec in REGISTRY.values():
+        for spec in sorted(REGISTRY.values(), key=lambda s: s.code):
             out.write(f"{paint(spec.code, 'bold')}  {spec.category:<15} {spec.title}\n")
         return 0
     found = REGISTRY.get(normalize_code(code))
@@ -84,8 +84,11 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
             failed += 1
             url = checks.redis_url if isinstance(checks, Checks) else None
             fix = exc.spec.fix_for(redact_url(url) if url else None)
-            out.write(f"  {paint('FAIL', 'red')}  {name}: [{exc.code}] {exc.message}\n"
-                      f"        fix: {fix}\n")
+            if isinstance(exc, ConfigurationError) and exc.hint is None:
+                fix = ""  # each line says its fix; the registry's would point at nothing
+            message = exc.message.replace("\n", "\n        ")  # one problem a line
+            out.write(f"  {paint('FAIL', 'red')}  {name}: [{exc.code}] {message}\n"
+                      + (f"        fix: {fix}\n" if fix else ""))
     out.write(paint("all checks passed", "green") + "\n" if not failed
               else paint(f"{failed} check(s) failed", "red") + "\n")
     return 0 if not failed else 1
@@ -94,7 +97,7 @@ def run_checks(checks: Sequence[Check], out: TextIO) -> int:
 def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> Checks:
     """The checks `doctor` runs: settings, keys, connectivity, a round trip of a value."""
     from .core.client import CacheClient
-    from .core.settings import Settings
+    from .core.settings import Settings, env_name_warnings
 
     state: dict[str, object] = {}
     checks = Checks()
@@ -103,10 +106,15 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> C
         extra = dict(overrides or {})
         if url:
             extra["REDIS_URL"] = url
-        s = Settings.from_env(None, **extra)
+        notes = "".join(f"\nwarning: {note}" for note in env_name_warnings(os.environ))
+        try:
+            s = Settings.from_env(None, **extra)
+        except ConfigurationError as exc:  # the warnings too, they may explain it
+            raise ConfigurationError(exc.message + notes, code=exc.code,
+                                     suggestion=exc.suggestion) from exc
         checks.redis_url = s.require_url()
         state["settings"] = s
-        return "environment and settings are valid"
+        return "environment and settings are valid" + notes.replace("\n", "\n        ")
 
     def client() -> str:
         s = state["settings"]
@@ -142,8 +150,8 @@ def doctor_checks(url: str | None, overrides: dict[str, Any] | None = None) -> C
         if not ring.authenticated:
             return ("set, get and delete of an UNAUTHENTICATED value succeeded (neither "
                     "signed nor encrypted: set MASTER_KEY or SIGNING_KEY)")
-        mode = "encrypted" if ring.encrypted else "signed"
-        return f"set, get and delete of a {mode} value succeeded"
+        mode = "an encrypted" if ring.encrypted else "a signed"
+        return f"set, get and delete of {mode} value succeeded"
 
     def key_rotation() -> str:
         from .core.data.rotation import rotation_status
@@ -290,6 +298,25 @@ def rotate_keys(url: str | None, *, dry_run: bool, batch: int, out: TextIO,
     return 0
 
 
+def keygen(*, signing: bool, out: TextIO) -> int:
+    """Print a new random MASTER_KEY (64 hex characters), or a SIGNING_KEY with ``signing``."""
+    from .core.data.crypto import check_secret, parse_master_key
+
+    for _ in range(100):  # a random key fails the weakness checks with odds of about 0
+        try:
+            if signing:
+                key = secrets.token_urlsafe(32)
+                check_secret(key, "SIGNING_KEY")
+            else:
+                key = secrets.token_hex(32)
+                parse_master_key(key)
+        except CachekitError:
+            continue
+        out.write(key + "\n")
+        return 0
+    raise RuntimeError("the system's random source keeps producing weak keys")  # pragma: no cover
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `cachekit-web` command."""
     parser = argparse.ArgumentParser(prog="cachekit-web", description=__doc__)
@@ -299,8 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_explain.add_argument("--list", action="store_true", help="list every code")
     p_explain.add_argument("--markdown", action="store_true", help="print docs/errors.md")
     sub.add_parser("settings", help="print the settings table (Markdown)")
-    p_readme = sub.add_parser("readme")  # for `make docs`; no help=, so --help omits it
-    p_readme.add_argument("path")
+    p_keygen = sub.add_parser("keygen", help="print a new random MASTER_KEY (or SIGNING_KEY)")
+    p_keygen.add_argument("--signing", action="store_true",
+                          help="a SIGNING_KEY (HMAC-signed values) instead of a MASTER_KEY")
     p_doctor = sub.add_parser("doctor", help="check configuration, connectivity and a round trip")
     p_doctor.add_argument("url", nargs="?", help="Redis URL (default: CACHEKIT_REDIS_URL)")
     p_pending = sub.add_parser(
@@ -314,7 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_rotate.add_argument("--batch", type=int, default=500, help="keys per SCAN batch")
     p_rotate.add_argument("--force", action="store_true",
                           help="re-seal even if the keys look swapped (E005)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["readme"] and len(argv) == 2:  # `make docs`; kept out of help and errors
+        return update_readme(argv[1])
     args = parser.parse_args(argv)
+    if args.command == "keygen":
+        return keygen(signing=args.signing, out=sys.stdout)
     if args.command == "rotate":
         return rotate_keys(args.url, dry_run=args.dry_run, batch=args.batch, out=sys.stdout,
                            err=sys.stderr, force=args.force)
@@ -325,8 +358,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         sys.stdout.write(settings_markdown())
         return 0
-    if args.command == "readme":
-        return update_readme(args.path)
     if args.command == "pending":
         return pending(args.action, args.url, sys.stdout)
     print("cachekit-web doctor")

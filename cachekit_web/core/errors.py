@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -91,8 +92,8 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "ENCRYPTION is 'required' but CACHEKIT_MASTER_KEY is empty or missing",
                 "the variable is set in one process (shell) but not in the app's environment",
             ),
-            fix="Generate a key with `python -c \"import secrets; print(secrets.token_hex(32))\"` "
-            "and set it as CACHEKIT_MASTER_KEY (or MASTER_KEY in OPTIONS / app.config).",
+            fix="Generate a key with `cachekit-web keygen` and set it as CACHEKIT_MASTER_KEY "
+            "(or MASTER_KEY in OPTIONS / app.config).",
         ),
         _spec(
             "E002", "Master key is malformed", "configuration",
@@ -104,7 +105,7 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "the key is weak: fewer than 16 distinct byte values (all zeros, one byte "
                 "repeated, a short pattern repeated), so it was not randomly generated",
             ),
-            fix="Use 64 or more random hex characters, e.g. the output of `openssl rand -hex 32`.",
+            fix="Use 64 or more random hex characters: `cachekit-web keygen` prints a new key.",
         ),
         _spec(
             "E004", "Secret is too weak", "configuration",
@@ -114,8 +115,8 @@ REGISTRY: dict[str, ErrorSpec] = {
                 "the secret repeats a few characters (fewer than 8 different ones)",
                 "a placeholder such as 'x' or 'changeme' was left in the configuration",
             ),
-            fix="Use a random token of 16 or more characters, e.g. the output of "
-            "`python -c \"import secrets; print(secrets.token_urlsafe(32))\"`.",
+            fix="Use a random token of 16 or more characters: `cachekit-web keygen --signing` "
+            "prints a new one.",
         ),
         _spec(
             "E005", "Rotation refused: the keys look swapped", "configuration",
@@ -263,10 +264,12 @@ REGISTRY: dict[str, ErrorSpec] = {
             retryable=False, slo=False,
             causes=(
                 "a typo in a setting name",
-                "a variable with the wrong prefix, such as CACHE_REDIS_URL",
+                "a misspelled CACHEKIT_ environment variable (one with another prefix, such as "
+                "a leftover CACHE_REDIS_URL, is only warned about: other software may read it)",
                 "a Flask-Caching or django-redis option that cachekit-web does not read",
             ),
-            fix="Use the name suggested in the message; every setting is listed in the README.",
+            fix="Use the name suggested in the message (each problem is on a line of its own, "
+            "with its fix); every setting is listed in the README.",
         ),
         _spec(
             "E042", "Invalid setting value", "configuration",
@@ -441,6 +444,14 @@ REGISTRY: dict[str, ErrorSpec] = {
 }
 
 
+REGISTRY = dict(sorted(REGISTRY.items()))  # code order for `explain --list` and the docs
+
+
+def install_line(extras: str) -> str:
+    """The one install command users are told (the README's): from a checkout, with extras."""
+    return f"python -m pip install -e '.[{extras}]'"
+
+
 def lookup(code: str) -> ErrorSpec:
     """Return the registry entry for ``code`` (case-insensitive)."""
     return REGISTRY[code.upper()]
@@ -479,6 +490,31 @@ class ConfigurationError(CachekitError, ValueError):
     """Settings are missing, malformed, weak or unknown (E001, E002, E004, E040, E041, E042)."""
 
     default_code = "E042"
+
+    def __init__(self, message: str = "", *, code: str | None = None,
+                 suggestion: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.suggestion = suggestion  # the message names a setting to write instead
+        self.problems: tuple[ConfigurationError, ...] = (self,)
+
+    @property
+    def hint(self) -> str | None:
+        """The registry's fix, except E041's "use the name suggested" when none is."""
+        return None if self.code == "E041" and not self.suggestion else self.spec.fix
+
+
+def combined(errors: Sequence[ConfigurationError]) -> ConfigurationError | None:
+    """One error naming every settings problem, a line each (E041 if a name is wrong)."""
+    flat = [p for e in errors for p in e.problems]
+    if len(flat) <= 1:
+        return flat[0] if flat else None
+    code = "E041" if any(p.code == "E041" for p in flat) else flat[0].code
+    lines = "".join(f"\n- {p.message if p.code == code else f'[{p.code}] {p.message}'}"
+                    for p in flat)
+    error = ConfigurationError(f"{len(flat)} problems in the settings:{lines}", code=code,
+                               suggestion=any(p.suggestion for p in flat))
+    error.problems = tuple(flat)
+    return error
 
 
 class IntegrityError(CachekitError, ValueError):

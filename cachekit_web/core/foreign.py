@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, combined
 from .settings import parse_bool
 
 Changes = dict[str, Any]
@@ -82,6 +82,11 @@ def _pool_kwargs(value: Any) -> Changes | None:
     return changes
 
 
+def advice(text: str) -> str:
+    """Advice as the fix of a sentence: "remove it..." as it is, a replacement as "use X"."""
+    return text if text.startswith("remove it") else f"use {text}"
+
+
 def pool_kwargs_problems(value: Any) -> list[str]:
     """For CONNECTION_POOL_KWARGS: each key we cannot take, and what to write instead."""
     if not isinstance(value, Mapping):
@@ -93,7 +98,7 @@ def pool_kwargs_problems(value: Any) -> list[str]:
             out.append(f"CONNECTION_POOL_KWARGS[{name!r}] is not read; remove it (the "
                        "connection settings are listed in the README)")
         elif target[1] is None or target[1](item) is None:
-            out.append(f"CONNECTION_POOL_KWARGS[{name!r}]: use {target[0]}")
+            out.append(f"CONNECTION_POOL_KWARGS[{name!r}]: {advice(target[0])}")
     return out
 
 
@@ -169,14 +174,17 @@ def translate(name: str, value: Any, registry: Mapping[str, Foreign],
     changes = foreign.accept(value) if foreign.accept is not None else None
     if changes is not None:
         return changes
-    advice = foreign.advice
-    if name == "CONNECTION_POOL_KWARGS":
-        advice = "; ".join(pool_kwargs_problems(value)) or advice
-    elif not advice.startswith("remove it"):
-        advice = f"use {advice}"
+    problems = pool_kwargs_problems(value) if name == "CONNECTION_POOL_KWARGS" else []
+    if problems:  # one line per key of the dict
+        error = combined([ConfigurationError(f"{where}{foreign.origin} {line}", code="E041",
+                                             suggestion=": use " in line)
+                          for line in problems])
+        assert error is not None
+        raise error
     raise ConfigurationError(
         f"{where}{name} is a {foreign.origin} setting cachekit-web does not read with this "
-        f"value; {advice}", code="E041")
+        f"value; {advice(foreign.advice)}", code="E041",
+        suggestion=not foreign.advice.startswith("remove it"))
 
 
 def with_password(url: str, password: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,9 @@ from typing import Any
 
 import environ
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, combined
+
+log = logging.getLogger("cachekit_web")
 
 ENV_PREFIX = "CACHEKIT_"
 
@@ -102,18 +105,25 @@ class Settings:
         prefix: str = "",
         extra_names: Iterable[str] = (),
     ) -> Settings:
-        """Build settings from a dict of NAME -> value; unknown names raise E041."""
+        """Build settings from a dict of NAME -> value; E041 naming every unknown name (and
+        every invalid value) at once."""
         known = set(cls.names()) | set(extra_names)
         changes: dict[str, Any] = {}
+        problems: list[ConfigurationError] = []
         for raw_name, value in values.items():
             name = raw_name[len(prefix):] if prefix and raw_name.startswith(prefix) else raw_name
             name = name.upper()
             if name not in known:
-                raise unknown_setting(raw_name, known, prefix)
-            if name in cls.names():
-                changes[name] = _coerce(name, value)
+                problems.append(unknown_setting(raw_name, known, prefix))
+            elif name in cls.names():
+                try:
+                    changes[name] = _coerce(name, value)
+                except ConfigurationError as exc:
+                    problems.append(exc)  # the default stays, so the others are checked
         settings = dataclasses.replace(base or cls(), **changes)
-        settings.validate()
+        error = combined([*problems, *settings.problems()])
+        if error is not None:
+            raise error
         return settings
 
     @classmethod
@@ -126,81 +136,101 @@ class Settings:
     ) -> Settings:
         """Build settings from CACHEKIT_* variables (REDIS_URL as a fallback), then overrides."""
         env_map = os.environ if environ_map is None else environ_map
-        check_env_names(env_map, extra_names)
+        problems = env_name_problems(env_map, extra_names)
+        for note in env_name_warnings(env_map, extra_names):
+            if note not in _WARNED:  # once per process, not once per client built
+                _WARNED.add(note)
+                log.warning("cachekit: %s", note)
         reader = environ.Env()
         reader.ENVIRON = env_map  # read from the given mapping, not only os.environ
         values: dict[str, Any] = {}
         for f in fields(cls):
             var = ENV_PREFIX + f.name
             if var in env_map:
-                values[f.name] = _read_env(reader, var, f.name)
+                try:
+                    values[f.name] = _read_env(reader, var, f.name)
+                except ConfigurationError as exc:
+                    problems.append(exc)
         if "REDIS_URL" not in values and env_map.get("REDIS_URL"):
             values["REDIS_URL"] = env_map["REDIS_URL"]
         values.update({k.upper(): v for k, v in overrides.items()})
-        return cls.from_mapping(values, extra_names=extra_names)
+        try:
+            settings = cls.from_mapping(values, extra_names=extra_names)
+        except ConfigurationError as exc:
+            problems.append(exc)
+        error = combined(problems)
+        if error is not None:
+            raise error
+        return settings
 
     def validate(self) -> None:
-        """Raise E042 for values out of range, E001/E002/E004 for key problems."""
+        """Raise E042 for values out of range, E001/E002/E004 for key problems (all of them)."""
+        error = combined(self.problems())
+        if error is not None:
+            raise error
+
+    def problems(self) -> list[ConfigurationError]:
+        """Every value out of range (E042) and every key problem (E001/E002/E004)."""
+        out: list[ConfigurationError] = []
+
+        def bad(message: str, code: str) -> None:
+            out.append(ConfigurationError(message, code=code))
+
         if self.ENCRYPTION not in ("auto", "required"):
-            raise ConfigurationError(
-                f"ENCRYPTION must be 'auto' or 'required', not {self.ENCRYPTION!r}", code="E042"
-            )
+            bad(f"ENCRYPTION must be 'auto' or 'required', not {self.ENCRYPTION!r}", "E042")
         if self.ENCRYPTION == "required" and not self.MASTER_KEY:
-            raise ConfigurationError(
-                "ENCRYPTION is 'required' but no MASTER_KEY is set", code="E001"
-            )
+            bad("ENCRYPTION is 'required' but no MASTER_KEY is set", "E001")
         if self.PLAIN_COUNTERS and self.ENCRYPTION == "required":
-            raise ConfigurationError(
-                "PLAIN_COUNTERS stores unsealed integers; ENCRYPTION='required' forbids them",
-                code="E042")
-        for pattern in self.PLAIN_COUNTERS:
-            if not isinstance(pattern, str) or not pattern:
-                raise ConfigurationError("PLAIN_COUNTERS holds non-empty key patterns",
-                                         code="E042")
+            bad("PLAIN_COUNTERS stores unsealed integers; ENCRYPTION='required' forbids them",
+                "E042")
+        if any(not isinstance(p, str) or not p for p in self.PLAIN_COUNTERS):
+            bad("PLAIN_COUNTERS holds non-empty key patterns", "E042")
         from .data.crypto import check_secret, parse_master_key  # E002/E004 now, not at first use
 
-        if self.MASTER_KEY:
-            parse_master_key(self.MASTER_KEY)
-        if self.SIGNING_KEY:
-            check_secret(self.SIGNING_KEY, "SIGNING_KEY")
-        for i, old in enumerate(self.PREVIOUS_MASTER_KEYS):
-            parse_master_key(old, f"PREVIOUS_MASTER_KEYS[{i}]")
+        keys: list[tuple[Any, tuple[str, str]]] = [
+            (parse_master_key, (self.MASTER_KEY or "", "MASTER_KEY")),
+            (check_secret, (self.SIGNING_KEY or "", "SIGNING_KEY")),
+            *((parse_master_key, (old, f"PREVIOUS_MASTER_KEYS[{i}]"))
+              for i, old in enumerate(self.PREVIOUS_MASTER_KEYS))]
+        for check, (value, label) in keys:
+            try:
+                if value:
+                    check(value, label)
+            except ConfigurationError as exc:
+                out.append(exc)
         for name in ("SOCKET_TIMEOUT", "SOCKET_CONNECT_TIMEOUT", "POOL_TIMEOUT",
                      "CIRCUIT_BREAKER_WINDOW", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT",
                      "LOCK_TIMEOUT", "LOCK_WAIT", "PENDING_REPLAY_INTERVAL"):
             if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be > 0", code="E042")
+                bad(f"{name} must be > 0", "E042")
         for name in ("CONNECTION_POOL_SIZE", "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
                      "CIRCUIT_BREAKER_HALF_OPEN_MAX_CALLS", "MAX_VALUE_SIZE", "MAX_KEY_LENGTH",
                      "MEMORY_MAX_ENTRIES", "LOCAL_CACHE_MAX_ENTRIES", "LOCAL_CACHE_MAX_BYTES"):
             if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name} must be >= 1", code="E042")
+                bad(f"{name} must be >= 1", "E042")
         for name in ("CIRCUIT_BREAKER_FAILURE_RATE", "CIRCUIT_BREAKER_SLOW_CALL_RATE"):
             if not 0 < getattr(self, name) <= 1:
-                raise ConfigurationError(f"{name} must be > 0 and <= 1", code="E042")
+                bad(f"{name} must be > 0 and <= 1", "E042")
         for name in ("CIRCUIT_BREAKER_MIN_CALLS", "CIRCUIT_BREAKER_SLOW_IN_FLIGHT"):
             if getattr(self, name) < 0:
-                raise ConfigurationError(f"{name} must be >= 0", code="E042")
+                bad(f"{name} must be >= 0", "E042")
         if not 0 < self.LOCAL_CACHE_LEASE <= 1.5:
-            raise ConfigurationError("LOCAL_CACHE_LEASE must be > 0 and <= 1.5", code="E042")
+            bad("LOCAL_CACHE_LEASE must be > 0 and <= 1.5", "E042")
         if self.FLEET_PUBLISH_INTERVAL < 0:
-            raise ConfigurationError("FLEET_PUBLISH_INTERVAL must be >= 0", code="E042")
+            bad("FLEET_PUBLISH_INTERVAL must be >= 0", "E042")
         if self.CIRCUIT_BREAKER_SLOW_CALL_DURATION < 0:
-            raise ConfigurationError("CIRCUIT_BREAKER_SLOW_CALL_DURATION must be >= 0",
-                                     code="E042")
+            bad("CIRCUIT_BREAKER_SLOW_CALL_DURATION must be >= 0", "E042")
         if self.HEALTH_DOWN_STATUS not in (200, 503):
-            raise ConfigurationError("HEALTH_DOWN_STATUS must be 200 or 503", code="E042")
+            bad("HEALTH_DOWN_STATUS must be 200 or 503", "E042")
         if self.SSL_CERT_REQS not in ("required", "optional", "none"):
-            raise ConfigurationError(
-                "SSL_CERT_REQS must be 'required', 'optional' or 'none'", code="E042")
+            bad("SSL_CERT_REQS must be 'required', 'optional' or 'none'", "E042")
         if self.SSL_KEYFILE and not self.SSL_CERTFILE:
-            raise ConfigurationError("SSL_KEYFILE is set without SSL_CERTFILE", code="E042")
+            bad("SSL_KEYFILE is set without SSL_CERTFILE", "E042")
         if self.RETRIES < 0 or self.RETRIES > 3:
-            raise ConfigurationError("RETRIES must be between 0 and 3", code="E042")
+            bad("RETRIES must be between 0 and 3", "E042")
         if not _NAMESPACE_RE.fullmatch(self.NAMESPACE):
-            raise ConfigurationError(
-                "NAMESPACE must be letters, digits and _ . ~ % - only", code="E042"
-            )
+            bad("NAMESPACE must be letters, digits and _ . ~ % - only", "E042")
+        return out
 
     def require_url(self) -> str:
         """Return REDIS_URL or raise E040."""
@@ -235,11 +265,12 @@ DESCRIPTIONS: dict[str, str] = {
     "(falls back to REDIS_URL).",
     "NAMESPACE": "Prefix of every key; clear() removes only this namespace.",
     "MASTER_KEY": "Random hex key, at least 32 bytes (16+ distinct byte values): values are "
-    "AES-256-GCM encrypted when set.",
+    "AES-256-GCM encrypted when set. `cachekit-web keygen` prints a new one.",
     "PREVIOUS_MASTER_KEYS": "Comma-separated old master keys, used only to read during rotation.",
     "ENCRYPTION": "auto (encrypt when MASTER_KEY is set) or required (refuse to start without).",
     "SIGNING_KEY": "Secret for HMAC-signed frames when there is no MASTER_KEY (adapters derive "
-    "it from SECRET_KEY); at least 16 characters, 8 of them different.",
+    "it from SECRET_KEY); at least 16 characters, 8 of them different (`cachekit-web keygen "
+    "--signing`).",
     "PICKLE_FALLBACK": "Store types msgpack cannot carry with pickle, only inside authenticated "
     "frames; off = never pickle, and never unpickle on read (E021).",
     "PLAIN_COUNTERS": "Key patterns (`*`, `?`; e.g. `rl:*`) whose integers are plain Redis "
@@ -386,28 +417,44 @@ def unknown_setting(raw_name: str, known: Iterable[str], prefix: str = "") -> Co
             bare = bare[len(p):]
             break
     match = difflib.get_close_matches(bare, list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {prefix or ''}{match[0]}?" if match else ""
-    return ConfigurationError(f"unknown setting {raw_name!r}{hint}", code="E041")
+    if match:
+        return ConfigurationError(f"unknown setting {raw_name!r}; did you mean "
+                                  f"{prefix or ''}{match[0]}?", code="E041", suggestion=True)
+    return ConfigurationError(f"unknown setting {raw_name!r}; remove it (the README lists "
+                              "every setting)", code="E041")
+
+
+def env_name_problems(env_map: Mapping[str, str],
+                      extra_names: Iterable[str] = ()) -> list[ConfigurationError]:
+    """E041 for each CACHEKIT_* variable that names no setting (a typo), with a did-you-mean."""
+    known = set(Settings.names()) | set(ADAPTER_SETTINGS) | set(extra_names)
+    return [unknown_setting(var, known, ENV_PREFIX) for var in env_map
+            if var.startswith(ENV_PREFIX) and var[len(ENV_PREFIX):] not in known]
+
+
+def env_name_warnings(env_map: Mapping[str, str], extra_names: Iterable[str] = ()) -> list[str]:
+    """Cache variables with another prefix (CACHE_REDIS_URL...): not read, so only a warning
+    (the environment may be shared with other software, such as a Flask-Caching app)."""
+    known = set(Settings.names()) | set(ADAPTER_SETTINGS) | set(extra_names)
+    out = []
+    for var in env_map:
+        if var.startswith(ENV_PREFIX) or not var.startswith(_FOREIGN_PREFIXES):
+            continue
+        bare = next(var[len(p):] for p in _FOREIGN_PREFIXES if var.startswith(p))
+        if bare in known:
+            out.append(f"environment variable {var!r} is not read; did you mean "
+                       f"{ENV_PREFIX}{bare}? (E041)")
+    return out
 
 
 def check_env_names(env_map: Mapping[str, str], extra_names: Iterable[str] = ()) -> None:
-    """Raise E041 for CACHEKIT_* typos and wrong-prefix cache variables in the environment."""
-    known = set(Settings.names()) | set(ADAPTER_SETTINGS) | set(extra_names)
-    for var in env_map:
-        if var.startswith(ENV_PREFIX):
-            if var[len(ENV_PREFIX):] not in known:
-                raise unknown_setting(var, known, ENV_PREFIX)
-        elif var.startswith(_FOREIGN_PREFIXES) and not var.startswith(ENV_PREFIX):
-            bare = var
-            for p in _FOREIGN_PREFIXES:
-                if var.startswith(p):
-                    bare = var[len(p):]
-                    break
-            if bare in known:
-                raise ConfigurationError(
-                    f"environment variable {var!r} is not read; did you mean {ENV_PREFIX}{bare}?",
-                    code="E041",
-                )
+    """Raise E041 naming every CACHEKIT_* typo in the environment."""
+    error = combined(env_name_problems(env_map, extra_names))
+    if error is not None:
+        raise error
+
+
+_WARNED: set[str] = set()  # environment warnings already logged by this process
 
 
 def _read_env(reader: environ.Env, var: str, name: str) -> Any:
@@ -424,7 +471,8 @@ def _read_env(reader: environ.Env, var: str, name: str) -> Any:
             return reader.int(var)
         return reader.str(var) or None
     except (ValueError, TypeError) as exc:
-        raise ConfigurationError(f"{var} has an invalid value", code="E042") from exc
+        raise ConfigurationError(f"{var} has an invalid value; write {_expected(kind)}",
+                                 code="E042") from exc
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -451,5 +499,17 @@ def _coerce(name: str, value: Any) -> Any:
         if "str" in kind:
             return str(value)
     except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"setting {name} has an invalid value", code="E042") from exc
+        raise ConfigurationError(f"setting {name} has an invalid value; write {_expected(kind)}",
+                                 code="E042") from exc
     return value
+
+
+def _expected(kind: str) -> str:
+    """What a value of a setting's type looks like, for the fix in E042."""
+    if "tuple" in kind:
+        return "a list, or a comma-separated string"
+    if "bool" in kind:
+        return "a boolean (true/false, yes/no, on/off, 1/0)"
+    if "float" in kind:
+        return "a number" + (" or None" if "None" in kind else "")
+    return "an integer" if kind == "int" else "a string"

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.errors import install_line
+
 try:
     import django  # noqa: F401  (checked first, to name the extra when it is missing)
 except ImportError:
-    raise ImportError("cachekit_web.django needs Django: pip install 'cachekit-web[django]'",
-                      name="django") from None
+    raise ImportError(f"cachekit_web.django needs Django: {install_line('django')} (in the "
+                      "cachekit-web checkout, as its README says)", name="django") from None
 
 from .environ_schemes import register_environ_schemes
 

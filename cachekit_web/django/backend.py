@@ -21,7 +21,7 @@ from ..core.backends.common import _escape_glob
 from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
 from ..core.data import crypto
 from ..core.data.codec import Entry
-from ..core.errors import ConfigurationError, SerializationError
+from ..core.errors import ConfigurationError, SerializationError, combined
 from ..core.observe.health import HealthReport
 from ..core.settings import Settings, parse_bool
 
@@ -75,37 +75,51 @@ def namespace_for(base: str, key_prefix: str) -> str:
 def build_settings(location: Any, params: Mapping[str, Any]) -> Settings:
     """Settings for one CACHES entry: OPTIONS are core setting names; LOCATION the Redis URL."""
     options = {str(k).upper(): v for k, v in dict(params.get("OPTIONS") or {}).items()}
+    problems: list[ConfigurationError] = []  # all reported in one error, a line each
     if isinstance(location, (list, tuple)):
         if len(location) > 1:
-            raise ConfigurationError("LOCATION must name one Redis URL", code="E042")
+            problems.append(ConfigurationError(
+                "LOCATION must name one Redis URL, not a list; for a Cluster or Sentinel write "
+                "one redis+cluster:// or redis+sentinel:// URL (docs/scaling.md)", code="E042"))
         location = location[0] if location else ""
     url = location or os.environ.get("CACHEKIT_REDIS_URL") or os.environ.get("REDIS_URL")
     if not url:
-        raise ConfigurationError(
-            "no Redis URL: set LOCATION in CACHES, or CACHEKIT_REDIS_URL / REDIS_URL", code="E040"
-        )
-    password = _take_foreign_options(options)
+        problems.append(ConfigurationError(
+            "no Redis URL: set LOCATION in CACHES, or CACHEKIT_REDIS_URL / REDIS_URL",
+            code="E040"))
+    password, foreign_problems = _take_foreign_options(options)
+    problems += foreign_problems
     timeout = params.get("TIMEOUT", params.get("timeout", _MISSING))
     if "DEFAULT_TIMEOUT" not in options and timeout is not _MISSING:
         options["DEFAULT_TIMEOUT"] = timeout  # what incr(ignore_key_check=True) gives a new key
-    options["REDIS_URL"] = foreign.with_password(str(url), password) if password else url
+    try:
+        options["REDIS_URL"] = foreign.with_password(str(url), password) \
+            if password and url else url
+    except ConfigurationError as exc:
+        problems.append(exc)
     if not options.get("MASTER_KEY") and not options.get("SIGNING_KEY"):
         env_has_key = os.environ.get("CACHEKIT_MASTER_KEY") or os.environ.get(
             "CACHEKIT_SIGNING_KEY")
         secret = None if env_has_key else _django_secret_key()
         if secret:
             options["SIGNING_KEY"] = derived_signing_key(secret)
-    base = Settings.from_env(None, **options)
+    try:
+        base = Settings.from_env(None, **options)
+    except ConfigurationError as exc:
+        problems.append(exc)
+    error = combined(problems)
+    if error is not None:
+        raise error
     key_prefix = str(params.get("KEY_PREFIX", params.get("key_prefix", "")) or "")
     return base.replace(NAMESPACE=namespace_for(base.NAMESPACE, key_prefix))
 
 
-def _take_foreign_options(options: dict[str, Any]) -> str | None:
-    """Replace django-redis OPTIONS (and DJANGO_REDIS_* settings) by core names; E041
-    naming what to write for each one whose meaning differs. Returns PASSWORD, if any."""
+def _take_foreign_options(options: dict[str, Any]) -> tuple[str | None, list[ConfigurationError]]:
+    """Replace django-redis OPTIONS (and DJANGO_REDIS_* settings) by core names. Returns
+    PASSWORD, if any, and an E041 naming what to write for each one whose meaning differs."""
     from django.conf import settings as django_settings
 
-    problems: list[str] = []
+    problems: list[ConfigurationError] = []
     password: str | None = None
     core = set(Settings.names())
     for name in [n for n in options if n in foreign.DJANGO_REDIS_OPTIONS and n not in core]:
@@ -113,7 +127,7 @@ def _take_foreign_options(options: dict[str, Any]) -> str | None:
         try:
             changes = foreign.translate(name, value, foreign.DJANGO_REDIS_OPTIONS, "OPTIONS: ")
         except ConfigurationError as exc:
-            problems.append(exc.message)
+            problems.append(exc)
             continue
         if name == "PASSWORD":
             password = value
@@ -125,10 +139,8 @@ def _take_foreign_options(options: dict[str, Any]) -> str | None:
                 foreign.translate(name, getattr(django_settings, name),
                                   foreign.DJANGO_REDIS_SETTINGS, "settings.")
             except ConfigurationError as exc:
-                problems.append(exc.message)
-    if problems:
-        raise ConfigurationError("; ".join(problems), code="E041")
-    return password
+                problems.append(exc)
+    return password, problems
 
 
 def shared_client(settings: Settings, plain_key_form: tuple[str, str] = ("", "")) -> CacheClient:

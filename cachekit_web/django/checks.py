@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from ..core.backends import redact_url
-from ..core.errors import CachekitError, lookup
+from ..core.errors import CachekitError, ConfigurationError, lookup
 
 BACKEND_PATHS = ("cachekit_web.django.CachekitCache", "cachekit_web.django.backend.CachekitCache")
 
@@ -24,6 +24,11 @@ def _message(alias: str, exc: CachekitError) -> str:
     return f"CACHES[{alias!r}]: [{exc.code}] {exc.message}"
 
 
+def _hint(exc: CachekitError) -> str | None:
+    # E041's "use the name suggested" only when one is; each line says its own fix.
+    return exc.hint if isinstance(exc, ConfigurationError) else exc.spec.fix
+
+
 def _client_error(alias: str) -> CachekitError | None:
     from django.core.cache import caches
 
@@ -35,15 +40,22 @@ def _client_error(alias: str) -> CachekitError | None:
 
 def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Settings errors (E001, E002, E040, E041, E042) and value authentication."""
+    import os
+
+    from ..core.settings import env_name_warnings
     from .backend import build_settings
 
     messages: list[CheckMessage] = []
-    for alias in cachekit_aliases():
+    aliases = cachekit_aliases()
+    if aliases:
+        messages += [Warning(note, hint="Remove the variable if nothing else reads it.",
+                             id="cachekit.E041") for note in env_name_warnings(os.environ)]
+    for alias in aliases:
         conf = settings.CACHES[alias]
         try:
             built = build_settings(conf.get("LOCATION"), conf)
         except CachekitError as exc:
-            messages.append(Error(_message(alias, exc), hint=exc.spec.fix, obj=alias,
+            messages.append(Error(_message(alias, exc), hint=_hint(exc), obj=alias,
                                   id=f"cachekit.{exc.code}"))
             continue
         try:
@@ -54,12 +66,12 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 if key:
                     parse_master_key(key, name)
         except CachekitError as exc:
-            messages.append(Error(_message(alias, exc), hint=exc.spec.fix, obj=alias,
+            messages.append(Error(_message(alias, exc), hint=_hint(exc), obj=alias,
                                   id=f"cachekit.{exc.code}"))
             continue
         built_error = _client_error(alias)  # e.g. a LOCATION redis-py cannot parse
         if built_error is not None:
-            messages.append(Error(_message(alias, built_error), hint=built_error.spec.fix,
+            messages.append(Error(_message(alias, built_error), hint=_hint(built_error),
                                   obj=alias, id=f"cachekit.{built_error.code}"))
             continue
         if not built.MASTER_KEY and not built.SIGNING_KEY:
@@ -69,7 +81,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
                 "model instances and other pickled objects cannot be cached, and cache_page "
                 "views and {% cache %} fragments run uncached",
                 hint="Set SECRET_KEY (a signing key is derived from it) or OPTIONS['MASTER_KEY'] "
-                "(`cachekit-web doctor` prints a new one).",
+                "(`cachekit-web keygen` prints a new one).",
                 obj=alias, id="cachekit.E020"))
     return messages
 

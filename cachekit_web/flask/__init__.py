@@ -1,10 +1,12 @@
 """Flask integration: a Flask-Caching-compatible ``Cache`` extension on the core client."""
 
+from ..core.errors import install_line
+
 try:
     import flask  # noqa: F401  (checked first, to name the extra when it is missing)
 except ImportError:
-    raise ImportError("cachekit_web.flask needs Flask: pip install 'cachekit-web[flask]'",
-                      name="flask") from None
+    raise ImportError(f"cachekit_web.flask needs Flask: {install_line('flask')} (in the "
+                      "cachekit-web checkout, as its README says)", name="flask") from None
 
 from .extension import Cache, CachedResponse, make_template_fragment_key
 from .health import make_blueprint

@@ -1,13 +1,13 @@
-"""`flask cachekit ...`: doctor, explain, stats and clear for the current app's cache."""
+"""`flask cachekit ...`: doctor, explain, keygen, stats and clear for the current app's cache."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, ScriptInfo
 
 from .. import cli as core_cli
 from ..core.errors import CachekitError
@@ -41,6 +41,12 @@ def make_group(cache: Cache) -> AppGroup:
     def explain(code: str | None, list_all: bool) -> None:
         """Explain an error code (E003), or list them all."""
         raise SystemExit(core_cli.explain(code, list_all=list_all, out=sys.stdout))
+
+    @group.command("keygen", with_appcontext=False)
+    @click.option("--signing", is_flag=True, help="A SIGNING_KEY instead of a MASTER_KEY.")
+    def keygen(signing: bool) -> None:
+        """Print a new random CACHEKIT_MASTER_KEY (or CACHEKIT_SIGNING_KEY)."""
+        raise SystemExit(core_cli.keygen(signing=signing, out=sys.stdout))
 
     @group.command("stats")
     @click.option("--json", "as_json", is_flag=True, help="Print the health report as JSON.")
@@ -110,3 +116,47 @@ def make_group(cache: Cache) -> AppGroup:
         click.echo(f"removed {removed} keys from namespace {client.namespace!r}")
 
     return group
+
+
+def _reported(exc: CachekitError) -> core_cli.Check:
+    def check() -> str:
+        raise exc
+    return ("settings", check)
+
+
+def _run(name: str, **params: Any) -> None:
+    """Run the app's own `cachekit <name>`; report an app that failed to start instead."""
+    ctx = click.get_current_context()
+    if name == "explain":  # needs no app
+        raise SystemExit(core_cli.explain(params["code"], list_all=params["list_all"],
+                                          out=sys.stdout))
+    if name == "keygen":
+        raise SystemExit(core_cli.keygen(signing=params["signing"], out=sys.stdout))
+    try:
+        app = ctx.ensure_object(ScriptInfo).load_app()
+    except CachekitError as exc:  # init_app refused the configuration (E040, E041...)
+        if name == "doctor":
+            click.echo("cachekit doctor (the app did not start)")
+            raise SystemExit(core_cli.run_checks([_reported(exc)], sys.stdout)) from None
+        raise click.ClickException(f"the app did not start: [{exc.code}] {exc.message}\n"
+                                   f"fix: {exc.spec.fix}") from None
+    own = app.cli.commands.get("cachekit")
+    if not isinstance(own, click.Group) or name not in own.commands:
+        raise click.ClickException("this app has no cachekit_web.flask.Cache: call "
+                                   "cache.init_app(app)")
+    ctx.invoke(own.commands[name], **params)
+
+
+def _plugin_group() -> click.Group:
+    """The `cachekit` group every app gets through the flask.commands entry point."""
+    group = click.Group("cachekit", help="Inspect and manage this app's cachekit cache.")
+    # The app-bound group's names, parameters and help; its callbacks never run here.
+    template = make_group(cast("Cache", None))
+    for name, command in template.commands.items():
+        group.add_command(click.Command(
+            name, params=command.params, help=command.help, short_help=command.short_help,
+            callback=lambda _name=name, **params: _run(_name, **params)))
+    return group
+
+
+cli = _plugin_group()

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.data import crypto
-from ..core.errors import ConfigurationError
-from ..core.foreign import ACCEPTED_FLASK_CACHING_KEYS, FLASK_CACHING_KEYS
+from ..core.errors import ConfigurationError, combined
+from ..core.foreign import ACCEPTED_FLASK_CACHING_KEYS, FLASK_CACHING_KEYS, advice
 from ..core.settings import (
     ADAPTER_SETTINGS,
     ENV_PREFIX,
@@ -42,9 +42,10 @@ class FlaskOptions:
 EXTRA_NAMES = tuple(ADAPTER_SETTINGS)  # the core keeps the one list of adapter-only names
 _BOOL_EXTRAS = ("HEALTH_ENABLED", "SOURCE_CHECK", "CACHE_STATUS_HEADER")
 
-def translated(config: Mapping[str, Any]) -> dict[str, Any]:
+def translated(config: Mapping[str, Any],
+               problems: list[ConfigurationError] | None = None) -> dict[str, Any]:
     """``config`` with accepted Flask-Caching keys renamed to ours; E041 when both
-    spellings are given with different values."""
+    spellings are given with different values (added to ``problems`` if given)."""
     out = dict(config)
     for key, (name, convert) in ACCEPTED_FLASK_CACHING_KEYS.items():
         if key not in out:
@@ -52,8 +53,12 @@ def translated(config: Mapping[str, Any]) -> dict[str, Any]:
         value = convert(out.pop(key))
         ours = PREFIX + name
         if ours in out and out[ours] != value:
-            raise ConfigurationError(f"{key} and {ours} are both set, to different values; "
-                                     f"keep {ours}", code="E041")
+            error = ConfigurationError(f"{key} and {ours} are both set, to different values; "
+                                       f"keep {ours}", code="E041", suggestion=True)
+            if problems is None:
+                raise error
+            problems.append(error)
+            continue
         out[ours] = value
     return out
 
@@ -63,25 +68,33 @@ def derived_signing_key(secret_key: str | bytes) -> str:
     return crypto.derived_signing_key(secret_key, "flask")
 
 
-def check_config_names(config: Mapping[str, Any]) -> None:
-    """Raise E041 listing every unknown CACHEKIT_ key and every Flask-Caching key we do not read."""
+def config_name_problems(config: Mapping[str, Any]) -> list[ConfigurationError]:
+    """E041 for every unknown CACHEKIT_ key and every Flask-Caching key we do not read."""
     known = set(Settings.names()) | set(EXTRA_NAMES)
-    problems: list[str] = []
+    problems: list[ConfigurationError] = []
     for key in config:
         if not isinstance(key, str):
             continue
         if key.startswith(PREFIX):
             if key[len(PREFIX):] not in known:
-                problems.append(unknown_setting(key, known, PREFIX).message)
+                problems.append(unknown_setting(key, known, PREFIX))
         elif key in FLASK_CACHING_KEYS:
-            advice = FLASK_CACHING_KEYS[key]  # a replacement name, or "remove it..."
-            advice = advice if advice.startswith("remove it") else f"use {advice}"
-            problems.append(f"{key} is a Flask-Caching setting and is not read; {advice}")
+            fix = FLASK_CACHING_KEYS[key]  # a replacement name, or "remove it..."
+            problems.append(ConfigurationError(
+                f"{key} is a Flask-Caching setting and is not read; {advice(fix)}",
+                code="E041", suggestion=not fix.startswith("remove it")))
         elif key.startswith("CACHE_") and key not in ACCEPTED_FLASK_CACHING_KEYS:
-            problems.append(f"{key} is not read by cachekit-web; its settings are named "
-                            f"{PREFIX}<NAME> (see docs/flask.md)")
-    if problems:
-        raise ConfigurationError("; ".join(problems), code="E041")
+            problems.append(ConfigurationError(
+                f"{key} is not read by cachekit-web; its settings are named {PREFIX}<NAME> "
+                "(see docs/flask.md)", code="E041"))
+    return problems
+
+
+def check_config_names(config: Mapping[str, Any]) -> None:
+    """Raise E041 listing every unknown CACHEKIT_ key and every Flask-Caching key we do not read."""
+    error = combined(config_name_problems(config))
+    if error is not None:
+        raise error
 
 
 def load(
@@ -89,14 +102,19 @@ def load(
 ) -> tuple[Settings, FlaskOptions]:
     """Build core Settings and Flask options from app.config, the environment as fallback."""
     env = os.environ if environ is None else environ
-    config = translated(config)
-    check_config_names(config)
+    problems: list[ConfigurationError] = []  # every one is reported, in one error
+    config = translated(config, problems)
+    problems += config_name_problems(config)
+    known = set(Settings.names())
     overrides: dict[str, Any] = {}
     extras: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(key, str) and key.startswith(PREFIX):
             name = key[len(PREFIX):]
-            (extras if name in EXTRA_NAMES else overrides)[name] = value
+            if name in EXTRA_NAMES:
+                extras[name] = value
+            elif name in known:  # the unknown ones are among the problems already
+                overrides[name] = value
     for name in EXTRA_NAMES:
         if name not in extras and PREFIX + name in env:
             extras[name] = env[PREFIX + name]
@@ -105,15 +123,28 @@ def load(
             and config.get("SECRET_KEY"):
         # The app's SECRET_KEY authenticates cached values when no cachekit key is given.
         overrides["SIGNING_KEY"] = derived_signing_key(config["SECRET_KEY"])
-    settings = Settings.from_env(env, extra_names=EXTRA_NAMES, **overrides)
+    try:
+        settings = Settings.from_env(env, extra_names=EXTRA_NAMES, **overrides)
+    except ConfigurationError as exc:
+        problems.append(exc)
     for name in _BOOL_EXTRAS:
         if name in extras:
-            extras[name] = coerce_bool(PREFIX + name, extras[name])
+            try:
+                extras[name] = coerce_bool(PREFIX + name, extras[name])
+            except ConfigurationError as exc:
+                problems.append(exc)
     if extras.get("HEALTH_TOKEN") == "":
         extras["HEALTH_TOKEN"] = None
     if extras.get("HEALTH_TOKEN") is not None:  # a guessable token would open the dashboard
-        crypto.check_secret(str(extras["HEALTH_TOKEN"]), f"{PREFIX}HEALTH_TOKEN")
+        try:
+            crypto.check_secret(str(extras["HEALTH_TOKEN"]), f"{PREFIX}HEALTH_TOKEN")
+        except ConfigurationError as exc:
+            problems.append(exc)
     prefix = extras.get("HEALTH_URL_PREFIX")
     if prefix is not None and not str(prefix).startswith("/"):
-        raise ConfigurationError(f"{PREFIX}HEALTH_URL_PREFIX must start with '/'", code="E042")
+        problems.append(ConfigurationError(f"{PREFIX}HEALTH_URL_PREFIX must start with '/'",
+                                           code="E042"))
+    error = combined(problems)
+    if error is not None:
+        raise error
     return settings, FlaskOptions(**extras)

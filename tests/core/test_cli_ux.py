@@ -112,3 +112,81 @@ def test_flask_caching_advice_reads_as_english() -> None:
     assert "CACHE_TYPE is a Flask-Caching setting and is not read; remove it" in message
     assert "CACHE_REDIS_URL is a Flask-Caching setting and is not read; use CACHEKIT_REDIS_URL" \
         in message
+
+
+def test_keygen_prints_a_new_master_key_each_time(capsys: pytest.CaptureFixture[str]) -> None:
+    from cachekit_web.core.data.crypto import parse_master_key
+
+    keys = []
+    for _ in range(3):
+        assert main(["keygen"]) == 0
+        keys.append(capsys.readouterr().out)
+    for out in keys:
+        assert out.endswith("\n") and len(out.strip()) == 64
+        parse_master_key(out.strip())  # E002 would raise
+    assert len(set(keys)) == 3
+
+
+def test_keygen_signing_prints_a_key_signing_key_accepts(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cachekit_web import Settings
+
+    assert main(["keygen", "--signing"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert len(key) >= 32 and " " not in key
+    assert key == Settings.from_mapping({"SIGNING_KEY": key}).SIGNING_KEY  # no E004
+
+
+def test_every_key_instruction_names_keygen() -> None:
+    from cachekit_web.django import checks
+
+    for code in ("E001", "E002", "E004"):
+        assert "cachekit-web keygen" in REGISTRY[code].fix, code
+    texts = [(ROOT / "README.md").read_text(), Path(checks.__file__).read_text(),
+             (ROOT / "docs" / "errors.md").read_text()]
+    for text in texts:
+        assert "doctor` prints" not in text and "doctor` prints a new one" not in text
+        assert "openssl rand" not in text and "secrets.token_hex(32)" not in text
+
+
+def test_install_hints_use_the_readme_line() -> None:
+    from cachekit_web.core.errors import install_line
+
+    assert install_line("flask") == "python -m pip install -e '.[flask]'"
+    assert install_line("django") in (ROOT / "README.md").read_text()  # its Install section
+    for path in [*(ROOT / "docs").glob("*.md"), *(ROOT / "cachekit_web").rglob("*.py")]:
+        assert "pip install 'cachekit-web[" not in path.read_text(), path
+
+
+def test_doctor_uses_the_right_article(capsys: pytest.CaptureFixture[str]) -> None:
+    key = "".join(f"{i:02x}" for i in range(32))
+    os.environ["CACHEKIT_MASTER_KEY"] = key
+    try:
+        assert main(["doctor", "memory://"]) == 0
+    finally:
+        del os.environ["CACHEKIT_MASTER_KEY"]
+    out = capsys.readouterr().out
+    assert "an encrypted value succeeded" in out and "a encrypted" not in out
+
+
+def test_usage_error_does_not_list_the_hidden_readme_command() -> None:
+    done = subprocess.run([sys.executable, "-m", "cachekit_web.cli", "nosuch"], cwd=ROOT,
+                          env=_env(), capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "invalid choice" in done.stderr and "doctor" in done.stderr
+    assert "readme" not in done.stderr
+
+
+def test_readme_command_still_works_for_make_docs(tmp_path: Path) -> None:
+    from cachekit_web.cli import README_END, README_START
+
+    target = tmp_path / "README.md"
+    target.write_text(f"top\n{README_START}\nstale-row\n{README_END}\nbottom\n")
+    assert main(["readme", str(target)]) == 0
+    assert "| `REDIS_URL` |" in target.read_text() and "stale-row" not in target.read_text()
+
+
+def test_explain_list_is_in_code_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["explain", "--list"]) == 0
+    codes = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert codes == sorted(codes) and "E003" in codes

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from cachekit_web.core._sync.redis import pool_for
 from cachekit_web.core.data.codec import Entry
-from cachekit_web.core.local.tier import LocalTier, copied, copier, parse, server_version
 from cachekit_web.core.local import tier as local_mod
+from cachekit_web.core.local.tier import LocalTier, copied, copier, parse, server_version
 from cachekit_web.core.settings import Settings
 from tests.forking import reap, run_script
 

@@ -19,8 +19,8 @@ import msgpack
 import pytest
 
 from cachekit_web.core.data.codec import Entry
-from cachekit_web.core.local.tier import LocalTier
 from cachekit_web.core.local import tier as local_mod
+from cachekit_web.core.local.tier import LocalTier
 
 from .conftest import KEY_A, MakeClient, raw_for
 from .test_local import make_tier, store, wait_for

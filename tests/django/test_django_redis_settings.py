@@ -136,3 +136,50 @@ def test_the_registry_covers_every_option_the_docs_list() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "django.md").read_text()
     for name in [*foreign.DJANGO_REDIS_OPTIONS, *foreign.DJANGO_REDIS_SETTINGS]:
         assert f'["{name}"]' in doc or f"`{name}`" in doc, name
+
+
+def test_every_problem_in_the_first_run(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    entry = _entry(redis_url, namespace, CLIENT_CLASS2="x", SOCKET_TIMOUT=1,
+                   SERIALIZER="x.Json", RETRIES=9)
+    message = _e041(use_caches, entry)
+    for part in ("CLIENT_CLASS2", "SOCKET_TIMOUT", "did you mean SOCKET_TIMEOUT", "SERIALIZER",
+                 "RETRIES"):
+        assert part in message, message
+    assert len(message.splitlines()) == 5, message  # a head line, then one line per problem
+    from cachekit_web.django.checks import check_configuration
+
+    [error] = check_configuration()
+    assert error.id == "cachekit.E041" and "CLIENT_CLASS2" in error.msg and "RETRIES" in error.msg
+    assert error.hint  # a name is suggested (SOCKET_TIMEOUT)
+
+
+def test_a_list_location_does_not_hide_other_problems(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    entry = _entry(redis_url, namespace, SOCKET_TIMOUT=1)
+    entry["LOCATION"] = [redis_url, redis_url]
+    message = _e041(use_caches, entry)
+    assert "LOCATION" in message and "SOCKET_TIMOUT" in message
+
+
+def test_no_hint_without_a_suggestion(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    from cachekit_web.django.checks import check_configuration
+
+    use_caches({"default": _entry(redis_url, namespace, FROBNICATE=1)})
+    [error] = check_configuration()
+    assert error.id == "cachekit.E041" and "FROBNICATE" in error.msg and "remove it" in error.msg
+    assert error.hint is None
+
+
+def test_a_leftover_cache_redis_url_variable_is_a_check_warning(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachekit_web.django.checks import check_configuration
+
+    monkeypatch.setenv("CACHE_REDIS_URL", "redis://elsewhere/0")
+    cache = use_caches({"default": _entry(redis_url, namespace)})
+    cache.set("k", 1)
+    assert cache.get("k") == 1
+    [warning] = check_configuration()
+    assert warning.level == 30 and "CACHE_REDIS_URL" in warning.msg

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 from flask import Flask
 
+from cachekit_web.core.errors import REGISTRY
 from cachekit_web.flask import Cache
 from cachekit_web.flask.cli import PROGRESS_THRESHOLD
 
@@ -86,3 +93,59 @@ def test_stats_adds_up_the_fleet_and_says_when_it_is_local(make_app: AppFactory,
                        CACHEKIT_SOCKET_CONNECT_TIMEOUT=0.2)
     out = down.test_cli_runner().invoke(args=["cachekit", "stats"])
     assert "LOCAL, this process only" in out.output and "E01" in out.output
+
+
+def _flask(tmp_path: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`flask --app app ...` in a fresh process whose environment names no Redis URL."""
+    (tmp_path / "app.py").write_text(textwrap.dedent("""
+        from flask import Flask
+        from cachekit_web.flask import Cache
+
+        app = Flask(__name__)
+        app.config["SECRET_KEY"] = "an-app-secret-key-for-tests"
+        cache = Cache(app)
+    """))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CACHEKIT_", "CACHE_", "FLASK_")) and k != "REDIS_URL"}
+    env.update(extra)
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "app", *args],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def test_help_works_without_a_redis_url(tmp_path: Path) -> None:
+    done = _flask(tmp_path, "cachekit", "--help")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "doctor" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_doctor_reports_e040_without_a_traceback(tmp_path: Path) -> None:
+    done = _flask(tmp_path, "cachekit", "doctor")
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert "[E040]" in out and REGISTRY["E040"].fix in out, out
+    assert "Traceback" not in out
+
+
+def test_explain_works_without_a_redis_url(tmp_path: Path) -> None:
+    done = _flask(tmp_path, "cachekit", "explain", "E040")
+    assert done.returncode == 0 and done.stdout.startswith("E040"), done.stdout + done.stderr
+
+
+
+def test_the_flask_command_runs_the_apps_own_group(tmp_path: Path, redis_url: str) -> None:
+    done = _flask(tmp_path, "cachekit", "doctor", CACHEKIT_REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all checks passed" in done.stdout and "HMAC-signed" in done.stdout
+
+
+def test_keygen_without_a_redis_url(tmp_path: Path) -> None:
+    from cachekit_web.core.data.crypto import parse_master_key
+
+    done = _flask(tmp_path, "cachekit", "keygen")
+    assert done.returncode == 0, done.stdout + done.stderr
+    parse_master_key(done.stdout.strip())
+    app = Flask("keygen")
+    Cache().init_app(app, {"CACHEKIT_REDIS_URL": "memory://keygen"})
+    out = app.test_cli_runner().invoke(args=["cachekit", "keygen", "--signing"])
+    assert out.exit_code == 0 and len(out.output.strip()) >= 32

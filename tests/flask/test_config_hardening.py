@@ -56,3 +56,23 @@ def test_boolean_words_the_core_accepts(make_app: AppFactory, raw: object,
     app, cache = make_app(CACHEKIT_SOURCE_CHECK=raw)
     with app.app_context():
         assert cache._state().options.SOURCE_CHECK is expected
+
+
+def test_every_problem_at_start_up_in_one_error(make_app: AppFactory) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        make_app(CACHEKIT_SOCKET_TIMOUT=1, CACHEKIT_NAMESPAC="x", CACHEKIT_RETRIES=9,
+                 CACHE_TYPE="RedisCache", CACHE_SOURCE_CHECK=True, CACHEKIT_SOURCE_CHECK=False)
+    message = info.value.message
+    assert info.value.code == "E041"
+    for part in ("CACHEKIT_SOCKET_TIMEOUT", "CACHEKIT_NAMESPACE", "RETRIES", "CACHE_TYPE",
+                 "CACHE_SOURCE_CHECK"):
+        assert part in message, message
+    assert len(message.splitlines()) == 6, message
+
+
+def test_leftover_cache_redis_url_variable_does_not_stop_start_up(
+        make_app: AppFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CACHE_REDIS_URL", "redis://elsewhere/0")
+    app, cache = make_app()
+    with app.app_context():
+        assert cache.set("k", 1) and cache.get("k") == 1

@@ -23,7 +23,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, install_line
 from ..resilience.breaker import Transition
 from .metrics import LATENCY_BUCKETS
 
@@ -46,7 +46,7 @@ def _client_module() -> Any:
     except ImportError:
         raise ConfigurationError(
             "PROMETHEUS is on but prometheus_client is not installed: "
-            "pip install 'cachekit-web[prometheus]'", code="E042") from None
+            f"{install_line('prometheus')} (in the cachekit-web checkout)", code="E042") from None
     return prometheus_client
 
 
