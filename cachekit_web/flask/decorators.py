@@ -10,6 +10,7 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -76,29 +77,21 @@ def _source_hash(f: Callable[..., Any], hash_method: HashMethod) -> str:
     return str(hash_method(source.encode("utf-8")).hexdigest())[:16]
 
 
+@dataclass(kw_only=True, slots=True)
 class _Options:
     """What one ``@cached`` or ``@memoize`` was given that each of its calls uses."""
 
-    __slots__ = ("cache_none", "forced_update", "hit_indication", "is_stale", "local",
-                 "memory", "package_uncached", "response_filter", "stale_ttl", "vary_cookies",
-                 "wrapper")
-
-    def __init__(self, *, response_filter: Callable[[Any], Any] | None, cache_none: bool,
-                 forced_update: Callable[..., Any] | None, stale_ttl: float | None,
-                 is_stale: Callable[..., Any] | None, local: bool | None,
-                 vary_cookies: tuple[str, ...] = (), hit_indication: bool = False,
-                 memory: bool = False, package_uncached: bool = False) -> None:
-        self.response_filter = response_filter
-        self.cache_none = cache_none
-        self.forced_update = forced_update
-        self.stale_ttl = stale_ttl
-        self.is_stale = is_stale
-        self.local = local
-        self.vary_cookies = vary_cookies
-        self.hit_indication = hit_indication
-        self.memory = memory  # fresh hits may come from the in-process tier first
-        self.package_uncached = package_uncached  # memoize delivers an uncached call packaged
-        self.wrapper: Any = None  # the decorated function's wrapper, once made
+    response_filter: Callable[[Any], Any] | None
+    cache_none: bool
+    forced_update: Callable[..., Any] | None
+    stale_ttl: float | None
+    is_stale: Callable[..., Any] | None
+    local: bool | None
+    vary_cookies: tuple[str, ...] = ()
+    hit_indication: bool = False
+    memory: bool = False  # fresh hits may come from the in-process tier first
+    package_uncached: bool = False  # memoize delivers an uncached call packaged
+    wrapper: Any = None  # the decorated function's wrapper, once made
 
 
 class _Call:
