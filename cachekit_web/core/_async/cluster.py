@@ -21,7 +21,6 @@ from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
@@ -41,6 +40,8 @@ from ..backends.common import (
     translate,
     translated,
 )
+from ..backends.errors import CLUSTER_UNREACHABLE, NODE_DOWN, REDIS_ERRORS, REROUTE, UNREACHABLE
+from ..backends.options import cluster_spec, node_options, opted_in
 from ..backends.redispy import (
     AsyncRetry,
     async_close_client,
@@ -49,23 +50,13 @@ from ..backends.redispy import (
     async_unopened_cluster,
     sent_once,
 )
+from ..backends.routing import group_by_node, map_version, slot_owner
 from ..backends.topology import (
-    CLUSTER_UNREACHABLE,
-    NODE_DOWN,
-    REDIS_ERRORS,
-    REROUTE,
-    UNREACHABLE,
     DeferredDeletes,
     DeferredReplay,
     NodeGuard,
-    cluster_spec,
     cmd,
-    group_by_node,
     guard_interval,
-    map_version,
-    node_options,
-    opted_in,
-    slot_owner,
     swap,
 )
 from ..errors import (
@@ -76,6 +67,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..settings import Settings
+from ..urls import redact_url
 from .nodes import async_node_report
 from .pending import async_count_batches
 

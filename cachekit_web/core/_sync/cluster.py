@@ -23,7 +23,6 @@ from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
     _SCAN_BATCH,
     _UPDATE_ATTEMPTS,
@@ -43,6 +42,8 @@ from ..backends.common import (
     translate,
     translated,
 )
+from ..backends.errors import CLUSTER_UNREACHABLE, NODE_DOWN, REDIS_ERRORS, REROUTE, UNREACHABLE
+from ..backends.options import cluster_spec, node_options, opted_in
 from ..backends.redispy import (
     Retry,
     close_client,
@@ -51,23 +52,13 @@ from ..backends.redispy import (
     unopened_cluster,
     sent_once,
 )
+from ..backends.routing import group_by_node, map_version, slot_owner
 from ..backends.topology import (
-    CLUSTER_UNREACHABLE,
-    NODE_DOWN,
-    REDIS_ERRORS,
-    REROUTE,
-    UNREACHABLE,
     DeferredDeletes,
     DeferredReplay,
     NodeGuard,
-    cluster_spec,
     cmd,
-    group_by_node,
     guard_interval,
-    map_version,
-    node_options,
-    opted_in,
-    slot_owner,
     swap,
 )
 from ..errors import (
@@ -78,6 +69,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..settings import Settings
+from ..urls import redact_url
 from .nodes import node_report
 from .pending import count_batches
 

@@ -43,7 +43,6 @@ from typing import Any, NamedTuple, cast
 
 import msgpack
 
-from ..backends import is_int64, redis_int
 from ..errors import (
     CachekitError,
     ConfigurationError,
@@ -54,6 +53,7 @@ from ..errors import (
 )
 from ..web import StoredPage
 from .crypto import NONCE_SIZE, KeyRing
+from .ints import is_int64, redis_int
 
 try:  # zoneinfo is 3.9+, but tzdata may be absent on some systems
     from zoneinfo import ZoneInfo

@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from ..backends import Backend, redis_int
+from ..backends import Backend
 from ..errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 from .codec import F_ENCRYPTED, VERSION_1, Codec
+from .ints import redis_int
 
 BATCH = 500
 
