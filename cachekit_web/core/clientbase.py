@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from . import web  # noqa: F401  (registers stored pages with the codec and the tier)
 from .backends import backend_kind, make_backend
 from .data.codec import SLOW, Codec, Entry
 from .data.crypto import KeyRing

@@ -51,7 +51,6 @@ from ..errors import (
     SerializationError,
     ValueTooLargeError,
 )
-from ..web import StoredPage
 from .crypto import NONCE_SIZE, KeyRing
 from .ints import is_int64, redis_int
 
@@ -89,6 +88,33 @@ _NEST = threading.local()  # per-thread nesting level while packing or unpacking
 (X_TUPLE, X_SET, X_FROZENSET, X_DATETIME, X_DATE, X_TIME, X_TIMEDELTA, X_DECIMAL, X_UUID,
  X_BIGINT) = range(1, 11)
 X_PAGE = 11  # a cached HTTP response (core.web.StoredPage): pages are known by type, not shape
+
+
+class Extension(NamedTuple):
+    """A type another module registered: its code, and how it becomes fields and back."""
+
+    code: int
+    kind: type
+    name: str  # in errors: "malformed stored <name>"
+    fields: Callable[[Any], list[Any]]
+    build: Callable[[Any], Any]  # None if the fields are malformed
+
+
+_EXTENSIONS: dict[type, Extension] = {}
+_BY_CODE: dict[int, Extension] = {}
+
+
+def register_extension(kind: type, code: int, name: str, fields: Callable[[Any], list[Any]],
+                       build: Callable[[Any], Any]) -> None:
+    """Store values of exactly ``kind`` as extension ``code`` (``core.web`` registers pages).
+
+    ``fields(value)`` gives what is stored (msgpack types); ``build(fields)`` makes the
+    value again, or returns None when the stored fields are malformed (E021).
+    """
+    known = _BY_CODE.get(code)
+    if code <= X_BIGINT or (known is not None and known.kind is not kind):
+        raise ValueError(f"extension code {code} is taken")
+    _EXTENSIONS[kind] = _BY_CODE[code] = Extension(code, kind, name, fields, build)
 
 
 SLOW: Any = object()  # Codec.value_of: this frame needs the general decode
@@ -187,10 +213,9 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(X_UUID, obj.bytes)
     if t is int:  # only reached for integers outside msgpack's 64-bit range
         return msgpack.ExtType(X_BIGINT, str(obj).encode())
-    if t is StoredPage:
-        return msgpack.ExtType(X_PAGE, _pack([
-            obj.status, [list(h) for h in obj.headers], obj.body, obj.stored_at, obj.charset,
-        ]))
+    ext = _EXTENSIONS.get(t)
+    if ext is not None:
+        return msgpack.ExtType(ext.code, _pack(ext.fields(obj)))
     raise TypeError(f"no msgpack encoding for {t.__name__}")
 
 
@@ -222,13 +247,12 @@ def _ext_hook(code: int, data: bytes) -> Any:
         return uuid.UUID(bytes=data)
     if code == X_BIGINT:
         return int(data.decode())
-    if code == X_PAGE:
-        status, headers, body, stored_at, charset = _unpack(data)
-        if not (isinstance(status, int) and isinstance(body, bytes)
-                and isinstance(stored_at, float) and isinstance(charset, (str, type(None)))
-                and all(isinstance(k, str) and isinstance(v, str) for k, v in headers)):
-            raise DeserializationError("malformed stored page", code="E021")
-        return StoredPage(status, tuple((k, v) for k, v in headers), body, stored_at, charset)
+    ext = _BY_CODE.get(code)
+    if ext is not None:
+        value = ext.build(_unpack(data))
+        if value is None:
+            raise DeserializationError(f"malformed stored {ext.name}", code="E021")
+        return value
     raise DeserializationError(f"unknown extension type {code}", code="E021")
 
 
