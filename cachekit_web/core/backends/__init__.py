@@ -1,11 +1,15 @@
-"""Bytes-in, bytes-out stores behind one small protocol."""
+"""Bytes-in, bytes-out stores behind one small protocol, its optional capabilities, the factory.
+
+Optional capabilities are small ``runtime_checkable`` protocols: test a backend with
+``isinstance(backend, ReportsNodes)``, not ``hasattr``.
+"""
 
 from __future__ import annotations
 
 import importlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..urls import scheme_of
 
@@ -62,6 +66,7 @@ class Backend(Protocol):
              thread_local: bool = False) -> LockLike: ...
     def ping(self) -> float: ...
     def info(self) -> dict[str, Any]: ...
+    def describe(self) -> str: ...
     def close(self) -> None: ...
 
 
@@ -97,7 +102,52 @@ class AsyncBackend(Protocol):
              thread_local: bool = False) -> AsyncLockLike: ...
     async def ping(self) -> float: ...
     async def info(self) -> dict[str, Any]: ...
+    def describe(self) -> str: ...
     async def close(self) -> None: ...
+
+
+# -- optional capabilities -------------------------------------------------------
+@runtime_checkable
+class RunsCommands(Protocol):
+    """Sends any redis-py command method (sets, hashes, sorted sets): Redis-backed stores."""
+
+    def command(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class AsyncRunsCommands(Protocol):
+    """The asynchronous twin of RunsCommands."""
+
+    async def command(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class ReportsNodes(Protocol):
+    """One health entry per node: Cluster, Sentinel and replicas."""
+
+    def nodes(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class AsyncReportsNodes(Protocol):
+    """The asynchronous twin of ReportsNodes."""
+
+    async def nodes(self) -> list[dict[str, Any]]: ...
+
+
+@runtime_checkable
+class WatchesTopology(Protocol):
+    """Tells the client when a new primary takes over (Cluster, Sentinel)."""
+
+    def watch_topology(self, on_change: Callable[[str], object]) -> None: ...
+
+
+@runtime_checkable
+class HasRedisClient(Protocol):
+    """Exposes its redis-py client (``CacheClient.get_client``)."""
+
+    @property
+    def client(self) -> Any: ...
 
 
 # -- the factory registry ------------------------------------------------------
