@@ -108,6 +108,13 @@ class AsyncBackend(Protocol):
 
 # -- optional capabilities -------------------------------------------------------
 @runtime_checkable
+class SwapsMany(Protocol):
+    """Compares and sets many keys in one call (every built-in store; a foreign one may not)."""
+
+    def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]: ...
+
+
+@runtime_checkable
 class RunsCommands(Protocol):
     """Sends any redis-py command method (sets, hashes, sorted sets): Redis-backed stores."""
 

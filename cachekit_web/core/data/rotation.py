@@ -13,6 +13,7 @@ a previous key. Once it reports nothing left, the old key can be retired.
   (WATCH/MULTI on Redis, a compare-and-set script on the key's node on a
   Cluster), so a value written concurrently is never replaced by a re-sealed
   old one: its new value is judged afresh (already current: left alone).
+  A backend without the batch method uses ``update`` for every entry.
 - The payload is moved as it is (never deserialized); expiry and fresh-until
   stay in the frame, and Redis keeps the key's TTL (KEEPTTL).
 - Entries that no key opens, or that are not frames, are left alone and counted.
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from ..backends import Backend
+from ..backends import Backend, SwapsMany
 from ..errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 from .codec import F_ENCRYPTED, VERSION_1, Codec
 from .ints import redis_int
@@ -135,17 +136,19 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
             writes.append((name, key, frame, new))
     if not writes:
         return
-    if before_write is not None:
+    # Every built-in backend swaps in batches; a store of one's own may not.
+    cas_many = backend.compare_and_set_many if isinstance(backend, SwapsMany) else None
+    if before_write is not None and cas_many:
         for name, *_ in writes:
             before_write(name)
-    done = backend.compare_and_set_many([(n, f, r) for n, _, f, r in writes])
+    done = cas_many([(n, f, r) for n, _, f, r in writes]) if cas_many else [False] * len(writes)
     for (name, key, frame, new), ok in zip(writes, done, strict=True):
         if ok:
             report.resealed += 1
             continue
-        # Changed since the batch read: judge it afresh, alone.
+        # Changed since the batch read (or no batch compare-and-set): judge it afresh, alone.
         try:
-            if _swap(backend, codec, name, key, frame, new):
+            if _swap(backend, codec, name, key, frame, new, None if cas_many else before_write):
                 report.resealed += 1
             else:
                 report.gone += 1
@@ -166,10 +169,12 @@ def _v1_expiry(backend: Backend, name: str, frame: bytes) -> float:
 
 
 def _swap(backend: Backend, codec: Codec, name: str, key: bytes, seen: bytes,
-          resealed: bytes) -> bool:
+          resealed: bytes, before_write: Callable[[str], None] | None) -> bool:
     """Write ``resealed`` only where the key still holds what we read; False if gone."""
 
     def replace(current: bytes) -> bytes:
+        if before_write is not None:
+            before_write(name)
         if current == seen:
             return resealed
         fresh = codec.reseal(key, current, _v1_expiry(backend, name, current))  # judged afresh
