@@ -137,7 +137,8 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
     if not writes:
         return
     # Every built-in backend swaps in batches; a store of one's own may not.
-    cas_many = backend.compare_and_set_many if isinstance(backend, SwapsMany) else None
+    cas_many: Callable[[list[tuple[str, bytes, bytes]]], list[bool]] | None = (
+        backend.compare_and_set_many if isinstance(backend, SwapsMany) else None)
     if before_write is not None and cas_many:
         for name, *_ in writes:
             before_write(name)
