@@ -132,27 +132,29 @@ class _TooDeep(Exception):
     """A value nests deeper than MAX_NESTING (raised through msgpack's default hook)."""
 
 
-def _pack_nested(obj: Any) -> bytes:
+def _nested(step: Callable[[Any], Any], data: Any, too_deep: Callable[[], Exception]) -> Any:
+    """``step(data)`` one nesting level deeper; ``too_deep()`` is raised past MAX_NESTING."""
     level = getattr(_NEST, "level", 0)
     if level >= MAX_NESTING:
-        raise _TooDeep
+        raise too_deep()
     _NEST.level = level + 1
     try:
-        return _pack(obj)
+        return step(data)
     finally:
         _NEST.level = level
+
+
+def _stored_too_deep() -> Exception:
+    return DeserializationError(f"stored value nests deeper than {MAX_NESTING} levels",
+                                code="E021")
+
+
+def _pack_nested(obj: Any) -> bytes:
+    return cast(bytes, _nested(_pack, obj, _TooDeep))
 
 
 def _unpack_nested(data: bytes) -> Any:
-    level = getattr(_NEST, "level", 0)
-    if level >= MAX_NESTING:
-        raise DeserializationError(f"stored value nests deeper than {MAX_NESTING} levels",
-                                   code="E021")
-    _NEST.level = level + 1
-    try:
-        return _unpack(data)
-    finally:
-        _NEST.level = level
+    return _nested(_unpack, data, _stored_too_deep)
 
 
 def _pack(obj: Any) -> bytes:
@@ -393,20 +395,10 @@ class Codec:
         if len(frame) < HEADER2_SIZE or frame[:2] != MAGIC or frame[2] != VERSION:
             return SLOW
         flags = frame[3]
-        if flags & F_FRESH:
+        if flags & F_FRESH or not self.keyring.authenticated:
             return SLOW
-        ring = self.keyring
-        header = frame[:HEADER2_SIZE]
-        if ring.encrypted:
-            if not flags & F_ENCRYPTED:
-                raise IntegrityError("unencrypted value where encryption is on", code="E003")
-            payload = ring.open(frame[4:HEADER_SIZE], header, key, frame[HEADER2_SIZE:])
-        elif ring.authenticated:
-            if flags & F_ENCRYPTED or not flags & F_SIGNED:
-                raise IntegrityError("value not signed with this cache's key", code="E003")
-            payload = ring.verify(frame[4:HEADER_SIZE], header, key, frame[HEADER2_SIZE:])
-        else:
-            return SLOW
+        payload = self._opened(flags, frame[4:HEADER_SIZE], frame[:HEADER2_SIZE], key,
+                               frame[HEADER2_SIZE:])
         expires_at = _FRESH.unpack_from(frame, HEADER_SIZE)[0]
         if expires_at and expires_at <= now:
             raise DeserializationError("stored value is past its expiry (written back?)",
@@ -495,16 +487,8 @@ class Codec:
         if len(frame) < head_len:
             raise DeserializationError("frame too short", code="E021")
         header, body = frame[:head_len], frame[head_len:]
-        ring = self.keyring
-        # Refuse downgrades: with a key configured, only frames sealed by it are read.
-        if ring.encrypted:
-            if not flags & F_ENCRYPTED:
-                raise IntegrityError("unencrypted value where encryption is on", code="E003")
-            payload = ring.open(key_id, header, key, body)
-        elif ring.authenticated:
-            if flags & F_ENCRYPTED or not flags & F_SIGNED:
-                raise IntegrityError("value not signed with this cache's key", code="E003")
-            payload = ring.verify(key_id, header, key, body)
+        if self.keyring.authenticated:
+            payload = self._opened(flags, key_id, header, key, body)
         else:
             if flags & (F_ENCRYPTED | F_SIGNED | F_PICKLE):
                 raise IntegrityError("sealed value but no key configured", code="E003")
@@ -515,6 +499,21 @@ class Codec:
                                        code="E021")
         fresh_until = _FRESH.unpack_from(header, fresh_at)[0] if flags & F_FRESH else None
         return Entry(self._load(payload, flags), fresh_until, expires_at or None)
+
+    def _opened(self, flags: int, key_id: bytes, header: bytes, key: bytes,
+                body: bytes) -> bytes:
+        """The payload of a frame sealed as this keyring requires (it has a key): E003 else.
+
+        Refuses downgrades: with a key configured, only frames sealed by it are read.
+        """
+        ring = self.keyring
+        if ring.encrypted:
+            if not flags & F_ENCRYPTED:
+                raise IntegrityError("unencrypted value where encryption is on", code="E003")
+            return ring.open(key_id, header, key, body)
+        if flags & F_ENCRYPTED or not flags & F_SIGNED:
+            raise IntegrityError("value not signed with this cache's key", code="E003")
+        return ring.verify(key_id, header, key, body)
 
     @staticmethod
     def key_id_of(frame: bytes) -> bytes | None:
