@@ -225,6 +225,17 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
 
 
+def _unpack_checked(payload: bytes, what: str) -> Any:
+    """``_unpack``, with whatever msgpack raises for bad bytes as E021 naming ``what``."""
+    try:
+        return _unpack(payload)
+    except CachekitError:
+        raise
+    except Exception as exc:  # msgpack raises many unrelated types
+        raise DeserializationError(f"cannot decode {what} ({type(exc).__name__})",
+                                   code="E021") from None
+
+
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == X_TUPLE:
         return tuple(_unpack_nested(data))
@@ -325,14 +336,7 @@ class Codec:
 
     def unpack_member(self, data: bytes) -> Any:
         """The value of a stored member; E003 if not authentic, E021 if undecodable."""
-        payload = self.keyring.open_member(data)
-        try:
-            return _unpack(payload)
-        except CachekitError:
-            raise
-        except Exception as exc:  # msgpack raises many unrelated types
-            raise DeserializationError(f"cannot decode member ({type(exc).__name__})",
-                                       code="E021") from None
+        return _unpack_checked(self.keyring.open_member(data), "member")
 
     def encode(self, key: bytes, value: Any, fresh_until: float | None = None,
                expires_at: float | None = None, *, raw_int: bool = True) -> bytes:
@@ -405,13 +409,7 @@ class Codec:
                                        code="E021")
         if flags & (F_ZLIB | F_PICKLE):
             return self._load(payload, flags)
-        try:
-            return _unpack(payload)
-        except CachekitError:
-            raise
-        except Exception as exc:  # msgpack raises many unrelated types
-            raise DeserializationError(f"cannot decode stored value ({type(exc).__name__})",
-                                       code="E021") from None
+        return _unpack_checked(payload, "stored value")
 
     def values_into(self, found: dict[Any, Any], names: Sequence[Any], keys: Sequence[str],
                     frames: Sequence[bytes | None], now: float,
