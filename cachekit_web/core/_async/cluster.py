@@ -615,9 +615,10 @@ class AsyncClusterBackend:
             pass
         return removed, tally[0] == tally[1]
 
-    async def _sweep(self, pattern: str, count: int,
-                     act: Callable[[Any, list[bytes]], Awaitable[None]] | None = None,
-                     tally: list[int] | None = None) -> AsyncIterator[list[bytes]]:
+    async def _sweep(
+            self, pattern: str, count: int,
+            act: Callable[[Any, list[bytes]], Awaitable[None]] | None = None,
+            tally: list[int] | None = None) -> AsyncIterator[list[bytes]]:
         """SCAN ``pattern`` on every primary the guard admits, in batches: yielded, or
         given to ``act(node client, batch)`` (its node errors count as that node's loss).
 

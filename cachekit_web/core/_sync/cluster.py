@@ -617,9 +617,10 @@ class ClusterBackend:
             pass
         return removed, tally[0] == tally[1]
 
-    def _sweep(self, pattern: str, count: int,
-                     act: Callable[[Any, list[bytes]], None] | None = None,
-                     tally: list[int] | None = None) -> Iterator[list[bytes]]:
+    def _sweep(
+            self, pattern: str, count: int,
+            act: Callable[[Any, list[bytes]], None] | None = None,
+            tally: list[int] | None = None) -> Iterator[list[bytes]]:
         """SCAN ``pattern`` on every primary the guard admits, in batches: yielded, or
         given to ``act(node client, batch)`` (its node errors count as that node's loss).
 
