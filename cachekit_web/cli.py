@@ -69,7 +69,7 @@ class Checks(list[Check]):
 
 def run_checks(checks: Sequence[Check], out: TextIO) -> int:
     """Run named checks in order, print each as ok/FAIL with its code; 0 if all pass."""
-    from .core.backends import redact_url
+    from .core.urls import redact_url
 
     paint = painter(out)
     failed = 0

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from .backends import backend_kind, lock_key, make_backend, redact_url
-from .backends.common import _escape_glob
+from . import web  # noqa: F401  (registers stored pages with the codec and the tier)
+from .backends import backend_kind, make_backend
 from .data.codec import SLOW, Codec, Entry
 from .data.crypto import KeyRing
 from .errors import (
@@ -35,6 +35,7 @@ from .errors import (
     UnsupportedOperationError,
     ValueTooLargeError,
 )
+from .keys import escape_glob, lock_key
 from .local.tier import LocalTier, release, tier_for
 from .observe.fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .observe.health import HealthReport, build_report
@@ -44,6 +45,7 @@ from .resilience.replay import Replayer
 from .resilience.spool import Spool, default_directory, scope_name
 from .settings import Settings
 from .singleflight import CounterOp
+from .urls import redact_url
 
 log = logging.getLogger("cachekit_web")
 
@@ -764,7 +766,7 @@ class _ClientBase:
         if len(pattern) > self.settings.MAX_KEY_LENGTH or pattern.count("*") > _MAX_STARS:
             raise InvalidKeyError(f"key pattern is too long or has more than {_MAX_STARS} '*'",
                                   code="E023")
-        return _escape_glob(self._prefix) + pattern
+        return escape_glob(self._prefix) + pattern
 
     def _members_in(self, members: Iterable[Any]) -> list[bytes]:
         return [self.codec.pack_member(m) for m in members]

@@ -242,7 +242,7 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to show: secrets replaced by whether they are set."""
-        from .backends import redact_url
+        from .urls import redact_url
 
         out: dict[str, Any] = {}
         for f in fields(self):

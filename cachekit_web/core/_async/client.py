@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..backends import AsyncBackend, is_int64, make_async_backend, redis_glob, user_lock_key
+from ..backends import AsyncBackend, make_async_backend
 from ..backends.memory import MemoryBackend
 from ..clientbase import (
     _COUNTER_ROUNDS,
@@ -42,6 +42,7 @@ from ..clientbase import (
     log,
 )
 from ..data.codec import MAGIC, SLOW, Codec, Entry
+from ..data.ints import is_int64
 from ..errors import (
     BackendConnectionError,
     CachekitError,
@@ -59,6 +60,7 @@ from ..flavours import (
     async_shielded,
     async_sleep,
 )
+from ..keys import redis_glob, user_lock_key
 from ..local.tier import LocalTier
 from ..observe.health import HealthReport
 from ..observe.metrics import Metrics

@@ -12,7 +12,6 @@ from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
     _PASSTHROUGH,
     _SCAN_BATCH,
@@ -21,9 +20,6 @@ from ..backends.common import (
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
     SWAP_SCRIPT,
-    ConnectRefused,
-    ConnectTimeout,
-    PoolExhausted,
     _contention_pause,
     _escape_glob,
     _info_subset,
@@ -38,6 +34,7 @@ from ..backends.common import (
     translate,
     translated,
 )
+from ..backends.errors import ConnectRefused, ConnectTimeout, PoolExhausted
 from ..backends.redispy import (
     AsyncBlockingConnectionPool,
     AsyncConnection,
@@ -52,6 +49,7 @@ from ..backends.redispy import (
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import async_sleep
 from ..settings import Settings
+from ..urls import redact_url
 from .pending import async_count_batches
 
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..backends import Backend, is_int64, make_backend, redis_glob, user_lock_key
+from ..backends import Backend, make_backend
 from ..backends.memory import MemoryBackend
 from ..clientbase import (
     _COUNTER_ROUNDS,
@@ -44,6 +44,7 @@ from ..clientbase import (
     log,
 )
 from ..data.codec import MAGIC, SLOW, Codec, Entry
+from ..data.ints import is_int64
 from ..errors import (
     BackendConnectionError,
     CachekitError,
@@ -61,6 +62,7 @@ from ..flavours import (
     shielded,
     sleep,
 )
+from ..keys import redis_glob, user_lock_key
 from ..local.tier import LocalTier
 from ..observe.health import HealthReport
 from ..observe.metrics import Metrics

@@ -14,7 +14,6 @@ from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
     _PASSTHROUGH,
     _SCAN_BATCH,
@@ -23,9 +22,6 @@ from ..backends.common import (
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
     SWAP_SCRIPT,
-    ConnectRefused,
-    ConnectTimeout,
-    PoolExhausted,
     _contention_pause,
     _escape_glob,
     _info_subset,
@@ -40,6 +36,7 @@ from ..backends.common import (
     translate,
     translated,
 )
+from ..backends.errors import ConnectRefused, ConnectTimeout, PoolExhausted
 from ..backends.redispy import (
     BlockingConnectionPool,
     Connection,
@@ -54,6 +51,7 @@ from ..backends.redispy import (
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import sleep
 from ..settings import Settings
+from ..urls import redact_url
 from .pending import count_batches
 
 

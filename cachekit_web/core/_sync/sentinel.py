@@ -20,7 +20,6 @@ from typing import Any, cast
 
 from redis.backoff import NoBackoff
 
-from ..backends import redact_url
 from ..backends.common import (
     _PASSTHROUGH,
     CAS_SCRIPT,
@@ -30,6 +29,9 @@ from ..backends.common import (
     translate,
     translated,
 )
+from ..backends.errors import REDIS_ERRORS, UNREACHABLE
+from ..backends.options import node_options, opted_in
+from ..backends.recent import RecentInvalidations, recent_invalidations
 from ..backends.redispy import (
     MasterNotFoundError,
     Redis,
@@ -40,21 +42,15 @@ from ..backends.redispy import (
     SlaveNotFoundError,
 )
 from ..backends.topology import (
-    REDIS_ERRORS,
-    UNREACHABLE,
     NodeGuard,
     NoSentinelAnswered,
-    RecentInvalidations,
     SentinelWatch,
     guard_interval,
     node_entry,
-    node_options,
-    opted_in,
-    parse_hosts_url,
-    recent_invalidations,
 )
 from ..errors import CachekitError, ConfigurationError
 from ..settings import Settings
+from ..urls import parse_hosts_url, redact_url
 from .nodes import node_report
 from .redis import ConnectPhaseMixin, RedisBackend, pool_for
 

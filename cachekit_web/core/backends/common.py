@@ -25,7 +25,9 @@ from ..errors import (
     PoolExhaustedError,
 )
 from ..settings import Settings
-from . import redact_url, redispy, scheme_of
+from ..urls import redact_url, scheme_of
+from . import redispy
+from .errors import ConnectRefused, ConnectTimeout, PoolExhausted
 
 _UPDATE_ATTEMPTS = 100
 _SCAN_BATCH = 500
@@ -116,18 +118,6 @@ def cas_result(reply: Any) -> tuple[bool, bytes | None]:
 def _contention_pause(attempt: int) -> float:
     """Seconds to wait before retrying a WATCH update: jittered, so contenders fall out of step."""
     return random.random() * min(0.01, 0.0005 * (attempt + 1))
-
-
-class ConnectRefused(redis.ConnectionError):
-    """A connection could not be established (as opposed to one lost mid-request)."""
-
-
-class ConnectTimeout(redis.TimeoutError):
-    """Establishing a connection timed out (as opposed to a slow reply)."""
-
-
-class PoolExhausted(redis.ConnectionError):
-    """No pooled connection became free within POOL_TIMEOUT."""
 
 
 _PASSTHROUGH = (

@@ -30,6 +30,8 @@ import redis.lock as slock
 import redis.retry as sretry
 import redis.sentinel as ssentinel
 
+from .errors import ConnectRefused, ConnectTimeout, PoolExhausted
+
 # redis-py before 5.3 requires get_connection's command name; later ones warn when given it.
 # (The pools ignore the name itself.)
 _COMMAND_NAME = inspect.signature(
@@ -321,7 +323,6 @@ def _many(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
 
 
 def _connect_phase(exc: BaseException) -> bool:
-    from .common import ConnectRefused, ConnectTimeout, PoolExhausted
 
     return isinstance(exc, (ConnectRefused, ConnectTimeout, PoolExhausted))
 
