@@ -24,6 +24,7 @@ from .breaker import CircuitBreaker, State, Transition, probe_gate
 from .codec import SLOW, Codec, Entry
 from .crypto import KeyRing
 from .errors import (
+    BackendTimeoutError,
     CachekitError,
     CircuitOpenError,
     ClientClosedError,
@@ -723,7 +724,7 @@ class _ClientBase:
     def _failed(self, op: str, exc: CachekitError, call: int | None = None) -> None:
         self.metrics.error(exc.code)
         if exc.trips_breaker:
-            self.breaker.record_failure(call)
+            self.breaker.record_failure(call, timeout=isinstance(exc, BackendTimeoutError))
         elif isinstance(exc, PoolExhaustedError):  # busy, not down: no verdict
             self.breaker.release_probe(call)
         else:
