@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from cachekit_web import CacheClient
+from cachekit_web.core.breaker import State
 
 from .conftest import raw_cluster
-from .servers import local_cluster
+from .servers import LocalSentinel, local_cluster
 
 
 def test_a_hung_node_rejoins_within_a_second_of_sigcont() -> None:
@@ -95,4 +96,43 @@ def test_a_hung_primary_s_slots_serve_hits_again_within_a_second_of_resuming() -
             assert not guard.is_down(name)
         finally:
             raw.close()
+            client.close()
+
+
+def test_a_hung_sentinel_primary_serves_hits_again_within_a_second_of_resuming() -> None:
+    """Sentinel, no failover (down-after is long): the client's breaker opens on the hang,
+    probes the primary in the background and serves hits within a second of SIGCONT."""
+    with LocalSentinel(replicas=1, down_after_ms=60_000) as group:
+        client = CacheClient.from_url(group.url, NAMESPACE="rejoin-sentinel",
+                                      SOCKET_TIMEOUT=0.3, SOCKET_CONNECT_TIMEOUT=0.3)
+        try:
+            keys = [f"k{i}" for i in range(5)]
+            for n, key in enumerate(keys):
+                assert client.set(key, n, 600)
+            group.primary.pause()
+            try:
+                opened_at = None
+                deadline = time.monotonic() + 15
+                while time.monotonic() < deadline:  # bounded, ~10 ms a turn
+                    assert client.get(keys[0]) is None
+                    if opened_at is None and client.breaker.state is State.OPEN:
+                        opened_at = time.monotonic()
+                    if opened_at is not None and time.monotonic() - opened_at >= 2.0:
+                        break  # open long enough for the probes to back off past 250 ms
+                    time.sleep(0.01)
+                assert opened_at is not None, client.breaker.snapshot()
+                probes = client.breaker.probes_sent
+            finally:
+                group.primary.resume()
+            resumed = time.monotonic()
+            took = None
+            while time.monotonic() - resumed < 5:  # bounded, 10 ms apart
+                if [client.get(k) for k in keys] == list(range(5)):
+                    took = time.monotonic() - resumed
+                    break
+                time.sleep(0.01)
+            print(f"\n{probes} probes while open; hits {took}s after SIGCONT")
+            assert took is not None and took < 1.0, took
+            assert probes <= 4 * 2.5
+        finally:
             client.close()
