@@ -79,7 +79,9 @@ def test_paused_server_breaker_bounds_latency(own_redis: EmbeddedRedis,
     assert elapsed < bound
     assert client.breaker.state is State.OPEN
     assert client.metrics.errors["E030"] >= 40
-    assert client.metrics.errors["E064"] + client.metrics.errors["E011"] >= 5
+    # Five timeouts in a row open it, or one that took SLOW_CALL_DURATION (0.25 s) while
+    # Redis answered nothing (a loaded machine stretches a 0.2 s timeout that far).
+    assert 1 <= client.metrics.errors["E064"] + client.metrics.errors["E011"] <= 5
     assert not client.available
     assert client.health().status == "down"
     own_redis.resume()
