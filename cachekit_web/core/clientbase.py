@@ -23,6 +23,7 @@ from .backends import backend_kind, make_backend
 from .data.codec import SLOW, Codec, Entry
 from .data.crypto import KeyRing
 from .errors import (
+    BackendTimeoutError,
     CachekitError,
     CircuitOpenError,
     ClientClosedError,
@@ -725,7 +726,7 @@ class _ClientBase:
     def _failed(self, op: str, exc: CachekitError, call: int | None = None) -> None:
         self.metrics.error(exc.code)
         if exc.trips_breaker:
-            self.breaker.record_failure(call)
+            self.breaker.record_failure(call, timeout=isinstance(exc, BackendTimeoutError))
         elif isinstance(exc, PoolExhaustedError):  # busy, not down: no verdict
             self.breaker.release_probe(call)
         else:

@@ -273,7 +273,10 @@ class Lane:
         except IndexError:
             conn = self._pool.get_connection(*_CHECKOUT_ARGS)
         try:  # from here on, the connection always goes back on the stack
-            if used is not None and time.monotonic() - used > STALE_AFTER:
+            # A dropped connection (e.g. its read timed out) is not checked: can_read()
+            # would reconnect, and on a hung server time out once before the send does.
+            if (used is not None and getattr(conn, "_sock", None) is not None
+                    and time.monotonic() - used > STALE_AFTER):
                 try:
                     stale = conn.can_read()  # closed by the server, or stray data
                 except (redis.ConnectionError, redis.TimeoutError, OSError):

@@ -1,7 +1,7 @@
 """Circuit breaker: CLOSED -> OPEN -> HALF_OPEN -> CLOSED, with listeners.
 
 No I/O and no sleeping: time comes from an injectable ``clock``. The breaker opens
-on any of four signals, whichever comes first:
+on any of five signals, whichever comes first:
 
 - ``failure_threshold`` failures in a row (within ``window`` seconds): a dead server;
 - a failure rate of at least ``failure_rate`` over the calls of the last ``window``
@@ -11,7 +11,10 @@ on any of four signals, whichever comes first:
   or longer, whatever their outcome) over the same window;
 - ``slow_in_flight`` calls concurrently in flight for ``slow_call_duration`` or longer
   while no call got an answer for as long: a hung server, detected while the calls still
-  wait, not one socket timeout later.
+  wait, not one socket timeout later;
+- one call that timed out after ``slow_call_duration`` or longer while no call got an
+  answer since it began: a hung server met by fewer threads than ``slow_in_flight``, so
+  it costs one socket timeout, not ``failure_threshold`` of them.
 
 Half-open admits ``half_open_max_calls`` calls at a time (one by default), so a hung
 server costs one blocked call, not one per thread; ``close_after`` successes in a row
@@ -247,13 +250,15 @@ class CircuitBreaker:
                 fired = self._check_rates(now)
         self._notify(fired)
 
-    def record_failure(self, token: int | None = None) -> None:
-        """A call failed for an infrastructure reason."""
+    def record_failure(self, token: int | None = None, timeout: bool = False) -> None:
+        """A call failed for an infrastructure reason (``timeout``: Redis did not answer it
+        in time)."""
         if not self.enabled:
             return
         fired = None
         with self._lock:
             now = self._clock()
+            started = self._in_flight.get(token) if token is not None else None
             slow = self._end(token, now)
             if self._state is State.HALF_OPEN:
                 fired = self._open(now, "a call failed while half-open")
@@ -262,7 +267,11 @@ class CircuitBreaker:
                 while self._failures and self._failures[0] < now - self.window:
                     self._failures.popleft()
                 self._window.add(now, True, slow)
-                if len(self._failures) >= self.failure_threshold:
+                if timeout and slow and started is not None and self._last_answer <= started:
+                    # Redis answered nothing while this call waited out its timeout: hung.
+                    fired = self._open(now, f"a call timed out after {now - started:.2g}s "
+                                            "and Redis answered nothing meanwhile")
+                elif len(self._failures) >= self.failure_threshold:
                     fired = self._open(
                         now, f"{len(self._failures)} failures in a row within {self.window:g}s")
                 else:
