@@ -130,6 +130,19 @@ def _take_foreign_options(options: dict[str, Any]) -> str | None:
     return password
 
 
+def get_redis_connection(alias: str = "default", write: bool = True) -> Any:
+    """The redis-py client of cache ``alias`` (django-redis's function): raw commands, not
+    namespaced, sealed or breaker-guarded."""
+    from django.core.cache import caches
+
+    cache = caches[alias]
+    if not isinstance(cache, CachekitCache):
+        raise NotImplementedError(
+            f"cache {alias!r} is {type(cache).__name__}, not a CachekitCache: it has no "
+            "redis-py client")
+    return cache.get_client(write=write)
+
+
 def shared_client(settings: Settings, plain_key_form: tuple[str, str] = ("", "")) -> CacheClient:
     """One core client per configuration and process (Django makes a backend per thread)."""
     with _LOCK:
@@ -401,12 +414,22 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Milliseconds left: None if it never expires, 0 if missing (or Redis is down)."""
         return self._client.pttl(self._key(key, version))
 
-    def expire(self, key: Any, timeout: float, version: int | None = None) -> bool:
-        """Give ``key`` ``timeout`` seconds to live; False if missing (or Redis is down)."""
-        return self._client.expire(self._key(key, version), timeout)
+    def expire(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+               ) -> bool:
+        """Give ``key`` ``timeout`` seconds to live (the cache's TIMEOUT by default: None
+        keeps it forever); False if missing (or Redis is down)."""
+        k = self._key(key, version)
+        if timeout is DEFAULT_TIMEOUT:
+            seconds = self._timeout(timeout)
+            return self._client.persist(k) if seconds is None else self._client.expire(
+                k, seconds)
+        return self._client.expire(k, timeout)
 
-    def pexpire(self, key: Any, timeout: int, version: int | None = None) -> bool:
-        """expire() in milliseconds."""
+    def pexpire(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+                ) -> bool:
+        """expire() in milliseconds (the cache's TIMEOUT by default)."""
+        if timeout is DEFAULT_TIMEOUT:
+            return self.expire(key, timeout, version)
         return self._client.pexpire(self._key(key, version), timeout)
 
     def expire_at(self, key: Any, when: datetime | float, version: int | None = None) -> bool:
@@ -462,7 +485,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
 
     def get_client(self, key: Any = None, write: bool = True) -> Any:
         """The redis-py client: raw commands, not namespaced, sealed or breaker-guarded."""
-        return self._client.get_client()
+        return self._client.get_client(key, write)
 
     # sets, hashes and sorted sets: keys translated, everything else as the core takes it
     def _keys(self, keys: Iterable[Any], version: int | None) -> list[str]:
@@ -534,17 +557,28 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The first set's members that no other set has."""
         return self._client.sdiff(*self._keys(keys, version))
 
-    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+    def _store(self, command: str, dest: Any, keys: tuple[Any, ...], version: int | None,
+               version_dest: int | None, version_keys: int | None) -> int:
+        # django-redis's sdiffstore versions dest and keys apart; ``version`` is both's default
+        dest_version = version if version_dest is None else version_dest
+        keys_version = version if version_keys is None else version_keys
+        return int(getattr(self._client, command)(self._key(dest, dest_version),
+                                                  *self._keys(keys, keys_version)))
+
+    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None,
+                    version_dest: int | None = None, version_keys: int | None = None) -> int:
         """Store sinter(*keys) in ``dest``; its size."""
-        return self._client.sinterstore(self._key(dest, version), *self._keys(keys, version))
+        return self._store("sinterstore", dest, keys, version, version_dest, version_keys)
 
-    def sunionstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+    def sunionstore(self, dest: Any, *keys: Any, version: int | None = None,
+                    version_dest: int | None = None, version_keys: int | None = None) -> int:
         """Store sunion(*keys) in ``dest``; its size."""
-        return self._client.sunionstore(self._key(dest, version), *self._keys(keys, version))
+        return self._store("sunionstore", dest, keys, version, version_dest, version_keys)
 
-    def sdiffstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+    def sdiffstore(self, dest: Any, *keys: Any, version: int | None = None,
+                   version_dest: int | None = None, version_keys: int | None = None) -> int:
         """Store sdiff(*keys) in ``dest``; its size."""
-        return self._client.sdiffstore(self._key(dest, version), *self._keys(keys, version))
+        return self._store("sdiffstore", dest, keys, version, version_dest, version_keys)
 
     def smove(self, source: Any, destination: Any, member: Any,
               version: int | None = None) -> bool:
