@@ -124,7 +124,7 @@ _URL = os.environ["DJR_COMPAT_URL"]
 _DEAD = os.environ["DJR_COMPAT_DEAD_URL"]
 _OPTIONS = {"NAMESPACE": "djr"}
 if os.environ.get("DJR_COMPAT_MODE") == "encrypted":
-    _OPTIONS["MASTER_KEY"] = "%(key)s"
+    _OPTIONS["MASTER_KEY"] = "@KEY@"
 
 
 def _cache(url, namespace, **extra):
@@ -145,7 +145,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
 ]
 USE_TZ = False
-''' % {"key": MASTER_KEY}
+'''.replace("@KEY@", MASTER_KEY)
 
 
 @dataclass
@@ -193,8 +193,8 @@ def prepare(archive: Path, workdir: Path) -> Path:
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
             name = member.name[len(top):] if member.name.startswith(top) else ""
-            wanted = (name.startswith("django_redis/") or name.startswith("tests/") and
-                      name[len("tests/"):] in FILES + SUPPORT)
+            wanted = name.startswith("django_redis/") or (
+                name.startswith("tests/") and name[len("tests/"):] in FILES + SUPPORT)
             if member.isfile() and wanted:
                 source = tar.extractfile(member)
                 assert source is not None

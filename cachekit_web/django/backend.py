@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.utils.module_loading import import_string
 
 from ..core import crypto, foreign
 from ..core._sync.client import CacheLock
@@ -107,6 +108,7 @@ def _take_foreign_options(options: dict[str, Any]) -> str | None:
     problems: list[str] = []
     password: str | None = None
     core = set(Settings.names())
+    given = set(options)
     for name in [n for n in options if n in foreign.DJANGO_REDIS_OPTIONS and n not in core]:
         value = options.pop(name)
         try:
@@ -119,6 +121,9 @@ def _take_foreign_options(options: dict[str, Any]) -> str | None:
         for key, item in changes.items():
             options.setdefault(key, item)
     for name in foreign.DJANGO_REDIS_SETTINGS:
+        # django-redis reads DJANGO_REDIS_X only where OPTIONS has no X: not for this cache
+        if name.removeprefix("DJANGO_REDIS_") in given:
+            continue
         if hasattr(django_settings, name):
             try:
                 foreign.translate(name, getattr(django_settings, name),
@@ -187,6 +192,10 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         itersize = _django_setting("DJANGO_REDIS_SCAN_ITERSIZE")
         self._itersize: int | None = itersize if isinstance(itersize, int) else None
         self._shared: CacheClient | None = None
+        # django-redis's REVERSE_KEY_FUNCTION: keys()/iter_keys() under a custom KEY_FUNCTION
+        reverse = params.get("REVERSE_KEY_FUNCTION")
+        self._reverse_key_func: Callable[[str], str] | None = (
+            import_string(reverse) if isinstance(reverse, str) else reverse)
         self._made: dict[str, str] = {}  # _memo: caller's key -> made key
         self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
         try:
@@ -409,6 +418,16 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         if self._close_connection and self._shared is not None:
             _release_connections(self._shared)
 
+    @property
+    def _ignore_exceptions(self) -> bool:
+        """django-redis's flag, read-only: True unless STRICT (Redis errors become misses)."""
+        return self._error is not None or not self.settings.STRICT
+
+    @property
+    def _log_ignored_exceptions(self) -> bool:
+        """django-redis's flag, read-only: failures are always logged (once per LOG_INTERVAL)."""
+        return True
+
     # -- django-redis API (translation: Django keys and versions; the core does the rest) ----
     def pttl(self, key: Any, version: int | None = None) -> int | None:
         """Milliseconds left: None if it never expires, 0 if missing (or Redis is down)."""
@@ -453,6 +472,8 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
 
     def _reverse(self, full: str, version: int | None) -> str:
         # The Django key back from the stored one, when the key function is Django's own.
+        if self._reverse_key_func is not None:
+            return self._reverse_key_func(full)
         if self.key_func is not default_key_func:
             return full
         head = f"{self.key_prefix}:{self.version if version is None else version}:"
