@@ -32,7 +32,7 @@ FILES = ("test_backend.py", "test_cache_options.py", "test_session.py")
 SUPPORT = ("__init__.py", "settings_wrapper.py")
 MODES = ("plain", "encrypted")
 ROOT = Path(__file__).resolve().parent.parent
-MASTER_KEY = "ab" * 32  # a fixed test key: the run's values are thrown away with its server
+MASTER_KEY = bytes(range(7, 39)).hex()  # fixed, for a run whose values die with its server
 
 # Their conftest parametrizes every test over twelve django-redis settings modules and
 # asks for a Redis on 6379; this one gives one settings module, "cachekit", that reads
