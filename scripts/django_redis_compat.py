@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--show", action="store_true", help="print pytest's own output")
     parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args(argv)
+    from cachekit_web.embedded import stop_on_signals
+
+    stop_on_signals()  # SIGTERM too stops the private redis-server on the way out
     archive = sdist(offline=args.offline)
     if archive is None:
         print(f"django-redis {VERSION} sdist not available", file=sys.stderr)
