@@ -1051,11 +1051,12 @@ class CacheClient(_ClientBase):
         return self._pops(self._write(key, [], "zpopmax", count), count)
 
     # -- the redis-py client -------------------------------------------------
-    def get_client(self) -> Any:
+    def get_client(self, key: Any = None, write: bool = True) -> Any:
         """The underlying redis-py client, for commands this API does not offer.
 
         What goes through it is raw: not namespaced, not sealed, not guarded by the
-        breaker, and not readable by get() unless written by this client.
+        breaker, and not readable by get() unless written by this client. ``key`` and
+        ``write`` are django-redis's arguments: one client serves reads and writes.
         """
         client = getattr(self.backend, "client", None)
         if client is None:
