@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from .backends import backend_kind, lock_key, make_backend, redact_url
-from .backends.common import _escape_glob
+from .backends.common import escape_glob
 from .data.codec import SLOW, Codec, Entry
 from .data.crypto import KeyRing
 from .errors import (
@@ -764,7 +764,7 @@ class _ClientBase:
         if len(pattern) > self.settings.MAX_KEY_LENGTH or pattern.count("*") > _MAX_STARS:
             raise InvalidKeyError(f"key pattern is too long or has more than {_MAX_STARS} '*'",
                                   code="E023")
-        return _escape_glob(self._prefix) + pattern
+        return escape_glob(self._prefix) + pattern
 
     def _members_in(self, members: Iterable[Any]) -> list[bytes]:
         return [self.codec.pack_member(m) for m in members]

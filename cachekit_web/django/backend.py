@@ -17,7 +17,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_
 
 from ..core import foreign
 from ..core._sync.client import CacheLock
-from ..core.backends.common import _escape_glob
+from ..core.backends.common import escape_glob
 from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
 from ..core.data import crypto
 from ..core.data.codec import Entry
@@ -427,7 +427,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The glob of ``pattern`` as a Django key: prefix and version matched literally."""
         prefix = self.key_prefix if prefix is None else prefix
         version = self.version if version is None else version
-        return str(self.key_func(pattern, _escape_glob(prefix), _escape_glob(str(version))))
+        return str(self.key_func(pattern, escape_glob(prefix), escape_glob(str(version))))
 
     def _reverse(self, full: str, version: int | None) -> str:
         # The Django key back from the stored one, when the key function is Django's own.

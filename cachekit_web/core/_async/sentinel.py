@@ -20,10 +20,10 @@ from redis.backoff import NoBackoff
 
 from ..backends import redact_url
 from ..backends.common import (
-    _PASSTHROUGH,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
     retry_policy,
     translate,
     translated,
@@ -60,7 +60,7 @@ from .redis import AsyncConnectPhaseMixin, AsyncRedisBackend, async_pool_for
 class _AsyncSentinelPhase(AsyncConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
-    passthrough = (*_PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
+    passthrough = (*PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py's sync Sentinel connection keeps a connection whose read timed out, so

@@ -25,19 +25,19 @@ import redis
 
 from ..backends import redact_url
 from ..backends.common import (
-    _SCAN_BATCH,
-    _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    SCAN_BATCH,
     SWAP_SCRIPT,
-    _escape_glob,
-    _info_subset,
-    _ms,
+    UPDATE_ATTEMPTS,
     cas_args,
     cas_result,
+    escape_glob,
     incr_args,
     incr_result,
+    info_subset,
+    milliseconds,
     retry_policy,
     sent_once_command,
     translate,
@@ -383,7 +383,7 @@ class ClusterBackend:
             if nx or xx:
                 self._settle(key)  # "absent" and "present" must not count a stale value
             with sent_once() if nx else contextlib.nullcontext():  # never re-sent: see redis
-                stored = bool(self._on_key(key, cmd("set", key, value, px=_ms(ttl),
+                stored = bool(self._on_key(key, cmd("set", key, value, px=milliseconds(ttl),
                                                           nx=nx, xx=xx)))
             if stored:
                 self.deferred.discard((key,))  # a delete replayed later would erase this value
@@ -394,7 +394,7 @@ class ClusterBackend:
             return True
         self._maybe_replay()
         keys = list(items)
-        px = _ms(ttl)
+        px = milliseconds(ttl)
 
         def queue(pipe: Any, ks: list[str]) -> int:
             for k in ks:
@@ -465,7 +465,7 @@ class ClusterBackend:
                 return False
             self._on_key(key, cmd("persist", key))
             return True
-        return bool(self._on_key(key, cmd("pexpire", key, _ms(ttl) or 1)))
+        return bool(self._on_key(key, cmd("pexpire", key, milliseconds(ttl) or 1)))
 
     def ttl(self, key: str) -> float | None:
         if self.deferred.covers(key):
@@ -574,7 +574,7 @@ class ClusterBackend:
         return self._raw
 
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
-        for _ in range(_UPDATE_ATTEMPTS):
+        for _ in range(UPDATE_ATTEMPTS):
             old = self.get(key)
             if old is None:
                 return None
@@ -585,7 +585,7 @@ class ClusterBackend:
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches, SCANning every primary."""
-        return self.scan_match(_escape_glob(prefix) + "*", count)
+        return self.scan_match(escape_glob(prefix) + "*", count)
 
     def scan_match(self, match: str, count: int = 1000) -> Any:
         """Yield the keys matching the SCAN pattern ``match`` in batches, from every primary.
@@ -606,7 +606,7 @@ class ClusterBackend:
                 for k in self._node_client(rc, node).scan_iter(match=pattern,
                                                                      count=count):
                     batch.append(k)
-                    if len(batch) >= _SCAN_BATCH:
+                    if len(batch) >= SCAN_BATCH:
                         yield batch
                         batch = []
             except UNREACHABLE as exc:
@@ -629,7 +629,7 @@ class ClusterBackend:
     def _clear(self, prefix: str) -> tuple[int, bool]:
         """Unlink every key under ``prefix``; also says whether every primary was reached."""
         rc = self.cluster()
-        pattern = _escape_glob(prefix) + "*"
+        pattern = escape_glob(prefix) + "*"
         removed = reached = 0
         primaries = rc.get_primaries()
         last: tuple[str, BaseException] | None = None
@@ -641,7 +641,7 @@ class ClusterBackend:
                 batch: list[bytes] = []
                 for k in conn.scan_iter(match=pattern, count=1000):
                     batch.append(k)
-                    if len(batch) >= _SCAN_BATCH:
+                    if len(batch) >= SCAN_BATCH:
                         removed += self._unlink_on(rc, conn, batch)
                         batch = []
                 if batch:
@@ -707,7 +707,7 @@ class ClusterBackend:
         out: dict[str, Any] = {"topology": "cluster"}
         for node in rc.get_primaries():
             with contextlib.suppress(*REDIS_ERRORS):
-                out.update(_info_subset(self._node_client(rc, node).info()))
+                out.update(info_subset(self._node_client(rc, node).info()))
                 break
         out["cluster_nodes"] = len(rc.get_nodes())
         return out

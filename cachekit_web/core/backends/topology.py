@@ -31,7 +31,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from . import redact_url
-from .common import _SCAN_BATCH, ConnectRefused, _escape_glob, translate
+from .common import SCAN_BATCH, ConnectRefused, escape_glob, translate
 
 log = logging.getLogger("cachekit_web")
 
@@ -466,9 +466,9 @@ class DeferredReplay:
             with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
                 for prefix in prefixes:
                     batch: list[bytes] = []
-                    for k in conn.scan_iter(match=_escape_glob(prefix) + "*", count=1000):
+                    for k in conn.scan_iter(match=escape_glob(prefix) + "*", count=1000):
                         batch.append(k)
-                        if len(batch) >= _SCAN_BATCH:
+                        if len(batch) >= SCAN_BATCH:
                             _drop(conn, batch, list)
                             batch = []
                     _drop(conn, batch, list)
