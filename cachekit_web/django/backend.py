@@ -16,9 +16,8 @@ from urllib.parse import quote
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
 
 from ..core import foreign
-from ..core._sync.client import CacheLock
 from ..core.backends.common import escape_glob
-from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
+from ..core.client import AsyncCacheClient, CacheClient, CacheLock, Deferred, Result
 from ..core.data import crypto
 from ..core.data.codec import Entry
 from ..core.errors import ConfigurationError, SerializationError
