@@ -394,7 +394,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Django calls this after each request: the pool stays open, unless CLOSE_CONNECTION
         (django-redis's option or DJANGO_REDIS_CLOSE_CONNECTION) asks to release it."""
         if self._close_connection and self._shared is not None:
-            _release_connections(self._shared)
+            self._shared.release_connections()
 
     # -- django-redis API (translation: Django keys and versions; the core does the rest) ----
     def pttl(self, key: Any, version: int | None = None) -> int | None:
@@ -707,16 +707,6 @@ class _pickling_errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SerializationError) and not isinstance(exc, CacheSerializationError):
             raise CacheSerializationError(exc.message, code=exc.code) from exc
-
-
-def _release_connections(client: CacheClient) -> None:
-    # Disconnect the redis-py pool (it reconnects on next use); memory:// has none.
-    raw = getattr(client.backend, "client", None)
-    pool = getattr(raw, "connection_pool", None)
-    if pool is not None:
-        pool.disconnect()
-    elif raw is not None and hasattr(raw, "disconnect_connection_pools"):
-        raw.disconnect_connection_pools()
 
 
 def reset_clients() -> None:
