@@ -12,7 +12,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .backends import backend_kind, lock_key, make_backend, redact_url
 from .backends.common import escape_glob
@@ -42,6 +42,8 @@ from .resilience.replay import Replayer
 from .results import DEFAULT, UNAVAILABLE, Unavailable
 from .settings import Settings
 from .singleflight import CounterOp
+
+B = TypeVar("B")  # the backend type of a flavour: Backend or AsyncBackend
 
 MISSING: Any = object()  # no value (not even None): absent, unreadable, nothing to write
 # Raised by codec work inside a backend call: about the data, not the backend's health;
@@ -102,13 +104,18 @@ def _utf8_encodable(text: str) -> bool:
     return True
 
 
-class ClientEngine:
-    """Everything the sync and async clients share: no I/O here."""
+class ClientEngine(Generic[B]):
+    """Everything the sync and async clients share: no I/O here.
+
+    ``backend``: the store to use (None: made from the URL), kept by the I/O half
+    (``_open_io``); ``breaker``, ``metrics`` and ``codec``: shared with another client.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        backend: B | None = None,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         codec: Codec | None = None,
@@ -175,7 +182,7 @@ class ClientEngine:
         self._closed = False
         self._housekeeping_at = 0.0  # the first call starts this process's threads
         self._orphan_scan_at = 0.0
-        self._twins: dict[Any, ClientEngine] = {}
+        self._twins: dict[Any, ClientEngine[Any]] = {}
         self._twins_lock = threading.Lock()
         # One publisher per Metrics: clients sharing their metrics publish them once.
         fleet = self.metrics.publisher
@@ -190,6 +197,11 @@ class ClientEngine:
 
                 attach(parts, fleet)
         self.fleet = fleet
+        self._open_io(backend)
+
+    def _open_io(self, backend: B | None) -> None:
+        """The I/O half's own state: its backend (None: made from the URL) and the like."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return (
@@ -345,7 +357,7 @@ class ClientEngine:
         # Starts with '!', which no namespace (so no user key) does; E023 rules still apply.
         return "!ver:" + self.full_key(name)
 
-    def _twin(self, kind: Any, make: Callable[[], ClientEngine]) -> Any:
+    def _twin(self, kind: Any, make: Callable[[], ClientEngine[Any]]) -> Any:
         """The client made by ``make`` for ``kind``, made once per client."""
         with self._twins_lock:
             found = self._twins.get(kind)

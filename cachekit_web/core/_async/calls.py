@@ -13,39 +13,26 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..backends import AsyncBackend, make_async_backend
-from ..data.codec import Codec, Entry
+from ..data.codec import Entry
 from ..engine import DATA_ERRORS, ClientEngine
 from ..errors import CachekitError, UnsupportedOperationError
 from ..flavours import AsyncCounters, AsyncFlights, AsyncSlot
 from ..local.tier import LocalTier
 from ..observe.logs import log
-from ..observe.metrics import Metrics
-from ..resilience.breaker import CircuitBreaker, State
+from ..resilience.breaker import State
 from ..results import UNAVAILABLE, Unavailable
-from ..settings import Settings
 from .pending import async_apply_invalidations
 
 T = TypeVar("T")
 
 
-class AsyncGuardedClient(ClientEngine):
+class AsyncGuardedClient(ClientEngine[AsyncBackend]):
     """The I/O every part of the client shares: its backend and the guarded call."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        backend: AsyncBackend | None = None,
-        breaker: CircuitBreaker | None = None,
-        metrics: Metrics | None = None,
-        codec: Codec | None = None,
-        clock: Callable[[], float] | None = None,
-        plain_key_form: tuple[str, str] = ("", ""),
-    ) -> None:
-        super().__init__(settings, breaker=breaker, metrics=metrics, codec=codec, clock=clock,
-                         plain_key_form=plain_key_form)
+    def _open_io(self, backend: AsyncBackend | None) -> None:
+        url, settings = self.url, self.settings
         self._backends: AsyncSlot[AsyncBackend] = AsyncSlot(
-            lambda: make_async_backend(self.url, settings), backend)
+            lambda: make_async_backend(url, settings), backend)
         # Callers of one key that share their work: compute-once flights, counter batches.
         self._flights = AsyncFlights()
         self._counters = AsyncCounters()

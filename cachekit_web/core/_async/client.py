@@ -80,7 +80,7 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return cls(resolve_settings(url, settings, overrides), clock=clock)
 
     @classmethod
-    def sharing(cls, other: ClientEngine, *, same_pool: bool = False) -> AsyncCacheClient:
+    def sharing(cls, other: ClientEngine[Any], *, same_pool: bool = False) -> AsyncCacheClient:
         """A client sharing ``other``'s settings, codec, breaker, metrics and pending deletes.
 
         It keeps a connection pool per running event loop, unless ``same_pool``: then it
@@ -97,7 +97,7 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return client
 
     @classmethod
-    def twin(cls, other: ClientEngine, *, same_pool: bool = False) -> AsyncCacheClient:
+    def twin(cls, other: ClientEngine[Any], *, same_pool: bool = False) -> AsyncCacheClient:
         """The one client sharing ``other`` (see ``sharing``), made on first use; adapters
         call this rather than keeping clients per event loop themselves."""
         found: AsyncCacheClient = other._twin(

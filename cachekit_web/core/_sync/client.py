@@ -82,7 +82,7 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return cls(resolve_settings(url, settings, overrides), clock=clock)
 
     @classmethod
-    def sharing(cls, other: ClientEngine, *, same_pool: bool = False) -> CacheClient:
+    def sharing(cls, other: ClientEngine[Any], *, same_pool: bool = False) -> CacheClient:
         """A client sharing ``other``'s settings, codec, breaker, metrics and pending deletes.
 
         It keeps a connection pool per running event loop, unless ``same_pool``: then it
@@ -99,7 +99,7 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return client
 
     @classmethod
-    def twin(cls, other: ClientEngine, *, same_pool: bool = False) -> CacheClient:
+    def twin(cls, other: ClientEngine[Any], *, same_pool: bool = False) -> CacheClient:
         """The one client sharing ``other`` (see ``sharing``), made on first use; adapters
         call this rather than keeping clients per event loop themselves."""
         found: CacheClient = other._twin(
