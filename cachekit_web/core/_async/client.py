@@ -105,7 +105,6 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return found
 
     # -- reads -------------------------------------------------------------
-
     async def get_entry(self, key: str, *, local: bool | None = None) -> Entry | None:
         """The raw entry (value and freshness) or None; counts nothing but the in-process
         tier's hits and misses (``local``: use it; None = the LOCAL_CACHE setting)."""
@@ -186,7 +185,6 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return 0.0 if result is UNAVAILABLE else result
 
     # -- writes ------------------------------------------------------------
-
     async def set(self, key: str, value: Any, timeout: Any = DEFAULT, *,
                   stale_ttl: float | None = None, nx: bool = False, xx: bool = False) -> bool:
         """Store ``value``; timeout None = forever, <= 0 deletes. False if not stored.
@@ -504,7 +502,6 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return True
 
     # -- version tokens ------------------------------------------------------
-
     async def versions(self, names: Sequence[str]) -> list[str] | None:
         """The current version token of each name (made on first use), or None when the
         cache is unavailable. Build keys from them; ``bump_version`` orphans those keys.
@@ -535,7 +532,6 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return await self._delete(self._version_key(name))
 
     # -- locks -----------------------------------------------------------------
-
     def lock(self, name: str, timeout: float | None = None, sleep: float = 0.1,
              blocking: bool = True, blocking_timeout: float | None = None,
              thread_local: bool = True) -> AsyncCacheLock:
@@ -550,7 +546,6 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         return AsyncCacheLock(self._call, lock, blocking, blocking_timeout)
 
     # -- the redis-py client -------------------------------------------------
-
     def get_client(self) -> Any:
         """The underlying redis-py client, for commands this API does not offer.
 
@@ -566,7 +561,6 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
     raw = get_client
 
     # -- operations ----------------------------------------------------------
-
     async def health(self) -> HealthReport:
         """A JSON-serializable report of backend, breaker and metrics."""
         self._check_open()

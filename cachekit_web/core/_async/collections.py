@@ -20,7 +20,6 @@ class AsyncCollections(AsyncGuardedClient):
     """The client's set, hash and sorted-set commands (Redis names, fail-open answers)."""
 
     # -- sets ----------------------------------------------------------------
-
     async def sadd(self, key: str, *members: Any) -> int:
         """Add members to a set; how many were new. Fail-open answer: 0."""
         return int(await self._write(key, 0, "sadd", *self._members_in(members)))
@@ -120,7 +119,6 @@ class AsyncCollections(AsyncGuardedClient):
                 return
 
     # -- hashes --------------------------------------------------------------
-
     async def hset(self, key: str, field: Any, value: Any = None, *,
                    mapping: Mapping[Any, Any] | None = None) -> int:
         """Set hash fields (``field``/``value`` and/or ``mapping``); how many were new.
@@ -180,7 +178,6 @@ class AsyncCollections(AsyncGuardedClient):
         return bool(await self._read(key, False, "hexists", self.codec.pack_member(field)))
 
     # -- sorted sets ---------------------------------------------------------
-
     async def zadd(self, key: str, mapping: Mapping[Any, float], nx: bool = False,
                    xx: bool = False, ch: bool = False, incr: bool = False, gt: bool = False,
                    lt: bool = False) -> Any:
@@ -271,7 +268,6 @@ class AsyncCollections(AsyncGuardedClient):
         return self._pops(await self._write(key, [], "zpopmax", count), count)
 
     # -- collection plumbing ---------------------------------------------------
-
     async def _multi(self, keys: tuple[str, ...], fallback: Any, method: str) -> Any:
         fks = tuple(self.full_key(k) for k in keys)
         return await self._guarded(method, fks, fallback, method, *fks)

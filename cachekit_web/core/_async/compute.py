@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..data.codec import SLOW, Entry
 from ..engine import MISSING
 from ..errors import ValueTooLargeError
-from ..flavours import AsyncFlights, async_compute_value
+from ..flavours import async_compute_value
 from ..results import DEFAULT, UNAVAILABLE, Expiring, Result, Unavailable
 from .calls import AsyncGuardedClient
 
@@ -36,8 +36,6 @@ def _follower_result(shared: Result[T]) -> Result[T]:
 
 class AsyncComputeOnce(AsyncGuardedClient):
     """get_or_set and fetch: stampede protection, stale-while-revalidate, bypass."""
-
-    _flights: AsyncFlights
 
     if TYPE_CHECKING:  # the cache API this stores through (core/_async/client.py)
         async def set(self, key: str, value: Any, timeout: Any = DEFAULT, *,

@@ -27,7 +27,6 @@ class AsyncKeyspace(AsyncGuardedClient):
         async def delete(self, key: str) -> bool | Deferred: ...
 
     # -- expiry (django-redis names) ------------------------------------------
-
     async def pttl(self, key: str) -> int | None:
         """Milliseconds left; None for no expiry; 0 for missing. Fail-open answer: 0."""
         left = await self.ttl(key)
@@ -72,7 +71,6 @@ class AsyncKeyspace(AsyncGuardedClient):
         return await self._expire(key, None)
 
     # -- keys in this namespace ----------------------------------------------
-
     async def iter_keys(self, pattern: str = "*", itersize: int | None = None
                         ) -> AsyncIterator[str]:
         """Yield this namespace's keys matching the Redis glob ``pattern`` (SCAN, lazily).

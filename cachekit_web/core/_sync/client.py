@@ -107,7 +107,6 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return found
 
     # -- reads -------------------------------------------------------------
-
     def get_entry(self, key: str, *, local: bool | None = None) -> Entry | None:
         """The raw entry (value and freshness) or None; counts nothing but the in-process
         tier's hits and misses (``local``: use it; None = the LOCAL_CACHE setting)."""
@@ -188,7 +187,6 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return 0.0 if result is UNAVAILABLE else result
 
     # -- writes ------------------------------------------------------------
-
     def set(self, key: str, value: Any, timeout: Any = DEFAULT, *,
                   stale_ttl: float | None = None, nx: bool = False, xx: bool = False) -> bool:
         """Store ``value``; timeout None = forever, <= 0 deletes. False if not stored.
@@ -506,7 +504,6 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return True
 
     # -- version tokens ------------------------------------------------------
-
     def versions(self, names: Sequence[str]) -> list[str] | None:
         """The current version token of each name (made on first use), or None when the
         cache is unavailable. Build keys from them; ``bump_version`` orphans those keys.
@@ -537,7 +534,6 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return self._delete(self._version_key(name))
 
     # -- locks -----------------------------------------------------------------
-
     def lock(self, name: str, timeout: float | None = None, sleep: float = 0.1,
              blocking: bool = True, blocking_timeout: float | None = None,
              thread_local: bool = True) -> CacheLock:
@@ -552,7 +548,6 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         return CacheLock(self._call, lock, blocking, blocking_timeout)
 
     # -- the redis-py client -------------------------------------------------
-
     def get_client(self) -> Any:
         """The underlying redis-py client, for commands this API does not offer.
 
@@ -568,7 +563,6 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
     raw = get_client
 
     # -- operations ----------------------------------------------------------
-
     def health(self) -> HealthReport:
         """A JSON-serializable report of backend, breaker and metrics."""
         self._check_open()

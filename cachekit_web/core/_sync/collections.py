@@ -22,7 +22,6 @@ class Collections(GuardedClient):
     """The client's set, hash and sorted-set commands (Redis names, fail-open answers)."""
 
     # -- sets ----------------------------------------------------------------
-
     def sadd(self, key: str, *members: Any) -> int:
         """Add members to a set; how many were new. Fail-open answer: 0."""
         return int(self._write(key, 0, "sadd", *self._members_in(members)))
@@ -122,7 +121,6 @@ class Collections(GuardedClient):
                 return
 
     # -- hashes --------------------------------------------------------------
-
     def hset(self, key: str, field: Any, value: Any = None, *,
                    mapping: Mapping[Any, Any] | None = None) -> int:
         """Set hash fields (``field``/``value`` and/or ``mapping``); how many were new.
@@ -182,7 +180,6 @@ class Collections(GuardedClient):
         return bool(self._read(key, False, "hexists", self.codec.pack_member(field)))
 
     # -- sorted sets ---------------------------------------------------------
-
     def zadd(self, key: str, mapping: Mapping[Any, float], nx: bool = False,
                    xx: bool = False, ch: bool = False, incr: bool = False, gt: bool = False,
                    lt: bool = False) -> Any:
@@ -273,7 +270,6 @@ class Collections(GuardedClient):
         return self._pops(self._write(key, [], "zpopmax", count), count)
 
     # -- collection plumbing ---------------------------------------------------
-
     def _multi(self, keys: tuple[str, ...], fallback: Any, method: str) -> Any:
         fks = tuple(self.full_key(k) for k in keys)
         return self._guarded(method, fks, fallback, method, *fks)

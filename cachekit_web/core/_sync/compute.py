@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..data.codec import SLOW, Entry
 from ..engine import MISSING
 from ..errors import ValueTooLargeError
-from ..flavours import Flights, compute_value
+from ..flavours import compute_value
 from ..results import DEFAULT, UNAVAILABLE, Expiring, Result, Unavailable
 from .calls import GuardedClient
 
@@ -38,8 +38,6 @@ def _follower_result(shared: Result[T]) -> Result[T]:
 
 class ComputeOnce(GuardedClient):
     """get_or_set and fetch: stampede protection, stale-while-revalidate, bypass."""
-
-    _flights: Flights
 
     if TYPE_CHECKING:  # the cache API this stores through (core/_async/client.py)
         def set(self, key: str, value: Any, timeout: Any = DEFAULT, *,

@@ -29,7 +29,6 @@ class Keyspace(GuardedClient):
         def delete(self, key: str) -> bool | Deferred: ...
 
     # -- expiry (django-redis names) ------------------------------------------
-
     def pttl(self, key: str) -> int | None:
         """Milliseconds left; None for no expiry; 0 for missing. Fail-open answer: 0."""
         left = self.ttl(key)
@@ -74,7 +73,6 @@ class Keyspace(GuardedClient):
         return self._expire(key, None)
 
     # -- keys in this namespace ----------------------------------------------
-
     def iter_keys(self, pattern: str = "*", itersize: int | None = None
                         ) -> Iterator[str]:
         """Yield this namespace's keys matching the Redis glob ``pattern`` (SCAN, lazily).
