@@ -193,7 +193,7 @@ def pending(action: str, url: str | None, out: TextIO) -> int:
     """List, replay or drop the invalidations spooled by processes that exited mid-outage."""
     from .core._sync.pending import apply_invalidations
     from .core.backends import make_backend
-    from .core.clientbase import PendingDeletes, spool_for
+    from .core.resilience.pending import PendingDeletes, spool_for
     from .core.settings import Settings
 
     settings = Settings.from_env(None, **({"REDIS_URL": url} if url else {}))

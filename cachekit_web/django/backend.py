@@ -17,8 +17,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_
 from django.utils.module_loading import import_string
 
 from ..core import foreign
-from ..core._sync.client import CacheLock
-from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
+from ..core.client import AsyncCacheClient, CacheClient, CacheLock, Deferred, Result
 from ..core.data import crypto
 from ..core.data.codec import Entry
 from ..core.errors import ConfigurationError, SerializationError, combined
@@ -429,7 +428,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Django calls this after each request: the pool stays open, unless CLOSE_CONNECTION
         (django-redis's option or DJANGO_REDIS_CLOSE_CONNECTION) asks to release it."""
         if self._close_connection and self._shared is not None:
-            _release_connections(self._shared)
+            self._shared.release_connections()
 
     @property
     def _ignore_exceptions(self) -> bool:
@@ -775,16 +774,6 @@ class _pickling_errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SerializationError) and not isinstance(exc, CacheSerializationError):
             raise CacheSerializationError(exc.message, code=exc.code) from exc
-
-
-def _release_connections(client: CacheClient) -> None:
-    # Disconnect the redis-py pool (it reconnects on next use); memory:// has none.
-    raw = getattr(client.backend, "client", None)
-    pool = getattr(raw, "connection_pool", None)
-    if pool is not None:
-        pool.disconnect()
-    elif raw is not None and hasattr(raw, "disconnect_connection_pools"):
-        raw.disconnect_connection_pools()
 
 
 def reset_clients() -> None:

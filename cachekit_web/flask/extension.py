@@ -367,7 +367,7 @@ class Cache:
         merged.update(config or self.config or {})
         settings, options = _config.load(merged)
         state = _State(settings, options, CacheClient(settings))
-        if not state.client.codec.keyring.authenticated:
+        if not state.client.authenticated:
             log.warning("cachekit: app %r has no SECRET_KEY or CACHEKIT_MASTER_KEY, so cached "
                         "values are neither signed nor encrypted (anyone who can write to Redis "
                         "can forge them); cached views and {%% cache %%} fragments run uncached "
@@ -519,7 +519,7 @@ class Cache:
         if view or isinstance(rv, Response):
             resp = current_app.make_response(rv)
             reason: str | None = None
-            if not self.client.codec.keyring.authenticated:
+            if not self.client.authenticated:
                 reason = "unauthenticated"  # a page from an unsigned entry could be forged
             elif view:  # a session or cookie read anywhere in the request makes it personal
                 reason = visitor_reason(session_accessed=_session_accessed(),
@@ -716,7 +716,7 @@ class Cache:
             def bypass_reason(ctx: Any, state: _State, view: bool) -> str | None:
                 if ctx is None:
                     return None
-                if view and not state.client.codec.keyring.authenticated:
+                if view and not state.client.authenticated:
                     return "unauthenticated"  # pages are only served from entries we signed
                 req = ctx.request
                 return request_bypass_reason(req.method, EnvironHeaders(req.environ))
@@ -748,7 +748,7 @@ class Cache:
                                          cache_none, vary_cookies)
 
                 forced = self._forced(forced_update, args, kwargs)
-                accept = _acceptor(view, client.codec.keyring.authenticated)
+                accept = _acceptor(view, client.authenticated)
                 timeout = self._timeout(wrapper.cache_timeout)
                 if (hit := from_memory(client, key, forced, accept)) is not None:
                     return self._finish(hit.value, "hit", None, view, response_hit_indication,
@@ -781,7 +781,7 @@ class Cache:
                                          cache_none, vary_cookies)
 
                 forced = self._forced(forced_update, args, kwargs)
-                accept = _acceptor(view, client.codec.keyring.authenticated)
+                accept = _acceptor(view, client.authenticated)
                 timeout = self._timeout(wrapper.cache_timeout)
                 if (hit := from_memory(client, key, forced, accept)) is not None:
                     return self._finish(hit.value, "hit", None, view, response_hit_indication,
@@ -857,7 +857,7 @@ class Cache:
                 result = await client.fetch(
                     memo.key(versions, digest), compute, self._timeout(wrapper.cache_timeout),
                     stale_ttl, _storable, force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(False, client.codec.keyring.authenticated),
+                    accept=_acceptor(False, client.authenticated),
                     refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, False, False)
 
@@ -880,7 +880,7 @@ class Cache:
                 result = client.fetch(
                     key, compute, self._timeout(wrapper.cache_timeout), stale_ttl, _storable,
                     force=self._forced(forced_update, args, kwargs),
-                    accept=_acceptor(False, client.codec.keyring.authenticated),
+                    accept=_acceptor(False, client.authenticated),
                     refresh=_staleness(is_stale, self._thaw, args, kwargs), local=local)
                 return self._finish(result.value, result.status, None, False, False)
 

@@ -43,7 +43,7 @@ class CacheExtension(Extension):
         if timeout == "del":
             client.delete(key)
             return Markup(caller())
-        if not client.codec.keyring.authenticated:
+        if not client.authenticated:
             # Cached text is replayed as safe HTML: trust only frames we can authenticate.
             return Markup(caller())
         ttl = DEFAULT if timeout is None else (None if timeout == 0 else timeout)

@@ -19,10 +19,10 @@ from typing import Any, cast
 from redis.backoff import NoBackoff
 
 from ..backends.common import (
-    _PASSTHROUGH,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
     retry_policy,
     translate,
     translated,
@@ -56,7 +56,7 @@ from .redis import AsyncConnectPhaseMixin, AsyncRedisBackend, async_pool_for
 class _AsyncSentinelPhase(AsyncConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
-    passthrough = (*_PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
+    passthrough = (*PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py's sync Sentinel connection keeps a connection whose read timed out, so

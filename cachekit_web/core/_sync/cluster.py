@@ -24,24 +24,24 @@ from typing import Any, cast
 import redis
 
 from ..backends.common import (
-    _SCAN_BATCH,
-    _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    SCAN_BATCH,
     SWAP_SCRIPT,
-    _escape_glob,
-    _info_subset,
-    _ms,
+    UPDATE_ATTEMPTS,
     cas_args,
     cas_result,
     incr_args,
     incr_result,
+    info_subset,
+    milliseconds,
     retry_policy,
     sent_once_command,
     translate,
     translated,
 )
+from ..keys import escape_glob
 from ..backends.errors import CLUSTER_UNREACHABLE, NODE_DOWN, REDIS_ERRORS, REROUTE, UNREACHABLE
 from ..backends.options import cluster_spec, node_options, opted_in
 from ..backends.redispy import (
@@ -83,11 +83,11 @@ _MULTI_KEY: dict[str, int | None] = {
 
 
 def batches(keys: Iterator[bytes]) -> Iterator[list[bytes]]:
-    """``keys`` in lists of up to _SCAN_BATCH."""
+    """``keys`` in lists of up to SCAN_BATCH."""
     batch: list[bytes] = []
     for k in keys:
         batch.append(k)
-        if len(batch) >= _SCAN_BATCH:
+        if len(batch) >= SCAN_BATCH:
             yield batch
             batch = []
     if batch:
@@ -387,7 +387,7 @@ class ClusterBackend:
             if nx or xx:
                 self._settle(key)  # "absent" and "present" must not count a stale value
             with sent_once() if nx else contextlib.nullcontext():  # never re-sent: see redis
-                stored = bool(self._on_key(key, cmd("set", key, value, px=_ms(ttl),
+                stored = bool(self._on_key(key, cmd("set", key, value, px=milliseconds(ttl),
                                                           nx=nx, xx=xx)))
             if stored:
                 self.deferred.discard((key,))  # a delete replayed later would erase this value
@@ -398,7 +398,7 @@ class ClusterBackend:
             return True
         self._maybe_replay()
         keys = list(items)
-        px = _ms(ttl)
+        px = milliseconds(ttl)
 
         def queue(pipe: Any, ks: list[str]) -> int:
             for k in ks:
@@ -469,7 +469,7 @@ class ClusterBackend:
                 return False
             self._on_key(key, cmd("persist", key))
             return True
-        return bool(self._on_key(key, cmd("pexpire", key, _ms(ttl) or 1)))
+        return bool(self._on_key(key, cmd("pexpire", key, milliseconds(ttl) or 1)))
 
     def ttl(self, key: str) -> float | None:
         if self.deferred.covers(key):
@@ -578,7 +578,7 @@ class ClusterBackend:
         return self._raw
 
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
-        for _ in range(_UPDATE_ATTEMPTS):
+        for _ in range(UPDATE_ATTEMPTS):
             old = self.get(key)
             if old is None:
                 return None
@@ -589,7 +589,7 @@ class ClusterBackend:
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches, SCANning every primary."""
-        return self.scan_match(_escape_glob(prefix) + "*", count)
+        return self.scan_match(escape_glob(prefix) + "*", count)
 
     def scan_match(self, match: str, count: int = 1000) -> Any:
         """Yield the keys matching the SCAN pattern ``match`` in batches, from every primary.
@@ -613,7 +613,7 @@ class ClusterBackend:
             removed += self._unlink_on(rc, conn, batch)
 
         tally = [0, 0]
-        for _ in self._sweep(_escape_glob(prefix) + "*", 1000, unlink, tally):
+        for _ in self._sweep(escape_glob(prefix) + "*", 1000, unlink, tally):
             pass
         return removed, tally[0] == tally[1]
 
@@ -703,7 +703,7 @@ class ClusterBackend:
         out: dict[str, Any] = {"topology": "cluster"}
         for node in rc.get_primaries():
             with contextlib.suppress(*REDIS_ERRORS):
-                out.update(_info_subset(self._node_client(rc, node).info()))
+                out.update(info_subset(self._node_client(rc, node).info()))
                 break
         out["cluster_nodes"] = len(rc.get_nodes())
         return out

@@ -21,10 +21,10 @@ from typing import Any, cast
 from redis.backoff import NoBackoff
 
 from ..backends.common import (
-    _PASSTHROUGH,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
     retry_policy,
     translate,
     translated,
@@ -58,7 +58,7 @@ from .redis import ConnectPhaseMixin, RedisBackend, pool_for
 class _SentinelPhase(ConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
-    passthrough = (*_PASSTHROUGH, MasterNotFoundError, SlaveNotFoundError)
+    passthrough = (*PASSTHROUGH, MasterNotFoundError, SlaveNotFoundError)
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py's sync Sentinel connection keeps a connection whose read timed out, so

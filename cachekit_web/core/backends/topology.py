@@ -26,7 +26,7 @@ from redis.retry import Retry
 from ..errors import CachekitError, NodeUnreachableError
 from ..keys import escape_glob
 from ..settings import Settings
-from .common import _SCAN_BATCH
+from .common import SCAN_BATCH
 from .errors import REDIS_ERRORS, ConnectRefused
 from .routing import group_by_node
 
@@ -354,7 +354,7 @@ class DeferredReplay:
                     batch: list[bytes] = []
                     for k in conn.scan_iter(match=escape_glob(prefix) + "*", count=1000):
                         batch.append(k)
-                        if len(batch) >= _SCAN_BATCH:
+                        if len(batch) >= SCAN_BATCH:
                             _drop(conn, batch, list)
                             batch = []
                     _drop(conn, batch, list)
