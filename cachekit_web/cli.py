@@ -69,7 +69,7 @@ class Checks(list[Check]):
 
 def run_checks(checks: Sequence[Check], out: TextIO) -> int:
     """Run named checks in order, print each as ok/FAIL with its code; 0 if all pass."""
-    from .core.backends import redact_url
+    from .core.urls import redact_url
 
     paint = painter(out)
     failed = 0
@@ -193,7 +193,7 @@ def pending(action: str, url: str | None, out: TextIO) -> int:
     """List, replay or drop the invalidations spooled by processes that exited mid-outage."""
     from .core._sync.pending import apply_invalidations
     from .core.backends import make_backend
-    from .core.clientbase import PendingDeletes, spool_for
+    from .core.resilience.pending import PendingDeletes, spool_for
     from .core.settings import Settings
 
     settings = Settings.from_env(None, **({"REDIS_URL": url} if url else {}))

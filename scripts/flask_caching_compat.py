@@ -42,7 +42,7 @@ import flask
 import pytest
 import redis
 
-import cachekit_web.core.clientbase as _clientbase
+import cachekit_web.core.engine as _engine
 from cachekit_web.embedded import EmbeddedRedis
 
 for _name in list(os.environ):
@@ -86,7 +86,7 @@ class _Time:
         return _CLOCK()
 
 
-_clientbase.time = _Time()
+_engine.time = _Time()
 _serial = itertools.count()
 
 

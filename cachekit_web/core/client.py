@@ -5,16 +5,19 @@ open, reads miss, writes are dropped (and their keys remembered for deletion
 on recovery, so a stale value is never served after an outage), deletes are
 remembered and replayed. Strict mode raises the typed error instead.
 
-Both clients are written once, in ``core/_async/client.py``; the sync one is
-generated from it (``make generate``). Shared non-I/O parts are in ``clientbase``.
+Both clients are written once, in ``core/_async`` (client.py and its mixins); the
+sync one is generated from it (``make generate``). Their shared non-I/O half is
+``engine``; the values they answer besides cached ones are in ``results``.
 """
 
 from __future__ import annotations
 
 from ._async.client import AsyncCacheClient
+from ._async.lock import AsyncCacheLock
 from ._sync.client import CacheClient
+from ._sync.lock import CacheLock
 from .backends import make_async_backend, make_backend
-from .clientbase import (
+from .results import (
     DEFAULT,
     DEFERRED,
     UNAVAILABLE,
@@ -30,7 +33,9 @@ __all__ = [
     "DEFERRED",
     "UNAVAILABLE",
     "AsyncCacheClient",
+    "AsyncCacheLock",
     "CacheClient",
+    "CacheLock",
     "Deferred",
     "Expiring",
     "Result",

@@ -242,7 +242,7 @@ class Settings:
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to show: secrets replaced by whether they are set."""
-        from .backends import redact_url
+        from .urls import redact_url
 
         out: dict[str, Any] = {}
         for f in fields(self):
@@ -306,8 +306,9 @@ DESCRIPTIONS: dict[str, str] = {
     "failing already makes the cache slower than none).",
     "CIRCUIT_BREAKER_MIN_CALLS": "Calls in the window before the failure and slow-call rates "
     "count.",
-    "CIRCUIT_BREAKER_SLOW_CALL_DURATION": "Seconds after which a call counts as slow; 0 turns "
-    "slow-call detection off.",
+    "CIRCUIT_BREAKER_SLOW_CALL_DURATION": "Seconds after which a call counts as slow; a call "
+    "that timed out after this long while Redis answered no other call opens the breaker at "
+    "once (a hung server); 0 turns slow-call and hang detection off.",
     "CIRCUIT_BREAKER_SLOW_CALL_RATE": "Share of slow calls in the window (0-1] that opens the "
     "breaker.",
     "CIRCUIT_BREAKER_SLOW_IN_FLIGHT": "This many calls in flight at once for SLOW_CALL_DURATION "

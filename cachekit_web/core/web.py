@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from .data.codec import X_PAGE, register_extension
+from .local.copying import register_immutable
+
 CACHE_STATUS_HEADER = "Cache-Status"
 CACHE_NAME = "cachekit"
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
@@ -284,6 +287,26 @@ class StoredPage:
     def age(self, now: float | None = None) -> int:
         """Seconds since the page was stored (never negative)."""
         return max(0, int((now if now is not None else time.time()) - self.stored_at))
+
+
+def _page_fields(page: StoredPage) -> list[Any]:
+    return [page.status, [list(h) for h in page.headers], page.body, page.stored_at,
+            page.charset]
+
+
+def _page_from(fields: Any) -> StoredPage | None:
+    """The page stored as ``fields``, or None if they are malformed."""
+    status, headers, body, stored_at, charset = fields
+    if not (isinstance(status, int) and isinstance(body, bytes)
+            and isinstance(stored_at, float) and isinstance(charset, (str, type(None)))
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in headers)):
+        return None
+    return StoredPage(status, tuple((k, v) for k, v in headers), body, stored_at, charset)
+
+
+# The codec and the in-process tier learn pages here, so neither imports this module.
+register_extension(StoredPage, X_PAGE, "page", _page_fields, _page_from)
+register_immutable(StoredPage, lambda page: (page.headers, page.body, page.charset))
 
 
 def is_page(value: Any) -> bool:

@@ -24,6 +24,7 @@ register_environ_schemes()
 _LAZY = {
     "CachekitCache": ".backend",
     "cache_page": ".views",
+    "get_redis_connection": ".backend",
     "invalidate_page": ".views",
     "invalidate_fragment": ".views",
     "page_cache_key": ".views",
@@ -33,6 +34,7 @@ _LAZY = {
 __all__ = [
     "CachekitCache",
     "cache_page",
+    "get_redis_connection",
     "invalidate_fragment",
     "invalidate_page",
     "metrics_view",

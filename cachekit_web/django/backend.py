@@ -14,14 +14,14 @@ from typing import Any
 from urllib.parse import quote
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
+from django.utils.module_loading import import_string
 
 from ..core import foreign
-from ..core._sync.client import CacheLock
-from ..core.backends.common import _escape_glob
-from ..core.client import AsyncCacheClient, CacheClient, Deferred, Result
+from ..core.client import AsyncCacheClient, CacheClient, CacheLock, Deferred, Result
 from ..core.data import crypto
 from ..core.data.codec import Entry
 from ..core.errors import ConfigurationError, SerializationError, combined
+from ..core.keys import escape_glob
 from ..core.observe.health import HealthReport
 from ..core.settings import Settings, parse_bool
 
@@ -122,6 +122,7 @@ def _take_foreign_options(options: dict[str, Any]) -> tuple[str | None, list[Con
     problems: list[ConfigurationError] = []
     password: str | None = None
     core = set(Settings.names())
+    given = set(options)
     for name in [n for n in options if n in foreign.DJANGO_REDIS_OPTIONS and n not in core]:
         value = options.pop(name)
         try:
@@ -134,6 +135,9 @@ def _take_foreign_options(options: dict[str, Any]) -> tuple[str | None, list[Con
         for key, item in changes.items():
             options.setdefault(key, item)
     for name in foreign.DJANGO_REDIS_SETTINGS:
+        # django-redis reads DJANGO_REDIS_X only where OPTIONS has no X: not for this cache
+        if name.removeprefix("DJANGO_REDIS_") in given:
+            continue
         if hasattr(django_settings, name):
             try:
                 foreign.translate(name, getattr(django_settings, name),
@@ -141,6 +145,19 @@ def _take_foreign_options(options: dict[str, Any]) -> tuple[str | None, list[Con
             except ConfigurationError as exc:
                 problems.append(exc)
     return password, problems
+
+
+def get_redis_connection(alias: str = "default", write: bool = True) -> Any:
+    """The redis-py client of cache ``alias`` (django-redis's function): raw commands, not
+    namespaced, sealed or breaker-guarded."""
+    from django.core.cache import caches
+
+    cache = caches[alias]
+    if not isinstance(cache, CachekitCache):
+        raise NotImplementedError(
+            f"cache {alias!r} is {type(cache).__name__}, not a CachekitCache: it has no "
+            "redis-py client")
+    return cache.get_client(write=write)
 
 
 def shared_client(settings: Settings, plain_key_form: tuple[str, str] = ("", "")) -> CacheClient:
@@ -187,6 +204,10 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         itersize = _django_setting("DJANGO_REDIS_SCAN_ITERSIZE")
         self._itersize: int | None = itersize if isinstance(itersize, int) else None
         self._shared: CacheClient | None = None
+        # django-redis's REVERSE_KEY_FUNCTION: keys()/iter_keys() under a custom KEY_FUNCTION
+        reverse = params.get("REVERSE_KEY_FUNCTION")
+        self._reverse_key_func: Callable[[str], str] | None = (
+            import_string(reverse) if isinstance(reverse, str) else reverse)
         self._made: dict[str, str] = {}  # _memo: caller's key -> made key
         self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
         try:
@@ -407,19 +428,39 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """Django calls this after each request: the pool stays open, unless CLOSE_CONNECTION
         (django-redis's option or DJANGO_REDIS_CLOSE_CONNECTION) asks to release it."""
         if self._close_connection and self._shared is not None:
-            _release_connections(self._shared)
+            self._shared.release_connections()
+
+    @property
+    def _ignore_exceptions(self) -> bool:
+        """django-redis's flag, read-only: True unless STRICT (Redis errors become misses)."""
+        return self._error is not None or not self.settings.STRICT
+
+    @property
+    def _log_ignored_exceptions(self) -> bool:
+        """django-redis's flag, read-only: failures are always logged (once per LOG_INTERVAL)."""
+        return True
 
     # -- django-redis API (translation: Django keys and versions; the core does the rest) ----
     def pttl(self, key: Any, version: int | None = None) -> int | None:
         """Milliseconds left: None if it never expires, 0 if missing (or Redis is down)."""
         return self._client.pttl(self._key(key, version))
 
-    def expire(self, key: Any, timeout: float, version: int | None = None) -> bool:
-        """Give ``key`` ``timeout`` seconds to live; False if missing (or Redis is down)."""
-        return self._client.expire(self._key(key, version), timeout)
+    def expire(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+               ) -> bool:
+        """Give ``key`` ``timeout`` seconds to live (the cache's TIMEOUT by default: None
+        keeps it forever); False if missing (or Redis is down)."""
+        k = self._key(key, version)
+        if timeout is DEFAULT_TIMEOUT:
+            seconds = self._timeout(timeout)
+            return self._client.persist(k) if seconds is None else self._client.expire(
+                k, seconds)
+        return self._client.expire(k, timeout)
 
-    def pexpire(self, key: Any, timeout: int, version: int | None = None) -> bool:
-        """expire() in milliseconds."""
+    def pexpire(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None
+                ) -> bool:
+        """expire() in milliseconds (the cache's TIMEOUT by default)."""
+        if timeout is DEFAULT_TIMEOUT:
+            return self.expire(key, timeout, version)
         return self._client.pexpire(self._key(key, version), timeout)
 
     def expire_at(self, key: Any, when: datetime | float, version: int | None = None) -> bool:
@@ -439,10 +480,12 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The glob of ``pattern`` as a Django key: prefix and version matched literally."""
         prefix = self.key_prefix if prefix is None else prefix
         version = self.version if version is None else version
-        return str(self.key_func(pattern, _escape_glob(prefix), _escape_glob(str(version))))
+        return str(self.key_func(pattern, escape_glob(prefix), escape_glob(str(version))))
 
     def _reverse(self, full: str, version: int | None) -> str:
         # The Django key back from the stored one, when the key function is Django's own.
+        if self._reverse_key_func is not None:
+            return self._reverse_key_func(full)
         if self.key_func is not default_key_func:
             return full
         head = f"{self.key_prefix}:{self.version if version is None else version}:"
@@ -475,7 +518,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
 
     def get_client(self, key: Any = None, write: bool = True) -> Any:
         """The redis-py client: raw commands, not namespaced, sealed or breaker-guarded."""
-        return self._client.get_client()
+        return self._client.get_client(key, write)
 
     # sets, hashes and sorted sets: keys translated, everything else as the core takes it
     def _keys(self, keys: Iterable[Any], version: int | None) -> list[str]:
@@ -547,17 +590,28 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The first set's members that no other set has."""
         return self._client.sdiff(*self._keys(keys, version))
 
-    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+    def _store(self, command: str, dest: Any, keys: tuple[Any, ...], version: int | None,
+               version_dest: int | None, version_keys: int | None) -> int:
+        # django-redis's sdiffstore versions dest and keys apart; ``version`` is both's default
+        dest_version = version if version_dest is None else version_dest
+        keys_version = version if version_keys is None else version_keys
+        return int(getattr(self._client, command)(self._key(dest, dest_version),
+                                                  *self._keys(keys, keys_version)))
+
+    def sinterstore(self, dest: Any, *keys: Any, version: int | None = None,
+                    version_dest: int | None = None, version_keys: int | None = None) -> int:
         """Store sinter(*keys) in ``dest``; its size."""
-        return self._client.sinterstore(self._key(dest, version), *self._keys(keys, version))
+        return self._store("sinterstore", dest, keys, version, version_dest, version_keys)
 
-    def sunionstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+    def sunionstore(self, dest: Any, *keys: Any, version: int | None = None,
+                    version_dest: int | None = None, version_keys: int | None = None) -> int:
         """Store sunion(*keys) in ``dest``; its size."""
-        return self._client.sunionstore(self._key(dest, version), *self._keys(keys, version))
+        return self._store("sunionstore", dest, keys, version, version_dest, version_keys)
 
-    def sdiffstore(self, dest: Any, *keys: Any, version: int | None = None) -> int:
+    def sdiffstore(self, dest: Any, *keys: Any, version: int | None = None,
+                   version_dest: int | None = None, version_keys: int | None = None) -> int:
         """Store sdiff(*keys) in ``dest``; its size."""
-        return self._client.sdiffstore(self._key(dest, version), *self._keys(keys, version))
+        return self._store("sdiffstore", dest, keys, version, version_dest, version_keys)
 
     def smove(self, source: Any, destination: Any, member: Any,
               version: int | None = None) -> bool:
@@ -720,16 +774,6 @@ class _pickling_errors:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if isinstance(exc, SerializationError) and not isinstance(exc, CacheSerializationError):
             raise CacheSerializationError(exc.message, code=exc.code) from exc
-
-
-def _release_connections(client: CacheClient) -> None:
-    # Disconnect the redis-py pool (it reconnects on next use); memory:// has none.
-    raw = getattr(client.backend, "client", None)
-    pool = getattr(raw, "connection_pool", None)
-    if pool is not None:
-        pool.disconnect()
-    elif raw is not None and hasattr(raw, "disconnect_connection_pools"):
-        raw.disconnect_connection_pools()
 
 
 def reset_clients() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from ..core.backends import redact_url
 from ..core.errors import CachekitError, ConfigurationError, lookup
+from ..core.urls import redact_url
 
 BACKEND_PATHS = ("cachekit_web.django.CachekitCache", "cachekit_web.django.backend.CachekitCache")
 

@@ -348,7 +348,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             response = call()
             _vary_on_authorization(request, response)
             return _direct(response, web.cache_status(bypass))
-        if not backend.client.codec.keyring.authenticated:
+        if not backend.client.authenticated:
             return _direct(call(), web.cache_status("bypass", detail="unauthenticated"))
         key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
                              vary_on_cookies=vary_cookies)
@@ -392,7 +392,7 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
             response = await call()
             _vary_on_authorization(request, response)
             return _direct(response, web.cache_status(bypass))
-        if not backend.client.codec.keyring.authenticated:
+        if not backend.client.authenticated:
             return _direct(await call(), web.cache_status("bypass", detail="unauthenticated"))
         key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
                              vary_on_cookies=vary_cookies)

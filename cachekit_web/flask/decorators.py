@@ -172,7 +172,7 @@ class _Call:
     def authenticated(self) -> bool:
         """Whether the cache authenticates what it reads (pages are only served if so)."""
         assert self.state is not None
-        return bool(self.state.client.codec.keyring.authenticated)
+        return self.state.client.authenticated
 
     def package(self, rv: Any) -> Any:
         """What a fresh return value is stored as (this call computed it)."""

@@ -67,7 +67,7 @@ class Cache(CacheDecorators):
         merged.update(config or self.config or {})
         settings, options = load(merged)
         state = State(settings, options, CacheClient(settings))
-        if not state.client.codec.keyring.authenticated:
+        if not state.client.authenticated:
             log.warning("cachekit: app %r has no SECRET_KEY or CACHEKIT_MASTER_KEY, so cached "
                         "values are neither signed nor encrypted (anyone who can write to Redis "
                         "can forge them); cached views and {%% cache %%} fragments run uncached "

@@ -46,7 +46,7 @@ class CacheExtension(Extension):
         if timeout == "del":
             client.delete(key)
             return Markup(caller())
-        if not client.codec.keyring.authenticated:
+        if not client.authenticated:
             # Cached text is replayed as safe HTML: trust only frames we can authenticate.
             return Markup(caller())
         return Markup(client.get_or_set(key, lambda: str(caller()), core_timeout(timeout)))

@@ -200,8 +200,8 @@ def test_get_or_set_replaces_the_entry_it_read(make_client: MakeClient, store: s
 def test_lock_release_after_losing_it_keeps_the_new_holder(make_client: MakeClient,
                                                            store: str) -> None:
     # A's lock is gone (expired: removed here) and B took it; A's release must not free B's.
-    from cachekit_web.core.backends import user_lock_key
     from cachekit_web.core.errors import LockTimeoutError
+    from cachekit_web.core.keys import user_lock_key
 
     a, b = make_client(store), make_client(store)
     held = a.lock("section", timeout=30)

@@ -437,3 +437,69 @@ def test_a_flapping_outage_is_one_outage_with_its_openings_counted() -> None:
     for _ in range(3):  # a new outage later is a second one
         b.record_failure()
     assert [o["openings"] for o in b.outages] == [61, 1] and b.outages[-1]["end"] is None
+
+
+# -- a timeout is evidence of a hang ------------------------------------------------------
+def test_one_timeout_without_any_answer_meanwhile_opens_at_once() -> None:
+    """One thread per process (or one busy with Redis): a call that waited its whole socket
+    timeout while Redis answered nothing opens the breaker, not the fifth such call."""
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    b.record_success(b.begin())
+    call = b.begin()
+    now[0] += 0.5
+    b.record_failure(call, timeout=True)
+    assert b.state is State.OPEN
+    assert "timed out" in b.transitions[-1].reason
+    assert b.probe_in() == 0.25  # and the first probe follows 250 ms later
+
+
+def test_a_timeout_while_other_calls_got_answers_only_counts() -> None:
+    """A slow command on a live server: Redis answered another call meanwhile."""
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    call = b.begin()
+    now[0] += 0.3
+    b.record_success(b.begin())
+    now[0] += 0.2
+    b.record_failure(call, timeout=True)
+    assert b.state is State.CLOSED and b.snapshot()["recent_failures"] == 1
+
+
+def test_a_timeout_shorter_than_the_slow_call_duration_or_a_refusal_only_counts() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    call = b.begin()
+    now[0] += 0.1  # a socket timeout below SLOW_CALL_DURATION is no evidence of a hang
+    b.record_failure(call, timeout=True)
+    call = b.begin()
+    now[0] += 0.5
+    b.record_failure(call)  # not a timeout (e.g. refused): the run of failures decides
+    assert b.state is State.CLOSED and b.snapshot()["recent_failures"] == 2
+    off = _rated(now, slow_call_duration=0, slow_in_flight=3)  # hang detection off
+    call = off.begin()
+    now[0] += 0.5
+    off.record_failure(call, timeout=True)
+    assert off.state is State.CLOSED
+
+
+def test_a_server_hanging_again_soon_after_closing_continues_the_backoff() -> None:
+    """Flapping protection holds for timeouts: a hang right after recovery is the same
+    outage, so the probes keep their backoff rather than starting at 250 ms again."""
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3, recovery_timeout=10)
+    call = b.begin()
+    now[0] += 0.5
+    b.record_failure(call, timeout=True)
+    _probe_times(b, now, 20.0)
+    now[0] += b.probe_in() or 0.0
+    assert b.start_probe()
+    b.probe_answered()
+    for _ in range(2):
+        assert b.allow()
+        b.record_success(b.begin())
+    assert b.state is State.CLOSED
+    call = b.begin()
+    now[0] += 0.5
+    b.record_failure(call, timeout=True)
+    assert b.state is State.OPEN and (b.probe_in() or 0) > 1.0

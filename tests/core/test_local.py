@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from cachekit_web.core._sync.redis import pool_for
 from cachekit_web.core.data.codec import Entry
 from cachekit_web.core.local import tier as local_mod
-from cachekit_web.core.local.tier import LocalTier, copied, copier, parse, server_version
+from cachekit_web.core.local.copying import copied, copier
+from cachekit_web.core.local.resp import Incomplete, parse, server_version
+from cachekit_web.core.local.tier import LocalTier
 from cachekit_web.core.settings import Settings
 from tests.forking import reap, run_script
 
@@ -301,7 +303,7 @@ def test_parser_reads_invalidations_pongs_and_partial_input() -> None:
     assert parse(msg) == ([b"message", b"__redis__:invalidate", [b"a", b"b"]], len(msg))
     flush = b"*3\r\n$7\r\nmessage\r\n$20\r\n__redis__:invalidate\r\n*-1\r\n"
     assert parse(flush)[0][2] is None
-    with pytest.raises(local_mod._Incomplete):
+    with pytest.raises(Incomplete):
         parse(msg[:-3])
 
 

@@ -238,7 +238,7 @@ def test_forked_processes_never_share_a_nonce() -> None:
 
 
 def test_redact_url_hides_passwords_and_key_like_query_values() -> None:
-    from cachekit_web.core.backends import redact_url
+    from cachekit_web.core.urls import redact_url
 
     shown = redact_url(
         "redis://app:hunter2@h:6379/0?MASTER_KEY=deadbeef&sentinel_password=s3&db=1&api_token=t"

@@ -21,8 +21,8 @@ import redis
 
 from cachekit_web import DEFERRED, CacheClient
 from cachekit_web.cli import main as cli_main
-from cachekit_web.core.backends import redact_url
 from cachekit_web.core.resilience.spool import scope_name
+from cachekit_web.core.urls import redact_url
 from cachekit_web.embedded import EmbeddedRedis
 
 pytestmark = pytest.mark.slow

@@ -253,3 +253,124 @@ def test_counters_are_sealed_unless_plain_counters_names_them(
             sealed.incr("rl:abc")  # a forged counter is a missing one
     finally:
         raw.close()
+
+
+# -- django-redis call signatures (issue 19) ------------------------------------------
+def test_get_redis_connection_is_the_raw_client_of_an_alias(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    import redis
+
+    from cachekit_web.django import get_redis_connection
+
+    use_caches({"default": cache_conf(redis_url, namespace),
+                "other": cache_conf(redis_url, namespace + "-o"),
+                "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}})
+    raw = get_redis_connection()
+    assert isinstance(raw, redis.Redis) and raw is caches["default"].get_client()
+    assert get_redis_connection("default", write=False) is raw  # one client reads and writes
+    assert get_redis_connection("other").ping() is True
+    with pytest.raises(NotImplementedError, match="local"):
+        get_redis_connection("local")
+
+
+def test_client_get_client_takes_django_redis_arguments(cache: Any) -> None:
+    raw = cache.get_client()
+    assert cache.client.get_client(write=True) is raw
+    assert cache.client.get_client(write=False) is raw
+    assert cache.client.get_client("some-key", write=False) is raw
+    assert cache.get_client("k", write=False) is raw
+
+
+def test_expire_and_pexpire_default_timeout_is_the_caches(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+    cache = use_caches({"default": {**cache_conf(redis_url, namespace), "TIMEOUT": 60}})
+    cache.set("k", "v", None)
+    assert cache.expire("k", timeout=DEFAULT_TIMEOUT) is True
+    assert 55 < cache.ttl("k") <= 60
+    cache.persist("k")
+    assert cache.pexpire("k", timeout=DEFAULT_TIMEOUT) is True
+    assert 55_000 < cache.pttl("k") <= 60_000
+    assert cache.expire("k") is True and cache.pexpire("k") is True  # the default itself
+
+
+def test_expire_default_timeout_none_means_forever(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    cache = use_caches({"default": {**cache_conf(redis_url, namespace), "TIMEOUT": None}})
+    cache.set("k", "v", 30)
+    assert cache.expire("k") is True and cache.ttl("k") is None
+    cache.set("k", "v", 30)
+    assert cache.pexpire("k") is True and cache.ttl("k") is None
+
+
+def test_sdiffstore_version_dest_and_version_keys(cache: Any) -> None:
+    cache.sadd("a", 1, 2, 3, version=2)
+    cache.sadd("b", 2, version=2)
+    assert cache.sdiffstore("d", "a", "b", version_keys=2) == 2
+    assert cache.smembers("d") == {1, 3}  # dest in the cache's version
+    assert cache.sdiffstore("d", "a", "b", version_dest=3, version_keys=2) == 2
+    assert cache.smembers("d", version=3) == {1, 3}
+    assert cache.sdiffstore("e", "a", "b", version=2) == 2  # one version for all
+    assert cache.smembers("e", version=2) == {1, 3}
+
+
+def test_set_commands_take_version_keywords(cache: Any) -> None:
+    cache.sadd("a", "x", "y", version=4)
+    cache.sadd("b", "y", version=4)
+    assert cache.sinterstore("i", "a", "b", version_dest=5, version_keys=4) == 1
+    assert cache.smembers("i", version=5) == {"y"}
+    assert cache.sunionstore("u", "a", "b", version_keys=4) == 2
+    assert cache.smembers("u") == {"x", "y"}
+    assert cache.smove("a", "b", "x", version=4) is True
+    assert cache.smembers("b", version=4) == {"x", "y"}
+    assert cache.spop("a", version=4) == "y" and cache.scard("a", version=4) == 0
+    assert cache.srandmember("b", 5, version=4) and cache.smismember(
+        "b", "x", "z", version=4) == [True, False]
+
+
+def test_sscan_and_sscan_iter_with_match_and_version(cache: Any) -> None:
+    cache.sadd("s", "apple", "avocado", "banana", 7, version=2)
+    assert cache.sscan("s", match="a*", version=2) == {"apple", "avocado"}
+    assert cache.sscan("s", match="a*", count=1, version=2) == {"apple", "avocado"}
+    assert set(cache.sscan_iter("s", match="*an*", version=2)) == {"banana"}
+    assert set(cache.sscan_iter("s", version=2)) == {"apple", "avocado", "banana", 7}
+    assert cache.sscan("s", match="a*") == set()  # another version: another set
+
+
+def _hash_key(key: str, prefix: str, version: Any) -> str:
+    return f"{prefix}#{version}#{key}"
+
+
+def _unhash_key(key: str) -> str:
+    return key.split("#", 2)[2]
+
+
+def test_reverse_key_function_gives_keys_back_in_callers_form(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    here = __name__
+    cache = use_caches({"default": {**cache_conf(redis_url, namespace),
+                                    "KEY_FUNCTION": f"{here}._hash_key",
+                                    "REVERSE_KEY_FUNCTION": f"{here}._unhash_key"}})
+    for key in ("foo-aa", "foo-ab", "foo-bb"):
+        cache.set(key, 1)
+    assert cache.delete_pattern("*foo-a*") == 2
+    assert sorted(cache.keys("foo*")) == ["foo-bb"]
+    assert list(cache.iter_keys("foo-b*")) == ["foo-bb"]
+
+
+def test_ignore_exceptions_reads_as_fail_open(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    use_caches({"default": cache_conf(redis_url, namespace),
+                "strict": cache_conf(redis_url, namespace, STRICT=True)})
+    assert caches["default"]._ignore_exceptions is True
+    assert caches["default"]._log_ignored_exceptions is True
+    assert caches["strict"]._ignore_exceptions is False
+
+
+def test_django_redis_probes_on_the_client(cache: Any) -> None:
+    # their suite skips sscan(match=...) with compression; here match works on decoded members
+    assert cache.client._has_compression_enabled() is False
+    cache.set("d", {"when": dt.datetime(2026, 1, 2, 3, 4, 5)})
+    assert cache.client._serializer is cache.client.codec
+    assert cache.get("d") == {"when": dt.datetime(2026, 1, 2, 3, 4, 5)}

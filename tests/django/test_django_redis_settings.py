@@ -183,3 +183,18 @@ def test_a_leftover_cache_redis_url_variable_is_a_check_warning(
     assert cache.get("k") == 1
     [warning] = check_configuration()
     assert warning.level == 30 and "CACHE_REDIS_URL" in warning.msg
+
+
+def test_an_options_flag_overrides_the_django_redis_setting(
+        use_caches: Callable[..., Any], redis_url: str, namespace: str) -> None:
+    # django-redis reads DJANGO_REDIS_IGNORE_EXCEPTIONS only for caches whose OPTIONS
+    # do not say: a cache with IGNORE_EXCEPTIONS=True fails open whatever it is
+    cache = use_caches({"default": _entry(redis_url, namespace, IGNORE_EXCEPTIONS=True,
+                                          LOG_IGNORED_EXCEPTIONS=True)},
+                       DJANGO_REDIS_IGNORE_EXCEPTIONS=False,
+                       DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS=False)
+    cache.set("k", 1)
+    assert cache.get("k") == 1 and cache._ignore_exceptions is True
+    message = _e041(use_caches, _entry(redis_url, namespace),
+                    DJANGO_REDIS_IGNORE_EXCEPTIONS=False)  # a cache that does not say
+    assert "DJANGO_REDIS_IGNORE_EXCEPTIONS" in message

@@ -8,8 +8,8 @@ import time
 import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
-from cachekit_web.core.backends import lock_key
 from cachekit_web.core.backends.cluster import AsyncClusterBackend
+from cachekit_web.core.keys import lock_key
 
 from .servers import LocalCluster, LocalSentinel
 

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from cachekit_web import DEFERRED, AsyncCacheClient, CacheClient
-from cachekit_web.core.backends import hash_tag, lock_key
 from cachekit_web.core.backends.cluster import (
     ClusterBackend,
 )
+from cachekit_web.core.keys import hash_tag, lock_key
 from cachekit_web.core.observe.render import render_page
 
 from .conftest import raw_cluster

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from cachekit_web import CacheClient
-from cachekit_web.core.backends import hash_tag, lock_key
 from cachekit_web.core.backends.cluster import ClusterBackend, parse_hosts_url
 from cachekit_web.core.backends.sentinel import ReplicatedRedisBackend, SentinelBackend
 from cachekit_web.core.client import make_backend
 from cachekit_web.core.errors import ConfigurationError
+from cachekit_web.core.keys import hash_tag, lock_key
 from cachekit_web.core.settings import Settings
 
 

@@ -16,31 +16,31 @@ import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
-    _SCAN_BATCH,
-    _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    SCAN_BATCH,
     SWAP_SCRIPT,
-    _escape_glob,
-    _info_subset,
-    _ms,
+    UPDATE_ATTEMPTS,
     cas_args,
     cas_result,
     incr_args,
     incr_result,
+    info_subset,
+    milliseconds,
     retry_policy,
     sent_once_command,
     translate,
     translated,
 )
+from ..backends.errors import CLUSTER_UNREACHABLE, NODE_DOWN, REDIS_ERRORS, REROUTE, UNREACHABLE
+from ..backends.options import cluster_spec, node_options, opted_in
 from ..backends.redispy import (
     AsyncRetry,
     async_close_client,
@@ -49,23 +49,13 @@ from ..backends.redispy import (
     async_unopened_cluster,
     sent_once,
 )
+from ..backends.routing import group_by_node, map_version, slot_owner
 from ..backends.topology import (
-    CLUSTER_UNREACHABLE,
-    NODE_DOWN,
-    REDIS_ERRORS,
-    REROUTE,
-    UNREACHABLE,
     DeferredDeletes,
     DeferredReplay,
     NodeGuard,
-    cluster_spec,
     cmd,
-    group_by_node,
     guard_interval,
-    map_version,
-    node_options,
-    opted_in,
-    slot_owner,
     swap,
 )
 from ..errors import (
@@ -75,7 +65,9 @@ from ..errors import (
     NodeUnreachableError,
     UnsupportedOperationError,
 )
+from ..keys import escape_glob
 from ..settings import Settings
+from ..urls import redact_url
 from .nodes import async_node_report
 from .pending import async_count_batches
 
@@ -86,6 +78,18 @@ _MULTI_KEY: dict[str, int | None] = {
     "sinter": None, "sunion": None, "sdiff": None, "sinterstore": None,
     "sunionstore": None, "sdiffstore": None, "smove": 2,
 }
+
+
+async def async_batches(keys: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """``keys`` in lists of up to SCAN_BATCH."""
+    batch: list[bytes] = []
+    async for k in keys:
+        batch.append(k)
+        if len(batch) >= SCAN_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 class AsyncClusterBackend:
@@ -381,7 +385,7 @@ class AsyncClusterBackend:
             if nx or xx:
                 await self._settle(key)  # "absent" and "present" must not count a stale value
             with sent_once() if nx else contextlib.nullcontext():  # never re-sent: see redis
-                stored = bool(await self._on_key(key, cmd("set", key, value, px=_ms(ttl),
+                stored = bool(await self._on_key(key, cmd("set", key, value, px=milliseconds(ttl),
                                                           nx=nx, xx=xx)))
             if stored:
                 self.deferred.discard((key,))  # a delete replayed later would erase this value
@@ -392,7 +396,7 @@ class AsyncClusterBackend:
             return True
         await self._maybe_replay()
         keys = list(items)
-        px = _ms(ttl)
+        px = milliseconds(ttl)
 
         def queue(pipe: Any, ks: list[str]) -> int:
             for k in ks:
@@ -463,7 +467,7 @@ class AsyncClusterBackend:
                 return False
             await self._on_key(key, cmd("persist", key))
             return True
-        return bool(await self._on_key(key, cmd("pexpire", key, _ms(ttl) or 1)))
+        return bool(await self._on_key(key, cmd("pexpire", key, milliseconds(ttl) or 1)))
 
     async def ttl(self, key: str) -> float | None:
         if self.deferred.covers(key):
@@ -572,7 +576,7 @@ class AsyncClusterBackend:
         return self._raw
 
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
-        for _ in range(_UPDATE_ATTEMPTS):
+        for _ in range(UPDATE_ATTEMPTS):
             old = await self.get(key)
             if old is None:
                 return None
@@ -583,42 +587,15 @@ class AsyncClusterBackend:
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches, SCANning every primary."""
-        return self.scan_match(_escape_glob(prefix) + "*", count)
+        return self.scan_match(escape_glob(prefix) + "*", count)
 
-    async def scan_match(self, match: str, count: int = 1000) -> Any:
+    def scan_match(self, match: str, count: int = 1000) -> Any:
         """Yield the keys matching the SCAN pattern ``match`` in batches, from every primary.
 
         A primary that cannot be reached is skipped (E013) while others answer;
         if none does, the error is raised.
         """
-        rc = await self.cluster()
-        pattern = match
-        primaries = rc.get_primaries()
-        last: tuple[str, BaseException] | None = None
-        reached = 0
-        for node in primaries:
-            if not self.guard.admit(node.name):
-                continue
-            batch: list[bytes] = []
-            try:
-                async for k in self._node_client(rc, node).scan_iter(match=pattern,
-                                                                     count=count):
-                    batch.append(k)
-                    if len(batch) >= _SCAN_BATCH:
-                        yield batch
-                        batch = []
-            except UNREACHABLE as exc:
-                await self._lost(node.name)
-                last = (node.name, exc)
-                continue
-            except REDIS_ERRORS as exc:
-                raise translate(exc) from None
-            if batch:
-                yield batch
-            reached += 1
-            self._node_ok(node.name)
-        if primaries and not reached and last is not None:
-            raise await self._unreachable(*last)
+        return self._sweep(match, count)
 
     async def count_prefix(self, prefix: str, limit: int) -> int:
         """How many keys lie under ``prefix`` on every primary, counting at most ``limit``."""
@@ -627,23 +604,41 @@ class AsyncClusterBackend:
     async def _clear(self, prefix: str) -> tuple[int, bool]:
         """Unlink every key under ``prefix``; also says whether every primary was reached."""
         rc = await self.cluster()
-        pattern = _escape_glob(prefix) + "*"
-        removed = reached = 0
+        removed = 0
+
+        async def unlink(conn: Any, batch: list[bytes]) -> None:
+            nonlocal removed
+            removed += await self._unlink_on(rc, conn, batch)
+
+        tally = [0, 0]
+        async for _ in self._sweep(escape_glob(prefix) + "*", 1000, unlink, tally):
+            pass
+        return removed, tally[0] == tally[1]
+
+    async def _sweep(
+            self, pattern: str, count: int,
+            act: Callable[[Any, list[bytes]], Awaitable[None]] | None = None,
+            tally: list[int] | None = None) -> AsyncIterator[list[bytes]]:
+        """SCAN ``pattern`` on every primary the guard admits, in batches: yielded, or
+        given to ``act(node client, batch)`` (its node errors count as that node's loss).
+
+        A lost primary is skipped and recorded; if none answers, its error is raised.
+        ``tally`` becomes [primaries reached, primaries].
+        """
+        rc = await self.cluster()
         primaries = rc.get_primaries()
         last: tuple[str, BaseException] | None = None
+        reached = 0
         for node in primaries:
             if not self.guard.admit(node.name):
                 continue
-            conn = self._node_client(rc, node)
             try:
-                batch: list[bytes] = []
-                async for k in conn.scan_iter(match=pattern, count=1000):
-                    batch.append(k)
-                    if len(batch) >= _SCAN_BATCH:
-                        removed += await self._unlink_on(rc, conn, batch)
-                        batch = []
-                if batch:
-                    removed += await self._unlink_on(rc, conn, batch)
+                conn = self._node_client(rc, node)
+                async for batch in async_batches(conn.scan_iter(match=pattern, count=count)):
+                    if act is None:
+                        yield batch
+                    else:
+                        await act(conn, batch)
             except UNREACHABLE as exc:
                 await self._lost(node.name)
                 last = (node.name, exc)
@@ -652,9 +647,10 @@ class AsyncClusterBackend:
                 raise translate(exc) from None
             reached += 1
             self._node_ok(node.name)
+        if tally is not None:
+            tally[:] = [reached, len(primaries)]
         if primaries and not reached and last is not None:
             raise await self._unreachable(*last)
-        return removed, reached == len(primaries)
 
     async def delete_prefix(self, prefix: str) -> int:
         """SCAN every primary for ``prefix`` and unlink per slot; lost nodes are done later."""
@@ -705,7 +701,7 @@ class AsyncClusterBackend:
         out: dict[str, Any] = {"topology": "cluster"}
         for node in rc.get_primaries():
             with contextlib.suppress(*REDIS_ERRORS):
-                out.update(_info_subset(await self._node_client(rc, node).info()))
+                out.update(info_subset(await self._node_client(rc, node).info()))
                 break
         out["cluster_nodes"] = len(rc.get_nodes())
         return out

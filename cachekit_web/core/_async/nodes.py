@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 from ..backends.common import translate
-from ..backends.topology import REDIS_ERRORS, answered, node_entry
+from ..backends.errors import REDIS_ERRORS
+from ..backends.topology import answered, node_entry
 
 
 async def async_node_report(name: str, role: str, conn: Any, *, down: bool = False,

@@ -12,32 +12,28 @@ from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
-    _PASSTHROUGH,
-    _SCAN_BATCH,
-    _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
+    SCAN_BATCH,
     SWAP_SCRIPT,
-    ConnectRefused,
-    ConnectTimeout,
-    PoolExhausted,
-    _contention_pause,
-    _escape_glob,
-    _info_subset,
-    _ms,
+    UPDATE_ATTEMPTS,
     cas_args,
     cas_result,
+    contention_pause,
     incr_args,
     incr_result,
+    info_subset,
+    milliseconds,
     pool_from_url,
     pool_options,
     sent_once_command,
     translate,
     translated,
 )
+from ..backends.errors import ConnectRefused, ConnectTimeout, PoolExhausted
 from ..backends.redispy import (
     AsyncBlockingConnectionPool,
     AsyncConnection,
@@ -51,14 +47,16 @@ from ..backends.redispy import (
 )
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import async_sleep
+from ..keys import escape_glob
 from ..settings import Settings
+from ..urls import redact_url
 from .pending import async_count_batches
 
 
 class AsyncConnectPhaseMixin:
     """Marks errors raised while connecting, so the map can tell E010/E011 from E065/E064."""
 
-    passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
+    passthrough: tuple[type[BaseException], ...] = PASSTHROUGH  # keep their own codes
 
     async def connect(self, *args: Any, **kwargs: Any) -> None:
         # redis-py before 5.3 connects here; later ones through connect_check_health below.
@@ -115,7 +113,7 @@ class AsyncPool(AsyncBlockingConnectionPool):
                 await self.release(idle)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
+        except (ConnectRefused, ConnectTimeout, *PASSTHROUGH):
             raise
         except redis.ConnectionError as exc:
             raise PoolExhausted(*exc.args) from None
@@ -205,7 +203,7 @@ class AsyncRedisBackend:
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
         args: list[Any] = ["SET", key, value]
-        px = _ms(ttl)
+        px = milliseconds(ttl)
         if px is not None:
             args += ("PX", px)
         if nx:
@@ -220,7 +218,7 @@ class AsyncRedisBackend:
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
             return True
-        px = _ms(ttl)
+        px = milliseconds(ttl)
         tail: tuple[Any, ...] = () if px is None else ("PX", px)
         await self._run_many([("SET", k, v, *tail) for k, v in items.items()])
         return True
@@ -242,7 +240,7 @@ class AsyncRedisBackend:
         if ttl is None:
             found, _ = await self._run_many((("EXISTS", key), ("PERSIST", key)))
             return bool(found)
-        return bool(await self._run("PEXPIRE", key, _ms(ttl) or 1))
+        return bool(await self._run("PEXPIRE", key, milliseconds(ttl) or 1))
 
     async def ttl(self, key: str) -> float | None:
         ms = int(await self._run("PTTL", key))
@@ -272,7 +270,7 @@ class AsyncRedisBackend:
     async def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated():
             async with self.client.pipeline(transaction=True) as pipe:
-                for attempt in range(_UPDATE_ATTEMPTS):
+                for attempt in range(UPDATE_ATTEMPTS):
                     try:
                         await pipe.watch(key)
                         old = await pipe.get(key)
@@ -285,7 +283,7 @@ class AsyncRedisBackend:
                         await pipe.execute()
                         return new
                     except redis.WatchError:
-                        await async_sleep(_contention_pause(attempt))
+                        await async_sleep(contention_pause(attempt))
         raise LockTimeoutError("too much contention on one key", code="E050")
 
     async def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
@@ -305,7 +303,7 @@ class AsyncRedisBackend:
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""
-        return self.scan_match(_escape_glob(prefix) + "*", count)
+        return self.scan_match(escape_glob(prefix) + "*", count)
 
     async def scan_match(self, match: str, count: int = 1000) -> Any:
         """Yield the keys matching the SCAN pattern ``match`` in batches (never KEYS)."""
@@ -313,7 +311,7 @@ class AsyncRedisBackend:
             batch: list[bytes] = []
             async for k in self.client.scan_iter(match=match, count=count):
                 batch.append(k)
-                if len(batch) >= _SCAN_BATCH:
+                if len(batch) >= SCAN_BATCH:
                     yield batch
                     batch = []
             if batch:
@@ -349,7 +347,7 @@ class AsyncRedisBackend:
 
     async def info(self) -> dict[str, Any]:
         with translated():
-            return _info_subset(await self.client.info())
+            return info_subset(await self.client.info())
 
     async def close(self) -> None:
         self._lane.clear()

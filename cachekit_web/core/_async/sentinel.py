@@ -18,16 +18,18 @@ from typing import Any, cast
 
 from redis.backoff import NoBackoff
 
-from ..backends import redact_url
 from ..backends.common import (
-    _PASSTHROUGH,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
     retry_policy,
     translate,
     translated,
 )
+from ..backends.errors import REDIS_ERRORS, UNREACHABLE
+from ..backends.options import node_options, opted_in
+from ..backends.recent import RecentInvalidations, recent_invalidations
 from ..backends.redispy import (
     AsyncMasterNotFoundError,
     AsyncRedis,
@@ -38,21 +40,15 @@ from ..backends.redispy import (
     AsyncSlaveNotFoundError,
 )
 from ..backends.topology import (
-    REDIS_ERRORS,
-    UNREACHABLE,
     NodeGuard,
     NoSentinelAnswered,
-    RecentInvalidations,
     SentinelWatch,
     guard_interval,
     node_entry,
-    node_options,
-    opted_in,
-    parse_hosts_url,
-    recent_invalidations,
 )
 from ..errors import CachekitError, ConfigurationError
 from ..settings import Settings
+from ..urls import parse_hosts_url, redact_url
 from .nodes import async_node_report
 from .redis import AsyncConnectPhaseMixin, AsyncRedisBackend, async_pool_for
 
@@ -60,7 +56,7 @@ from .redis import AsyncConnectPhaseMixin, AsyncRedisBackend, async_pool_for
 class _AsyncSentinelPhase(AsyncConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
-    passthrough = (*_PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
+    passthrough = (*PASSTHROUGH, AsyncMasterNotFoundError, AsyncSlaveNotFoundError)
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py's sync Sentinel connection keeps a connection whose read timed out, so

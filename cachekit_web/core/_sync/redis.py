@@ -14,32 +14,28 @@ from typing import Any, cast
 
 import redis
 
-from ..backends import redact_url
 from ..backends.common import (
-    _PASSTHROUGH,
-    _SCAN_BATCH,
-    _UPDATE_ATTEMPTS,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
+    SCAN_BATCH,
     SWAP_SCRIPT,
-    ConnectRefused,
-    ConnectTimeout,
-    PoolExhausted,
-    _contention_pause,
-    _escape_glob,
-    _info_subset,
-    _ms,
+    UPDATE_ATTEMPTS,
     cas_args,
     cas_result,
+    contention_pause,
     incr_args,
     incr_result,
+    info_subset,
+    milliseconds,
     pool_from_url,
     pool_options,
     sent_once_command,
     translate,
     translated,
 )
+from ..backends.errors import ConnectRefused, ConnectTimeout, PoolExhausted
 from ..backends.redispy import (
     BlockingConnectionPool,
     Connection,
@@ -53,14 +49,16 @@ from ..backends.redispy import (
 )
 from ..errors import CachekitError, LockTimeoutError
 from ..flavours import sleep
+from ..keys import escape_glob
 from ..settings import Settings
+from ..urls import redact_url
 from .pending import count_batches
 
 
 class ConnectPhaseMixin:
     """Marks errors raised while connecting, so the map can tell E010/E011 from E065/E064."""
 
-    passthrough: tuple[type[BaseException], ...] = _PASSTHROUGH  # keep their own codes
+    passthrough: tuple[type[BaseException], ...] = PASSTHROUGH  # keep their own codes
 
     def connect(self, *args: Any, **kwargs: Any) -> None:
         # redis-py before 5.3 connects here; later ones through connect_check_health below.
@@ -117,7 +115,7 @@ class Pool(BlockingConnectionPool):
                 self.release(idle)  # type: ignore[no-untyped-call,unused-ignore]
         try:
             return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except (ConnectRefused, ConnectTimeout, *_PASSTHROUGH):
+        except (ConnectRefused, ConnectTimeout, *PASSTHROUGH):
             raise
         except redis.ConnectionError as exc:
             raise PoolExhausted(*exc.args) from None
@@ -207,7 +205,7 @@ class RedisBackend:
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:
         args: list[Any] = ["SET", key, value]
-        px = _ms(ttl)
+        px = milliseconds(ttl)
         if px is not None:
             args += ("PX", px)
         if nx:
@@ -222,7 +220,7 @@ class RedisBackend:
     def set_many(self, items: Mapping[str, bytes], ttl: float | None) -> bool:
         if not items:
             return True
-        px = _ms(ttl)
+        px = milliseconds(ttl)
         tail: tuple[Any, ...] = () if px is None else ("PX", px)
         self._run_many([("SET", k, v, *tail) for k, v in items.items()])
         return True
@@ -244,7 +242,7 @@ class RedisBackend:
         if ttl is None:
             found, _ = self._run_many((("EXISTS", key), ("PERSIST", key)))
             return bool(found)
-        return bool(self._run("PEXPIRE", key, _ms(ttl) or 1))
+        return bool(self._run("PEXPIRE", key, milliseconds(ttl) or 1))
 
     def ttl(self, key: str) -> float | None:
         ms = int(self._run("PTTL", key))
@@ -274,7 +272,7 @@ class RedisBackend:
     def update(self, key: str, fn: Callable[[bytes], bytes]) -> bytes | None:
         with translated():
             with self.client.pipeline(transaction=True) as pipe:
-                for attempt in range(_UPDATE_ATTEMPTS):
+                for attempt in range(UPDATE_ATTEMPTS):
                     try:
                         pipe.watch(key)
                         old = pipe.get(key)
@@ -287,7 +285,7 @@ class RedisBackend:
                         pipe.execute()
                         return new
                     except redis.WatchError:
-                        sleep(_contention_pause(attempt))
+                        sleep(contention_pause(attempt))
         raise LockTimeoutError("too much contention on one key", code="E050")
 
     def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
@@ -307,7 +305,7 @@ class RedisBackend:
 
     def scan_prefix(self, prefix: str, count: int = 1000) -> Any:
         """Yield the keys under ``prefix`` in batches (SCAN, never KEYS)."""
-        return self.scan_match(_escape_glob(prefix) + "*", count)
+        return self.scan_match(escape_glob(prefix) + "*", count)
 
     def scan_match(self, match: str, count: int = 1000) -> Any:
         """Yield the keys matching the SCAN pattern ``match`` in batches (never KEYS)."""
@@ -315,7 +313,7 @@ class RedisBackend:
             batch: list[bytes] = []
             for k in self.client.scan_iter(match=match, count=count):
                 batch.append(k)
-                if len(batch) >= _SCAN_BATCH:
+                if len(batch) >= SCAN_BATCH:
                     yield batch
                     batch = []
             if batch:
@@ -351,7 +349,7 @@ class RedisBackend:
 
     def info(self) -> dict[str, Any]:
         with translated():
-            return _info_subset(self.client.info())
+            return info_subset(self.client.info())
 
     def close(self) -> None:
         self._lane.clear()

@@ -20,16 +20,18 @@ from typing import Any, cast
 
 from redis.backoff import NoBackoff
 
-from ..backends import redact_url
 from ..backends.common import (
-    _PASSTHROUGH,
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
+    PASSTHROUGH,
     retry_policy,
     translate,
     translated,
 )
+from ..backends.errors import REDIS_ERRORS, UNREACHABLE
+from ..backends.options import node_options, opted_in
+from ..backends.recent import RecentInvalidations, recent_invalidations
 from ..backends.redispy import (
     MasterNotFoundError,
     Redis,
@@ -40,21 +42,15 @@ from ..backends.redispy import (
     SlaveNotFoundError,
 )
 from ..backends.topology import (
-    REDIS_ERRORS,
-    UNREACHABLE,
     NodeGuard,
     NoSentinelAnswered,
-    RecentInvalidations,
     SentinelWatch,
     guard_interval,
     node_entry,
-    node_options,
-    opted_in,
-    parse_hosts_url,
-    recent_invalidations,
 )
 from ..errors import CachekitError, ConfigurationError
 from ..settings import Settings
+from ..urls import parse_hosts_url, redact_url
 from .nodes import node_report
 from .redis import ConnectPhaseMixin, RedisBackend, pool_for
 
@@ -62,7 +58,7 @@ from .redis import ConnectPhaseMixin, RedisBackend, pool_for
 class _SentinelPhase(ConnectPhaseMixin):
     """Tells connect-time failures (E010/E011) from mid-request ones, keeping failover errors."""
 
-    passthrough = (*_PASSTHROUGH, MasterNotFoundError, SlaveNotFoundError)
+    passthrough = (*PASSTHROUGH, MasterNotFoundError, SlaveNotFoundError)
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         # redis-py's sync Sentinel connection keeps a connection whose read timed out, so

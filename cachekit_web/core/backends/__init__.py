@@ -1,34 +1,20 @@
-"""Bytes-in, bytes-out stores behind one small protocol."""
+"""Bytes-in, bytes-out stores behind one small protocol, its optional capabilities, the factory.
+
+Optional capabilities are small ``runtime_checkable`` protocols: test a backend with
+``isinstance(backend, ReportsNodes)``, not ``hasattr``.
+"""
 
 from __future__ import annotations
 
 import importlib
-import re
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ..urls import scheme_of
 
 if TYPE_CHECKING:
     from ..settings import Settings
-
-
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-
-def redis_int(raw: bytes) -> int | None:
-    """The integer a Redis string holds as INCRBY would read it (64-bit, canonical), else None."""
-    if not 0 < len(raw) <= 20 or not raw.lstrip(b"-").isdigit() or raw.startswith(b"--"):
-        return None
-    digits = raw.lstrip(b"-")
-    if (len(digits) > 1 and digits.startswith(b"0")) or raw == b"-0":
-        return None
-    n = int(raw)
-    return n if INT64_MIN <= n <= INT64_MAX else None
-
-
-def is_int64(value: object) -> bool:
-    """Whether ``value`` is a plain int (not bool) that Redis can hold as an integer."""
-    return type(value) is int and INT64_MIN <= value <= INT64_MAX
 
 
 class LockLike(Protocol):
@@ -80,6 +66,7 @@ class Backend(Protocol):
              thread_local: bool = False) -> LockLike: ...
     def ping(self) -> float: ...
     def info(self) -> dict[str, Any]: ...
+    def describe(self) -> str: ...
     def close(self) -> None: ...
 
 
@@ -115,94 +102,59 @@ class AsyncBackend(Protocol):
              thread_local: bool = False) -> AsyncLockLike: ...
     async def ping(self) -> float: ...
     async def info(self) -> dict[str, Any]: ...
+    def describe(self) -> str: ...
     async def close(self) -> None: ...
 
 
-# Query parameters whose name contains one of these are shown as '***'.
-_SECRET_WORDS = ("pass", "key", "secret", "token", "auth")
+# -- optional capabilities -------------------------------------------------------
+@runtime_checkable
+class SwapsMany(Protocol):
+    """Compares and sets many keys in one call (every built-in store; a foreign one may not)."""
+
+    def compare_and_set_many(self, items: Sequence[tuple[str, bytes, bytes]]) -> list[bool]: ...
 
 
-def redact_url(url: str) -> str:
-    """Return ``url`` with any password (and key-like query values) replaced by '***'."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "<unparseable url>"
-    # Not urlsplit: a password may hold '/', '?' or '#', which would end its netloc early.
-    # Everything before the last '@' is credentials; over-masking is the safe error.
-    creds, at, rest = rest.rpartition("@")
-    shown = ""
-    if at:
-        user, colon, _ = creds.partition(":")
-        shown = f"{user}:***@" if colon and user else ":***@" if colon else "***@"
-    rest = rest.split("#", 1)[0]
-    location, qmark, query = rest.partition("?")
-    if qmark:
-        query = "&".join(
-            f"{k}=***" if any(w in k.lower() for w in _SECRET_WORDS) else f"{k}{eq}{v}"
-            for k, eq, v in (p.partition("=") for p in query.split("&") if p)
-        )
-    return f"{scheme}://{shown}{location}{qmark}{query}"
+@runtime_checkable
+class RunsCommands(Protocol):
+    """Sends any redis-py command method (sets, hashes, sorted sets): Redis-backed stores."""
+
+    def command(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def scheme_of(url: str) -> str:
-    """The URL's scheme, lower-cased."""
-    return url.split("://", 1)[0].lower() if "://" in url else ""
+@runtime_checkable
+class AsyncRunsCommands(Protocol):
+    """The asynchronous twin of RunsCommands."""
+
+    async def command(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
 
 
-def hash_tag(key: str) -> str | None:
-    """The part of ``key`` Redis Cluster hashes when it has a {tag}, else None."""
-    start = key.find("{")
-    if start < 0:
-        return None
-    end = key.find("}", start + 1)
-    if end <= start + 1:
-        return None
-    return key[start + 1:end]
+@runtime_checkable
+class ReportsNodes(Protocol):
+    """One health entry per node: Cluster, Sentinel and replicas."""
+
+    def nodes(self) -> list[dict[str, Any]]: ...
 
 
-def lock_key(full_key: str) -> str:
-    """The recompute lock's key for ``full_key``: never a full key itself, same cluster slot.
+@runtime_checkable
+class AsyncReportsNodes(Protocol):
+    """The asynchronous twin of ReportsNodes."""
 
-    Full keys start with the namespace, which is never '{' or '!', so neither form
-    below can be a user's key; both hash to the value's slot (a key with a stray '}'
-    and no tag cannot be wrapped safely, and only loses that colocation).
-    """
-    if hash_tag(full_key) is not None or "}" in full_key:
-        return "!lock:" + full_key  # keeps the key's own {tag}
-    return "{" + full_key + "}!lock"
+    async def nodes(self) -> list[dict[str, Any]]: ...
 
 
-def user_lock_key(full_key: str) -> str:
-    """The key of ``lock(name)``: never a user key nor a recompute lock, same slot as the key."""
-    if hash_tag(full_key) is not None or "}" in full_key:
-        return "!user-lock:" + full_key
-    return "{" + full_key + "}!user-lock"
+@runtime_checkable
+class WatchesTopology(Protocol):
+    """Tells the client when a new primary takes over (Cluster, Sentinel)."""
+
+    def watch_topology(self, on_change: Callable[[str], object]) -> None: ...
 
 
-def redis_glob(pattern: str) -> str:
-    """A regular expression matching what the Redis glob ``pattern`` matches (memory store)."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if c == "*":
-            out.append(".*")
-        elif c == "?":
-            out.append(".")
-        elif c == "[" and "]" in pattern[i + 1:]:
-            end = pattern.index("]", i + 2 if pattern[i + 1:i + 2] in ("^", "]") else i + 1)
-            body = pattern[i + 1:end]
-            neg = body.startswith("^")
-            body = body[1:] if neg else body
-            out.append("[" + ("^" if neg else "") + body.replace("\\", "\\\\") + "]")
-            i = end
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out) + r"\Z"
+@runtime_checkable
+class HasRedisClient(Protocol):
+    """Exposes its redis-py client (``CacheClient.get_client``)."""
+
+    @property
+    def client(self) -> Any: ...
 
 
 # -- the factory registry ------------------------------------------------------

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from .._async.cluster import AsyncClusterBackend
 from .._sync.cluster import ClusterBackend
-from .topology import DeferredDeletes, HostsURL, NodeGuard, node_options, parse_hosts_url
+from ..urls import HostsURL, parse_hosts_url
+from .options import node_options
+from .topology import DeferredDeletes, NodeGuard
 
 __all__ = [
     "AsyncClusterBackend", "ClusterBackend", "DeferredDeletes", "HostsURL", "NodeGuard",

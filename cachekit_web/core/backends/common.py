@@ -25,10 +25,12 @@ from ..errors import (
     PoolExhaustedError,
 )
 from ..settings import Settings
-from . import redact_url, redispy, scheme_of
+from ..urls import redact_url, scheme_of
+from . import redispy
+from .errors import ConnectRefused, ConnectTimeout, PoolExhausted
 
-_UPDATE_ATTEMPTS = 100
-_SCAN_BATCH = 500
+UPDATE_ATTEMPTS = 100  # rounds of an optimistic WATCH update before giving up
+SCAN_BATCH = 500  # keys a prefix scan hands over per batch
 
 # incr: one server-side step. INCRBY when the key holds a Redis integer (created at
 # ARGV[2] with PX ARGV[3] first when missing and a default is given); nil when missing;
@@ -91,7 +93,7 @@ def sent_once_command(name: str, kwargs: Mapping[str, Any]) -> bool:
 
 def incr_args(delta: int, default: int | None, ttl: float | None) -> list[Any]:
     """INCR_SCRIPT's ARGV."""
-    ms = _ms(ttl)
+    ms = milliseconds(ttl)
     return [delta, "" if default is None else default, "" if ms is None else ms]
 
 
@@ -102,7 +104,7 @@ def incr_result(reply: Any) -> int | bytes | None:
 
 def cas_args(expected: bytes, value: bytes, ttl: float | None, keep_ttl: bool) -> list[Any]:
     """CAS_SCRIPT's ARGV."""
-    ms = _ms(ttl)
+    ms = milliseconds(ttl)
     return [expected, value, "keep" if keep_ttl else "" if ms is None else ms]
 
 
@@ -113,24 +115,14 @@ def cas_result(reply: Any) -> tuple[bool, bytes | None]:
     return False, reply
 
 
-def _contention_pause(attempt: int) -> float:
+def contention_pause(attempt: int) -> float:
     """Seconds to wait before retrying a WATCH update: jittered, so contenders fall out of step."""
     return random.random() * min(0.01, 0.0005 * (attempt + 1))
 
 
-class ConnectRefused(redis.ConnectionError):
-    """A connection could not be established (as opposed to one lost mid-request)."""
-
-
-class ConnectTimeout(redis.TimeoutError):
-    """Establishing a connection timed out (as opposed to a slow reply)."""
-
-
-class PoolExhausted(redis.ConnectionError):
-    """No pooled connection became free within POOL_TIMEOUT."""
-
-
-_PASSTHROUGH = (
+# redis-py errors raised while connecting that keep their own codes (not marked as connect
+# failures, nor taken for an exhausted pool).
+PASSTHROUGH = (
     redis.exceptions.AuthenticationError,
     redis.exceptions.AuthorizationError,
     redis.exceptions.BusyLoadingError,
@@ -254,15 +246,13 @@ def pool_from_url(pool_class: Any, url: str, classes: Mapping[str, Any],
     )
 
 
-def _ms(ttl: float | None) -> int | None:
+def milliseconds(ttl: float | None) -> int | None:
+    """A TTL in seconds as Redis PX milliseconds (at least 1); None stays None."""
     return None if ttl is None else max(1, round(ttl * 1000))
 
 
-def _escape_glob(text: str) -> str:
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
-
-
-def _info_subset(raw: Mapping[str, Any]) -> dict[str, Any]:
+def info_subset(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The INFO fields a health report shows."""
     wanted = (
         "redis_version", "role", "uptime_in_seconds", "connected_clients", "used_memory",
         "used_memory_human", "maxmemory", "maxmemory_policy", "evicted_keys",

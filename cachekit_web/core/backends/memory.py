@@ -10,7 +10,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import INT64_MAX, INT64_MIN, redis_glob, redis_int
+from ..data.ints import INT64_MAX, INT64_MIN, redis_int
+from ..keys import redis_glob
 
 
 class _MemoryLock:

@@ -30,6 +30,8 @@ import redis.lock as slock
 import redis.retry as sretry
 import redis.sentinel as ssentinel
 
+from .errors import ConnectRefused, ConnectTimeout, PoolExhausted
+
 # redis-py before 5.3 requires get_connection's command name; later ones warn when given it.
 # (The pools ignore the name itself.)
 _COMMAND_NAME = inspect.signature(
@@ -271,7 +273,10 @@ class Lane:
         except IndexError:
             conn = self._pool.get_connection(*_CHECKOUT_ARGS)
         try:  # from here on, the connection always goes back on the stack
-            if used is not None and time.monotonic() - used > STALE_AFTER:
+            # A dropped connection (e.g. its read timed out) is not checked: can_read()
+            # would reconnect, and on a hung server time out once before the send does.
+            if (used is not None and getattr(conn, "_sock", None) is not None
+                    and time.monotonic() - used > STALE_AFTER):
                 try:
                     stale = conn.can_read()  # closed by the server, or stray data
                 except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -321,7 +326,6 @@ def _many(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
 
 
 def _connect_phase(exc: BaseException) -> bool:
-    from .common import ConnectRefused, ConnectTimeout, PoolExhausted
 
     return isinstance(exc, (ConnectRefused, ConnectTimeout, PoolExhausted))
 

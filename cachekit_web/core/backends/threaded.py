@@ -34,7 +34,7 @@ class AsyncThreadedBackend:
 
     def describe(self) -> str:
         """Where the data lives, safe to show."""
-        return str(getattr(self.backend, "describe", lambda: "?")())
+        return self.backend.describe()
 
     def __getattr__(self, name: str) -> Any:
         # Optional backend methods (nodes(), ...) exist here exactly when they exist there.

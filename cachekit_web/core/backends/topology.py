@@ -1,10 +1,11 @@
-"""What the Cluster and Sentinel backends share without I/O, in both flavours.
+"""What the Cluster and Sentinel backends share about their nodes, in both flavours.
 
-Host-list URLs, per-node connection options, the node guard, deletes deferred
-for a lost node, slot routing on redis-py's slot map, and the shape of one
-node's health entry. The I/O lives once, in ``core/_async/{cluster,sentinel,nodes}.py``,
-except for two background threads on plain sync connections (so they serve both
-flavours): the Sentinel watch and the replay of deferred cluster deletes.
+The node guard, deletes deferred for a lost node, and the shape of one node's
+health entry (URLs and options are in ``options``, slot routing in ``routing``,
+recent invalidations in ``recent``). The I/O lives once, in
+``core/_async/{cluster,sentinel,nodes}.py``, except for two background threads on
+plain sync connections (so they serve both flavours): the Sentinel watch and the
+replay of deferred cluster deletes.
 """
 
 from __future__ import annotations
@@ -16,40 +17,20 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..errors import (
-    CachekitError,
-    ConfigurationError,
-    NodeUnreachableError,
-)
+from ..errors import CachekitError, NodeUnreachableError
+from ..keys import escape_glob
 from ..settings import Settings
-from . import redact_url
-from .common import _SCAN_BATCH, ConnectRefused, _escape_glob, tls_options, translate
+from .common import SCAN_BATCH
+from .errors import REDIS_ERRORS, ConnectRefused
+from .routing import group_by_node
 
 log = logging.getLogger("cachekit_web")
-
-# Errors that mean "this node cannot be reached", as opposed to "it answered no".
-UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, OSError)
-# Replies inside a node pipeline that mean "ask redis-py to route this again".
-REROUTE = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
-# A node that answers CLUSTERDOWN (restarting, or cut off from the majority) serves nothing.
-NODE_DOWN = redis.exceptions.ClusterDownError
-# Everything redis-py raises on a cluster call (the error boundary's catch list).
-REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
-# redis-py 8.2+ (absent before): a slot-map refresh reached no node at all, so the whole
-# cluster is unreachable, not the one node a command was for.
-CLUSTER_UNREACHABLE: tuple[type[Exception], ...] = tuple(
-    t for t in (getattr(redis.exceptions, "RedisClusterUnreachableError", None),)
-    if t is not None)
-
-
 
 def cmd(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
     """A call of command ``name`` on whichever client it is given."""
@@ -59,99 +40,6 @@ def cmd(name: str, *args: Any, **kwargs: Any) -> Callable[[Any], Any]:
 def swap(script: Any, key: str, old: bytes, new: bytes) -> Callable[[Any], Any]:
     """Run the compare-and-set script: ``key`` becomes ``new`` if it still holds ``old``."""
     return lambda _client: script(keys=[key], args=[old, new])
-
-
-def opted_in(query: dict[str, str], name: str) -> bool:
-    """Whether a URL's query turns ``name`` on (1, true, yes)."""
-    return query.get(name, "").lower() in ("1", "true", "yes")
-
-
-# -- URLs -------------------------------------------------------------------
-@dataclass(frozen=True)
-class HostsURL:
-    """A URL naming several host:port pairs (cluster seeds or sentinels)."""
-
-    scheme: str
-    hosts: tuple[tuple[str, int], ...]
-    username: str | None
-    password: str | None = field(repr=False)
-    path: tuple[str, ...]
-    query: dict[str, str] = field(repr=False)
-
-    @property
-    def tls(self) -> bool:
-        """Whether the scheme asks for TLS (rediss+...)."""
-        return self.scheme.startswith("rediss")
-
-
-def parse_hosts_url(url: str, default_port: int) -> HostsURL:
-    """Split ``scheme://[user:pass@]h1:p1,h2:p2/path?query``; raises E042 if malformed."""
-    shown = redact_url(url)
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ConfigurationError(f"not a URL: {shown}", code="E042")
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    creds, at, hostlist = netloc.rpartition("@")
-    username = password = None
-    if at:
-        user, colon, pw = creds.partition(":")
-        username = unquote(user) or None
-        password = unquote(pw) if colon else None
-    hosts: list[tuple[str, int]] = []
-    for item in hostlist.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        if item.startswith("["):  # [ipv6]:port
-            host, _, tail = item[1:].partition("]")
-            port_text = tail.lstrip(":")
-        else:
-            host, _, port_text = item.rpartition(":") if ":" in item else (item, "", "")
-        # Checked, not int()-and-catch, and never echoed: with an unquoted '/' in the
-        # password, the "port" is a piece of the password.
-        if port_text and not (port_text.isascii() and port_text.isdigit()):
-            raise ConfigurationError(f"bad port in {shown}; percent-encode special characters "
-                                     "in the password", code="E042")
-        port = int(port_text) if port_text else default_port
-        hosts.append((host, port))
-    if not hosts:
-        raise ConfigurationError(f"no host:port in {shown}", code="E042")
-    return HostsURL(
-        scheme=scheme.lower(),
-        hosts=tuple(hosts),
-        username=username,
-        password=password,
-        path=tuple(unquote(p) for p in path.split("/") if p),
-        query=dict(parse_qsl(query)),
-    )
-
-
-def cluster_spec(url: str) -> HostsURL:
-    """The seeds of a redis+cluster:// URL; E042 for another scheme or a database other than 0."""
-    shown = redact_url(url)
-    spec = parse_hosts_url(url, 6379)
-    if spec.scheme not in ("redis+cluster", "rediss+cluster"):
-        raise ConfigurationError(f"not a cluster URL: {shown}", code="E042")
-    if spec.path and spec.path != ("0",):
-        raise ConfigurationError(
-            f"Redis Cluster has only database 0, not {'/'.join(spec.path)!r} in {shown}",
-            code="E042")
-    return spec
-
-
-def node_options(settings: Settings, tls: bool) -> dict[str, Any]:
-    """Connection keyword arguments for one data node, from settings."""
-    options: dict[str, Any] = {
-        "socket_timeout": settings.SOCKET_TIMEOUT,
-        "socket_connect_timeout": settings.SOCKET_CONNECT_TIMEOUT,
-        "health_check_interval": settings.HEALTH_CHECK_INTERVAL,
-        "max_connections": settings.CONNECTION_POOL_SIZE,
-    }
-    if tls:
-        options["ssl"] = True
-        options.update(tls_options(settings))
-    return options
 
 
 def guard_interval(settings: Settings) -> float:
@@ -464,9 +352,9 @@ class DeferredReplay:
             with redis.Redis(host=node.host, port=node.port, **self.options) as conn:
                 for prefix in prefixes:
                     batch: list[bytes] = []
-                    for k in conn.scan_iter(match=_escape_glob(prefix) + "*", count=1000):
+                    for k in conn.scan_iter(match=escape_glob(prefix) + "*", count=1000):
                         batch.append(k)
-                        if len(batch) >= _SCAN_BATCH:
+                        if len(batch) >= SCAN_BATCH:
                             _drop(conn, batch, list)
                             batch = []
                     _drop(conn, batch, list)
@@ -503,41 +391,6 @@ def _drop(conn: Any, keys: Sequence[Any], keep: Callable[[list[Any]], list[Any]]
         settled += [k for k, r in zip(present, replies, strict=True)
                     if not isinstance(r, BaseException)]
     return settled
-
-
-# -- routing on redis-py's slot map -------------------------------------------
-def slot_owner(rc: Any, key: str | bytes) -> Any:
-    """The primary that owns ``key``'s slot in ``rc``'s slot map.
-
-    A slot no node owns is that slot's problem (E013, the breaker stays closed);
-    any other routing failure is the cluster's (E010, trips the breaker).
-    """
-    try:
-        return rc.nodes_manager.get_node_from_slot(rc.keyslot(key))
-    except (KeyError, IndexError):  # the asyncio slot map lacks the slot altogether
-        raise translate(redis.exceptions.SlotNotCoveredError()) from None
-    except REDIS_ERRORS as exc:
-        raise translate(exc) from None
-
-
-def group_by_node(rc: Any, keys: Sequence[str]) -> tuple[
-        dict[str, tuple[Any, dict[int, list[int]]]], list[int]]:
-    """Key positions grouped by primary, then by slot; and the positions no node owns."""
-    groups: dict[str, tuple[Any, dict[int, list[int]]]] = {}
-    unowned: list[int] = []
-    for i, key in enumerate(keys):
-        try:
-            node = slot_owner(rc, key)
-        except NodeUnreachableError:
-            unowned.append(i)  # treated like an unreachable node: nothing to send
-            continue
-        groups.setdefault(node.name, (node, {}))[1].setdefault(rc.keyslot(key), []).append(i)
-    return groups, unowned
-
-
-def map_version(rc: Any) -> int:
-    """Changes whenever redis-py reloads the slot map (it builds a new table each time)."""
-    return id(rc.nodes_manager.slots_cache)
 
 
 # -- node reports ---------------------------------------------------------------
@@ -613,61 +466,5 @@ class SentinelWatch:
             time.sleep(self.interval)
 
 
-# -- reads after an invalidation go to the primary --------------------------------
-PRIMARY_WINDOW = 5.0  # seconds a just-deleted key is read from the primary, not a replica
-
-
-class RecentInvalidations:
-    """Keys deleted on the primary a moment ago: a lagging replica may still hold them.
-
-    Shared by every backend of one location (the client's and its replayer's), so a
-    delete replayed in the background also steers the client's reads to the primary.
-    """
-
-    def __init__(self, window: float = PRIMARY_WINDOW, limit: int = 10000) -> None:
-        self.window = window
-        self.limit = limit
-        self._keys: OrderedDict[str, float] = OrderedDict()
-        self._all_until = 0.0
-        self._lock = threading.Lock()
-
-    def add(self, keys: Iterable[str]) -> None:
-        """``keys`` were just deleted on the primary."""
-        until = time.monotonic() + self.window
-        with self._lock:
-            for k in keys:
-                self._keys.pop(k, None)
-                self._keys[k] = until
-            if len(self._keys) > self.limit:  # too many to track: every read, for a while
-                self._all_until = until
-                self._keys.clear()
-
-    def everything(self) -> None:
-        """A whole namespace was cleared: every read goes to the primary for a while."""
-        with self._lock:
-            self._all_until = time.monotonic() + self.window
-
-    def covers(self, keys: Iterable[str]) -> bool:
-        """Whether any of ``keys`` must be read from the primary now."""
-        if not self._keys and not self._all_until:  # the common case, without the lock
-            return False
-        now = time.monotonic()
-        with self._lock:
-            if self._all_until and now >= self._all_until:
-                self._all_until = 0.0
-            while self._keys and next(iter(self._keys.values())) <= now:
-                self._keys.popitem(last=False)
-            return now < self._all_until or any(k in self._keys for k in keys)
-
-
-_RECENT: dict[str, RecentInvalidations] = {}
 _RECENT_LOCK = threading.Lock()
 
-
-def recent_invalidations(location: str) -> RecentInvalidations:
-    """The process-wide RecentInvalidations for one (redacted) location."""
-    with _RECENT_LOCK:
-        found = _RECENT.get(location)
-        if found is None:
-            found = _RECENT[location] = RecentInvalidations()
-        return found

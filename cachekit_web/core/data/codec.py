@@ -43,7 +43,6 @@ from typing import Any, NamedTuple, cast
 
 import msgpack
 
-from ..backends import is_int64, redis_int
 from ..errors import (
     CachekitError,
     ConfigurationError,
@@ -52,8 +51,8 @@ from ..errors import (
     SerializationError,
     ValueTooLargeError,
 )
-from ..web import StoredPage
 from .crypto import NONCE_SIZE, KeyRing
+from .ints import is_int64, redis_int
 
 try:  # zoneinfo is 3.9+, but tzdata may be absent on some systems
     from zoneinfo import ZoneInfo
@@ -91,6 +90,33 @@ _NEST = threading.local()  # per-thread nesting level while packing or unpacking
 X_PAGE = 11  # a cached HTTP response (core.web.StoredPage): pages are known by type, not shape
 
 
+class Extension(NamedTuple):
+    """A type another module registered: its code, and how it becomes fields and back."""
+
+    code: int
+    kind: type
+    name: str  # in errors: "malformed stored <name>"
+    fields: Callable[[Any], list[Any]]
+    build: Callable[[Any], Any]  # None if the fields are malformed
+
+
+_EXTENSIONS: dict[type, Extension] = {}
+_BY_CODE: dict[int, Extension] = {}
+
+
+def register_extension(kind: type, code: int, name: str, fields: Callable[[Any], list[Any]],
+                       build: Callable[[Any], Any]) -> None:
+    """Store values of exactly ``kind`` as extension ``code`` (``core.web`` registers pages).
+
+    ``fields(value)`` gives what is stored (msgpack types); ``build(fields)`` makes the
+    value again, or returns None when the stored fields are malformed (E021).
+    """
+    known = _BY_CODE.get(code)
+    if code <= X_BIGINT or (known is not None and known.kind is not kind):
+        raise ValueError(f"extension code {code} is taken")
+    _EXTENSIONS[kind] = _BY_CODE[code] = Extension(code, kind, name, fields, build)
+
+
 SLOW: Any = object()  # Codec.value_of: this frame needs the general decode
 
 
@@ -106,27 +132,29 @@ class _TooDeep(Exception):
     """A value nests deeper than MAX_NESTING (raised through msgpack's default hook)."""
 
 
-def _pack_nested(obj: Any) -> bytes:
+def _nested(step: Callable[[Any], Any], data: Any, too_deep: Callable[[], Exception]) -> Any:
+    """``step(data)`` one nesting level deeper; ``too_deep()`` is raised past MAX_NESTING."""
     level = getattr(_NEST, "level", 0)
     if level >= MAX_NESTING:
-        raise _TooDeep
+        raise too_deep()
     _NEST.level = level + 1
     try:
-        return _pack(obj)
+        return step(data)
     finally:
         _NEST.level = level
+
+
+def _stored_too_deep() -> Exception:
+    return DeserializationError(f"stored value nests deeper than {MAX_NESTING} levels",
+                                code="E021")
+
+
+def _pack_nested(obj: Any) -> bytes:
+    return cast(bytes, _nested(_pack, obj, _TooDeep))
 
 
 def _unpack_nested(data: bytes) -> Any:
-    level = getattr(_NEST, "level", 0)
-    if level >= MAX_NESTING:
-        raise DeserializationError(f"stored value nests deeper than {MAX_NESTING} levels",
-                                   code="E021")
-    _NEST.level = level + 1
-    try:
-        return _unpack(data)
-    finally:
-        _NEST.level = level
+    return _nested(_unpack, data, _stored_too_deep)
 
 
 def _pack(obj: Any) -> bytes:
@@ -187,15 +215,25 @@ def _default(obj: Any) -> msgpack.ExtType:
         return msgpack.ExtType(X_UUID, obj.bytes)
     if t is int:  # only reached for integers outside msgpack's 64-bit range
         return msgpack.ExtType(X_BIGINT, str(obj).encode())
-    if t is StoredPage:
-        return msgpack.ExtType(X_PAGE, _pack([
-            obj.status, [list(h) for h in obj.headers], obj.body, obj.stored_at, obj.charset,
-        ]))
+    ext = _EXTENSIONS.get(t)
+    if ext is not None:
+        return msgpack.ExtType(ext.code, _pack(ext.fields(obj)))
     raise TypeError(f"no msgpack encoding for {t.__name__}")
 
 
 def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+
+
+def _unpack_checked(payload: bytes, what: str) -> Any:
+    """``_unpack``, with whatever msgpack raises for bad bytes as E021 naming ``what``."""
+    try:
+        return _unpack(payload)
+    except CachekitError:
+        raise
+    except Exception as exc:  # msgpack raises many unrelated types
+        raise DeserializationError(f"cannot decode {what} ({type(exc).__name__})",
+                                   code="E021") from None
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
@@ -222,13 +260,12 @@ def _ext_hook(code: int, data: bytes) -> Any:
         return uuid.UUID(bytes=data)
     if code == X_BIGINT:
         return int(data.decode())
-    if code == X_PAGE:
-        status, headers, body, stored_at, charset = _unpack(data)
-        if not (isinstance(status, int) and isinstance(body, bytes)
-                and isinstance(stored_at, float) and isinstance(charset, (str, type(None)))
-                and all(isinstance(k, str) and isinstance(v, str) for k, v in headers)):
-            raise DeserializationError("malformed stored page", code="E021")
-        return StoredPage(status, tuple((k, v) for k, v in headers), body, stored_at, charset)
+    ext = _BY_CODE.get(code)
+    if ext is not None:
+        value = ext.build(_unpack(data))
+        if value is None:
+            raise DeserializationError(f"malformed stored {ext.name}", code="E021")
+        return value
     raise DeserializationError(f"unknown extension type {code}", code="E021")
 
 
@@ -299,14 +336,7 @@ class Codec:
 
     def unpack_member(self, data: bytes) -> Any:
         """The value of a stored member; E003 if not authentic, E021 if undecodable."""
-        payload = self.keyring.open_member(data)
-        try:
-            return _unpack(payload)
-        except CachekitError:
-            raise
-        except Exception as exc:  # msgpack raises many unrelated types
-            raise DeserializationError(f"cannot decode member ({type(exc).__name__})",
-                                       code="E021") from None
+        return _unpack_checked(self.keyring.open_member(data), "member")
 
     def encode(self, key: bytes, value: Any, fresh_until: float | None = None,
                expires_at: float | None = None, *, raw_int: bool = True) -> bytes:
@@ -369,33 +399,17 @@ class Codec:
         if len(frame) < HEADER2_SIZE or frame[:2] != MAGIC or frame[2] != VERSION:
             return SLOW
         flags = frame[3]
-        if flags & F_FRESH:
+        if flags & F_FRESH or not self.keyring.authenticated:
             return SLOW
-        ring = self.keyring
-        header = frame[:HEADER2_SIZE]
-        if ring.encrypted:
-            if not flags & F_ENCRYPTED:
-                raise IntegrityError("unencrypted value where encryption is on", code="E003")
-            payload = ring.open(frame[4:HEADER_SIZE], header, key, frame[HEADER2_SIZE:])
-        elif ring.authenticated:
-            if flags & F_ENCRYPTED or not flags & F_SIGNED:
-                raise IntegrityError("value not signed with this cache's key", code="E003")
-            payload = ring.verify(frame[4:HEADER_SIZE], header, key, frame[HEADER2_SIZE:])
-        else:
-            return SLOW
+        payload = self._opened(flags, frame[4:HEADER_SIZE], frame[:HEADER2_SIZE], key,
+                               frame[HEADER2_SIZE:])
         expires_at = _FRESH.unpack_from(frame, HEADER_SIZE)[0]
         if expires_at and expires_at <= now:
             raise DeserializationError("stored value is past its expiry (written back?)",
                                        code="E021")
         if flags & (F_ZLIB | F_PICKLE):
             return self._load(payload, flags)
-        try:
-            return _unpack(payload)
-        except CachekitError:
-            raise
-        except Exception as exc:  # msgpack raises many unrelated types
-            raise DeserializationError(f"cannot decode stored value ({type(exc).__name__})",
-                                       code="E021") from None
+        return _unpack_checked(payload, "stored value")
 
     def values_into(self, found: dict[Any, Any], names: Sequence[Any], keys: Sequence[str],
                     frames: Sequence[bytes | None], now: float,
@@ -471,16 +485,8 @@ class Codec:
         if len(frame) < head_len:
             raise DeserializationError("frame too short", code="E021")
         header, body = frame[:head_len], frame[head_len:]
-        ring = self.keyring
-        # Refuse downgrades: with a key configured, only frames sealed by it are read.
-        if ring.encrypted:
-            if not flags & F_ENCRYPTED:
-                raise IntegrityError("unencrypted value where encryption is on", code="E003")
-            payload = ring.open(key_id, header, key, body)
-        elif ring.authenticated:
-            if flags & F_ENCRYPTED or not flags & F_SIGNED:
-                raise IntegrityError("value not signed with this cache's key", code="E003")
-            payload = ring.verify(key_id, header, key, body)
+        if self.keyring.authenticated:
+            payload = self._opened(flags, key_id, header, key, body)
         else:
             if flags & (F_ENCRYPTED | F_SIGNED | F_PICKLE):
                 raise IntegrityError("sealed value but no key configured", code="E003")
@@ -491,6 +497,21 @@ class Codec:
                                        code="E021")
         fresh_until = _FRESH.unpack_from(header, fresh_at)[0] if flags & F_FRESH else None
         return Entry(self._load(payload, flags), fresh_until, expires_at or None)
+
+    def _opened(self, flags: int, key_id: bytes, header: bytes, key: bytes,
+                body: bytes) -> bytes:
+        """The payload of a frame sealed as this keyring requires (it has a key): E003 else.
+
+        Refuses downgrades: with a key configured, only frames sealed by it are read.
+        """
+        ring = self.keyring
+        if ring.encrypted:
+            if not flags & F_ENCRYPTED:
+                raise IntegrityError("unencrypted value where encryption is on", code="E003")
+            return ring.open(key_id, header, key, body)
+        if flags & F_ENCRYPTED or not flags & F_SIGNED:
+            raise IntegrityError("value not signed with this cache's key", code="E003")
+        return ring.verify(key_id, header, key, body)
 
     @staticmethod
     def key_id_of(frame: bytes) -> bytes | None:

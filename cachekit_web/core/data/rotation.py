@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from ..backends import Backend, redis_int
+from ..backends import Backend, SwapsMany
 from ..errors import ConfigurationError, DeserializationError, IntegrityError, LockTimeoutError
 from .codec import F_ENCRYPTED, VERSION_1, Codec
+from .ints import redis_int
 
 BATCH = 500
 
@@ -135,7 +136,9 @@ def _rotate_batch(backend: Backend, codec: Codec, keys: list[bytes], report: Rot
             writes.append((name, key, frame, new))
     if not writes:
         return
-    cas_many = getattr(backend, "compare_and_set_many", None)  # not yet on every topology
+    # Every built-in backend swaps in batches; a store of one's own may not.
+    cas_many: Callable[[list[tuple[str, bytes, bytes]]], list[bool]] | None = (
+        backend.compare_and_set_many if isinstance(backend, SwapsMany) else None)
     if before_write is not None and cas_many:
         for name, *_ in writes:
             before_write(name)

@@ -23,18 +23,13 @@ Not on Cluster or Sentinel (the tier turns itself off there, logged once with E0
 from __future__ import annotations
 
 import contextlib
-import copy
-import datetime as _dt
-import decimal
 import hashlib
 import logging
 import os
 import select
 import ssl
-import sys
 import threading
 import time
-import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
@@ -42,173 +37,19 @@ from typing import Any
 
 from ..data.codec import Entry
 from ..settings import Settings
-from ..web import StoredPage
+from .copying import Copier, TooDeep, copier, weight
+from .resp import Incomplete, TrackingError, command, parse, server_version
 
 log = logging.getLogger("cachekit_web.local")
 
 CHANNEL = b"__redis__:invalidate"
 MIN_VERSION = (6, 0)
 _RECV = 65536
-_IMMUTABLE = frozenset({str, bytes, int, float, bool, type(None), complex, _dt.datetime,
-                        _dt.date, _dt.time, _dt.timedelta, decimal.Decimal, uuid.UUID,
-                        frozenset, range, StoredPage})  # StoredPage: frozen, of tuples and bytes
 _NOT_YET = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-_MAX_DEPTH = 64  # deeper values are served from Redis, never copied out of the tier
 # Keys of a pool's options that would switch on redis-py 8's maintenance notifications,
 # which need hiredis or RESP3: the tracking connection speaks RESP2 with any parser.
 _NOT_FOR_TRACKING = ("maint_notifications_config", "maint_notifications_pool_handler",
                      "oss_cluster_maint_notifications_handler")
-
-
-class _TooDeep(Exception):
-    """A value nested deeper than the tier copies (or referring to itself)."""
-
-
-class _Incomplete(Exception):
-    """The buffer holds part of a reply; wait for more bytes."""
-
-
-class TrackingError(Exception):
-    """The tracking connection said something unexpected (it is then dropped)."""
-
-
-def parse(buf: bytes | bytearray, pos: int = 0) -> tuple[Any, int]:
-    """One RESP2/RESP3 reply from ``buf`` at ``pos``: (value, next position); raises
-    _Incomplete when the buffer ends first."""
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        raise _Incomplete
-    kind, line = buf[pos:pos + 1], bytes(buf[pos + 1:end])
-    pos = end + 2
-    if kind in (b"*", b">", b"~"):  # array, push, set
-        n = int(line)
-        if n < 0:
-            return None, pos
-        items = []
-        for _ in range(n):
-            item, pos = parse(buf, pos)
-            items.append(item)
-        return items, pos
-    if kind == b"$":
-        n = int(line)
-        if n < 0:
-            return None, pos
-        if len(buf) < pos + n + 2:
-            raise _Incomplete
-        return bytes(buf[pos:pos + n]), pos + n + 2
-    if kind == b"+":
-        return line, pos
-    if kind == b":":
-        return int(line), pos
-    if kind == b"_":
-        return None, pos
-    if kind == b"-":
-        raise TrackingError("error reply on the tracking connection")
-    raise TrackingError("unexpected reply type on the tracking connection")
-
-
-def command(*args: bytes | str | int) -> bytes:
-    """One command in RESP form."""
-    parts = [b"*%d\r\n" % len(args)]
-    for a in args:
-        b = a if isinstance(a, bytes) else str(a).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
-    return b"".join(parts)
-
-
-def server_version(info: Any) -> tuple[int, ...]:
-    """The (major, minor) of a redis_version string, INFO dict or INFO text."""
-    if isinstance(info, dict):
-        info = str(info.get("redis_version", "0"))
-    if isinstance(info, bytes):
-        info = info.decode("ascii", "replace")
-    text = str(info)
-    for line in text.splitlines():
-        if line.startswith("redis_version:"):
-            text = line.split(":", 1)[1]
-            break
-    nums = []
-    for part in text.strip().split(".")[:2]:
-        digits = "".join(ch for ch in part if ch.isdigit())
-        nums.append(int(digits or 0))
-    return tuple(nums)
-
-
-def copied(value: Any) -> Any:
-    """``value`` itself if immutable, else a copy (cheap for the JSON-like shapes)."""
-    try:
-        copy_fn = copier(value)
-    except _TooDeep:
-        return copy.deepcopy(value)
-    return value if copy_fn is None else copy_fn(value)
-
-
-Copier = Callable[[Any], Any]
-
-
-def copier(value: Any, _depth: int = 0) -> Copier | None:
-    """A function that copies values shaped like ``value``; None if it is immutable.
-
-    Worked out once when an entry is kept, so a hit copies only the mutable parts.
-    Raises _TooDeep past _MAX_DEPTH levels (a self-referring value never ends).
-    """
-    kind = type(value)
-    if kind in _IMMUTABLE:
-        return None
-    if _depth >= _MAX_DEPTH:
-        raise _TooDeep
-    if kind is dict:
-        inner = [(k, c) for k, c in ((k, copier(v, _depth + 1)) for k, v in value.items())
-                 if c is not None]
-        if not inner:
-            return dict.copy
-
-        def copy_dict(d: dict[Any, Any]) -> dict[Any, Any]:
-            out = d.copy()
-            for k, c in inner:
-                out[k] = c(d[k])
-            return out
-
-        return copy_dict
-    if kind is list or kind is tuple:
-        parts = [(i, c) for i, c in enumerate(copier(v, _depth + 1) for v in value)
-                 if c is not None]
-        if not parts:
-            return list.copy if kind is list else None
-
-        def copy_seq(seq: Any) -> Any:
-            out = list(seq)
-            for i, c in parts:
-                out[i] = c(seq[i])
-            return out if kind is list else tuple(out)
-
-        return copy_seq
-    return copy.deepcopy
-
-
-def weight(value: Any) -> int:
-    """Bytes ``value`` holds in process memory, each object counted once (the memory cap)."""
-    kind = type(value)
-    if kind is str or kind is bytes:
-        return sys.getsizeof(value)
-    total, seen, todo = 0, set(), [value]  # a loop, not recursion: any depth, any cycle
-    while todo:
-        obj = todo.pop()
-        if id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        total += sys.getsizeof(obj)
-        kind = type(obj)
-        if kind is dict:
-            todo.extend(obj.keys())
-            todo.extend(obj.values())
-        elif kind in (list, tuple, set, frozenset):
-            todo.extend(obj)
-        elif kind is StoredPage:
-            todo.extend((obj.headers, obj.body, obj.charset))
-        elif not isinstance(obj, type) and hasattr(obj, "__dict__"):
-            todo.extend(vars(obj).values())
-    return total
 
 
 class LocalTier:
@@ -358,7 +199,7 @@ class LocalTier:
             copy_fn = copier(entry.value)
             if copy_fn is not None:
                 entry = Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
-        except (_TooDeep, RecursionError):
+        except (TooDeep, RecursionError):
             self._drop_locked(fk)
             return False
         deadline = float("inf") if pttl_ms < 0 else sent + pttl_ms / 1000.0
@@ -441,7 +282,7 @@ class LocalTier:
             while pos < len(buf):
                 try:
                     msg, pos = parse(buf, pos)
-                except _Incomplete:
+                except Incomplete:
                     break
                 self._on_message(msg)
         except Exception:  # TrackingError, a malformed length...: reconnect, never raise
@@ -762,5 +603,4 @@ def close_all() -> None:
         tier.close()
 
 
-__all__ = ["LocalTier", "close_all", "copied", "parse", "server_version", "tier_for",
-           "tracking_kwargs", "weight"]
+__all__ = ["LocalTier", "close_all", "tier_for", "tracking_kwargs"]

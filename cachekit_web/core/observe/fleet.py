@@ -36,7 +36,7 @@ from .metrics import LATENCY_BUCKETS, SERIES_MINUTES, calls, merge, summarize
 
 if TYPE_CHECKING:
     from ..backends import Backend
-    from ..clientbase import _ClientBase
+    from ..parts import Parts
     from .metrics import Metrics
 
 
@@ -114,17 +114,17 @@ class FleetPublisher(ProcessThread):
 
     thread_name = "cachekit-fleet"
 
-    def __init__(self, client: _ClientBase, backend_factory: Callable[[], Backend]) -> None:
-        super().__init__(backend_factory, float(client.settings.FLEET_PUBLISH_INTERVAL))
-        self.settings = client.settings
-        self.namespace = client.namespace
-        self.prefix = snapshot_prefix(client.namespace)
-        self.roster = roster_key(client.namespace)
-        self.codec = client.codec
-        self.breaker = client.breaker
-        self.metrics = client.metrics
-        self.pending = client.pending
-        self.clock = client.clock
+    def __init__(self, parts: Parts, backend_factory: Callable[[], Backend]) -> None:
+        super().__init__(backend_factory, float(parts.settings.FLEET_PUBLISH_INTERVAL))
+        self.settings = parts.settings
+        self.namespace = parts.namespace
+        self.prefix = snapshot_prefix(parts.namespace)
+        self.roster = roster_key(parts.namespace)
+        self.codec = parts.codec
+        self.breaker = parts.breaker
+        self.metrics = parts.metrics
+        self.pending = parts.pending
+        self.clock = parts.clock
         self._pid = 0
         self._token = ""
         self.started = 0.0

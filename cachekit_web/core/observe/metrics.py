@@ -16,7 +16,10 @@ from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .fleet import FleetPublisher
 
 SERIES_MINUTES = 60
 _SERIES_MINUTES = SERIES_MINUTES
@@ -153,6 +156,9 @@ class Metrics:
         self._minute_start = float("inf")  # the clock reading self._current starts at
         self.started = float(clock())
         self.sinks: list[MetricsSink] = []
+        # The one publisher of these metrics (clients sharing them publish once), set by
+        # the first client built with them.
+        self.publisher: FleetPublisher | None = None
 
     @property
     def totals(self) -> Mapping[str, int]:

@@ -28,7 +28,7 @@ from ..resilience.breaker import Transition
 from .metrics import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
-    from ..clientbase import _ClientBase
+    from ..parts import Parts
     from .fleet import FleetPublisher
 
 _OUTCOMES = {"hits": ("get", "hit"), "misses": ("get", "miss"), "stale": ("get", "stale"),
@@ -98,22 +98,22 @@ class PrometheusSink:
         self.families["latency"].labels(self.namespace, op).observe(seconds)
 
 
-def attach(client: _ClientBase, fleet: FleetPublisher) -> None:
-    """Mirror ``client``'s metrics, breaker and pending invalidations into Prometheus."""
-    sink = PrometheusSink(client.namespace)
-    client.metrics.sinks.append(sink)
-    breaker = sink.families["breaker"].labels(client.namespace)
-    breaker.set(_STATES.get(client.breaker.state.value, 0))
+def attach(parts: Parts, fleet: FleetPublisher) -> None:
+    """Mirror a client's metrics, breaker and pending invalidations into Prometheus."""
+    sink = PrometheusSink(parts.namespace)
+    parts.metrics.sinks.append(sink)
+    breaker = sink.families["breaker"].labels(parts.namespace)
+    breaker.set(_STATES.get(parts.breaker.state.value, 0))
 
     def on_transition(t: Transition) -> None:
         breaker.set(_STATES.get(t.new.value, 0))
 
-    client.breaker.add_listener(on_transition)
+    parts.breaker.add_listener(on_transition)
 
     def gauges() -> None:
-        pending = client.pending
-        sink.families["pending"].labels(client.namespace).set(len(pending))
-        sink.families["spooled"].labels(client.namespace).set(
+        pending = parts.pending
+        sink.families["pending"].labels(parts.namespace).set(len(pending))
+        sink.families["spooled"].labels(parts.namespace).set(
             pending.spool.depth() if pending.spool is not None else 0)
 
     fleet.listeners.append(gauges)  # refreshed every publish interval, and at each scrape

@@ -1,7 +1,7 @@
 """Circuit breaker: CLOSED -> OPEN -> HALF_OPEN -> CLOSED, with listeners.
 
 No I/O and no sleeping: time comes from an injectable ``clock``. The breaker opens
-on any of four signals, whichever comes first:
+on any of five signals, whichever comes first:
 
 - ``failure_threshold`` failures in a row (within ``window`` seconds): a dead server;
 - a failure rate of at least ``failure_rate`` over the calls of the last ``window``
@@ -11,7 +11,10 @@ on any of four signals, whichever comes first:
   or longer, whatever their outcome) over the same window;
 - ``slow_in_flight`` calls concurrently in flight for ``slow_call_duration`` or longer
   while no call got an answer for as long: a hung server, detected while the calls still
-  wait, not one socket timeout later.
+  wait, not one socket timeout later;
+- one call that timed out after ``slow_call_duration`` or longer while no call got an
+  answer since it began: a hung server met by fewer threads than ``slow_in_flight``, so
+  it costs one socket timeout, not ``failure_threshold`` of them.
 
 Half-open admits ``half_open_max_calls`` calls at a time (one by default), so a hung
 server costs one blocked call, not one per thread; ``close_after`` successes in a row
@@ -225,50 +228,63 @@ class CircuitBreaker:
 
     def record_success(self, token: int | None = None) -> None:
         """A call reached the backend and it answered."""
+        self._record(token, lambda now, slow, _started: self._succeeded(now, slow))
+
+    def record_failure(self, token: int | None = None, timeout: bool = False) -> None:
+        """A call failed for an infrastructure reason (``timeout``: Redis did not answer it
+        in time)."""
+        self._record(token, lambda now, slow, started: self._failed(
+            now, slow, started if timeout else None))
+
+    def _record(self, token: int | None,
+                outcome: Callable[[float, bool, float | None], Transition | None]) -> None:
+        """End call ``token`` and apply ``outcome(now, slow, started)`` under the lock; its
+        transition, if any, is told to the listeners after the lock is released."""
         if not self.enabled:
             return
-        fired = None
         with self._lock:
             now = self._clock()
-            slow = self._end(token, now)
-            self._last_answer = now
-            if self._state is State.HALF_OPEN:
-                self._successes += 1
-                if self._successes >= self.close_after:
-                    fired = self._move(State.CLOSED, f"{self._successes} calls succeeded")
-                    self._closed_at, self._closed_delay = now, self._probe_delay(now)
-                    self._failures.clear()
-                else:
-                    self._probes = max(0, self._probes - 1)  # the next caller confirms too
-            elif self._state is State.CLOSED:
-                # A success ends a run of failures; the rate window still remembers them.
-                self._failures.clear()
-                self._window.add(now, False, slow)
-                fired = self._check_rates(now)
+            started = self._in_flight.get(token) if token is not None else None
+            fired = outcome(now, self._end(token, now), started)
         self._notify(fired)
 
-    def record_failure(self, token: int | None = None) -> None:
-        """A call failed for an infrastructure reason."""
-        if not self.enabled:
-            return
-        fired = None
-        with self._lock:
-            now = self._clock()
-            slow = self._end(token, now)
-            if self._state is State.HALF_OPEN:
-                fired = self._open(now, "a call failed while half-open")
-            elif self._state is State.CLOSED:
-                self._failures.append(now)
-                while self._failures and self._failures[0] < now - self.window:
-                    self._failures.popleft()
-                self._window.add(now, True, slow)
-                if len(self._failures) >= self.failure_threshold:
-                    fired = self._open(
-                        now, f"{len(self._failures)} failures in a row within {self.window:g}s")
-                else:
-                    # The failed call itself was stuck too, if it took that long.
-                    fired = self._check_rates(now) or self._check_in_flight(now, int(slow))
-        self._notify(fired)
+    def _succeeded(self, now: float, slow: bool) -> Transition | None:
+        self._last_answer = now
+        if self._state is State.HALF_OPEN:
+            self._successes += 1
+            if self._successes >= self.close_after:
+                fired = self._move(State.CLOSED, f"{self._successes} calls succeeded")
+                self._closed_at, self._closed_delay = now, self._probe_delay(now)
+                self._failures.clear()
+                return fired
+            self._probes = max(0, self._probes - 1)  # the next caller confirms too
+            return None
+        if self._state is State.CLOSED:
+            # A success ends a run of failures; the rate window still remembers them.
+            self._failures.clear()
+            self._window.add(now, False, slow)
+            return self._check_rates(now)
+        return None
+
+    def _failed(self, now: float, slow: bool, timed_out_since: float | None) -> Transition | None:
+        """``timed_out_since``: when a call that timed out began (None for other failures)."""
+        if self._state is State.HALF_OPEN:
+            return self._open(now, "a call failed while half-open")
+        if self._state is not State.CLOSED:
+            return None
+        self._failures.append(now)
+        while self._failures and self._failures[0] < now - self.window:
+            self._failures.popleft()
+        self._window.add(now, True, slow)
+        if slow and timed_out_since is not None and self._last_answer <= timed_out_since:
+            # Redis answered nothing while this call waited out its timeout: hung.
+            return self._open(now, f"a call timed out after {now - timed_out_since:.2g}s "
+                                   "and Redis answered nothing meanwhile")
+        if len(self._failures) >= self.failure_threshold:
+            return self._open(
+                now, f"{len(self._failures)} failures in a row within {self.window:g}s")
+        # The failed call itself was stuck too, if it took that long.
+        return self._check_rates(now) or self._check_in_flight(now, int(slow))
 
     def probe_now(self, reason: str) -> bool:
         """OPEN -> HALF_OPEN at once (the topology named a new primary); False if not open."""

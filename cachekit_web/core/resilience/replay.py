@@ -21,8 +21,8 @@ from .worker import ProcessThread
 
 if TYPE_CHECKING:
     from ..backends import Backend
-    from ..clientbase import PendingDeletes
     from .breaker import CircuitBreaker, ProbeGate
+    from .pending import PendingDeletes
 
 log = logging.getLogger("cachekit_web")
 

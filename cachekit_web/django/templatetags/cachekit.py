@@ -69,7 +69,7 @@ class CacheNode(template.Node):  # type: ignore[misc]
         stale = self._seconds(self.stale, context, "stale")
         key = fragment_cache_key(self.name, [v.resolve(context) for v in self.vary_on])
         backend = self._backend(context)
-        if isinstance(backend, CachekitCache) and not backend.client.codec.keyring.authenticated:
+        if isinstance(backend, CachekitCache) and not backend.client.authenticated:
             # The output is inserted as HTML: never replay it from an entry we cannot verify.
             return str(self.nodelist.render(context))
         if not isinstance(backend, CachekitCache):

@@ -1,28 +1,25 @@
-"""What the sync and async clients share without I/O: keys, encoding, guarding, reporting.
+"""The non-I/O half of both clients: keys, encoding, guarding, reporting, counter folding.
 
-The I/O itself is written once, in ``core/_async/client.py``; ``core/_sync/client.py``
-is generated from it.
+The I/O itself is written once, in ``core/_async`` (client.py and its mixins);
+``core/_sync`` is generated from it.
 """
 
 from __future__ import annotations
 
-import enum
 import logging
 import random
 import re
 import threading
 import time
-from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, TypeVar
 
-from .backends import backend_kind, lock_key, make_backend, redact_url
-from .backends.common import _escape_glob
+from . import web  # noqa: F401  (registers stored pages with the codec and the tier)
+from .backends import backend_kind, make_backend
 from .data.codec import SLOW, Codec, Entry
 from .data.crypto import KeyRing
 from .errors import (
+    BackendTimeoutError,
     CachekitError,
     CircuitOpenError,
     ClientClosedError,
@@ -33,40 +30,30 @@ from .errors import (
     PoolExhaustedError,
     SerializationError,
     UnsupportedOperationError,
-    ValueTooLargeError,
 )
+from .keys import escape_glob, lock_key
 from .local.tier import LocalTier, release, tier_for
 from .observe.fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .observe.health import HealthReport, build_report
+from .observe.logs import LogLimiter, log
 from .observe.metrics import Metrics
+from .parts import Parts
 from .resilience.breaker import CircuitBreaker, State, Transition, probe_gate
+from .resilience.pending import PendingDeletes, spool_for
 from .resilience.replay import Replayer
-from .resilience.spool import Spool, default_directory, scope_name
+from .results import DEFAULT, UNAVAILABLE, Unavailable
 from .settings import Settings
 from .singleflight import CounterOp
+from .urls import redact_url
 
-log = logging.getLogger("cachekit_web")
+B = TypeVar("B")  # the backend type of a flavour: Backend or AsyncBackend
 
-T = TypeVar("T")
-
-
-class _Default:
-    def __repr__(self) -> str:
-        return "DEFAULT"
-
-
-DEFAULT: Any = _Default()
-"""Timeout sentinel: use the DEFAULT_TIMEOUT setting."""
-
-_MISSING: Any = object()
+MISSING: Any = object()  # no value (not even None): absent, unreadable, nothing to write
 # Raised by codec work inside a backend call: about the data, not the backend's health;
 # and E069 (e.g. a multi-key command across Cluster slots): a usage error, raised as is.
-_DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError,
-                UnsupportedOperationError)
-_EXPIRED: Any = object()  # _value_of: found, but past its fresh-until time
-# A computed value get_or_set cannot store because of its size: served uncached. (E020, a
-# type that cannot be stored, still raises: it fails on the first call, as in Django.)
-_UNSTORABLE = (ValueTooLargeError,)
+DATA_ERRORS = (IntegrityError, DeserializationError, SerializationError,
+               UnsupportedOperationError)
+EXPIRED: Any = object()  # _value_of: found, but past its fresh-until time
 # Operations that may wait on purpose (a lock held by another process, an optimistic
 # WATCH loop backing off under contention): never "slow calls".
 _UNTIMED = frozenset({"lock", "incr"})
@@ -77,222 +64,9 @@ _CHECKED_MAX = 4096  # keys a client remembers as checked for get_many (then it 
 _DROPS_MAX = 1024  # unreadable entries awaiting their delete (more: left to expire)
 
 
-class Deferred(enum.Enum):
-    """What delete() returns when Redis is unreachable: the delete is remembered, spooled
-    and replayed as soon as Redis answers; this process reads the key as a miss until then.
-    Truthy, like a delete that happened; tell it apart with ``result is DEFERRED``."""
-
-    DEFERRED = "deferred"
-
-    def __bool__(self) -> bool:
-        return True
-
-
-DEFERRED = Deferred.DEFERRED
-
-
-class Unavailable(enum.Enum):
-    """What a guarded backend call returns when it could not run (breaker open, outage)."""
-
-    TOKEN = "unavailable"
-
-
-UNAVAILABLE = Unavailable.TOKEN
-
-Status = Literal["hit", "miss", "stale", "bypass"]
-
-
-@dataclass(frozen=True)
-class Result(Generic[T]):
-    """A value from get_or_set and how it was obtained: hit, miss, stale or bypass.
-
-    ``computed`` says whether this caller ran the compute function itself.
-    """
-
-    value: T
-    status: Status
-    computed: bool = False
-
-
-@dataclass(frozen=True)
-class Expiring(Generic[T]):
-    """What a compute function returns to give its value a timeout of its own."""
-
-    value: T
-    timeout: Any
-
-
-def _unwrap(value: Any) -> tuple[Any, Expiring[Any] | None]:
-    """(value, its own timeout if a compute function gave one)."""
-    return (value.value, value) if isinstance(value, Expiring) else (value, None)
-
-
-def _remaining(fresh_until: float | None, ttl: float | None,
-               now: float) -> tuple[float | None, float | None]:
-    """(timeout, stale window) that reproduce an entry's remaining lifetime."""
-    if ttl is None:
-        return None, None
-    if fresh_until is None:
-        return max(ttl, 0.001), None
-    fresh = max(fresh_until - now, 0.001)
-    return fresh, max(ttl - fresh, 0.0) or None
-
-
-class PendingDeletes:
-    """Invalidations that must be applied when Redis is reachable again (bounded).
-
-    A key stays "owed" from add() until the batch that carries it has landed, also
-    while another thread is replaying it, so reads of it can be misses until then.
-    With a spool, every addition is also written to this process's spool file, so it
-    survives the process; ``landed()`` trims the file to what is still owed.
-    """
-
-    def __init__(self, limit: int, spool: Spool | None = None) -> None:
-        self._limit = limit
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._clear = False
-        self._inflight: Counter[str] = Counter()
-        self._inflight_clears = 0
-        self.owed = False  # anything added and not landed: read on every get, so a plain bool
-        self._lock = threading.Lock()
-        self.spool = spool
-        self.on_add: Callable[[], None] | None = None  # wakes the replayer
-
-    def __bool__(self) -> bool:
-        return bool(self._keys) or self._clear
-
-    def __len__(self) -> int:
-        return len(self._keys) + (1 if self._clear else 0)
-
-    def __contains__(self, key: object) -> bool:
-        """Whether ``key`` is owed an invalidation that has not landed yet."""
-        if not self.owed:
-            return False
-        with self._lock:
-            return (self._clear or self._inflight_clears > 0 or key in self._keys
-                    or key in self._inflight)
-
-    def _update_owed(self) -> None:
-        self.owed = bool(self._keys or self._clear or self._inflight or self._inflight_clears)
-
-    def add(self, keys: Iterable[str]) -> None:
-        """Remember ``keys`` (and spool them)."""
-        self._add(list(keys), already_spooled=False)
-        if self.on_add is not None:
-            self.on_add()
-
-    def _add(self, keys: list[str], already_spooled: bool) -> None:
-        with self._lock:
-            for k in keys:
-                self._keys[k] = None
-            overflow = len(self._keys) > self._limit
-            if overflow:
-                # Too many to remember one by one: clear the namespace on recovery instead.
-                self._keys.clear()
-                self._clear = True
-            if self.spool is not None and not already_spooled:
-                self.spool.append([] if overflow else keys, clear=overflow)
-            self._update_owed()
-
-    def clear_all(self) -> None:
-        """Remember that the whole namespace must be cleared."""
-        with self._lock:
-            self._keys.clear()
-            self._clear = True
-            if self.spool is not None:
-                self.spool.append([], clear=True)
-            self._update_owed()
-        if self.on_add is not None:
-            self.on_add()
-
-    def take(self) -> tuple[list[str], bool]:
-        """Hand over what is pending; then landed() or restore() with exactly that batch."""
-        with self._lock:
-            keys, clear = list(self._keys), self._clear
-            self._keys.clear()
-            self._clear = False
-            self._inflight.update(keys)
-            self._inflight_clears += clear
-            return keys, clear
-
-    def _settle(self, keys: list[str], clear: bool) -> None:
-        self._inflight.subtract(keys)
-        self._inflight = +self._inflight  # drop the zeros
-        self._inflight_clears -= clear
-
-    def landed(self, keys: list[str], clear: bool) -> None:
-        """A taken batch reached Redis; the spool keeps only what is still owed."""
-        with self._lock:
-            self._settle(keys, clear)
-            self._update_owed()
-            if self.spool is not None and (keys or clear):
-                self.spool.rewrite([*self._keys, *self._inflight],
-                                   self._clear or self._inflight_clears > 0)
-
-    def restore(self, keys: list[str], clear: bool) -> None:
-        """Give back a taken batch that did not land (it is still in the spool file)."""
-        with self._lock:
-            self._settle(keys, clear)
-            if clear:
-                self._keys.clear()
-                self._clear = True
-        self._add(keys, already_spooled=True)
-
-    def discard(self, key: str) -> None:
-        """Forget ``key`` (it was overwritten, so a later delete would lose the new value)."""
-        with self._lock:
-            self._keys.pop(key, None)
-            self._update_owed()
-
-    def has_work(self) -> bool:
-        """Whether anything is pending here or in spool files other processes left."""
-        return bool(self) or (self.spool is not None and bool(self.spool.orphans()))
-
-    def replay_orphans(self, apply: Callable[[list[str], bool], object]) -> int:
-        """Apply and remove the spool files of processes that exited; how many landed."""
-        if self.spool is None:
-            return 0
-        landed = 0
-        for path in self.spool.orphans():
-            with self.spool.adopt(path) as batch:
-                if batch is not None:
-                    apply(batch.keys, batch.clear)
-                    landed += len(batch)
-        return landed
-
-
-class _LogLimiter:
-    """Logs each error code at most once per interval, counting what it held back."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self._last: dict[str, float] = {}
-        self._held: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def emit(self, level: int, code: str, message: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last = self._last.get(code)
-            if last is not None and now - last < self.interval:
-                self._held[code] = self._held.get(code, 0) + 1
-                return
-            self._last[code] = now
-            held = self._held.pop(code, 0)
-        suffix = f" ({held} similar suppressed)" if held else ""
-        log.log(level, "[%s] %s%s", code, message, suffix, extra={"cachekit_code": code})
-
-
-def spool_for(settings: Settings, url: str) -> Spool | None:
-    """The spool for this Redis location and namespace, unless off or in-process."""
-    if not settings.PENDING_SPOOL or backend_kind(url, settings) == "memory":
-        return None
-    root = settings.SPOOL_DIR or default_directory()
-    return Spool(Path(root) / scope_name(redact_url(url), settings.NAMESPACE),
-                 settings.NAMESPACE + ":")
-
-
-def _resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
+def resolve_settings(url: str | None, settings: Settings | None, overrides: Any) -> Settings:
+    """The settings of ``from_url``: ``settings`` (else the environment's), with ``url``
+    and ``overrides`` applied."""
     if settings is None:
         if url:
             overrides = {**overrides, "REDIS_URL": url}
@@ -333,13 +107,18 @@ def _utf8_encodable(text: str) -> bool:
     return True
 
 
-class _ClientBase:
-    """Everything the sync and async clients share: no I/O here."""
+class ClientEngine(Generic[B]):
+    """Everything the sync and async clients share: no I/O here.
+
+    ``backend``: the store to use (None: made from the URL), kept by the I/O half
+    (``_open_io``); ``breaker``, ``metrics`` and ``codec``: shared with another client.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        backend: B | None = None,
         breaker: CircuitBreaker | None = None,
         metrics: Metrics | None = None,
         codec: Codec | None = None,
@@ -402,29 +181,46 @@ class _ClientBase:
         # Unreadable entries read (full key -> bytes), deleted on the next call only if
         # they still hold those bytes: a blind delete could hit a value written since.
         self._drops: dict[str, bytes] = {}
-        self._logger = _LogLimiter(settings.LOG_INTERVAL)
+        self._logger = LogLimiter(settings.LOG_INTERVAL)
         self._closed = False
         self._housekeeping_at = 0.0  # the first call starts this process's threads
         self._orphan_scan_at = 0.0
-        self._twins: dict[Any, _ClientBase] = {}
+        self._twins: dict[Any, ClientEngine[Any]] = {}
         self._twins_lock = threading.Lock()
         # One publisher per Metrics: clients sharing their metrics publish them once.
-        fleet: FleetPublisher | None = getattr(self.metrics, "fleet", None)
+        fleet = self.metrics.publisher
         self._owns_fleet = fleet is None
         if fleet is None:
-            fleet = FleetPublisher(self, lambda: make_backend(self.url, settings))
-            self.metrics.fleet = fleet  # type: ignore[attr-defined]
+            parts = Parts(settings, self.codec, self.breaker, self.metrics, self.pending,
+                          self.clock)
+            fleet = self.metrics.publisher = FleetPublisher(
+                parts, lambda: make_backend(self.url, settings))
             if settings.PROMETHEUS:
                 from .observe.prometheus import attach
 
-                attach(self, fleet)
+                attach(parts, fleet)
         self.fleet = fleet
+        self._open_io(backend)
+
+    def _open_io(self, backend: B | None) -> None:
+        """The I/O half's own state: its backend (None: made from the URL) and the like."""
+        raise NotImplementedError
 
     def __repr__(self) -> str:
         return (
             f"<{type(self).__name__} {self.describe()} namespace={self.namespace!r} "
             f"encrypted={self.codec.keyring.encrypted} breaker={self.breaker.state.value}>"
         )
+
+    # Private names django-redis's own tests probe on ``cache.client`` (docs/django.md).
+    @property
+    def _serializer(self) -> Codec:
+        """The codec: not django-redis's JSON or msgpack serializer (datetimes stay datetimes)."""
+        return self.codec
+
+    def _has_compression_enabled(self) -> bool:
+        """False: sscan(match=...) works with compression here (members match decoded)."""
+        return False
 
     def describe(self) -> str:
         """The backend's location, safe to show."""
@@ -433,6 +229,11 @@ class _ClientBase:
     @property
     def _backend_any(self) -> Any:
         raise NotImplementedError
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether values are encrypted or signed under a key (so pickle may be read)."""
+        return self.codec.keyring.authenticated
 
     # -- keys and values ---------------------------------------------------
     def full_key(self, key: str) -> str:
@@ -482,7 +283,7 @@ class _ClientBase:
 
     def _value_of(self, fk: str, raw: bytes | None) -> tuple[Any, Any]:
         """(True, value) for a fresh entry; (False, None) missing or unreadable (counted,
-        dropped as ``_decode`` does); (_EXPIRED, None) past its fresh-until time."""
+        dropped as ``_decode`` does); (EXPIRED, None) past its fresh-until time."""
         if raw is None:
             return False, None
         codec = self.codec
@@ -496,7 +297,7 @@ class _ClientBase:
         if entry is None:
             return False, None
         if entry.fresh_until is not None and entry.fresh_until <= self.clock():
-            return _EXPIRED, None
+            return EXPIRED, None
         return True, entry.value
 
     def _hit_value(self, fk: str, raw: bytes, accept: Callable[[Any], bool] | None) -> Any:
@@ -569,7 +370,7 @@ class _ClientBase:
         # Starts with '!', which no namespace (so no user key) does; E023 rules still apply.
         return "!ver:" + self.full_key(name)
 
-    def _twin(self, kind: Any, make: Callable[[], _ClientBase]) -> Any:
+    def _twin(self, kind: Any, make: Callable[[], ClientEngine[Any]]) -> Any:
         """The client made by ``make`` for ``kind``, made once per client."""
         with self._twins_lock:
             found = self._twins.get(kind)
@@ -592,11 +393,11 @@ class _ClientBase:
     def _release_tier(self) -> None:
         """A closed client stops using the in-process tier (the last one ends it)."""
         tier = self._local
-        if tier is not _MISSING and tier is not None:
+        if tier is not MISSING and tier is not None:
             release(tier, self)
 
     # -- the in-process tier (core/local/tier.py) --------------------------------
-    _local: Any = _MISSING  # this client's LocalTier, None where it cannot work; made lazily
+    _local: Any = MISSING  # this client's LocalTier, None where it cannot work; made lazily
 
     def wants_tier(self, local: bool | None = None) -> bool:
         """Whether ``local`` (None: the LOCAL_CACHE setting) asks for the in-process tier."""
@@ -607,7 +408,7 @@ class _ClientBase:
         if not self.wants_tier(local):
             return None
         tier = self._local
-        if tier is _MISSING:
+        if tier is MISSING:
             tier = self._local = tier_for(self.url, self.settings,
                                           backend_kind(self.url, self.settings), self.metrics,
                                           user=self)
@@ -640,14 +441,14 @@ class _ClientBase:
     def _local_forget(self, *fks: str) -> None:
         """This process wrote ``fks``: drop them from the tier before the server says so."""
         tier = self._local
-        if tier is not _MISSING and tier is not None:
+        if tier is not MISSING and tier is not None:
             for fk in fks:
                 tier.forget(fk)
 
     def _local_flush(self) -> None:
         """This process cleared keys it does not list: drop the whole tier."""
         tier = self._local
-        if tier is not _MISSING and tier is not None:
+        if tier is not MISSING and tier is not None:
             tier.flush()
 
     def _fresh(self, entry: Entry | None, now: float) -> bool:
@@ -723,7 +524,7 @@ class _ClientBase:
     def _failed(self, op: str, exc: CachekitError, call: int | None = None) -> None:
         self.metrics.error(exc.code)
         if exc.trips_breaker:
-            self.breaker.record_failure(call)
+            self.breaker.record_failure(call, timeout=isinstance(exc, BackendTimeoutError))
         elif isinstance(exc, PoolExhaustedError):  # busy, not down: no verdict
             self.breaker.release_probe(call)
         else:
@@ -756,6 +557,17 @@ class _ClientBase:
         self._logger.emit(logging.WARNING, "deferred", f"{op}: {n} invalidation(s) deferred "
                           "until Redis answers (spooled, replayed in the background)")
 
+    def _written(self, fk: str, ok: bool | Unavailable) -> bool:
+        """A write's answer: counted, and remembered as owed when its outcome is unknown."""
+        self._local_forget(fk)  # whatever the outcome, the value in memory is not current
+        if ok is UNAVAILABLE:
+            self.pending.add([fk])  # whatever is there now may be stale
+            self._deferred("set", 1)
+            return False
+        if ok:
+            self.metrics.count("sets")
+        return bool(ok)
+
     # -- namespaced patterns and collection members -------------------------------
     def _match(self, pattern: str) -> str:
         """The SCAN MATCH for ``pattern`` inside this namespace: the prefix is literal."""
@@ -764,21 +576,21 @@ class _ClientBase:
         if len(pattern) > self.settings.MAX_KEY_LENGTH or pattern.count("*") > _MAX_STARS:
             raise InvalidKeyError(f"key pattern is too long or has more than {_MAX_STARS} '*'",
                                   code="E023")
-        return _escape_glob(self._prefix) + pattern
+        return escape_glob(self._prefix) + pattern
 
     def _members_in(self, members: Iterable[Any]) -> list[bytes]:
         return [self.codec.pack_member(m) for m in members]
 
     def _member_out(self, raw: bytes) -> Any:
-        """A stored member's value, or _MISSING (counted, logged) if it is not authentic."""
+        """A stored member's value, or MISSING (counted, logged) if it is not authentic."""
         try:
             return self.codec.unpack_member(raw)
         except (IntegrityError, DeserializationError) as exc:
             self._bad_member(exc)
-            return _MISSING
+            return MISSING
 
     def _members_out(self, raws: Iterable[bytes]) -> list[Any]:
-        return [m for m in map(self._member_out, raws) if m is not _MISSING]
+        return [m for m in map(self._member_out, raws) if m is not MISSING]
 
     def _bad_member(self, exc: CachekitError) -> None:
         self.metrics.error(exc.code)
@@ -795,7 +607,7 @@ class _ClientBase:
         if not withscores:
             return self._members_out(got)
         pairs = ((self._member_out(m), float(score)) for m, score in got)
-        return [(m, score) for m, score in pairs if m is not _MISSING]
+        return [(m, score) for m, score in pairs if m is not MISSING]
 
     def _pops(self, got: list[Any], count: int | None) -> Any:
         pairs = self._ranked(got or [], True)
@@ -884,25 +696,23 @@ class _ClientBase:
         return report
 
 
+COUNTER_ROUNDS = 1000  # compare-and-set rounds of one counter update before E050
 
 
-_COUNTER_ROUNDS = 1000  # compare-and-set rounds of one counter update before E050
-
-
-def _cas_pause(attempt: int) -> float:
+def cas_pause(attempt: int) -> float:
     """Seconds before a sealed counter's next compare-and-set: jittered and growing (to
     50 ms), so many writers on one key spread out instead of colliding round after round."""
     return random.random() * min(0.05, 0.001 * 2.0 ** min(attempt, 6))
 
 
-def _fold_counter(entry: Entry | None, ops: Sequence[CounterOp]) -> Any:
+def fold_counter(entry: Entry | None, ops: Sequence[CounterOp]) -> Any:
     """Apply ``ops`` in order to ``entry`` (None: missing), setting each one's answer; the
-    value to store, or _MISSING when nothing changes (missing without a default, not an int)."""
+    value to store, or MISSING when nothing changes (missing without a default, not an int)."""
     if entry is not None and type(entry.value) is not int:
         error = DeserializationError("value is not an integer", code="E021")
         for op in ops:
             op.error = error
-        return _MISSING
+        return MISSING
     value: int | None = None if entry is None else entry.value
     changed = False
     for op in ops:
@@ -914,10 +724,4 @@ def _fold_counter(entry: Entry | None, ops: Sequence[CounterOp]) -> Any:
             value = op.default
         value += op.delta
         op.result, changed = value, True
-    return value if changed else _MISSING
-
-
-def _follower_result(shared: Result[T]) -> Result[T]:
-    """What a caller that waited for another's computation got: a hit, unless the cache was
-    bypassed (unavailable) or the leader could only serve a stale value."""
-    return Result(shared.value, "hit" if shared.status in ("hit", "miss") else shared.status)
+    return value if changed else MISSING
