@@ -8,9 +8,11 @@ except ImportError:
     raise ImportError(f"cachekit_web.flask needs Flask: {install_line('flask')} (in the "
                       "cachekit-web checkout, as its README says)", name="flask") from None
 
-from .extension import Cache, CachedResponse, make_template_fragment_key
+from .extension import Cache
 from .health import make_blueprint
 from .jinja import CacheExtension
+from .keys import make_template_fragment_key
+from .responses import CachedResponse
 
 __all__ = ["Cache", "CacheExtension", "CachedResponse", "make_blueprint",
            "make_template_fragment_key"]

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.client import DEFAULT
 from ..core.data import crypto
 from ..core.errors import ConfigurationError, combined
 from ..core.foreign import ACCEPTED_FLASK_CACHING_KEYS, FLASK_CACHING_KEYS, advice
@@ -61,6 +62,15 @@ def translated(config: Mapping[str, Any],
             continue
         out[ours] = value
     return out
+
+
+def core_timeout(timeout: Any) -> Any:
+    """A Flask-Caching timeout (None: the default, 0: forever) as the core's."""
+    if timeout is None:
+        return DEFAULT
+    if timeout == 0:
+        return None
+    return timeout
 
 
 def derived_signing_key(secret_key: str | bytes) -> str:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def _guard(cache: Cache) -> Response | None:
     """404 when no protection is configured; 401/403 for a missing or wrong credential."""
-    token = cache._state().options.HEALTH_TOKEN
-    authorize = cache._health_authorization
+    token = cache.options.HEALTH_TOKEN
+    authorize = cache.health_authorizer()
     if authorize is None and not token:
         abort(404)
     if token:

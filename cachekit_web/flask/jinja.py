@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import nodes
 from jinja2.ext import Extension
 from jinja2.parser import Parser
 from markupsafe import Markup
 
-from ..core.client import DEFAULT
+from .config import core_timeout
+from .keys import make_template_fragment_key
+
+if TYPE_CHECKING:
+    from .extension import Cache
 
 
 class CacheExtension(Extension):
@@ -33,10 +37,9 @@ class CacheExtension(Extension):
 
     def _cache(self, timeout: Any, fragment_name: str, vary_on: list[Any],
                caller: Any) -> Markup:
-        from .extension import Cache, make_template_fragment_key
-
-        cache = getattr(self.environment, "cachekit_cache", None)
-        if not isinstance(cache, Cache):
+        # Cache.init_app registers the extension and sets the environment's cache.
+        cache: Cache | None = getattr(self.environment, "cachekit_cache", None)
+        if cache is None:
             return Markup(caller())
         key = make_template_fragment_key(fragment_name, vary_on=vary_on)
         client = cache.client
@@ -46,5 +49,4 @@ class CacheExtension(Extension):
         if not client.authenticated:
             # Cached text is replayed as safe HTML: trust only frames we can authenticate.
             return Markup(caller())
-        ttl = DEFAULT if timeout is None else (None if timeout == 0 else timeout)
-        return Markup(client.get_or_set(key, lambda: str(caller()), ttl))
+        return Markup(client.get_or_set(key, lambda: str(caller()), core_timeout(timeout)))

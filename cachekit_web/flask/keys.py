@@ -1,4 +1,5 @@
-"""Stable identities for memoized arguments: values, never memory addresses."""
+"""The adapter's keys: stable identities for memoized arguments (values, never memory
+addresses) and the keys of template fragments."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import datetime as _dt
 import decimal
 import enum
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from ..core.errors import InvalidKeyError
+from ..core.web import fragment_cache_key
 
+TEMPLATE_FRAGMENT_KEY_PREFIX = "_template_fragment_cache_"
 _SCALARS = (str, bytes, int, float, bool, type(None))
 _MAX_DEPTH = 16
 
@@ -65,3 +69,8 @@ def canonical(value: Any, what: str = "argument", _depth: int = 0) -> Any:
         "in args_to_ignore",
         code="E023",
     )
+
+
+def make_template_fragment_key(fragment_name: str, vary_on: Iterable[Any] | None = None) -> str:
+    """The cache key of a ``{% cache %}`` fragment: its name and a digest of its vary-on values."""
+    return fragment_cache_key(fragment_name, vary_on or (), prefix=TEMPLATE_FRAGMENT_KEY_PREFIX)

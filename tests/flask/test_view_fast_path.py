@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from cachekit_web.flask.extension import _base_url
+from cachekit_web.flask.request import base_url
 
 
 @pytest.mark.parametrize("path", ["/page", "/a/b.c~d-e_f/", "/caf%C3%A9", "/sp%20ace", "/"])
@@ -18,7 +18,7 @@ def test_base_url_matches_werkzeug(make_app: Any, path: str, root: str) -> None:
         with app.test_request_context(path, base_url=f"https://{host}{root}"):
             from flask import request
 
-            assert _base_url() == request.base_url
+            assert base_url() == request.base_url
 
 
 def test_hit_is_one_response_with_age_and_status(make_app: Any) -> None:
