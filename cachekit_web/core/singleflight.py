@@ -8,10 +8,11 @@ asyncio flavours share one interface, so the client is written once.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import weakref
 from typing import Any, Protocol
+
+from .registry import reset_in_forked_child
 
 
 class _Settable(Protocol):
@@ -232,16 +233,7 @@ class Counters:
             first._wake.set()
 
 
-_ALL_COUNTERS: weakref.WeakSet[Counters] = weakref.WeakSet()
-
-
-def _reset_counters_after_fork() -> None:
-    for counters in list(_ALL_COUNTERS):
-        counters._forget_all()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_counters_after_fork)
+_ALL_COUNTERS: weakref.WeakSet[Counters] = reset_in_forked_child(Counters._forget_all)
 
 
 class AsyncCounters:

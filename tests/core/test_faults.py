@@ -249,6 +249,36 @@ def test_e060_no_password_fails_open_sync_and_async() -> None:
         asyncio.run(run())
 
 
+def test_new_connection_sends_no_health_check_ping_sync_and_async() -> None:
+    # redis-py 6.0 to 8.x health-check the handshake's own commands: without our guard a
+    # new connection to a server without AUTH PINGs before its first command.
+    import asyncio
+
+    from cachekit_web import AsyncCacheClient
+
+    with EmbeddedRedis() as server:
+        url = f"redis://127.0.0.1:{server.port}/0"
+        raw = raw_for(url)
+
+        def pings() -> int:
+            return int(raw.info("commandstats").get("cmdstat_ping", {}).get("calls", 0))
+
+        before = pings()  # the plain client's own, if any
+        client = CacheClient.from_url(url, NAMESPACE="ping", HEALTH_CHECK_INTERVAL=30)
+        assert client.set("k", 1) and client.get("k") == 1
+        client.close()
+        assert pings() == before
+
+        async def run() -> None:
+            aclient = AsyncCacheClient.from_url(url, NAMESPACE="ping", HEALTH_CHECK_INTERVAL=30)
+            assert await aclient.set("k", 1) and await aclient.get("k") == 1
+            await aclient.close()
+
+        asyncio.run(run())
+        assert pings() == before
+        raw.close()
+
+
 def test_e010_closed_port() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     strict = CacheClient.from_url(url, STRICT=True)

@@ -25,7 +25,6 @@ from ..backends.common import (
     CAS_SCRIPT,
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
-    SCAN_BATCH,
     SWAP_SCRIPT,
     UPDATE_ATTEMPTS,
     cas_args,
@@ -69,7 +68,7 @@ from ..keys import escape_glob
 from ..settings import Settings
 from ..urls import redact_url
 from .nodes import async_node_report
-from .pending import async_count_batches
+from .pending import async_batches, async_count_batches
 
 # Seconds between slot-map reloads while a node is marked down (watching for a promotion).
 _REFRESH = 0.1
@@ -78,18 +77,6 @@ _MULTI_KEY: dict[str, int | None] = {
     "sinter": None, "sunion": None, "sdiff": None, "sinterstore": None,
     "sunionstore": None, "sdiffstore": None, "smove": 2,
 }
-
-
-async def async_batches(keys: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
-    """``keys`` in lists of up to SCAN_BATCH."""
-    batch: list[bytes] = []
-    async for k in keys:
-        batch.append(k)
-        if len(batch) >= SCAN_BATCH:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 class AsyncClusterBackend:
@@ -117,11 +104,8 @@ class AsyncClusterBackend:
         self._node_options["retry"] = retry_policy(settings, AsyncRetry)
         self._options: dict[str, Any] = {**self._node_options, "require_full_coverage": False}
         if settings.REPLICA_READS and opted_in(spec.query, "replica_reads"):
-            # redis-py before 5.1 has neither the strategy nor the keyword (its asyncio
-            # cluster refuses it even as None): the older flag reads round robin too.
-            strategy = getattr(redis.cluster, "LoadBalancingStrategy", None)
-            self._options.update({"load_balancing_strategy": strategy.ROUND_ROBIN}
-                                 if strategy is not None else {"read_from_replicas": True})
+            self._options["load_balancing_strategy"] = (
+                redis.cluster.LoadBalancingStrategy.ROUND_ROBIN)
         self._replay_at = 0.0
         self._map_seen = 0
         self._lock = threading.Lock()

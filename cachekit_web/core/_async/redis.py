@@ -17,7 +17,6 @@ from ..backends.common import (
     DELETE_IF_SCRIPT,
     INCR_SCRIPT,
     PASSTHROUGH,
-    SCAN_BATCH,
     SWAP_SCRIPT,
     UPDATE_ATTEMPTS,
     cas_args,
@@ -50,7 +49,7 @@ from ..flavours import async_sleep
 from ..keys import escape_glob
 from ..settings import Settings
 from ..urls import redact_url
-from .pending import async_count_batches
+from .pending import async_batches, async_count_batches
 
 
 class AsyncConnectPhaseMixin:
@@ -59,23 +58,14 @@ class AsyncConnectPhaseMixin:
     passthrough: tuple[type[BaseException], ...] = PASSTHROUGH  # keep their own codes
 
     async def connect(self, *args: Any, **kwargs: Any) -> None:
-        # redis-py before 5.3 connects here; later ones through connect_check_health below.
+        # connect() runs connect_check_health below, which marks the errors (redis-py
+        # 6.0 to 8.x). It health-checks the handshake's own commands: a PING before the
+        # first one on a server without AUTH (on 5.x a refused PING recursed). A new
+        # connection needs no check; its first reply schedules the next one.
         if getattr(self, "_sock", None) is None and getattr(self, "_reader", None) is None:
-            # redis-py 5.x health-checks the handshake's own commands, and a PING refused
-            # (NOAUTH) reconnects, which handshakes again: endless recursion. A new
-            # connection needs no check; its first reply schedules the next one.
             conn: Any = self
             conn.next_health_check = float("inf")
-        try:
-            await super().connect(*args, **kwargs)  # type: ignore[misc]
-        except (ConnectRefused, ConnectTimeout):  # marked by connect_check_health below
-            raise
-        except self.passthrough:
-            raise
-        except redis.TimeoutError as exc:
-            raise ConnectTimeout(*exc.args) from None
-        except redis.ConnectionError as exc:
-            raise ConnectRefused(*exc.args) from None
+        await super().connect(*args, **kwargs)  # type: ignore[misc]
 
     async def connect_check_health(self, *args: Any, **kwargs: Any) -> None:
         try:
@@ -308,13 +298,7 @@ class AsyncRedisBackend:
     async def scan_match(self, match: str, count: int = 1000) -> Any:
         """Yield the keys matching the SCAN pattern ``match`` in batches (never KEYS)."""
         with translated():
-            batch: list[bytes] = []
-            async for k in self.client.scan_iter(match=match, count=count):
-                batch.append(k)
-                if len(batch) >= SCAN_BATCH:
-                    yield batch
-                    batch = []
-            if batch:
+            async for batch in async_batches(self.client.scan_iter(match=match, count=count)):
                 yield batch
 
     async def command(self, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -7,6 +7,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from ..registry import Registry
+
 PRIMARY_WINDOW = 5.0  # seconds a just-deleted key is read from the primary, not a replica
 
 
@@ -53,14 +55,9 @@ class RecentInvalidations:
             return now < self._all_until or any(k in self._keys for k in keys)
 
 
-_RECENT: dict[str, RecentInvalidations] = {}
-_RECENT_LOCK = threading.Lock()
+_RECENT: Registry[RecentInvalidations] = Registry(RecentInvalidations)
 
 
 def recent_invalidations(location: str) -> RecentInvalidations:
     """The process-wide RecentInvalidations for one (redacted) location."""
-    with _RECENT_LOCK:
-        found = _RECENT.get(location)
-        if found is None:
-            found = _RECENT[location] = RecentInvalidations()
-        return found
+    return _RECENT.get(location)

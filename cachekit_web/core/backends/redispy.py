@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import inspect
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,14 +30,6 @@ import redis.retry as sretry
 import redis.sentinel as ssentinel
 
 from .errors import ConnectRefused, ConnectTimeout, PoolExhausted
-
-# redis-py before 5.3 requires get_connection's command name; later ones warn when given it.
-# (The pools ignore the name itself.)
-_COMMAND_NAME = inspect.signature(
-    redis.BlockingConnectionPool.get_connection).parameters.get("command_name")
-_CHECKOUT_ARGS: tuple[str, ...] = (
-    ("_",) if _COMMAND_NAME is not None and _COMMAND_NAME.default is _COMMAND_NAME.empty
-    else ())
 
 Redis = redis.Redis
 AsyncRedis = aredis.Redis
@@ -125,20 +116,7 @@ def _no_timeouts(errors: tuple[type[Exception], ...]) -> tuple[type[Exception], 
     return tuple(e for e in errors if not issubclass(e, redis.TimeoutError))
 
 
-class _OnceAttempts:
-    """redis-py before 6 counts a cluster's retries in ``cluster_error_retry_attempts``
-    (its Retry object aside): none inside ``sent_once()`` either."""
-
-    @property
-    def cluster_error_retry_attempts(self) -> int:
-        return 0 if _ONCE.get() else int(self.__dict__.get("_attempts", 3))
-
-    @cluster_error_retry_attempts.setter
-    def cluster_error_retry_attempts(self, value: int) -> None:
-        self.__dict__["_attempts"] = value
-
-
-class _RetryingCluster(_OnceAttempts, scluster.RedisCluster):
+class _RetryingCluster(scluster.RedisCluster):
     """RedisCluster whose retries (RETRIES) re-route lost connections, never a timeout.
 
     redis-py retries the error types listed here whatever the Retry object says.
@@ -148,7 +126,7 @@ class _RetryingCluster(_OnceAttempts, scluster.RedisCluster):
         scluster.RedisCluster.ERRORS_ALLOW_RETRY)
 
 
-class _AsyncRetryingCluster(_OnceAttempts, acluster.RedisCluster):  # type: ignore[misc]
+class _AsyncRetryingCluster(acluster.RedisCluster):
     """The asyncio RedisCluster, retrying lost connections but never a timeout."""
 
     ERRORS_ALLOW_RETRY = _no_timeouts(  # type: ignore[assignment]
@@ -167,9 +145,8 @@ def close_client(client: Any) -> None:
 
 
 async def async_close_client(client: Any) -> None:
-    """Close an asyncio redis-py client (``aclose()`` exists from redis-py 5.0.1 on)."""
-    aclose = getattr(client, "aclose", None)
-    await (aclose() if aclose is not None else client.close())
+    """Close an asyncio redis-py client."""
+    await client.aclose()
 
 
 async def async_open_cluster(seeds: Sequence[tuple[str, int]], options: dict[str, Any]) -> Any:
@@ -271,7 +248,7 @@ class Lane:
         try:
             conn, used = idle.pop()
         except IndexError:
-            conn = self._pool.get_connection(*_CHECKOUT_ARGS)
+            conn = self._pool.get_connection()
         try:  # from here on, the connection always goes back on the stack
             # A dropped connection (e.g. its read timed out) is not checked: can_read()
             # would reconnect, and on a hung server time out once before the send does.

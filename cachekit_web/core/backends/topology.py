@@ -23,8 +23,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..errors import CachekitError, NodeUnreachableError
+from ..errors import NodeUnreachableError
 from ..keys import escape_glob
+from ..resilience.worker import ProcessThread
 from ..settings import Settings
 from .common import SCAN_BATCH
 from .errors import REDIS_ERRORS, ConnectRefused
@@ -232,17 +233,20 @@ class DeferredDeletes:
             return keys, prefixes
 
 
-class DeferredReplay:
+class DeferredReplay(ProcessThread):
     """Lands deferred deletes as soon as their node answers again, without waiting for a call.
 
     A daemon thread, one at a time, started when deletes are deferred and ended when
-    none is left (or the backend is gone). Every ``interval`` seconds it groups the
-    owed keys by owner in the slot map and, per node, PINGs and then DELs them on a
-    plain sync connection (so one thread serves both flavours); a slot that node no
-    longer owns answers MOVED and stays owed for the call path. Owed prefixes are
-    cleared once every primary answers. A node marked down that answers is reported to
-    ``on_answer`` (the backend marks it reachable).
+    none is left (or the backend is gone); a coded error (no slot map now) waits for
+    the next turn. Every ``interval`` seconds it groups the owed keys by owner in the
+    slot map and, per node, PINGs and then DELs them on a plain sync connection (so one
+    thread serves both flavours); a slot that node no longer owns answers MOVED and
+    stays owed for the call path. Owed prefixes are cleared once every primary answers.
+    A node marked down that answers is reported to ``on_answer`` (the backend marks it
+    reachable).
     """
+
+    thread_name = "cachekit-cluster-replay"
 
     def __init__(self, deferred: DeferredDeletes, guard: NodeGuard, options: dict[str, Any],
                  interval: float, cluster: Callable[[], Any],
@@ -252,48 +256,17 @@ class DeferredReplay:
         # A probe, not a request: one try, no backoff (a silent node costs one timeout).
         self.options = {**{k: v for k, v in options.items() if k != "retry"},
                         "retry": Retry(NoBackoff(), 0)}
-        self.interval = max(0.01, interval)
+        super().__init__(None, max(0.01, interval))
         self._cluster = cluster  # the backend's RedisCluster (None once the backend is gone)
         self._on_answer = on_answer
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ending = False
 
-    def start(self) -> None:
-        """Make sure the thread runs in this process while deletes are owed."""
-        with self._lock:
-            thread = self._thread
-            if thread is not None and thread.is_alive() and not self._ending:
-                return
-            self._stop.clear()
-            self._ending = False
-            self._thread = threading.Thread(target=self._run, name="cachekit-cluster-replay",
-                                            daemon=True)
-            self._thread.start()
+    def tick(self) -> bool:
+        """One turn of the thread (see ``turn``)."""
+        return self.turn()
 
-    def stop(self) -> None:
-        """End the thread (the backend closes)."""
-        self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if self.turn():
-                    continue
-            except CachekitError:
-                continue  # the slot map cannot be read now: the next turn tries again
-            except Exception:  # a bug must not kill the thread silently
-                log.exception("cachekit-cluster-replay: a turn failed")
-                continue
-            with self._lock:  # a start() now either sees us ending or we see its deletes
-                if self.deferred and self._cluster() is not None:
-                    continue
-                self._ending = True
-                return
+    def has_more(self) -> bool:
+        """Deletes deferred since the last turn, while the backend is there."""
+        return bool(self.deferred) and self._cluster() is not None
 
     def turn(self) -> bool:
         """One pass over what is owed; False once nothing is (or the backend is gone)."""
@@ -464,7 +437,3 @@ class SentinelWatch:
                 on_change(f"sentinel names a new primary {now[0]}:{now[1]}")
                 return
             time.sleep(self.interval)
-
-
-_RECENT_LOCK = threading.Lock()
-

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..data.codec import Entry
+from ..registry import reset_in_forked_child
 from ..settings import Settings
 from .copying import Copier, TooDeep, copier, weight
 from .resp import Incomplete, TrackingError, command, parse, server_version
@@ -523,7 +524,6 @@ def tracking_kwargs(pool: Any) -> dict[str, Any]:
 
 
 # -- one tier per process and per (node, namespace) ------------------------
-_ALL: weakref.WeakSet[LocalTier] = weakref.WeakSet()
 _TIERS: dict[tuple[str, str, str], LocalTier] = {}
 _TIERS_LOCK = threading.Lock()
 _WARNED: set[str] = set()
@@ -536,14 +536,13 @@ def _after_fork_in_child(tier: LocalTier) -> None:
     tier._reset_state()  # new locks: the parent's could be held by a thread that is gone
 
 
-def _reset_all_after_fork() -> None:
+def _new_lock_after_fork() -> None:
     global _TIERS_LOCK
     _TIERS_LOCK = threading.Lock()
-    for tier in list(_ALL):
-        _after_fork_in_child(tier)
 
 
-os.register_at_fork(after_in_child=_reset_all_after_fork)
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+_ALL: weakref.WeakSet[LocalTier] = reset_in_forked_child(_after_fork_in_child)
 
 
 def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,

@@ -43,6 +43,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..registry import Registry
+
 OUTAGES_KEPT = 20  # the last outages a breaker remembers (the health charts' spans)
 _BUCKETS = 10  # the rate window is kept as this many time buckets: memory is O(1)
 
@@ -521,14 +523,9 @@ class ProbeGate:
                 self._answered = self._clock()
 
 
-_GATES: dict[str, ProbeGate] = {}
-_GATES_LOCK = threading.Lock()
+_GATES: Registry[ProbeGate] = Registry(ProbeGate)
 
 
 def probe_gate(location: str) -> ProbeGate:
     """The process-wide ProbeGate of one (redacted) Redis location."""
-    with _GATES_LOCK:
-        gate = _GATES.get(location)
-        if gate is None:
-            gate = _GATES[location] = ProbeGate()
-        return gate
+    return _GATES.get(location)

@@ -37,6 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..registry import reset_in_forked_child
+
 _SUFFIX = ".spool"
 _ASIDE = ".bad"  # a file set aside: never scanned again, kept for a person to look at
 _MAX_LINE = 64 * 1024  # longer than any key: a line beyond it is not a record
@@ -121,20 +123,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-_SPOOLS: weakref.WeakSet[Spool] = weakref.WeakSet()
-
-
-def _drop_inherited_files() -> None:
-    # A child forked by Python lets go of its parent's spool files at once (their locks are
-    # shared), so that they can be taken over when the parent dies, even while it lives.
-    for spool in list(_SPOOLS):
-        spool._release_inherited()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_drop_inherited_files)
 
 
 class _Refused(OSError):
@@ -443,3 +431,8 @@ class Spool:
                 self._trouble("E081", f"cannot read the spool file {path} "
                               f"({type(exc).__name__})")
         yield batch
+
+
+# A child forked by Python lets go of its parent's spool files at once (their locks are
+# shared), so that they can be taken over when the parent dies, even while it lives.
+_SPOOLS: weakref.WeakSet[Spool] = reset_in_forked_child(Spool._release_inherited)

@@ -1,10 +1,11 @@
 """A background thread of one process, with a backend of its own.
 
-The replay of deferred invalidations and the fleet snapshot publisher are both
-this: a daemon thread that wakes every ``interval`` seconds, uses its own
-connection (never a request's, never the parent's after a fork), and must never
-die silently. The thread holds its owner weakly: a client dropped without close()
-ends its threads and closes their connections when it is garbage-collected.
+The replay of deferred invalidations, the fleet snapshot publisher and the Cluster
+backend's replay of deferred deletes are all this: a daemon thread that wakes every
+``interval`` seconds, uses its own connections (never a request's, never the
+parent's after a fork), and must never die silently. The thread holds its owner
+weakly: a client dropped without close() ends its threads and closes their
+connections when it is garbage-collected.
 """
 
 from __future__ import annotations
@@ -65,12 +66,13 @@ class ProcessThread:
     """Calls ``tick()`` every ``interval`` seconds in a daemon thread of this process.
 
     ``tick()`` returns False to end the thread (``start()`` brings it back); a coded
-    error (Redis unreachable) just waits for the next turn.
+    error (Redis unreachable) just waits for the next turn. ``backend_factory`` is None
+    for a thread that opens its own connections (it never calls ``backend()``).
     """
 
     thread_name = "cachekit-worker"
 
-    def __init__(self, backend_factory: Callable[[], Backend], interval: float) -> None:
+    def __init__(self, backend_factory: Callable[[], Backend] | None, interval: float) -> None:
         self._factory = backend_factory
         self.interval = interval
         self._held = _Held()
@@ -85,6 +87,8 @@ class ProcessThread:
         """This thread's own backend, made anew in a forked child."""
         held = self._held
         if held.backend is None or held.pid != os.getpid():
+            if self._factory is None:
+                raise TypeError(f"{self.thread_name} was made without a backend")
             held.backend, held.pid = self._factory(), os.getpid()
         return held.backend
 
