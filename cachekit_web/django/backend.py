@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import builtins
 import math
-import os
 import pickle
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
-from django.utils.module_loading import import_string
 
-from ..core import foreign
 from ..core.client import AsyncCacheClient, CacheClient, CacheLock, Deferred, Result
-from ..core.data import crypto
 from ..core.data.codec import Entry
-from ..core.errors import ConfigurationError, SerializationError, combined
+from ..core.errors import ConfigurationError, SerializationError
 from ..core.keys import escape_glob
 from ..core.observe.health import HealthReport
-from ..core.settings import Settings, parse_bool
+from ..core.settings import Settings
+from . import config
 
-_MISSING: Any = object()
 _CLIENTS: dict[tuple[Settings, tuple[str, str]], CacheClient] = {}
 _LOCK = threading.Lock()
 _MEMCACHE_SAFE = 250  # longer keys draw Django's memcached warning
@@ -35,116 +30,6 @@ _NO_MEMO: dict[str, str] = {}  # looked up (never written) where nothing may be 
 
 class CacheSerializationError(SerializationError, pickle.PicklingError):
     """E020 raised through Django's API: also a PicklingError, as Django's backends raise."""
-
-
-def derived_signing_key(secret_key: str) -> str:
-    """A signing key for cached values derived from Django's SECRET_KEY (never the key itself)."""
-    return crypto.derived_signing_key(secret_key, "django")
-
-
-def _django_secret_key() -> str | None:
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        return str(settings.SECRET_KEY) or None
-    except (ImproperlyConfigured, AttributeError):
-        return None
-
-
-def _django_setting(name: str) -> Any:
-    from django.conf import settings
-
-    return getattr(settings, name, None)
-
-
-def _django_redis_flag(options: Mapping[str, Any], name: str) -> bool:
-    # OPTIONS[name], else settings.DJANGO_REDIS_<name>, as django-redis reads them.
-    value = options.get(name, _django_setting(f"DJANGO_REDIS_{name}"))
-    try:
-        return value is not None and parse_bool(value)
-    except (TypeError, ValueError):
-        return False  # refused with E041 when the settings are built
-
-
-def namespace_for(base: str, key_prefix: str) -> str:
-    """The core namespace of a Django cache: NAMESPACE, plus KEY_PREFIX so clear() stays in it."""
-    return f"{base}.{quote(key_prefix, safe='')}" if key_prefix else base
-
-
-def build_settings(location: Any, params: Mapping[str, Any]) -> Settings:
-    """Settings for one CACHES entry: OPTIONS are core setting names; LOCATION the Redis URL."""
-    options = {str(k).upper(): v for k, v in dict(params.get("OPTIONS") or {}).items()}
-    problems: list[ConfigurationError] = []  # all reported in one error, a line each
-    if isinstance(location, (list, tuple)):
-        if len(location) > 1:
-            problems.append(ConfigurationError(
-                "LOCATION must name one Redis URL, not a list; for a Cluster or Sentinel write "
-                "one redis+cluster:// or redis+sentinel:// URL (docs/scaling.md)", code="E042"))
-        location = location[0] if location else ""
-    url = location or os.environ.get("CACHEKIT_REDIS_URL") or os.environ.get("REDIS_URL")
-    if not url:
-        problems.append(ConfigurationError(
-            "no Redis URL: set LOCATION in CACHES, or CACHEKIT_REDIS_URL / REDIS_URL",
-            code="E040"))
-    password, foreign_problems = _take_foreign_options(options)
-    problems += foreign_problems
-    timeout = params.get("TIMEOUT", params.get("timeout", _MISSING))
-    if "DEFAULT_TIMEOUT" not in options and timeout is not _MISSING:
-        options["DEFAULT_TIMEOUT"] = timeout  # what incr(ignore_key_check=True) gives a new key
-    try:
-        options["REDIS_URL"] = foreign.with_password(str(url), password) \
-            if password and url else url
-    except ConfigurationError as exc:
-        problems.append(exc)
-    if not options.get("MASTER_KEY") and not options.get("SIGNING_KEY"):
-        env_has_key = os.environ.get("CACHEKIT_MASTER_KEY") or os.environ.get(
-            "CACHEKIT_SIGNING_KEY")
-        secret = None if env_has_key else _django_secret_key()
-        if secret:
-            options["SIGNING_KEY"] = derived_signing_key(secret)
-    try:
-        base = Settings.from_env(None, **options)
-    except ConfigurationError as exc:
-        problems.append(exc)
-    error = combined(problems)
-    if error is not None:
-        raise error
-    key_prefix = str(params.get("KEY_PREFIX", params.get("key_prefix", "")) or "")
-    return base.replace(NAMESPACE=namespace_for(base.NAMESPACE, key_prefix))
-
-
-def _take_foreign_options(options: dict[str, Any]) -> tuple[str | None, list[ConfigurationError]]:
-    """Replace django-redis OPTIONS (and DJANGO_REDIS_* settings) by core names. Returns
-    PASSWORD, if any, and an E041 naming what to write for each one whose meaning differs."""
-    from django.conf import settings as django_settings
-
-    problems: list[ConfigurationError] = []
-    password: str | None = None
-    core = set(Settings.names())
-    given = set(options)
-    for name in [n for n in options if n in foreign.DJANGO_REDIS_OPTIONS and n not in core]:
-        value = options.pop(name)
-        try:
-            changes = foreign.translate(name, value, foreign.DJANGO_REDIS_OPTIONS, "OPTIONS: ")
-        except ConfigurationError as exc:
-            problems.append(exc)
-            continue
-        if name == "PASSWORD":
-            password = value
-        for key, item in changes.items():
-            options.setdefault(key, item)
-    for name in foreign.DJANGO_REDIS_SETTINGS:
-        # django-redis reads DJANGO_REDIS_X only where OPTIONS has no X: not for this cache
-        if name.removeprefix("DJANGO_REDIS_") in given:
-            continue
-        if hasattr(django_settings, name):
-            try:
-                foreign.translate(name, getattr(django_settings, name),
-                                  foreign.DJANGO_REDIS_SETTINGS, "settings.")
-            except ConfigurationError as exc:
-                problems.append(exc)
-    return password, problems
 
 
 def get_redis_connection(alias: str = "default", write: bool = True) -> Any:
@@ -194,29 +79,22 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     """Django cache backend: ``BACKEND = "cachekit_web.django.CachekitCache"``."""
 
     def __init__(self, location: Any, params: dict[str, Any]) -> None:
-        params = dict(params)
-        options = {str(k).upper(): v for k, v in dict(params.get("OPTIONS") or {}).items()}
-        if "TIMEOUT" not in params and "timeout" not in params and "DEFAULT_TIMEOUT" in options:
-            params["TIMEOUT"] = options["DEFAULT_TIMEOUT"]
+        params = config.django_params(params)
         super().__init__(params)
-        self._error: ConfigurationError | None = None
-        self._close_connection = _django_redis_flag(options, "CLOSE_CONNECTION")
-        itersize = _django_setting("DJANGO_REDIS_SCAN_ITERSIZE")
-        self._itersize: int | None = itersize if isinstance(itersize, int) else None
+        resolved = config.resolve(location, params)
+        self._error = resolved.error
+        self._close_connection = resolved.close_connection
+        self._itersize = resolved.itersize
+        self._reverse_key_func = resolved.reverse_key_func
         self._shared: CacheClient | None = None
-        # django-redis's REVERSE_KEY_FUNCTION: keys()/iter_keys() under a custom KEY_FUNCTION
-        reverse = params.get("REVERSE_KEY_FUNCTION")
-        self._reverse_key_func: Callable[[str], str] | None = (
-            import_string(reverse) if isinstance(reverse, str) else reverse)
         self._made: dict[str, str] = {}  # _memo: caller's key -> made key
         self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
-        try:
-            self.settings = build_settings(location, params)
-            # E042 for a URL redis-py cannot parse
+        if resolved.settings is None:
+            return  # raised on first use; `manage.py check` reports it with its code
+        self.settings = resolved.settings
+        try:  # E042 for a URL redis-py cannot parse
             self._shared = shared_client(self.settings, self._plain_key_form())
         except ConfigurationError as exc:
-            # Raised on first use; `manage.py check` reports it with its code meanwhile
-            # (Django's own cache checks instantiate every backend and must not crash).
             self._error = exc
 
     def __repr__(self) -> str:
