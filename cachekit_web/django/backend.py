@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
+import functools
+import inspect
 import math
 import pickle
 import re
@@ -65,14 +68,33 @@ def _keyed(name: str, doc: str) -> Callable[..., Any]:
     return method
 
 
-def _akeyed(name: str, doc: str) -> Callable[..., Any]:
-    """The async twin of _keyed, on the core's async client."""
-    async def method(self: CachekitCache, key: Any, *args: Any, version: int | None = None,
-                     **kwargs: Any) -> Any:
-        return await getattr(self.async_client, name)(self._key(key, version), *args, **kwargs)
-    method.__name__ = method.__qualname__ = "a" + name
-    method.__doc__ = doc
-    return method
+class _OnAsyncClient:
+    """A CachekitCache whose ``_client`` is its async client: a method that only forwards
+    to the core, run on it, returns the core's coroutine (see _async_twin)."""
+
+    __slots__ = ("_cache", "_client")
+
+    def __init__(self, cache: CachekitCache) -> None:
+        self._cache = cache
+        self._client = cache.async_client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache, name)
+
+
+def _async_twin(method: Callable[..., Any], pickling: bool = False,
+                doc: str | None = None) -> Callable[..., Any]:
+    """The async twin of a CachekitCache method that only translates its arguments and
+    returns what the core client answers: the same translation, on the async client.
+    ``pickling``: the sync method re-raises E020 as CacheSerializationError."""
+    async def twin(self: CachekitCache, *args: Any, **kwargs: Any) -> Any:
+        with _pickling_errors() if pickling else contextlib.nullcontext():
+            answer = method(_OnAsyncClient(self), *args, **kwargs)
+            return await answer if inspect.isawaitable(answer) else answer
+    functools.update_wrapper(twin, method)
+    twin.__name__ = twin.__qualname__ = "a" + method.__name__
+    twin.__doc__ = doc or f"Async {method.__name__}."
+    return twin
 
 
 class CachekitCache(BaseCache):  # type: ignore[misc]
@@ -232,24 +254,39 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
             version: int | None = None) -> bool:
         """Store ``value`` only if ``key`` is absent; True if it was."""
-        k = self._key(key, version)
-        seconds = self._timeout(timeout)
-        with _pickling_errors():
-            added = self._client.add(k, value, seconds)  # E020 for a value it could never store
-            if seconds is not None and seconds <= 0:
-                # Nothing is stored, but Django answers whether it could have been.
-                return self._client.available and not self._client.has_key(k)
+        k, seconds = self._key(key, version), self._timeout(timeout)
+        with _pickling_errors():  # E020 for a value it could never store
+            added = self._client.add(k, value, seconds)
+        if not _stores_nothing(seconds):
             return added
+        return self._client.available and not self._client.has_key(k)
+
+    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
+                   version: int | None = None) -> bool:
+        """Async add."""
+        k, seconds = self._key(key, version), self._timeout(timeout)
+        with _pickling_errors():
+            added = await self.async_client.add(k, value, seconds)
+        if not _stores_nothing(seconds):
+            return added
+        return self.async_client.available and not await self.async_client.has_key(k)
 
     def set_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
                  version: int | None = None) -> list[Any]:
         """Store several values; returns the keys that could not be stored."""
         by_key = {self._key(k, version): k for k in data}
-        if not by_key:
-            return []
-        mapping = {k: data[original] for k, original in by_key.items()}
         with _pickling_errors():
-            failed = self._client.set_many(mapping, self._timeout(timeout))
+            failed = self._client.set_many(_values(data, by_key), self._timeout(timeout)) \
+                if by_key else []
+        return [by_key[k] for k in failed]
+
+    async def aset_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
+                        version: int | None = None) -> list[Any]:
+        """Async set_many."""
+        by_key = {self._key(k, version): k for k in data}
+        with _pickling_errors():
+            failed = await self.async_client.set_many(_values(data, by_key),
+                                                      self._timeout(timeout)) if by_key else []
         return [by_key[k] for k in failed]
 
     def delete(self, key: Any, version: int | None = None) -> bool | Deferred:
@@ -273,30 +310,51 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         ``ignore_key_check=True`` (django-redis) creates a missing key at ``delta``, living
         the cache's TIMEOUT."""
         k = self._key(key, version)
-        try:
+        with _integer_errors(key):
             value = self._client.incr(k, delta, ignore_key_check=ignore_key_check)
-        except ValueError as exc:
-            raise TypeError(f"cached value for {key!r} is not an integer") from exc
-        if value is None:
-            raise ValueError(f"Key '{key}' not found")
-        return value
+        return _found(key, value)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None,
+                    ignore_key_check: bool = False) -> int:
+        """Async incr."""
+        k = self._key(key, version)
+        with _integer_errors(key):
+            value = await self.async_client.incr(k, delta, ignore_key_check=ignore_key_check)
+        return _found(key, value)
 
     def decr(self, key: Any, delta: int = 1, version: int | None = None,
              ignore_key_check: bool = False) -> int:
         """Subtract ``delta`` atomically; see incr."""
         return self.incr(key, -delta, version, ignore_key_check)
 
+    async def adecr(self, key: Any, delta: int = 1, version: int | None = None,
+                    ignore_key_check: bool = False) -> int:
+        """Async decr."""
+        return await self.aincr(key, -delta, version, ignore_key_check)
+
     def incr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Move ``key`` to version + delta, keeping its value and remaining lifetime."""
-        if version is None:
-            version = self.version
-        if not self._client.move(self._key(key, version), self._key(key, version + delta)):
-            raise ValueError(f"Key '{key}' not found")
-        return version + delta
+        old, new = self._moved_versions(version, delta)
+        moved = self._client.move(self._key(key, old), self._key(key, new))
+        return _found(key, new if moved else None)
+
+    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Async incr_version."""
+        old, new = self._moved_versions(version, delta)
+        moved = await self.async_client.move(self._key(key, old), self._key(key, new))
+        return _found(key, new if moved else None)
+
+    def _moved_versions(self, version: int | None, delta: int) -> tuple[int, int]:
+        old = self.version if version is None else version
+        return old, old + delta
 
     def decr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Move ``key`` to version - delta."""
         return self.incr_version(key, -delta, version)
+
+    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Async decr_version."""
+        return await self.aincr_version(key, -delta, version)
 
     def clear(self) -> None:
         """Delete every key of this cache (its namespace and key prefix), nothing else."""
@@ -439,22 +497,12 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     zpopmin = _keyed("zpopmin", "Remove and return the lowest-scored (member, score).")
     zpopmax = _keyed("zpopmax", "Remove and return the highest-scored (member, score).")
 
-    asadd = _akeyed("sadd", "Async sadd.")
-    asrem = _akeyed("srem", "Async srem.")
-    asmembers = _akeyed("smembers", "Async smembers.")
-    asismember = _akeyed("sismember", "Async sismember.")
-    ascard = _akeyed("scard", "Async scard.")
-    ahset = _akeyed("hset", "Async hset.")
-    ahget = _akeyed("hget", "Async hget.")
-    ahgetall = _akeyed("hgetall", "Async hgetall.")
-    ahdel = _akeyed("hdel", "Async hdel.")
-    azadd = _akeyed("zadd", "Async zadd.")
-    azincrby = _akeyed("zincrby", "Async zincrby.")
-    azrange = _akeyed("zrange", "Async zrange.")
-    azscore = _akeyed("zscore", "Async zscore.")
-    apttl = _akeyed("pttl", "Async pttl.")
-    aexpire = _akeyed("expire", "Async expire.")
-    apersist = _akeyed("persist", "Async persist.")
+    asadd, asrem, asmembers = _async_twin(sadd), _async_twin(srem), _async_twin(smembers)
+    asismember, ascard = _async_twin(sismember), _async_twin(scard)
+    ahset, ahget, ahgetall, ahdel = (_async_twin(hset), _async_twin(hget), _async_twin(hgetall),
+                                     _async_twin(hdel))
+    azadd, azincrby = _async_twin(zadd), _async_twin(zincrby)
+    azrange, azscore = _async_twin(zrange), _async_twin(zscore)
 
     def sinter(self, *keys: Any, version: int | None = None) -> builtins.set[Any]:
         """The members every set has."""
@@ -525,122 +573,49 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The core health report for this cache."""
         return self._client.health()
 
-    # -- async (native, on the core async client) ----------------------------
-    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        """Async get."""
-        return await self.async_client.get(self._key(key, version), default)
-
-    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        """Async get_many."""
-        by_key = self._made_keys(keys, version)
-        if not by_key:
-            return {}
-        return await self.async_client.get_many_as(by_key)
-
-    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
-        """Async has_key."""
-        return await self.async_client.has_key(self._key(key, version))
-
-    async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
-                   version: int | None = None, nx: bool = False, xx: bool = False) -> bool:
-        """Async set."""
-        k = self._key(key, version)
-        with _pickling_errors():
-            return await self.async_client.set(k, value, self._timeout(timeout), nx=nx, xx=xx)
-
-    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
-                   version: int | None = None) -> bool:
-        """Async add."""
-        k = self._key(key, version)
-        seconds = self._timeout(timeout)
-        client = self.async_client
-        with _pickling_errors():
-            added = await client.add(k, value, seconds)
-            if seconds is not None and seconds <= 0:
-                return client.available and not await client.has_key(k)
-            return added
-
-    async def aset_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
-                        version: int | None = None) -> list[Any]:
-        """Async set_many."""
-        by_key = {self._key(k, version): k for k in data}
-        if not by_key:
-            return []
-        mapping = {k: data[original] for k, original in by_key.items()}
-        with _pickling_errors():
-            failed = await self.async_client.set_many(mapping, self._timeout(timeout))
-        return [by_key[k] for k in failed]
-
-    async def adelete(self, key: Any, version: int | None = None) -> bool | Deferred:
-        """Async delete."""
-        return await self.async_client.delete(self._key(key, version))
-
-    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> int | None:
-        """Async delete_many."""
-        full = [self._key(k, version) for k in keys]
-        return await self.async_client.delete_many(full) if full else None
-
-    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT,
-                     version: int | None = None) -> bool:
-        """Async touch."""
-        return await self.async_client.touch(self._key(key, version), self._timeout(timeout))
-
-    async def aincr(self, key: Any, delta: int = 1, version: int | None = None,
-                    ignore_key_check: bool = False) -> int:
-        """Async incr."""
-        k = self._key(key, version)
-        try:
-            value = await self.async_client.incr(k, delta, ignore_key_check=ignore_key_check)
-        except ValueError as exc:
-            raise TypeError(f"cached value for {key!r} is not an integer") from exc
-        if value is None:
-            raise ValueError(f"Key '{key}' not found")
-        return value
-
-    async def adecr(self, key: Any, delta: int = 1, version: int | None = None,
-                    ignore_key_check: bool = False) -> int:
-        """Async decr."""
-        return await self.aincr(key, -delta, version, ignore_key_check)
-
-    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        """Async incr_version."""
-        if version is None:
-            version = self.version
-        if not await self.async_client.move(self._key(key, version),
-                                            self._key(key, version + delta)):
-            raise ValueError(f"Key '{key}' not found")
-        return version + delta
-
-    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        """Async decr_version."""
-        return await self.aincr_version(key, -delta, version)
+    # -- async twins of the methods that only forward (native, on the core async client) ---
+    aget, aget_many, ahas_key = _async_twin(get), _async_twin(get_many), _async_twin(has_key)
+    aset = _async_twin(set, pickling=True)
+    adelete, adelete_many = _async_twin(delete), _async_twin(delete_many)
+    atouch = _async_twin(touch)
+    aget_or_set = _async_twin(get_or_set, pickling=True, doc="Async get_or_set; ``default`` "
+                              "may be a value, a function or a coroutine function.")
+    afetch = _async_twin(fetch, pickling=True)
+    apttl, apersist = _async_twin(pttl), _async_twin(persist)
+    aexpire = _async_twin(expire)
 
     async def aclear(self) -> None:
-        """Async clear."""
+        """Async clear (Django's answers nothing: not a twin, which returns the core's)."""
         await self.async_client.clear()
 
     async def aclose(self, **kwargs: Any) -> None:
         """Nothing to release per request."""
 
-    async def aget_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT,
-                          version: int | None = None) -> Any:
-        """Async get_or_set; ``default`` may be a value, a function or a coroutine function."""
-        compute = default if callable(default) else (lambda: default)
-        k = self._key(key, version)
-        with _pickling_errors():
-            return await self.async_client.get_or_set(k, compute, self._timeout(timeout))
 
-    async def afetch(self, key: Any, compute: Callable[[], Any], timeout: Any = DEFAULT_TIMEOUT,
-                     *, stale_ttl: float | None = None,
-                     should_cache: Callable[[Any], bool] | None = None,
-                     accept: Callable[[Any], bool] | None = None, force: bool = False,
-                     version: int | None = None, local: bool | None = None) -> Result[Any]:
-        """Async fetch."""
-        k = self._key(key, version)
-        with _pickling_errors():
-            return await self.async_client.fetch(k, compute, self._timeout(timeout), stale_ttl,
-                                                 should_cache, force=force, accept=accept,
-                                                 local=local)
+def _stores_nothing(seconds: float | None) -> bool:
+    # A timeout <= 0 stores nothing, but Django's add answers whether it could have.
+    return seconds is not None and seconds <= 0
+
+
+def _values(data: Mapping[Any, Any], by_key: Mapping[str, Any]) -> dict[str, Any]:
+    """set_many's values by made key (``by_key``: made key -> caller's key)."""
+    return {k: data[original] for k, original in by_key.items()}
+
+
+def _found(key: Any, value: int | None) -> int:
+    """incr's and incr_version's answer: ValueError, as Django's, for a missing key."""
+    if value is None:
+        raise ValueError(f"Key '{key}' not found")
+    return value
+
+
+@contextlib.contextmanager
+def _integer_errors(key: Any) -> Iterator[None]:
+    """The core's ValueError for a value that is not an integer is Django's TypeError."""
+    try:
+        yield
+    except ValueError as exc:
+        raise TypeError(f"cached value for {key!r} is not an integer") from exc
 
 
 class _pickling_errors:

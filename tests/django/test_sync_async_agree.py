@@ -1,5 +1,6 @@
-"""cache_page: the sync and the async wrapper run one pre-flight, so they answer alike,
-including where the hand-kept twins had drifted (how the request's headers were read)."""
+"""The Django adapter's sync and async paths share one plan, so they answer alike, including
+where the hand-kept twins had drifted: cache_page (how the request's headers were read) and
+CachekitCache's expire (the default timeout)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,14 @@ def test_credentials_in_meta_are_never_stored_or_served(cache: Any) -> None:
         assert has_vary_header(response, "Authorization")
         anonymous = _serve(view, factory.get("/agree/"))
         assert anonymous.content == b"for anyone", is_async
+
+
+def test_expire_and_aexpire_agree_on_the_default_timeout(cache: Any) -> None:
+    # The async twin forwarded its arguments as they came: aexpire(key) had no timeout
+    # to give the core (TypeError), while expire(key) gives the cache's TIMEOUT.
+    cache.set("sync", 1, None)
+    cache.set("async", 1, None)
+    assert cache.expire("sync") is True
+    assert asyncio.run(cache.aexpire("async")) is True
+    assert 0 < cache.ttl("sync") <= cache.default_timeout
+    assert cache.ttl("async") == cache.ttl("sync")
