@@ -20,10 +20,9 @@ import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..data.ints import is_int64
-from ..keys import user_lock_key
 from ..backends.memory import MemoryBackend
 from ..data.codec import MAGIC, Codec, Entry
+from ..data.ints import is_int64
 from ..engine import (
     COUNTER_ROUNDS,
     DATA_ERRORS,
@@ -43,6 +42,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..flavours import compute_value, share_backend, shielded, sleep
+from ..keys import user_lock_key
 from ..observe.health import HealthReport
 from ..results import DEFAULT, DEFERRED, UNAVAILABLE, Deferred, Unavailable
 from ..settings import Settings

@@ -41,7 +41,6 @@ from ..backends.common import (
     translate,
     translated,
 )
-from ..keys import escape_glob
 from ..backends.errors import CLUSTER_UNREACHABLE, NODE_DOWN, REDIS_ERRORS, REROUTE, UNREACHABLE
 from ..backends.options import cluster_spec, node_options, opted_in
 from ..backends.redispy import (
@@ -68,6 +67,7 @@ from ..errors import (
     NodeUnreachableError,
     UnsupportedOperationError,
 )
+from ..keys import escape_glob
 from ..settings import Settings
 from ..urls import redact_url
 from .nodes import node_report

@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..keys import redis_glob
 from ..engine import MISSING
+from ..keys import redis_glob
 from .calls import GuardedClient
 
 
