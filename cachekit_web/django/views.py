@@ -220,12 +220,13 @@ def invalidate_fragment(fragment_name: str, *vary_on: Any, cache: str | None = N
 def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
                         vary_on: Iterable[str], vary_cookies: Iterable[str] = ()) -> str | None:
     keyed = {v.lower() for v in vary_on}
+    # The headers as sent: Django keeps the Set-Cookie lines apart, in response.cookies.
+    headers = list(response.items())
+    headers += [("Set-Cookie", cookie.OutputString()) for cookie in response.cookies.values()]
     reason = web.response_uncacheable_reason(
-        response.status_code, list(response.items()), keyed_headers=keyed,
+        response.status_code, headers, keyed_headers=keyed,
         streaming=bool(getattr(response, "streaming", False)),
     )
-    if reason is None and response.cookies:
-        reason = "set-cookie"
     # Middleware that runs after the view makes the page depend on the visitor: a touched
     # session adds Vary: Cookie, a used CSRF token or pending messages set a cookie.
     session = getattr(request, "session", None)
