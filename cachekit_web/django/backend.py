@@ -88,9 +88,13 @@ def _async_twin(method: Callable[..., Any], pickling: bool = False,
     returns what the core client answers: the same translation, on the async client.
     ``pickling``: the sync method re-raises E020 as CacheSerializationError."""
     async def twin(self: CachekitCache, *args: Any, **kwargs: Any) -> Any:
-        with _pickling_errors() if pickling else contextlib.nullcontext():
-            answer = method(_OnAsyncClient(self), *args, **kwargs)
-            return await answer if inspect.isawaitable(answer) else answer
+        answer = method(_OnAsyncClient(self), *args, **kwargs)
+        if not inspect.isawaitable(answer):
+            return answer  # answered without asking the core (no keys given)
+        if not pickling:
+            return await answer
+        with _pickling_errors():
+            return await answer
     functools.update_wrapper(twin, method)
     twin.__name__ = twin.__qualname__ = "a" + method.__name__
     twin.__doc__ = doc or f"Async {method.__name__}."
