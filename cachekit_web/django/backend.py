@@ -3,29 +3,27 @@
 from __future__ import annotations
 
 import builtins
+import contextlib
+import functools
+import inspect
 import math
-import os
 import pickle
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, BaseCache, default_key_func
-from django.utils.module_loading import import_string
 
-from ..core import foreign
 from ..core.client import AsyncCacheClient, CacheClient, CacheLock, Deferred, Result
-from ..core.data import crypto
 from ..core.data.codec import Entry
-from ..core.errors import ConfigurationError, SerializationError, combined
+from ..core.errors import ConfigurationError, SerializationError
 from ..core.keys import escape_glob
 from ..core.observe.health import HealthReport
-from ..core.settings import Settings, parse_bool
+from ..core.settings import Settings
+from . import config
 
-_MISSING: Any = object()
 _CLIENTS: dict[tuple[Settings, tuple[str, str]], CacheClient] = {}
 _LOCK = threading.Lock()
 _MEMCACHE_SAFE = 250  # longer keys draw Django's memcached warning
@@ -35,116 +33,6 @@ _NO_MEMO: dict[str, str] = {}  # looked up (never written) where nothing may be 
 
 class CacheSerializationError(SerializationError, pickle.PicklingError):
     """E020 raised through Django's API: also a PicklingError, as Django's backends raise."""
-
-
-def derived_signing_key(secret_key: str) -> str:
-    """A signing key for cached values derived from Django's SECRET_KEY (never the key itself)."""
-    return crypto.derived_signing_key(secret_key, "django")
-
-
-def _django_secret_key() -> str | None:
-    from django.conf import settings
-    from django.core.exceptions import ImproperlyConfigured
-
-    try:
-        return str(settings.SECRET_KEY) or None
-    except (ImproperlyConfigured, AttributeError):
-        return None
-
-
-def _django_setting(name: str) -> Any:
-    from django.conf import settings
-
-    return getattr(settings, name, None)
-
-
-def _django_redis_flag(options: Mapping[str, Any], name: str) -> bool:
-    # OPTIONS[name], else settings.DJANGO_REDIS_<name>, as django-redis reads them.
-    value = options.get(name, _django_setting(f"DJANGO_REDIS_{name}"))
-    try:
-        return value is not None and parse_bool(value)
-    except (TypeError, ValueError):
-        return False  # refused with E041 when the settings are built
-
-
-def namespace_for(base: str, key_prefix: str) -> str:
-    """The core namespace of a Django cache: NAMESPACE, plus KEY_PREFIX so clear() stays in it."""
-    return f"{base}.{quote(key_prefix, safe='')}" if key_prefix else base
-
-
-def build_settings(location: Any, params: Mapping[str, Any]) -> Settings:
-    """Settings for one CACHES entry: OPTIONS are core setting names; LOCATION the Redis URL."""
-    options = {str(k).upper(): v for k, v in dict(params.get("OPTIONS") or {}).items()}
-    problems: list[ConfigurationError] = []  # all reported in one error, a line each
-    if isinstance(location, (list, tuple)):
-        if len(location) > 1:
-            problems.append(ConfigurationError(
-                "LOCATION must name one Redis URL, not a list; for a Cluster or Sentinel write "
-                "one redis+cluster:// or redis+sentinel:// URL (docs/scaling.md)", code="E042"))
-        location = location[0] if location else ""
-    url = location or os.environ.get("CACHEKIT_REDIS_URL") or os.environ.get("REDIS_URL")
-    if not url:
-        problems.append(ConfigurationError(
-            "no Redis URL: set LOCATION in CACHES, or CACHEKIT_REDIS_URL / REDIS_URL",
-            code="E040"))
-    password, foreign_problems = _take_foreign_options(options)
-    problems += foreign_problems
-    timeout = params.get("TIMEOUT", params.get("timeout", _MISSING))
-    if "DEFAULT_TIMEOUT" not in options and timeout is not _MISSING:
-        options["DEFAULT_TIMEOUT"] = timeout  # what incr(ignore_key_check=True) gives a new key
-    try:
-        options["REDIS_URL"] = foreign.with_password(str(url), password) \
-            if password and url else url
-    except ConfigurationError as exc:
-        problems.append(exc)
-    if not options.get("MASTER_KEY") and not options.get("SIGNING_KEY"):
-        env_has_key = os.environ.get("CACHEKIT_MASTER_KEY") or os.environ.get(
-            "CACHEKIT_SIGNING_KEY")
-        secret = None if env_has_key else _django_secret_key()
-        if secret:
-            options["SIGNING_KEY"] = derived_signing_key(secret)
-    try:
-        base = Settings.from_env(None, **options)
-    except ConfigurationError as exc:
-        problems.append(exc)
-    error = combined(problems)
-    if error is not None:
-        raise error
-    key_prefix = str(params.get("KEY_PREFIX", params.get("key_prefix", "")) or "")
-    return base.replace(NAMESPACE=namespace_for(base.NAMESPACE, key_prefix))
-
-
-def _take_foreign_options(options: dict[str, Any]) -> tuple[str | None, list[ConfigurationError]]:
-    """Replace django-redis OPTIONS (and DJANGO_REDIS_* settings) by core names. Returns
-    PASSWORD, if any, and an E041 naming what to write for each one whose meaning differs."""
-    from django.conf import settings as django_settings
-
-    problems: list[ConfigurationError] = []
-    password: str | None = None
-    core = set(Settings.names())
-    given = set(options)
-    for name in [n for n in options if n in foreign.DJANGO_REDIS_OPTIONS and n not in core]:
-        value = options.pop(name)
-        try:
-            changes = foreign.translate(name, value, foreign.DJANGO_REDIS_OPTIONS, "OPTIONS: ")
-        except ConfigurationError as exc:
-            problems.append(exc)
-            continue
-        if name == "PASSWORD":
-            password = value
-        for key, item in changes.items():
-            options.setdefault(key, item)
-    for name in foreign.DJANGO_REDIS_SETTINGS:
-        # django-redis reads DJANGO_REDIS_X only where OPTIONS has no X: not for this cache
-        if name.removeprefix("DJANGO_REDIS_") in given:
-            continue
-        if hasattr(django_settings, name):
-            try:
-                foreign.translate(name, getattr(django_settings, name),
-                                  foreign.DJANGO_REDIS_SETTINGS, "settings.")
-            except ConfigurationError as exc:
-                problems.append(exc)
-    return password, problems
 
 
 def get_redis_connection(alias: str = "default", write: bool = True) -> Any:
@@ -180,43 +68,59 @@ def _keyed(name: str, doc: str) -> Callable[..., Any]:
     return method
 
 
-def _akeyed(name: str, doc: str) -> Callable[..., Any]:
-    """The async twin of _keyed, on the core's async client."""
-    async def method(self: CachekitCache, key: Any, *args: Any, version: int | None = None,
-                     **kwargs: Any) -> Any:
-        return await getattr(self.async_client, name)(self._key(key, version), *args, **kwargs)
-    method.__name__ = method.__qualname__ = "a" + name
-    method.__doc__ = doc
-    return method
+class _OnAsyncClient:
+    """A CachekitCache whose ``_client`` is its async client: a method that only forwards
+    to the core, run on it, returns the core's coroutine (see _async_twin)."""
+
+    __slots__ = ("_cache", "_client")
+
+    def __init__(self, cache: CachekitCache) -> None:
+        self._cache = cache
+        self._client = cache.async_client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cache, name)
+
+
+def _async_twin(method: Callable[..., Any], pickling: bool = False,
+                doc: str | None = None) -> Callable[..., Any]:
+    """The async twin of a CachekitCache method that only translates its arguments and
+    returns what the core client answers: the same translation, on the async client.
+    ``pickling``: the sync method re-raises E020 as CacheSerializationError."""
+    async def twin(self: CachekitCache, *args: Any, **kwargs: Any) -> Any:
+        answer = method(_OnAsyncClient(self), *args, **kwargs)
+        if not inspect.isawaitable(answer):
+            return answer  # answered without asking the core (no keys given)
+        if not pickling:
+            return await answer
+        with _pickling_errors():
+            return await answer
+    functools.update_wrapper(twin, method)
+    twin.__name__ = twin.__qualname__ = "a" + method.__name__
+    twin.__doc__ = doc or f"Async {method.__name__}."
+    return twin
 
 
 class CachekitCache(BaseCache):  # type: ignore[misc]
     """Django cache backend: ``BACKEND = "cachekit_web.django.CachekitCache"``."""
 
     def __init__(self, location: Any, params: dict[str, Any]) -> None:
-        params = dict(params)
-        options = {str(k).upper(): v for k, v in dict(params.get("OPTIONS") or {}).items()}
-        if "TIMEOUT" not in params and "timeout" not in params and "DEFAULT_TIMEOUT" in options:
-            params["TIMEOUT"] = options["DEFAULT_TIMEOUT"]
+        params = config.django_params(params)
         super().__init__(params)
-        self._error: ConfigurationError | None = None
-        self._close_connection = _django_redis_flag(options, "CLOSE_CONNECTION")
-        itersize = _django_setting("DJANGO_REDIS_SCAN_ITERSIZE")
-        self._itersize: int | None = itersize if isinstance(itersize, int) else None
+        resolved = config.resolve(location, params)
+        self._error = resolved.error
+        self._close_connection = resolved.close_connection
+        self._itersize = resolved.itersize
+        self._reverse_key_func = resolved.reverse_key_func
         self._shared: CacheClient | None = None
-        # django-redis's REVERSE_KEY_FUNCTION: keys()/iter_keys() under a custom KEY_FUNCTION
-        reverse = params.get("REVERSE_KEY_FUNCTION")
-        self._reverse_key_func: Callable[[str], str] | None = (
-            import_string(reverse) if isinstance(reverse, str) else reverse)
         self._made: dict[str, str] = {}  # _memo: caller's key -> made key
         self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
-        try:
-            self.settings = build_settings(location, params)
-            # E042 for a URL redis-py cannot parse
+        if resolved.settings is None:
+            return  # raised on first use; `manage.py check` reports it with its code
+        self.settings = resolved.settings
+        try:  # E042 for a URL redis-py cannot parse
             self._shared = shared_client(self.settings, self._plain_key_form())
         except ConfigurationError as exc:
-            # Raised on first use; `manage.py check` reports it with its code meanwhile
-            # (Django's own cache checks instantiate every backend and must not crash).
             self._error = exc
 
     def __repr__(self) -> str:
@@ -354,24 +258,39 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
             version: int | None = None) -> bool:
         """Store ``value`` only if ``key`` is absent; True if it was."""
-        k = self._key(key, version)
-        seconds = self._timeout(timeout)
-        with _pickling_errors():
-            added = self._client.add(k, value, seconds)  # E020 for a value it could never store
-            if seconds is not None and seconds <= 0:
-                # Nothing is stored, but Django answers whether it could have been.
-                return self._client.available and not self._client.has_key(k)
+        k, seconds = self._key(key, version), self._timeout(timeout)
+        with _pickling_errors():  # E020 for a value it could never store
+            added = self._client.add(k, value, seconds)
+        if not _stores_nothing(seconds):
             return added
+        return self._client.available and not self._client.has_key(k)
+
+    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
+                   version: int | None = None) -> bool:
+        """Async add."""
+        k, seconds = self._key(key, version), self._timeout(timeout)
+        with _pickling_errors():
+            added = await self.async_client.add(k, value, seconds)
+        if not _stores_nothing(seconds):
+            return added
+        return self.async_client.available and not await self.async_client.has_key(k)
 
     def set_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
                  version: int | None = None) -> list[Any]:
         """Store several values; returns the keys that could not be stored."""
         by_key = {self._key(k, version): k for k in data}
-        if not by_key:
-            return []
-        mapping = {k: data[original] for k, original in by_key.items()}
         with _pickling_errors():
-            failed = self._client.set_many(mapping, self._timeout(timeout))
+            failed = self._client.set_many(_values(data, by_key), self._timeout(timeout)) \
+                if by_key else []
+        return [by_key[k] for k in failed]
+
+    async def aset_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
+                        version: int | None = None) -> list[Any]:
+        """Async set_many."""
+        by_key = {self._key(k, version): k for k in data}
+        with _pickling_errors():
+            failed = await self.async_client.set_many(_values(data, by_key),
+                                                      self._timeout(timeout)) if by_key else []
         return [by_key[k] for k in failed]
 
     def delete(self, key: Any, version: int | None = None) -> bool | Deferred:
@@ -395,30 +314,51 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         ``ignore_key_check=True`` (django-redis) creates a missing key at ``delta``, living
         the cache's TIMEOUT."""
         k = self._key(key, version)
-        try:
+        with _integer_errors(key):
             value = self._client.incr(k, delta, ignore_key_check=ignore_key_check)
-        except ValueError as exc:
-            raise TypeError(f"cached value for {key!r} is not an integer") from exc
-        if value is None:
-            raise ValueError(f"Key '{key}' not found")
-        return value
+        return _found(key, value)
+
+    async def aincr(self, key: Any, delta: int = 1, version: int | None = None,
+                    ignore_key_check: bool = False) -> int:
+        """Async incr."""
+        k = self._key(key, version)
+        with _integer_errors(key):
+            value = await self.async_client.incr(k, delta, ignore_key_check=ignore_key_check)
+        return _found(key, value)
 
     def decr(self, key: Any, delta: int = 1, version: int | None = None,
              ignore_key_check: bool = False) -> int:
         """Subtract ``delta`` atomically; see incr."""
         return self.incr(key, -delta, version, ignore_key_check)
 
+    async def adecr(self, key: Any, delta: int = 1, version: int | None = None,
+                    ignore_key_check: bool = False) -> int:
+        """Async decr."""
+        return await self.aincr(key, -delta, version, ignore_key_check)
+
     def incr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Move ``key`` to version + delta, keeping its value and remaining lifetime."""
-        if version is None:
-            version = self.version
-        if not self._client.move(self._key(key, version), self._key(key, version + delta)):
-            raise ValueError(f"Key '{key}' not found")
-        return version + delta
+        old, new = self._moved_versions(version, delta)
+        moved = self._client.move(self._key(key, old), self._key(key, new))
+        return _found(key, new if moved else None)
+
+    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Async incr_version."""
+        old, new = self._moved_versions(version, delta)
+        moved = await self.async_client.move(self._key(key, old), self._key(key, new))
+        return _found(key, new if moved else None)
+
+    def _moved_versions(self, version: int | None, delta: int) -> tuple[int, int]:
+        old = self.version if version is None else version
+        return old, old + delta
 
     def decr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Move ``key`` to version - delta."""
         return self.incr_version(key, -delta, version)
+
+    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Async decr_version."""
+        return await self.aincr_version(key, -delta, version)
 
     def clear(self) -> None:
         """Delete every key of this cache (its namespace and key prefix), nothing else."""
@@ -561,22 +501,12 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     zpopmin = _keyed("zpopmin", "Remove and return the lowest-scored (member, score).")
     zpopmax = _keyed("zpopmax", "Remove and return the highest-scored (member, score).")
 
-    asadd = _akeyed("sadd", "Async sadd.")
-    asrem = _akeyed("srem", "Async srem.")
-    asmembers = _akeyed("smembers", "Async smembers.")
-    asismember = _akeyed("sismember", "Async sismember.")
-    ascard = _akeyed("scard", "Async scard.")
-    ahset = _akeyed("hset", "Async hset.")
-    ahget = _akeyed("hget", "Async hget.")
-    ahgetall = _akeyed("hgetall", "Async hgetall.")
-    ahdel = _akeyed("hdel", "Async hdel.")
-    azadd = _akeyed("zadd", "Async zadd.")
-    azincrby = _akeyed("zincrby", "Async zincrby.")
-    azrange = _akeyed("zrange", "Async zrange.")
-    azscore = _akeyed("zscore", "Async zscore.")
-    apttl = _akeyed("pttl", "Async pttl.")
-    aexpire = _akeyed("expire", "Async expire.")
-    apersist = _akeyed("persist", "Async persist.")
+    asadd, asrem, asmembers = _async_twin(sadd), _async_twin(srem), _async_twin(smembers)
+    asismember, ascard = _async_twin(sismember), _async_twin(scard)
+    ahset, ahget, ahgetall, ahdel = (_async_twin(hset), _async_twin(hget), _async_twin(hgetall),
+                                     _async_twin(hdel))
+    azadd, azincrby = _async_twin(zadd), _async_twin(zincrby)
+    azrange, azscore = _async_twin(zrange), _async_twin(zscore)
 
     def sinter(self, *keys: Any, version: int | None = None) -> builtins.set[Any]:
         """The members every set has."""
@@ -647,122 +577,49 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         """The core health report for this cache."""
         return self._client.health()
 
-    # -- async (native, on the core async client) ----------------------------
-    async def aget(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        """Async get."""
-        return await self.async_client.get(self._key(key, version), default)
-
-    async def aget_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
-        """Async get_many."""
-        by_key = self._made_keys(keys, version)
-        if not by_key:
-            return {}
-        return await self.async_client.get_many_as(by_key)
-
-    async def ahas_key(self, key: Any, version: int | None = None) -> bool:
-        """Async has_key."""
-        return await self.async_client.has_key(self._key(key, version))
-
-    async def aset(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
-                   version: int | None = None, nx: bool = False, xx: bool = False) -> bool:
-        """Async set."""
-        k = self._key(key, version)
-        with _pickling_errors():
-            return await self.async_client.set(k, value, self._timeout(timeout), nx=nx, xx=xx)
-
-    async def aadd(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT,
-                   version: int | None = None) -> bool:
-        """Async add."""
-        k = self._key(key, version)
-        seconds = self._timeout(timeout)
-        client = self.async_client
-        with _pickling_errors():
-            added = await client.add(k, value, seconds)
-            if seconds is not None and seconds <= 0:
-                return client.available and not await client.has_key(k)
-            return added
-
-    async def aset_many(self, data: Mapping[Any, Any], timeout: Any = DEFAULT_TIMEOUT,
-                        version: int | None = None) -> list[Any]:
-        """Async set_many."""
-        by_key = {self._key(k, version): k for k in data}
-        if not by_key:
-            return []
-        mapping = {k: data[original] for k, original in by_key.items()}
-        with _pickling_errors():
-            failed = await self.async_client.set_many(mapping, self._timeout(timeout))
-        return [by_key[k] for k in failed]
-
-    async def adelete(self, key: Any, version: int | None = None) -> bool | Deferred:
-        """Async delete."""
-        return await self.async_client.delete(self._key(key, version))
-
-    async def adelete_many(self, keys: Iterable[Any], version: int | None = None) -> int | None:
-        """Async delete_many."""
-        full = [self._key(k, version) for k in keys]
-        return await self.async_client.delete_many(full) if full else None
-
-    async def atouch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT,
-                     version: int | None = None) -> bool:
-        """Async touch."""
-        return await self.async_client.touch(self._key(key, version), self._timeout(timeout))
-
-    async def aincr(self, key: Any, delta: int = 1, version: int | None = None,
-                    ignore_key_check: bool = False) -> int:
-        """Async incr."""
-        k = self._key(key, version)
-        try:
-            value = await self.async_client.incr(k, delta, ignore_key_check=ignore_key_check)
-        except ValueError as exc:
-            raise TypeError(f"cached value for {key!r} is not an integer") from exc
-        if value is None:
-            raise ValueError(f"Key '{key}' not found")
-        return value
-
-    async def adecr(self, key: Any, delta: int = 1, version: int | None = None,
-                    ignore_key_check: bool = False) -> int:
-        """Async decr."""
-        return await self.aincr(key, -delta, version, ignore_key_check)
-
-    async def aincr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        """Async incr_version."""
-        if version is None:
-            version = self.version
-        if not await self.async_client.move(self._key(key, version),
-                                            self._key(key, version + delta)):
-            raise ValueError(f"Key '{key}' not found")
-        return version + delta
-
-    async def adecr_version(self, key: Any, delta: int = 1, version: int | None = None) -> int:
-        """Async decr_version."""
-        return await self.aincr_version(key, -delta, version)
+    # -- async twins of the methods that only forward (native, on the core async client) ---
+    aget, aget_many, ahas_key = _async_twin(get), _async_twin(get_many), _async_twin(has_key)
+    aset = _async_twin(set, pickling=True)
+    adelete, adelete_many = _async_twin(delete), _async_twin(delete_many)
+    atouch = _async_twin(touch)
+    aget_or_set = _async_twin(get_or_set, pickling=True, doc="Async get_or_set; ``default`` "
+                              "may be a value, a function or a coroutine function.")
+    afetch = _async_twin(fetch, pickling=True)
+    apttl, apersist = _async_twin(pttl), _async_twin(persist)
+    aexpire = _async_twin(expire)
 
     async def aclear(self) -> None:
-        """Async clear."""
+        """Async clear (Django's answers nothing: not a twin, which returns the core's)."""
         await self.async_client.clear()
 
     async def aclose(self, **kwargs: Any) -> None:
         """Nothing to release per request."""
 
-    async def aget_or_set(self, key: Any, default: Any, timeout: Any = DEFAULT_TIMEOUT,
-                          version: int | None = None) -> Any:
-        """Async get_or_set; ``default`` may be a value, a function or a coroutine function."""
-        compute = default if callable(default) else (lambda: default)
-        k = self._key(key, version)
-        with _pickling_errors():
-            return await self.async_client.get_or_set(k, compute, self._timeout(timeout))
 
-    async def afetch(self, key: Any, compute: Callable[[], Any], timeout: Any = DEFAULT_TIMEOUT,
-                     *, stale_ttl: float | None = None,
-                     should_cache: Callable[[Any], bool] | None = None,
-                     accept: Callable[[Any], bool] | None = None, force: bool = False,
-                     version: int | None = None, local: bool | None = None) -> Result[Any]:
-        """Async fetch."""
-        k = self._key(key, version)
-        with _pickling_errors():
-            return await self.async_client.fetch(k, compute, self._timeout(timeout), stale_ttl,
-                                                 should_cache, force=force, accept=accept,
-                                                 local=local)
+def _stores_nothing(seconds: float | None) -> bool:
+    # A timeout <= 0 stores nothing, but Django's add answers whether it could have.
+    return seconds is not None and seconds <= 0
+
+
+def _values(data: Mapping[Any, Any], by_key: Mapping[str, Any]) -> dict[str, Any]:
+    """set_many's values by made key (``by_key``: made key -> caller's key)."""
+    return {k: data[original] for k, original in by_key.items()}
+
+
+def _found(key: Any, value: int | None) -> int:
+    """incr's and incr_version's answer: ValueError, as Django's, for a missing key."""
+    if value is None:
+        raise ValueError(f"Key '{key}' not found")
+    return value
+
+
+@contextlib.contextmanager
+def _integer_errors(key: Any) -> Iterator[None]:
+    """The core's ValueError for a value that is not an integer is Django's TypeError."""
+    try:
+        yield
+    except ValueError as exc:
+        raise TypeError(f"cached value for {key!r} is not an integer") from exc
 
 
 class _pickling_errors:

@@ -43,7 +43,7 @@ def check_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
     import os
 
     from ..core.settings import env_name_warnings
-    from .backend import build_settings
+    from .config import build_settings
 
     messages: list[CheckMessage] = []
     aliases = cachekit_aliases()

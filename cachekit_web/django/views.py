@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
@@ -22,6 +23,7 @@ from django.utils import timezone, translation
 from django.utils.cache import patch_response_headers, patch_vary_headers
 
 from ..core import web
+from ..core.client import Result
 from .backend import CachekitCache
 
 Outcome = dict[str, Any]
@@ -218,12 +220,13 @@ def invalidate_fragment(fragment_name: str, *vary_on: Any, cache: str | None = N
 def _uncacheable_reason(request: HttpRequest, response: HttpResponseBase,
                         vary_on: Iterable[str], vary_cookies: Iterable[str] = ()) -> str | None:
     keyed = {v.lower() for v in vary_on}
+    # The headers as sent: Django keeps the Set-Cookie lines apart, in response.cookies.
+    headers = list(response.items())
+    headers += [("Set-Cookie", cookie.OutputString()) for cookie in response.cookies.values()]
     reason = web.response_uncacheable_reason(
-        response.status_code, list(response.items()), keyed_headers=keyed,
+        response.status_code, headers, keyed_headers=keyed,
         streaming=bool(getattr(response, "streaming", False)),
     )
-    if reason is None and response.cookies:
-        reason = "set-cookie"
     # Middleware that runs after the view makes the page depend on the visitor: a touched
     # session adds Vary: Cookie, a used CSRF token or pending messages set a cookie.
     session = getattr(request, "session", None)
@@ -301,6 +304,168 @@ def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
     return web.cache_status(status)
 
 
+def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
+    response[web.CACHE_STATUS_HEADER] = header
+    return response
+
+
+@dataclass(frozen=True)
+class _PageOptions:
+    """What one ``cache_page`` decoration asks for."""
+
+    alias: str
+    timeout: float | None
+    key_prefix: str | None
+    stale_ttl: float | None
+    vary_on: tuple[str, ...]
+    vary_cookies: tuple[str, ...]
+    local: bool | None
+
+
+class _PageCall:
+    """One page request's plan, made by the pre-flight before the view runs. The sync and
+    the async wrapper follow it and differ only in ``await``.
+
+    ``key`` None: the view runs uncached and its response gets ``status`` (the Cache-Status
+    value); ``vary_auth``: the request was refused the cache for itself (Vary as Django).
+    """
+
+    __slots__ = ("backend", "head", "key", "options", "outcome", "request", "status",
+                 "vary_auth")
+
+    def __init__(self, options: _PageOptions, request: HttpRequest) -> None:
+        self.options, self.request = options, request
+        self.backend: CachekitCache | None = None
+        self.key: str | None = None
+        self.status = ""
+        self.vary_auth = False
+        self.head = False
+        self.outcome: Outcome = {}
+
+    @classmethod
+    def preflight(cls, options: _PageOptions, request: HttpRequest) -> _PageCall:
+        """The plan: the cache and key to serve ``request`` through, or why not."""
+        call = cls(options, request)
+        backend = _cachekit_or_none(options.alias)
+        if backend is None:
+            call.status = web.cache_status("bypass", detail="not-cachekit")
+            return call
+        method = (request.method or "GET").upper()
+        # request.META, as the key and Vary read it: request.headers is built once per
+        # request, so it misses what middleware changed in META after it was first read.
+        bypass = web.request_bypass_reason(method, web.EnvironHeaders(request.META))
+        if bypass is not None:
+            call.status, call.vary_auth = web.cache_status(bypass), True
+            return call
+        if not backend.client.authenticated:
+            call.status = web.cache_status("bypass", detail="unauthenticated")
+            return call
+        call.backend, call.head = backend, method == "HEAD"
+        call.key = page_cache_key(request, key_prefix=options.key_prefix,
+                                  vary_on_headers=options.vary_on,
+                                  vary_on_cookies=options.vary_cookies)
+        return call
+
+    @property
+    def cache(self) -> CachekitCache:
+        """The cache a keyed call is served through."""
+        assert self.backend is not None
+        return self.backend
+
+    @property
+    def fetching(self) -> dict[str, Any]:
+        """The core fetch's arguments after the key and compute function."""
+        opts = self.options
+        return {"timeout": opts.timeout, "stale_ttl": opts.stale_ttl,
+                "should_cache": web.is_page, "accept": web.is_page, "local": opts.local}
+
+    def uncached(self, response: HttpResponseBase) -> HttpResponseBase:
+        """The response of a view that ran without the cache."""
+        if self.vary_auth:
+            _vary_on_authorization(self.request, response)
+        return _direct(response, self.status)
+
+    def head_hit(self, value: Any) -> HttpResponseBase | None:
+        """HEAD is answered from GET's entry (read: ``value``), but never fills it."""
+        page = web.StoredPage.from_value(value)
+        if page is None:
+            return None
+        return _direct(_from_page(page), _status_header("hit", {}, page, self.options.timeout))
+
+    @staticmethod
+    def head_miss(response: HttpResponseBase) -> HttpResponseBase:
+        """The response of a HEAD request that found no page."""
+        return _direct(response, web.cache_status("miss", detail="head"))
+
+    def tier_hit(self) -> HttpResponseBase | None:
+        """A page the in-process tier holds (a memory hit needs no stampede logic)."""
+        local = self.options.local
+        if not self.cache.client.wants_tier(local):
+            return None
+        assert self.key is not None
+        hit = self.cache.local_hit(self.key, web.is_page, local=local)
+        return None if hit is None else self.finish(hit.value, "hit", tier=True)
+
+    def render(self, view: Callable[[], Any]) -> Any:
+        """Run the view (or start its coroutine), recording the cookies it reads."""
+        _watch_cookies(self.request)  # only a render reads cookies
+        return view()
+
+    def capture(self, response: HttpResponseBase) -> web.StoredPage | None:
+        """What the leader stores (see _capture)."""
+        opts = self.options
+        return _capture(self.request, response, opts.timeout, opts.vary_on, self.outcome,
+                        opts.vary_cookies)
+
+    async def acapture(self, rendering: Any) -> web.StoredPage | None:
+        """``capture`` of an async view's response."""
+        return self.capture(await rendering)
+
+    def deliver(self, result: Result[Any]) -> HttpResponseBase:
+        """The response for the core fetch's answer."""
+        return self.finish(result.value, result.status)
+
+    def finish(self, value: Any, status: str, tier: bool = False) -> HttpResponseBase:
+        """The response for ``value`` obtained as ``status``."""
+        timeout = self.options.timeout
+        if "response" in self.outcome:  # this request rendered it
+            response: HttpResponseBase = self.outcome["response"]
+            return _direct(response, _status_header(status, self.outcome, None, timeout))
+        page = web.StoredPage.from_value(value)
+        assert page is not None  # the core hands on cacheable (page) values only
+        age = page.age()
+        return _from_page(page, _status_header(status, self.outcome, page, timeout, age), age,
+                          tier)
+
+
+def _serve(call: _PageCall, view: Callable[[], HttpResponseBase]) -> HttpResponseBase:
+    """Serve a sync view's request as ``call`` plans."""
+    if call.key is None:
+        return call.uncached(view())
+    if call.head:
+        found = call.head_hit(call.cache.get(call.key))
+        return found if found is not None else call.head_miss(view())
+    hit = call.tier_hit()
+    if hit is not None:
+        return hit
+    return call.deliver(call.cache.fetch(call.key, lambda: call.capture(call.render(view)),
+                                         **call.fetching))
+
+
+async def _aserve(call: _PageCall, view: Callable[[], Any]) -> HttpResponseBase:
+    """Serve an async view's request as ``call`` plans: _serve with ``await``."""
+    if call.key is None:
+        return call.uncached(await view())
+    if call.head:
+        found = call.head_hit(await call.cache.aget(call.key))
+        return found if found is not None else call.head_miss(await view())
+    hit = call.tier_hit()
+    if hit is not None:
+        return hit
+    return call.deliver(await call.cache.afetch(call.key, lambda: call.acapture(call.render(view)),
+                                                **call.fetching))
+
+
 def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: str | None = None,
                stale_ttl: float | None = None, vary_on_headers: Iterable[str] = (),
                vary_on_cookies: Iterable[str] = (), local: bool | None = None
@@ -315,104 +480,24 @@ def cache_page(timeout: float | None, *, cache: str | None = None, key_prefix: s
     Without a key to authenticate values the view runs uncached. ``local=True`` serves
     hits from the in-process tier (see LOCAL_CACHE), ``False`` never; None follows the cache.
     """
-    vary_on = tuple(vary_on_headers)
-    vary_cookies = tuple(vary_on_cookies)
-    alias = cache or DEFAULT_CACHE_ALIAS
-    DECORATED_ALIASES.add(alias)
+    options = _PageOptions(cache or DEFAULT_CACHE_ALIAS, timeout, key_prefix, stale_ttl,
+                           tuple(vary_on_headers), tuple(vary_on_cookies), local)
+    DECORATED_ALIASES.add(options.alias)
+    preflight = _PageCall.preflight
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         if iscoroutinefunction(view):
             @functools.wraps(view)
             async def async_wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-                return await _serve_async(request, lambda: view(request, *args, **kwargs))
+                return await _aserve(preflight(options, request),
+                                     lambda: view(request, *args, **kwargs))
 
             return async_wrapper
 
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            return _serve(request, lambda: view(request, *args, **kwargs))
+            return _serve(preflight(options, request), lambda: view(request, *args, **kwargs))
 
         return wrapper
-
-    def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
-        response[web.CACHE_STATUS_HEADER] = header
-        return response
-
-    def _serve(request: HttpRequest, call: Callable[[], HttpResponseBase]) -> HttpResponseBase:
-        backend = _cachekit_or_none(alias)
-        if backend is None:
-            return _direct(call(), web.cache_status("bypass", detail="not-cachekit"))
-        method = (request.method or "GET").upper()
-        bypass = web.request_bypass_reason(method, web.EnvironHeaders(request.META))
-        if bypass is not None:
-            response = call()
-            _vary_on_authorization(request, response)
-            return _direct(response, web.cache_status(bypass))
-        if not backend.client.authenticated:
-            return _direct(call(), web.cache_status("bypass", detail="unauthenticated"))
-        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
-                             vary_on_cookies=vary_cookies)
-        if method == "HEAD":
-            # HEAD is answered from GET's entry, but never fills it.
-            page = web.StoredPage.from_value(backend.get(key))
-            if page is not None:
-                return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
-            return _direct(call(), web.cache_status("miss", detail="head"))
-        if backend.client.wants_tier(local):  # a memory hit needs no stampede logic
-            hit = backend.local_hit(key, web.is_page, local=local)
-            if hit is not None:
-                return _finish(hit.value, "hit", {}, tier=True)
-        outcome: Outcome = {}
-
-        def compute() -> web.StoredPage | None:
-            _watch_cookies(request)  # only a render reads cookies
-            return _capture(request, call(), timeout, vary_on, outcome, vary_cookies)
-
-        result = backend.fetch(key, compute, timeout, stale_ttl=stale_ttl,
-                               should_cache=web.is_page, accept=web.is_page, local=local)
-        return _finish(result.value, result.status, outcome)
-
-    def _finish(value: Any, status: str, outcome: Outcome,
-                tier: bool = False) -> HttpResponseBase:
-        if "response" in outcome:  # this request rendered it
-            response: HttpResponseBase = outcome["response"]
-            return _direct(response, _status_header(status, outcome, None, timeout))
-        page = web.StoredPage.from_value(value)
-        assert page is not None  # the core hands on cacheable (page) values only
-        age = page.age()
-        return _from_page(page, _status_header(status, outcome, page, timeout, age), age, tier)
-
-    async def _serve_async(request: HttpRequest, call: Callable[[], Any]) -> HttpResponseBase:
-        backend = _cachekit_or_none(alias)
-        if backend is None:
-            return _direct(await call(), web.cache_status("bypass", detail="not-cachekit"))
-        method = (request.method or "GET").upper()
-        bypass = web.request_bypass_reason(method, request.headers)
-        if bypass is not None:
-            response = await call()
-            _vary_on_authorization(request, response)
-            return _direct(response, web.cache_status(bypass))
-        if not backend.client.authenticated:
-            return _direct(await call(), web.cache_status("bypass", detail="unauthenticated"))
-        key = page_cache_key(request, key_prefix=key_prefix, vary_on_headers=vary_on,
-                             vary_on_cookies=vary_cookies)
-        if method == "HEAD":
-            page = web.StoredPage.from_value(await backend.aget(key))
-            if page is not None:
-                return _direct(_from_page(page), _status_header("hit", {}, page, timeout))
-            return _direct(await call(), web.cache_status("miss", detail="head"))
-        if backend.client.wants_tier(local):  # in memory: nothing to await
-            hit = backend.local_hit(key, web.is_page, local=local)
-            if hit is not None:
-                return _finish(hit.value, "hit", {}, tier=True)
-        outcome: Outcome = {}
-
-        async def compute() -> web.StoredPage | None:
-            _watch_cookies(request)  # only a render reads cookies
-            return _capture(request, await call(), timeout, vary_on, outcome, vary_cookies)
-
-        result = await backend.afetch(key, compute, timeout, stale_ttl=stale_ttl,
-                                      should_cache=web.is_page, accept=web.is_page, local=local)
-        return _finish(result.value, result.status, outcome)
 
     return decorator

@@ -17,7 +17,7 @@ from django.http import HttpResponse
 from cachekit_web import DEFERRED
 from cachekit_web.core.errors import ConfigurationError
 from cachekit_web.django import CachekitCache
-from cachekit_web.django.backend import derived_signing_key
+from cachekit_web.django.config import derived_signing_key
 from cachekit_web.embedded import EmbeddedRedis
 
 from .conftest import BACKEND, cache_conf

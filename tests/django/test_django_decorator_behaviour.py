@@ -237,3 +237,17 @@ def test_tag_vary_on_variables_and_variable_timeout(cache: Any) -> None:
     assert render("second", {"foo": 1, "time": 2}) == "first"
     assert render("third", {"foo": 2, "time": 2}) == "third"
     assert render("fourth", {"foo": 1, "time": None}) == "first"
+
+
+def test_a_response_setting_a_cookie_is_judged_as_sent(cache: Any) -> None:
+    # The core's rule reads the headers as sent, Set-Cookie first (as Flask's responses);
+    # Django keeps cookies out of response.items(), so the adapter had a rule of its own.
+    @cache_page(3)
+    def view(request: HttpRequest) -> HttpResponse:
+        response = HttpResponse("mine")
+        response.set_cookie("seen", "1")
+        response["Cache-Control"] = "private"
+        return response
+
+    response = view(factory.get("/view/"))
+    assert response["Cache-Status"] == "cachekit; fwd=miss; detail=set-cookie"
