@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import weakref
 from typing import Any
 
 import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
-from tests.leaks import settle
+from tests.leaks import holder_chain, settle
 
 N = 50
 
@@ -19,9 +18,10 @@ def _ids(raw: redis.Redis) -> set[int]:
 
 
 def _holders(ref: weakref.ref[Any]) -> str:
-    """Who still holds the object behind ``ref`` (for the failure message)."""
+    """Who still holds the object behind ``ref`` (for the failure message): the chain of
+    references from a root (a module, a class, a running thread's frame) to it."""
     obj = ref()
-    return "" if obj is None else ", ".join(type(r).__name__ for r in gc.get_referrers(obj))
+    return "" if obj is None else holder_chain(obj)
 
 
 def test_dropped_clients_end_their_threads_and_connections(redis_url: str, namespace: str,
