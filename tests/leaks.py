@@ -61,11 +61,10 @@ def _describe(obj: object) -> str:
     return kind
 
 
-def holder_chain(obj: object, max_depth: int = 12, budget: int = 3000) -> str:
+def holder_chain(obj: object, max_depth: int = 12, budget: int = 5000) -> str:
     """The shortest chain of strong references from a root (a module, a class, a running
-    frame) to ``obj``, for a leak's failure message: 'root -> ... -> obj'."""
+    thread's frame) to ``obj``, for a leak's failure message: 'root -> ... -> obj'."""
     modules = {id(vars(m)): m for m in list(sys.modules.values()) if m is not None}
-    mine = {id(sys._getframe())}
     running: dict[int, str] = {}  # frames on a thread's stack now: roots
     names = {t.ident: t.name for t in threading.enumerate()}
     for ident, frame in sys._current_frames().items():
@@ -73,41 +72,47 @@ def holder_chain(obj: object, max_depth: int = 12, budget: int = 3000) -> str:
         while f is not None:
             running[id(f)] = names.get(ident, str(ident))
             f = f.f_back
-    start = [obj]
-    seen = {id(obj)}
-    layer: list[tuple[object, list[object]]] = [(obj, [])]
-    queue_ids = {id(layer), id(start), id(seen), id(modules), id(mine), id(running)}
+    del frame, f
+    here = sys._getframe()
+    objs: dict[int, object] = {id(obj): obj}  # every object reached, by id
+    parent: dict[int, int] = {}  # id -> id of the object it holds, one step nearer ``obj``
+    layer = [id(obj)]
+    own = {id(objs), id(parent), id(modules), id(running), id(names)}
+    root = None
     for _ in range(max_depth):
-        nxt: list[tuple[object, list[object]]] = []
-        for node, path in layer:
-            for ref in gc.get_referrers(node):
-                if id(ref) in seen or id(ref) in queue_ids or id(ref) in mine:
+        nxt: list[int] = []
+        for node in layer:
+            for ref in gc.get_referrers(objs[node]):
+                if id(ref) in objs or id(ref) in own or ref is here or ref is layer \
+                        or ref is nxt:
                     continue
-                if isinstance(ref, types.FrameType) and ref.f_code in (
-                        holder_chain.__code__, _describe.__code__):
-                    continue
-                seen.add(id(ref))
-                chain = [ref, node, *path]
-                root = modules.get(id(ref))
-                if (root is not None or isinstance(ref, (type, types.ModuleType))
+                objs[id(ref)] = ref
+                parent[id(ref)] = node
+                if (id(ref) in modules or isinstance(ref, (type, types.ModuleType))
                         or id(ref) in running):
-                    head = (f"module {root.__name__}" if root is not None
-                            else f"thread {running[id(ref)]}: {_describe(ref)}"
-                            if id(ref) in running else _describe(ref))
-                    links = [head]
-                    for holder, held in zip(chain, chain[1:]):
-                        key = ([k for k, v in holder.items() if v is held][:1]
-                               if isinstance(holder, dict) else [])
-                        links.append((f"[{key[0]!r}] " if key else "") + _describe(held))
-                    return " -> ".join(links)
-                if isinstance(ref, (list, tuple)) and len(ref) > 10000:
-                    continue  # gc's own lists
-                nxt.append((ref, [node, *path]))
-                budget -= 1
-                if budget <= 0:
+                    root = id(ref)
                     break
+                if isinstance(ref, list) and len(ref) > 10000:
+                    continue  # gc's own lists
+                nxt.append(id(ref))
+            if root is not None or len(objs) > budget:
+                break
         layer = nxt
-        del nxt
-        if not layer or budget <= 0:
+        if root is not None or not layer or len(objs) > budget:
             break
-    return "no root found: " + ", ".join(_describe(r) for r in gc.get_referrers(obj))
+    if root is None:
+        return "no root found: " + ", ".join(
+            _describe(r) for r in gc.get_referrers(obj) if id(r) not in own
+            and r is not here)
+    top = objs[root]
+    links = [f"module {modules[root].__name__}" if root in modules
+             else f"thread {running[root]}: {_describe(top)}" if root in running
+             else _describe(top)]
+    at = root
+    while at != id(obj):
+        holder, at = objs[at], parent[at]
+        held = objs[at]
+        key = ([k for k, v in holder.items() if v is held][:1]
+               if isinstance(holder, dict) else [])
+        links.append((f"[{key[0]!r}] " if key else "") + _describe(held))
+    return " -> ".join(links)
