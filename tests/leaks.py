@@ -79,9 +79,23 @@ def holder_chain(obj: object, max_depth: int = 12, budget: int = 5000) -> str:
     layer = [id(obj)]
     own = {id(objs), id(parent), id(modules), id(running), id(names)}
     root = None
+    stacks: dict[int, tuple[object, str]] = {}  # locals of other threads' running frames: roots too
+    for ident, frame in sys._current_frames().items():
+        f = frame if ident != threading.get_ident() else None  # the caller's own: not asked
+        while f is not None:
+            if f is not here:
+                for value in f.f_locals.values():
+                    stacks.setdefault(id(value), (value, f"thread {names.get(ident, ident)}: "
+                                                         f"{_describe(f)}"))
+            f = f.f_back
+    del frame, f
+    own.add(id(stacks))
     for _ in range(max_depth):
         nxt: list[int] = []
         for node in layer:
+            if node in stacks:
+                root = node
+                break
             for ref in gc.get_referrers(objs[node]):
                 if id(ref) in objs or id(ref) in own or ref is here or ref is layer \
                         or ref is nxt:
@@ -105,7 +119,8 @@ def holder_chain(obj: object, max_depth: int = 12, budget: int = 5000) -> str:
             _describe(r) for r in gc.get_referrers(obj) if id(r) not in own
             and r is not here)
     top = objs[root]
-    links = [f"module {modules[root].__name__}" if root in modules
+    links = [f"{stacks[root][1]} -> {_describe(top)}" if root in stacks
+             else f"module {modules[root].__name__}" if root in modules
              else f"thread {running[root]}: {_describe(top)}" if root in running
              else _describe(top)]
     at = root
