@@ -11,6 +11,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +42,7 @@ from .parts import Parts
 from .resilience.breaker import CircuitBreaker, State, Transition, probe_gate
 from .resilience.pending import PendingDeletes, spool_for
 from .resilience.replay import Replayer
+from .resilience.worker import ProcessThread
 from .results import DEFAULT, UNAVAILABLE, Unavailable
 from .settings import Settings
 from .singleflight import CounterOp
@@ -164,12 +166,14 @@ class ClientEngine(Generic[B]):
             enabled=settings.CIRCUIT_BREAKER_ENABLED,
         )
         if breaker is None:  # a shared breaker is already logged by the client that owns it
-            self.breaker.add_listener(self._on_transition)
+            self.breaker.add_listener(_weak_listener(self._on_transition))
         self.metrics = metrics or Metrics(clock=self.clock)
         self.pending = PendingDeletes(settings.PENDING_DELETES_MAX, spool_for(settings,
                                                                                self.url))
-        self.replayer = Replayer(self.pending, self._prefix,
-                                 lambda: make_backend(self.url, settings),
+        # The threads' objects never hold the client (a turn in progress would keep a dropped
+        # client alive): factories take the URL, the breaker calls back through a weak method.
+        url = self.url
+        self.replayer = Replayer(self.pending, self._prefix, lambda: make_backend(url, settings),
                                  settings.PENDING_REPLAY_INTERVAL)
         self.pending.on_add = self.replayer.wake
         if breaker is None:  # the owner's replayer probes its breaker back (one prober each)
@@ -194,12 +198,15 @@ class ClientEngine(Generic[B]):
             parts = Parts(settings, self.codec, self.breaker, self.metrics, self.pending,
                           self.clock)
             fleet = self.metrics.publisher = FleetPublisher(
-                parts, lambda: make_backend(self.url, settings))
+                parts, lambda: make_backend(url, settings))
             if settings.PROMETHEUS:
                 from .observe.prometheus import attach
 
                 attach(parts, fleet)
         self.fleet = fleet
+        # Dropped without close(): its threads end after their turn in progress.
+        weakref.finalize(self, _stop_threads, self.replayer,
+                         fleet if self._owns_fleet else None).atexit = False
         self._open_io(backend)
 
     def _open_io(self, backend: B | None) -> None:
@@ -697,6 +704,24 @@ class ClientEngine(Generic[B]):
 
 
 COUNTER_ROUNDS = 1000  # compare-and-set rounds of one counter update before E050
+
+
+def _weak_listener(method: Callable[[Transition], None]) -> Callable[[Transition], None]:
+    """A breaker listener calling ``method`` while its object lives (it holds it weakly)."""
+    ref = weakref.WeakMethod(method)
+
+    def listener(t: Transition) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(t)
+    return listener
+
+
+def _stop_threads(*threads: ProcessThread | None) -> None:
+    """Tell a collected client's background threads to end (without waiting for them)."""
+    for thread in threads:
+        if thread is not None:
+            thread._stop.set()
 
 
 def cas_pause(attempt: int) -> float:

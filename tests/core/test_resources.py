@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import gc
 import weakref
 from typing import Any
 
 import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
-from tests.leaks import settle
+from tests.leaks import holder_chain, settle
 
 N = 50
 
@@ -19,9 +18,10 @@ def _ids(raw: redis.Redis) -> set[int]:
 
 
 def _holders(ref: weakref.ref[Any]) -> str:
-    """Who still holds the object behind ``ref`` (for the failure message)."""
+    """Who still holds the object behind ``ref`` (for the failure message): the chain of
+    references from a root (a module, a class, a running thread's frame) to it."""
     obj = ref()
-    return "" if obj is None else ", ".join(type(r).__name__ for r in gc.get_referrers(obj))
+    return "" if obj is None else holder_chain(obj)
 
 
 def test_dropped_clients_end_their_threads_and_connections(redis_url: str, namespace: str,
@@ -113,3 +113,30 @@ def test_closed_clients_of_the_in_process_tier_end_it(redis_url: str, namespace:
     assert settle(lambda: not tier._thread.is_alive()), "the tier's thread still runs"
     assert settle(lambda: not (_ids(raw) - before)), (
         f"{len(_ids(raw) - before)} connections left by two closed clients")
+
+
+def test_a_client_dropped_while_its_fleet_thread_is_mid_turn_is_collected(
+        redis_url: str, namespace: str) -> None:
+    """A background turn in progress holds its thread's object, never the client: the
+    client is collected at once, and the thread ends after that turn."""
+    import threading
+
+    client = CacheClient.from_url(redis_url, NAMESPACE=namespace, FLEET_PUBLISH_INTERVAL=0.05)
+    inside, release = threading.Event(), threading.Event()
+
+    def blocking() -> None:  # a gauge refresh that takes its time (the turn is in progress)
+        inside.set()
+        release.wait(10)
+
+    client.fleet.listeners.append(blocking)
+    client.set("k", 1)  # starts the fleet thread
+    assert inside.wait(5)
+    thread, ref = client.fleet._thread, weakref.ref(client)
+    assert thread is not None
+    del client
+    try:
+        assert settle(lambda: ref() is None, 3), (
+            f"held by {_holders(ref)}")
+    finally:
+        release.set()
+    assert settle(lambda: not thread.is_alive(), 5), "the dropped client's fleet thread runs"
