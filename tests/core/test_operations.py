@@ -153,7 +153,9 @@ def test_clear_only_this_namespace(make_client: MakeClient, raw: redis.Redis,
     assert c.get_many(["k1", "k2"]) == {}
     assert other.get("k1") == "mine"
     assert raw.get("plain-key-" + namespace) == b"1" and raw.get(namespace + "-no-colon") == b"1"
-    assert raw.dbsize() == dbsize - 1200  # never a FLUSHDB
+    # Only this namespace's keys went (the neighbours above prove no FLUSHDB); other tests'
+    # keys on the shared server may expire meanwhile (the oldest matrix run saw one go).
+    assert dbsize - 1200 - 100 <= raw.dbsize() <= dbsize - 1200
     assert c.clear() == 0
     raw.delete("plain-key-" + namespace, namespace + "-no-colon")
 
