@@ -18,8 +18,10 @@ import sys
 import tarfile
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compat_common import Outcome, fetch_sdist
 
 VERSION = "2.5.1"
 SDIST = f"flask_caching-{VERSION}.tar.gz"
@@ -147,41 +149,9 @@ def function_namespace(f, args=None):
 '''
 
 
-@dataclass
-class Outcome:
-    """What one run of their suite gave."""
-
-    passed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """The one-line count."""
-        return f"{len(self.passed)} passed, {len(self.failed)} failed" + (
-            f", {len(self.skipped)} skipped" if self.skipped else "")
-
-
-def cache_dir() -> Path:
-    """Where the downloaded sdist is kept between runs."""
-    env = os.environ.get("CACHEKIT_COMPAT_CACHE")
-    if env:
-        return Path(env)
-    venv = ROOT / ".venv"
-    return (venv / ".cache" if venv.is_dir() else Path.home() / ".cache") / "cachekit-compat"
-
-
 def sdist(offline: bool = False) -> Path | None:
-    """The sdist, downloaded with pip unless cached (None if it cannot be had)."""
-    target = cache_dir()
-    path = target / SDIST
-    if path.is_file() or offline:
-        return path if path.is_file() else None
-    target.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-         "-d", str(target), f"flask-caching=={VERSION}"],
-        capture_output=True, timeout=120, check=False)
-    return path if done.returncode == 0 and path.is_file() else None
+    """Their sdist, downloaded with pip unless cached (None if it cannot be had)."""
+    return fetch_sdist(f"flask-caching=={VERSION}", SDIST, offline)
 
 
 def prepare(archive: Path, workdir: Path) -> Path:
