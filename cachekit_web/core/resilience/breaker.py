@@ -613,6 +613,8 @@ class _HangWatch:
 
 
 _WATCH = _HangWatch()
+# A fork copies the lock as some thread of the parent held it, and none of its threads.
+os.register_at_fork(after_in_child=lambda: _WATCH.__init__())
 
 
 def hang_watch(breaker: CircuitBreaker) -> None:
