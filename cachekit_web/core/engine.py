@@ -167,6 +167,8 @@ class ClientEngine(Generic[B]):
         )
         if breaker is None:  # a shared breaker is already logged by the client that owns it
             self.breaker.add_listener(_weak_listener(self._on_transition))
+        # Every client of a breaker cuts its own calls short (a shared one too).
+        self.breaker.add_listener(_weak_listener(self._cut_if_hung))
         self.metrics = metrics or Metrics(clock=self.clock)
         self.pending = PendingDeletes(settings.PENDING_DELETES_MAX, spool_for(settings,
                                                                                self.url))
@@ -540,6 +542,13 @@ class ClientEngine(Generic[B]):
                           f"{exc.message}")
         if self.strict:
             raise exc
+
+    def _cut_if_hung(self, t: Transition) -> None:
+        """Redis hung: calls still blocked in a read fail open now, not a timeout later."""
+        if t.new is State.OPEN and t.hung:
+            cut = getattr(self._backend_any, "cut_in_flight", None)
+            if cut is not None:
+                cut()
 
     def _on_transition(self, t: Transition) -> None:
         if t.new is State.CLOSED and self.pending.spool is not None:

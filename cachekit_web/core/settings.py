@@ -312,7 +312,8 @@ DESCRIPTIONS: dict[str, str] = {
     "CIRCUIT_BREAKER_SLOW_CALL_RATE": "Share of slow calls in the window (0-1] that opens the "
     "breaker.",
     "CIRCUIT_BREAKER_SLOW_IN_FLIGHT": "This many calls in flight at once for SLOW_CALL_DURATION "
-    "or longer open the breaker at once (a hung server); 0 = off.",
+    "or longer open the breaker at once (a hung server) and fail open, checked by a watchdog "
+    "thread too; 0 = off.",
     "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "Longest gap between recovery probes while the breaker "
     "is open: a background PING every 250 ms at first, then every tenth of the outage, at most "
     "this; an answer half-opens the breaker at once. Also caps a lost node's retry (at most 5).",

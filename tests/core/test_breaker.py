@@ -503,3 +503,49 @@ def test_a_server_hanging_again_soon_after_closing_continues_the_backoff() -> No
     now[0] += 0.5
     b.record_failure(call, timeout=True)
     assert b.state is State.OPEN and (b.probe_in() or 0) > 1.0
+
+
+def test_the_watchdog_check_opens_on_stuck_calls_and_marks_the_hang() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    calls = [b.begin() for _ in range(3)]
+    now[0] += 0.2
+    assert not b.check_stuck() and b.state is State.CLOSED  # not stuck for long enough
+    b.record_success(b.begin())  # an answer: contention, not a hang
+    now[0] += 0.2
+    assert not b.check_stuck()
+    now[0] += 0.1
+    assert b.check_stuck() and b.state is State.OPEN
+    assert b.transitions[-1].hung and "3 calls in flight" in b.transitions[-1].reason
+    assert not b.check_stuck()  # open already: nothing more
+    for call in calls:
+        b.record_failure(call)
+    assert b.opened_count == 1
+
+
+def test_other_openings_are_not_hangs() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    for _ in range(5):
+        b.record_failure(b.begin())  # refused at once: a dead server, nothing to cut
+    assert b.state is State.OPEN and not b.transitions[-1].hung
+    b2 = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    first = b2.begin()
+    now[0] += 0.5
+    b2.record_failure(first, timeout=True)  # timed out while nothing answered: hung
+    assert b2.state is State.OPEN and b2.transitions[-1].hung
+
+
+def test_the_watchdog_lets_go_of_a_breaker_with_no_call_in_flight() -> None:
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=2)
+    calls = [b.begin() for _ in range(2)]
+    assert b._watched == os.getpid()  # two in flight: watched
+    assert not b.unwatched()  # calls still in flight: it stays
+    for call in calls:
+        b.record_success(call)
+    assert b.unwatched() and b._watched == 0
+    b.begin()
+    assert b._watched == 0  # one call alone is not a crowd
+    b.begin()
+    assert b._watched == os.getpid()  # a new crowd registers again

@@ -111,3 +111,52 @@ def test_calls_piling_up_on_a_hung_server_open_the_breaker_for_the_next_caller(
             t.join(5)
         client.close()
         probe.close()
+
+
+def test_calls_stuck_on_a_hung_server_are_cut_short_without_a_new_caller(
+        own_redis: EmbeddedRedis) -> None:
+    """Every thread is blocked in a read (no caller left to notice): the watchdog opens
+    the breaker and the blocked calls fail open at once, not after SOCKET_TIMEOUT."""
+    now = [0.0]
+    settings = dict(NAMESPACE="hung-cut", SOCKET_TIMEOUT=5.0, SOCKET_CONNECT_TIMEOUT=5.0)
+    probe = CacheClient.from_url(own_redis.url, **settings)
+    breaker = CircuitBreaker(failure_threshold=5, slow_call_duration=0.25, slow_in_flight=3,
+                             clock=lambda: now[0])
+    client = CacheClient(probe.settings, breaker=breaker)
+    results: list[object] = []
+    try:
+        client.set("k", 1)
+        # Four connected connections in the pool: each thread's read, not its connect, hangs.
+        pool = client._backend_any.pool
+        conns = [pool.get_connection() for _ in range(4)]
+        for conn in conns:
+            pool.release(conn)
+        own_redis.pause()
+        threads = [threading.Thread(target=lambda: results.append(client.get("k", "miss")))
+                   for _ in range(4)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while breaker.snapshot()["in_flight"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert breaker.snapshot()["in_flight"] == 4
+        now[0] += 0.3  # they now hang for longer than SLOW_CALL_DURATION
+        cut_by = time.monotonic() + 2.0  # the old code waits out the 5 s socket timeout
+        for t in threads:
+            t.join(max(0.0, cut_by - time.monotonic()))
+        assert not any(t.is_alive() for t in threads)
+        assert results == ["miss"] * 4
+        assert breaker.state is State.OPEN
+        assert breaker.transitions[-1].hung
+        own_redis.resume()  # the four GETs' late replies (1) are on the wire now
+        now[0] += 60  # past the recovery timeout: calls go through again
+        for i in range(20):  # a cut connection reused half read would answer with 1
+            assert client.set(f"k{i}", i + 10)
+            assert client.get(f"k{i}") == i + 10
+        assert breaker.state is State.CLOSED
+    finally:
+        own_redis.resume()
+        for t in threads:
+            t.join(6)
+        client.close()
+        probe.close()

@@ -161,6 +161,11 @@ class RedisBackend:
         """Where the data lives, password redacted."""
         return self._url
 
+    def cut_in_flight(self) -> int:
+        """Fail the commands waiting on a hung server now (the sync data path's; the event
+        loop is never blocked by one); how many."""
+        return int(self._lane.cut_in_flight())
+
     def _run(self, *args: Any) -> Any:
         """One command on the lean data path, errors translated (plain try/except)."""
         try:

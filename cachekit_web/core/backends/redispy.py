@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import socket
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -213,12 +215,33 @@ class Lane:
         self._pool = client.connection_pool
         self._retries = retries
         self._idle: list[tuple[Any, float]] = []
+        self._busy: set[Any] = set()  # connections a command is on now (cut_in_flight)
+        self._cut: weakref.WeakSet[Any] = weakref.WeakSet()  # cut: their error is not retried
         self._pid = os.getpid()
 
     def _forked(self) -> None:
         """In a forked child the idle connections are the parent's: never use them."""
         self._idle = []
+        self._busy = set()
         self._pid = os.getpid()
+
+    def cut_in_flight(self) -> int:
+        """Shut down the sockets of commands waiting for a reply (a hung server): each
+        fails at once, is not retried, and its connection is dropped. How many were cut."""
+        cut = 0
+        for conn in list(self._busy):
+            sock = getattr(conn, "_sock", None)
+            if sock is None:
+                continue
+            self._cut.add(conn)
+            try:
+                # socket.socket's own shutdown: an SSLSocket's would drop its state under
+                # the thread reading it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+                cut += 1
+            except (OSError, TypeError):
+                pass
+        return cut
 
     def lend(self) -> Any:
         """An idle connection for the pool to take back (None if none), so that commands
@@ -249,6 +272,8 @@ class Lane:
             conn, used = idle.pop()
         except IndexError:
             conn = self._pool.get_connection()
+        busy = self._busy
+        busy.add(conn)
         try:  # from here on, the connection always goes back on the stack
             # A dropped connection (e.g. its read timed out) is not checked: can_read()
             # would reconnect, and on a hung server time out once before the send does.
@@ -268,13 +293,16 @@ class Lane:
                     # Lost mid-command (redis-py disconnected it): retry on a new socket.
                     # Connect-phase errors are marked subclasses and are never retried;
                     # nor is a command the server may have run already (sent_once).
-                    if attempts <= 0 or _connect_phase(exc) or _ONCE.get():
+                    if (attempts <= 0 or _connect_phase(exc) or _ONCE.get()
+                            or conn in self._cut):
                         raise
                     attempts -= 1
         except BaseException:
+            self._cut.discard(conn)
             conn.disconnect()  # a reply half read must never answer the next command
             raise
         finally:
+            busy.discard(conn)
             idle.append((conn, time.monotonic()))
 
     def clear(self) -> None:
@@ -328,6 +356,10 @@ class PooledLane:
         """None: this lane keeps no connection."""
         return None
 
+    def cut_in_flight(self) -> int:
+        """0: redis-py's own path waits out its socket timeout."""
+        return 0
+
     def clear(self) -> None:
         """Nothing to forget: the pool owns every connection."""
 
@@ -356,6 +388,10 @@ class AsyncLane:
     def lend(self) -> Any:
         """None: this lane keeps no connection."""
         return None
+
+    def cut_in_flight(self) -> int:
+        """0: redis-py's own path waits out its socket timeout."""
+        return 0
 
     def clear(self) -> None:
         """Nothing to forget: the pool owns every connection."""

@@ -11,7 +11,9 @@ on any of five signals, whichever comes first:
   or longer, whatever their outcome) over the same window;
 - ``slow_in_flight`` calls concurrently in flight for ``slow_call_duration`` or longer
   while no call got an answer for as long: a hung server, detected while the calls still
-  wait, not one socket timeout later;
+  wait, not one socket timeout later (a per-process watchdog thread asks too, since the
+  threads of a process may all be waiting, with no caller left to ask; the transition
+  says ``hung`` and the clients cut the waiting calls short);
 - one call that timed out after ``slow_call_duration`` or longer while no call got an
   answer since it began: a hung server met by fewer threads than ``slow_in_flight``, so
   it costs one socket timeout, not ``failure_threshold`` of them.
@@ -35,9 +37,11 @@ from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +69,7 @@ class Transition:
     old: State
     new: State
     reason: str
+    hung: bool = False  # opened on a hung server: calls still waiting on it may be cut short
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
@@ -167,6 +172,7 @@ class CircuitBreaker:
         self._closed_delay = 0.0  # the probe delay the backoff had reached then
         self._next_probe = 0.0
         self._probing = 0  # pid of the process whose background probe is in flight, or 0
+        self._watched = 0  # pid of the process whose hang watchdog looks at this breaker
         self.probes_sent = 0
         self._listeners: list[Listener] = []
         self.transitions: deque[Transition] = deque(maxlen=50)
@@ -220,13 +226,41 @@ class CircuitBreaker:
         if not self.enabled:
             return token
         fired = None
+        watch = False
         with self._lock:
             now = self._clock()
             self._in_flight[token] = now
             if self._state is State.CLOSED:
                 fired = self._check_in_flight(now)
+                # Enough calls at once that all of a process's threads could block on a hung
+                # server, leaving no caller to notice: the watchdog looks for them.
+                n = self.slow_in_flight
+                watch = 0 < n <= len(self._in_flight) and self.slow_call_duration > 0
         self._notify(fired)
+        if watch and self._watched != os.getpid():
+            self._watched = os.getpid()
+            hang_watch(self)
         return token
+
+    def check_stuck(self) -> bool:
+        """Open now if calls in flight show a hung server (the watchdog's check); whether
+        it opened."""
+        if not self.enabled or self._state is not State.CLOSED or not self._maybe_stuck():
+            return False
+        with self._lock:
+            if self._state is not State.CLOSED:
+                return False
+            fired = self._check_in_flight(self._clock())
+        self._notify(fired)
+        return fired is not None
+
+    def unwatched(self) -> bool:
+        """Called by the watchdog: stop watching when no call is in flight (True)."""
+        watched, self._watched = self._watched, 0  # the next crowd of calls registers again
+        if self._in_flight:  # looked at after the reset: a begin() meanwhile sees one or other
+            self._watched = watched
+            return False
+        return True
 
     def record_success(self, token: int | None = None) -> None:
         """A call reached the backend and it answered."""
@@ -281,7 +315,7 @@ class CircuitBreaker:
         if slow and timed_out_since is not None and self._last_answer <= timed_out_since:
             # Redis answered nothing while this call waited out its timeout: hung.
             return self._open(now, f"a call timed out after {now - timed_out_since:.2g}s "
-                                   "and Redis answered nothing meanwhile")
+                                   "and Redis answered nothing meanwhile", hung=True)
         if len(self._failures) >= self.failure_threshold:
             return self._open(
                 now, f"{len(self._failures)} failures in a row within {self.window:g}s")
@@ -429,7 +463,7 @@ class CircuitBreaker:
         if stuck < n:
             return None
         return self._open(now, f"{stuck} calls in flight for {self.slow_call_duration:g}s "
-                               "or longer")
+                               "or longer", hung=True)
 
     def _probe_in_flight(self) -> bool:
         """Whether this process has a probe in flight (a forked child never sees its
@@ -446,7 +480,7 @@ class CircuitBreaker:
         self._successes = 0
         return self._move(State.HALF_OPEN, reason)
 
-    def _open(self, now: float, reason: str) -> Transition:
+    def _open(self, now: float, reason: str, hung: bool = False) -> Transition:
         if self._state is State.CLOSED and now - self._closed_at >= self._closed_delay:
             self._down_since = now  # a new outage; one soon after closing continues the last
             self._next_probe = now + self.probe_interval
@@ -456,10 +490,10 @@ class CircuitBreaker:
         self.opened_count += 1
         self._failures.clear()
         self._window.clear()
-        return self._move(State.OPEN, reason)
+        return self._move(State.OPEN, reason, hung)
 
-    def _move(self, new: State, reason: str) -> Transition:
-        t = Transition(time.time(), self._state, new, reason)
+    def _move(self, new: State, reason: str, hung: bool = False) -> Transition:
+        t = Transition(time.time(), self._state, new, reason, hung)
         self._state = new
         self.transitions.append(t)
         self._record_outage(t)
@@ -529,3 +563,60 @@ _GATES: Registry[ProbeGate] = Registry(ProbeGate)
 def probe_gate(location: str) -> ProbeGate:
     """The process-wide ProbeGate of one (redacted) Redis location."""
     return _GATES.get(location)
+
+
+class _HangWatch:
+    """One daemon thread per process that asks the breakers with a crowd of calls in
+    flight whether Redis hung (``check_stuck``): when every thread of a process is blocked
+    in a read, no caller is left to notice, and each would wait out its socket timeout.
+    It runs only while some breaker has calls in flight, and wakes every half of the
+    shortest SLOW_CALL_DURATION among them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, breaker: CircuitBreaker) -> None:
+        """Watch ``breaker`` until its calls in flight are over."""
+        with self._lock:
+            self._breakers.add(breaker)
+            thread = self._thread
+            if thread is not None and thread.is_alive() and self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._thread = threading.Thread(target=self._run, name="cachekit-hang-watch",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                breakers = [b for b in self._breakers if not b.unwatched()]
+                for b in self._breakers - set(breakers):
+                    self._breakers.discard(b)
+                if not breakers or self._pid != os.getpid():
+                    self._thread = None
+                    return
+                pause = min(b.slow_call_duration for b in breakers) / 2
+            del breakers[:]  # never hold a breaker (and its client) while waiting
+            time.sleep(max(pause, 0.01))
+            with self._lock:
+                breakers = list(self._breakers)
+            for breaker in breakers:
+                try:
+                    breaker.check_stuck()  # its listeners cut the calls short
+                except Exception:  # a listener's bug must not end the watch silently
+                    logging.getLogger("cachekit_web").exception("hang watchdog check failed")
+            del breakers[:]
+
+
+_WATCH = _HangWatch()
+# A fork copies the lock as some thread of the parent held it, and none of its threads.
+os.register_at_fork(after_in_child=lambda: _WATCH.__init__())
+
+
+def hang_watch(breaker: CircuitBreaker) -> None:
+    """Have this process's hang watchdog look at ``breaker`` while it has calls in flight."""
+    _WATCH.add(breaker)
