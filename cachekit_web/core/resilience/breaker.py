@@ -573,6 +573,10 @@ class _HangWatch:
     shortest SLOW_CALL_DURATION among them."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Nothing watched, no thread (also in a forked child: the parent's are not ours)."""
         self._lock = threading.Lock()
         self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
         self._thread: threading.Thread | None = None
@@ -614,7 +618,7 @@ class _HangWatch:
 
 _WATCH = _HangWatch()
 # A fork copies the lock as some thread of the parent held it, and none of its threads.
-os.register_at_fork(after_in_child=lambda: _WATCH.__init__())
+os.register_at_fork(after_in_child=_WATCH.reset)
 
 
 def hang_watch(breaker: CircuitBreaker) -> None:
