@@ -43,7 +43,7 @@ from cachekit_web.core.settings import Settings
 from cachekit_web.embedded import EmbeddedRedis, find_redis_server
 
 from .contenders import MASTER_KEY
-from .harness import Table, fmt_us, small_value
+from .harness import Table, fmt_us, large_value, small_value
 from .local import quantile, two_process
 
 NS = "bench-tracking"
@@ -259,8 +259,8 @@ def staleness(url: str, trackers: Trackers, counts: Sequence[int], rounds: int,
     return table, all_met
 
 
-def _memory_value(i: int) -> list[dict[str, object]]:
-    """A query-result-like value: 20 rows of ten fields, every string its own."""
+def _rows(i: int) -> list[dict[str, object]]:
+    """A query result: 20 rows of ten fields, every string its own (copied on each hit)."""
     rows = []
     for j in range(20):
         row = small_value()
@@ -271,27 +271,39 @@ def _memory_value(i: int) -> list[dict[str, object]]:
     return rows
 
 
-def memory(url: str, fill: int, caps: Sequence[int]) -> tuple[Table, bool]:
-    """Fill tiers capped at each of ``caps`` (0: no tier) with ``fill`` decoded bytes."""
+def _page(i: int) -> str:
+    """A rendered page of about 25 KB (immutable: served without a copy)."""
+    return f"<!-- {i} -->" + large_value(25_000)
+
+
+SHAPES = {"rows": ("m", _rows), "page": ("p", _page)}
+
+
+def memory(url: str, fill: int, runs: Sequence[tuple[str, int]]) -> tuple[Table, bool]:
+    """For each (shape, cap) of ``runs``, a fresh process reads ``fill`` decoded bytes of
+    values of that shape through a tier capped at ``cap`` (0: no tier)."""
     ns = NS + "-memory"
-    # Weighed as the codec returns it: literals shared here are separate objects there.
-    each = weight(msgpack.unpackb(msgpack.packb(_memory_value(0))))
-    keys = max(1, fill // each)
     writer = CacheClient.from_url(url, NAMESPACE=ns, MASTER_KEY=MASTER_KEY,
                                   FLEET_PUBLISH_INTERVAL=0)
-    for start in range(0, keys, 200):
-        writer.set_many({f"m{i}": _memory_value(i) for i in range(start, min(keys, start + 200))})
+    keys: dict[str, int] = {}
+    for shape in dict.fromkeys(shape for shape, _ in runs):
+        prefix, make = SHAPES[shape]
+        # Weighed as the codec returns it: literals shared here are separate objects there.
+        keys[shape] = n = max(1, fill // weight(msgpack.unpackb(msgpack.packb(make(0)))))
+        for start in range(0, n, 200):
+            writer.set_many({f"{prefix}{i}": make(i) for i in range(start, min(n, start + 200))})
     writer.close()
-    table = Table(
-        f"memory bound: {keys} values of ~{each / 1024:.1f} KiB decoded "
-        f"({keys * each / 2**20:.1f} MiB) read once through a tier, a fresh process per row "
-        "(goal: size_bytes <= LOCAL_CACHE_MAX_BYTES)",
-        ["LOCAL_CACHE_MAX_BYTES", "decoded read MiB", "tier size_bytes MiB", "entries kept",
-         "hits on re-read", "RSS delta MiB", "RSS delta / size_bytes", "goal"])
-    all_met = True
     mib = 2**20
-    for cap in caps:
-        proc = _spawn("memory", url, ns, str(cap), str(keys))
+    table = Table(
+        f"memory bound: {fill / mib:.0f} MiB of decoded values read once through a tier, a "
+        "fresh process per row; rows = 20 ten-field dicts (~25 KiB), page = a 25 KB str "
+        "(goal: size_bytes <= LOCAL_CACHE_MAX_BYTES)",
+        ["value", "LOCAL_CACHE_MAX_BYTES", "decoded read MiB", "tier size_bytes MiB",
+         "entries kept", "hits on re-read", "RSS delta MiB", "RSS delta / size_bytes",
+         "goal"])
+    all_met = True
+    for shape, cap in runs:
+        proc = _spawn("memory", url, ns, SHAPES[shape][0], str(cap), str(keys[shape]))
         out, _ = proc.communicate(timeout=300)
         if proc.returncode:
             raise RuntimeError(f"the memory process failed ({proc.returncode})")
@@ -300,7 +312,7 @@ def memory(url: str, fill: int, caps: Sequence[int]) -> tuple[Table, bool]:
         size = got["size_bytes"]
         met = not cap or size <= cap
         all_met &= met
-        table.add("no tier" if not cap else f"{cap / mib:.0f} MiB",
+        table.add(shape, "no tier" if not cap else f"{cap / mib:.0f} MiB",
                   f"{got['decoded'] / mib:.1f}", f"{size / mib:.2f}", str(got["entries"]),
                   str(got["hits_on_reread"]), f"{delta / mib:.1f}",
                   f"{delta / size:.2f}" if size else "-",
@@ -366,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
                 mib = 2**20
                 fill, caps = ((4 * mib, (0, mib, 8 * mib)) if quick else
                               (96 * mib, (0, 8 * mib, 32 * mib, 128 * mib)))
-                table, met = memory(server.url, fill, caps)
+                runs = [("rows", cap) for cap in caps] + [("page", caps[0]), ("page", caps[2])]
+                table, met = memory(server.url, fill, runs)
                 print(table.render(), flush=True)
                 goals.append(f"memory bound: {'met' if met else 'missed'}")
         finally:

@@ -5,10 +5,10 @@ on and off by the lines ``on`` / ``off`` on stdin (answered on stdout once done)
 opens a client with LOCAL_CACHE, fills a few entries and waits for the tracking
 connection's lease; ``off`` closes the client and the tier (its connection with it).
 
-``memory URL NAMESPACE MAX_BYTES KEYS``: reads ``KEYS`` stored values (``m0``..) through a
-client whose tier is capped at ``MAX_BYTES`` (0: no tier) and prints, as JSON, the
-decoded bytes read, what the tier holds, and the process's resident memory before and
-after.
+``memory URL NAMESPACE PREFIX MAX_BYTES KEYS``: reads ``KEYS`` stored values
+(``<PREFIX>0``..) through a client whose tier is capped at ``MAX_BYTES`` (0: no tier) and
+prints, as JSON, the decoded bytes read, what the tier holds, and the process's resident
+memory before and after.
 """
 
 from __future__ import annotations
@@ -69,8 +69,9 @@ def _rss() -> int:
         return 0
 
 
-def memory(url: str, namespace: str, max_bytes: int, keys: int) -> dict[str, Any]:
-    """Read every ``m<i>`` through a tier capped at ``max_bytes`` (0: none); what it holds."""
+def memory(url: str, namespace: str, prefix: str, max_bytes: int,
+           keys: int) -> dict[str, Any]:
+    """Read every ``<prefix><i>`` through a tier capped at ``max_bytes`` (0: none)."""
     options: dict[str, Any] = {"NAMESPACE": namespace, "MASTER_KEY": MASTER_KEY,
                                "FLEET_PUBLISH_INTERVAL": 0}
     if max_bytes:
@@ -79,14 +80,14 @@ def memory(url: str, namespace: str, max_bytes: int, keys: int) -> dict[str, Any
     client = CacheClient.from_url(url, **options)
     if max_bytes and not _wait_live(client):
         raise RuntimeError("the tier did not start")
-    client.get("m0")  # connections, codec and tier warmed before the baseline
+    client.get(f"{prefix}0")  # connections, codec and tier warmed before the baseline
     gc.collect()
     before = _rss()
     decoded = 0
     for i in range(keys):
-        value = client.get(f"m{i}")
+        value = client.get(f"{prefix}{i}")
         if value is None:
-            raise RuntimeError(f"m{i} is missing")
+            raise RuntimeError(f"{prefix}{i} is missing")
         decoded += weight(value)
     del value
     gc.collect()
@@ -99,7 +100,7 @@ def memory(url: str, namespace: str, max_bytes: int, keys: int) -> dict[str, Any
     if tier is not None:  # the entries kept (the newest) are served from memory
         hits = client.metrics.totals["local_hits"]
         for i in reversed(range(keys)):
-            client.get(f"m{i}")
+            client.get(f"{prefix}{i}")
         report["hits_on_reread"] = client.metrics.totals["local_hits"] - hits
     client.close()
     local_mod.close_all()
@@ -111,7 +112,8 @@ def main(argv: list[str]) -> None:
     if argv[0] == "tracker":
         tracker(argv[1], argv[2])
     elif argv[0] == "memory":
-        print(json.dumps(memory(argv[1], argv[2], int(argv[3]), int(argv[4]))), flush=True)
+        print(json.dumps(memory(argv[1], argv[2], argv[3], int(argv[4]), int(argv[5]))),
+              flush=True)
     else:
         raise SystemExit(f"unknown mode {argv[0]!r}")
 
