@@ -28,10 +28,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgpack
 import redis
@@ -171,10 +170,10 @@ def fanout(url: str, trackers: Trackers, counts: Sequence[int], rounds: int, n_p
     raw.close()
     base = counts[0]
 
-    def med(c: int, pick: Any) -> float:
+    def med(c: int, pick: Callable[[Round], float]) -> float:
         return statistics.median(pick(x) for x in got[c])
 
-    def vs(c: int, pick: Any) -> str:
+    def vs(c: int, pick: Callable[[Round], float]) -> str:
         ratios = [pick(x) / pick(b) for x, b in zip(got[c], got[base], strict=True)]
         return f"{statistics.median(ratios):.2f}x"
 
