@@ -19,8 +19,9 @@ def test_tracking_benchmark_runs_and_prints_its_three_tables() -> None:
     assert "memory bound" in out
     assert "goals: fan-out: no goal" in out
     assert "staleness: " in out and "memory bound: " in out
-    # One row per tracker count in the fan-out and staleness tables, one per cap below.
+    # Fan-out: a row per tracker count; staleness: per count and reader; memory: per cap.
     rows = [line for line in out.splitlines() if line.startswith("| ")]
-    assert sum(line.startswith(("| 0 ", "| 2 ")) for line in rows) == 4
+    assert sum(line.startswith(("| 0 ", "| 2 ")) for line in rows) == 6
+    assert sum("| tight loop " in line for line in rows) == 2
     assert sum(line.startswith("| rows ") for line in rows) == 3  # no tier, 1 MiB, 8 MiB
     assert sum(line.startswith("| page ") for line in rows) == 2
