@@ -151,21 +151,36 @@ def two_process(url: str, namespace: str, writes: int = 200, busy_us: float = 30
     runs = report.pop("runs")
     if runs[-1][0] != "stop":
         raise RuntimeError("the reader stopped before the last write")
-    # Pair each run of values the reader saw with the write that produced it (in order).
+    stale, to_new = pair(runs, returned)
+    return Coherence(stale, to_new, report)
+
+
+def pair(runs: list[list[Any]], returned: list[tuple[object, float]]
+         ) -> tuple[list[float], list[float]]:
+    """Stale windows and first-new-read delays (ascending) from the reader's runs of
+    values ``[value, first read start, last read start]`` and the writes ``(value, when
+    the call returned)``, the first being the key's state before any write.
+
+    Deletes all write None, and a reader kept off the CPU can see two of them as one run,
+    or skip everything between two: so a run is paired with the write of its value that
+    fits it best among those that had begun (write j begins once write j-1 returned)
+    before the reader's next run began. The scenario's None is always a delete's, and
+    absence is never kept in the tier, so this leniency cannot hide a stale entry."""
     stale: list[float] = []
     to_new: list[float] = []
-    j = -1
-    for value, first, last in runs:
-        j += 1
-        while j < len(returned) and returned[j][0] != value:
-            j += 1
-        if j >= len(returned):
+    for n, (value, first, last) in enumerate(runs):
+        bound = runs[n + 1][1] if n + 1 < len(runs) else float("inf")
+        sources = [j for j, (v, _) in enumerate(returned)
+                   if v == value and (j == 0 or returned[j - 1][1] <= bound)]
+        if not sources:
             raise AssertionError(f"the reader saw a value never written: {value!r}")
-        if j:
-            to_new.append(max(0.0, first - returned[j][1]))
-        if j + 1 < len(returned):
-            stale.append(max(0.0, last - returned[j + 1][1]))
-    return Coherence(sorted(stale), sorted(to_new), report)
+        if sources[-1] + 1 < len(returned):  # the final write is never replaced
+            stale.append(min(max(0.0, last - returned[j + 1][1]) for j in sources))
+        if sources[0] == 0:  # the key's state before the writes: no write to time from
+            sources = sources[1:]
+        if sources:
+            to_new.append(min(max(0.0, first - returned[j][1]) for j in sources))
+    return sorted(stale), sorted(to_new)
 
 
 def coherence(url: str, runs: int, writes: int) -> Table:
