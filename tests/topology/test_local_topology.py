@@ -1,0 +1,121 @@
+"""The in-process tier on Redis Cluster and Sentinel (issue 20, goal 2).
+
+Cluster: one tracking connection per primary, entries served only while the link of
+the key's node holds its lease. Sentinel: one tracking connection to the primary
+Sentinel names, re-resolved on every reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from cachekit_web import AsyncCacheClient, CacheClient
+
+from .servers import LocalCluster, LocalSentinel
+
+FAST = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5,
+        "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": 1.0, "LOCAL_CACHE": True,
+        "LOCAL_CACHE_LEASE": 0.5}
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``predicate`` (bounded) until it holds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _owner_ports(cluster: LocalCluster, c: CacheClient, keys: list[str]) -> dict[str, int]:
+    with cluster.client(cluster.nodes[0]) as p:
+        out = {}
+        for k in keys:
+            slot = p.cluster("keyslot", c.full_key(k))
+            for start, end, *nodes in p.cluster("slots"):
+                if start <= slot <= end:
+                    out[k] = int(nodes[0][1])
+        return out
+
+
+@pytest.fixture(scope="module")
+def sentinel() -> Iterator[LocalSentinel]:
+    with LocalSentinel(replicas=1) as s:
+        yield s
+
+
+def _repeat_reads(c: CacheClient, keys: list[str], rounds: int) -> int:
+    """Tier hits over ``rounds`` reads of every key, once a whole round hits (bounded)."""
+    for k in keys:
+        c.set(k, f"v-{k}")
+    end = time.monotonic() + 10
+    while time.monotonic() < end:  # fill: the first read of a key while its link is live
+        before = c.metrics.totals["local_hits"]
+        for k in keys:
+            assert c.get(k) == f"v-{k}"
+        if c.metrics.totals["local_hits"] - before == len(keys):
+            break
+        time.sleep(0.02)
+    before = c.metrics.totals["local_hits"]
+    for _ in range(rounds):
+        for k in keys:
+            assert c.get(k) == f"v-{k}"
+    return int(c.metrics.totals["local_hits"] - before)
+
+
+def test_cluster_tier_hits_on_every_primary(cluster: LocalCluster, namespace: str) -> None:
+    c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+    try:
+        keys = [f"k{i}" for i in range(30)]
+        owners = _owner_ports(cluster, c, keys)
+        assert len(set(owners.values())) == 3  # spread over every primary
+        hits = _repeat_reads(c, keys, 3)
+        assert hits == 90, f"{hits} tier hits of 90 repeat reads"
+        # Another client's write is seen (invalidated on the key's node).
+        other = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        for k in keys:
+            other.set(k, "new")
+        wait_for("invalidations", lambda: all(c.get(k) == "new" for k in keys), 5)
+        other.close()
+    finally:
+        c.close()
+
+
+def test_cluster_tier_hits_async(cluster: LocalCluster, namespace: str) -> None:
+    async def main() -> int:
+        ac = AsyncCacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        try:
+            keys = [f"a{i}" for i in range(12)]
+            for k in keys:
+                await ac.set(k, k)
+            end = time.monotonic() + 10
+            while time.monotonic() < end and ac.metrics.totals["local_hits"] < 12:
+                for k in keys:
+                    assert await ac.get(k) == k
+                await asyncio.sleep(0.01)
+            return int(ac.metrics.totals["local_hits"])
+        finally:
+            await ac.close()
+
+    assert asyncio.run(main()) >= 12
+
+
+def test_sentinel_tier_hits(sentinel: LocalSentinel, namespace: str) -> None:
+    c = CacheClient.from_url(sentinel.url, NAMESPACE=namespace, **FAST)
+    try:
+        keys = [f"k{i}" for i in range(30)]
+        hits = _repeat_reads(c, keys, 3)
+        assert hits == 90, f"{hits} tier hits of 90 repeat reads"
+        host, port = sentinel.master_address()
+        with redis.Redis(host=host, port=port) as raw:  # a foreign writer
+            raw.delete(c.full_key("k0"))
+        wait_for("the invalidation", lambda: c.get("k0") is None, 5)
+    finally:
+        c.close()
