@@ -126,7 +126,7 @@ class ClusterTier:
             return False
         if node is None or node != link.address or self.link_for(fk) is not link:
             entry = None  # the slot moved, or the answer came from another node
-        return link.finish(fk, inner, entry, size, pttl_ms, node)
+        return bool(link.finish(fk, inner, entry, size, pttl_ms, node))
 
     def forget(self, fk: str) -> None:
         """Drop ``fk`` everywhere (this process wrote it)."""
