@@ -8,8 +8,13 @@ Sentinel names, re-resolved on every reconnect.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -18,7 +23,7 @@ from cachekit_web import AsyncCacheClient, CacheClient
 
 from .servers import LocalCluster, LocalSentinel
 
-FAST = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5,
+FAST: dict[str, Any] = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5,
         "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": 1.0, "LOCAL_CACHE": True,
         "LOCAL_CACHE_LEASE": 0.5}
 
@@ -118,3 +123,92 @@ def test_sentinel_tier_hits(sentinel: LocalSentinel, namespace: str) -> None:
         wait_for("the invalidation", lambda: c.get("k0") is None, 5)
     finally:
         c.close()
+
+
+def _filled(c: CacheClient, keys: list[str]) -> None:
+    """Every key is served from the tier (bounded)."""
+    def all_hit() -> bool:
+        before = c.metrics.totals["local_hits"]
+        for k in keys:
+            assert c.get(k) == f"v-{k}"
+        return bool(c.metrics.totals["local_hits"] - before == len(keys))
+    wait_for("every key served from the tier", all_hit)
+
+
+def _by_node(cluster: LocalCluster, c: CacheClient, keys: list[str]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for k, port in _owner_ports(cluster, c, keys).items():
+        out.setdefault(port, []).append(k)
+    return out
+
+
+@pytest.mark.parametrize("attack", ["publish", "client kill"])
+def test_cluster_link_attacked_flushes_only_its_node(cluster: LocalCluster, namespace: str,
+                                                     attack: str) -> None:
+    c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+    try:
+        keys = [f"k{i}" for i in range(30)]
+        for k in keys:
+            c.set(k, f"v-{k}")
+        _filled(c, keys)
+        tier = c._local
+        groups = _by_node(cluster, c, keys)
+        node = cluster.nodes[0]
+        hit_link = tier.links[f"127.0.0.1:{node.port}"]
+        others = [k for port, ks in groups.items() if port != node.port for k in ks]
+        flushes = hit_link.flushes
+        with cluster.client(node) as raw:
+            if attack == "publish":
+                raw.publish("__redis__:invalidate", b"garbage")
+                raw.publish("__redis__:invalidate", b"*3\r\n$1")
+            else:
+                assert raw.client_kill_filter(_id=hit_link.client_id) == 1
+        wait_for("the attacked link to flush", lambda: hit_link.flushes > flushes, 5)
+        before = c.metrics.totals["local_hits"]
+        for k in others:
+            assert c.get(k) == f"v-{k}"  # no error reaches the caller
+        if attack == "publish":
+            # A cluster sends a PUBLISH to every node: every link saw the garbage.
+            wait_for("every link to count it", lambda: all(
+                link.bad_messages >= 1 for link in tier.links.values()), 5)
+        else:  # only that node's keys leave memory: the others are still served
+            assert c.metrics.totals["local_hits"] - before == len(others)
+        for k in groups[node.port]:
+            assert c.get(k) == f"v-{k}"  # read from Redis meanwhile
+        _filled(c, keys)  # and back: every key served from memory again
+    finally:
+        c.close()
+
+
+_NO_HIREDIS = textwrap.dedent("""
+    import sys, time
+    sys.modules["hiredis"] = None  # as on a default install: redis-py's own parsers
+    from cachekit_web import CacheClient
+    c = CacheClient.from_url(sys.argv[1], LOCAL_CACHE=True, NAMESPACE=sys.argv[2])
+    keys = [f"k{i}" for i in range(30)]
+    for k in keys:
+        c.set(k, [k])
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        before = c.metrics.totals["local_hits"]
+        assert all(c.get(k) == [k] for k in keys)
+        if c.metrics.totals["local_hits"] - before == len(keys):
+            break
+        time.sleep(0.02)
+    before = c.metrics.totals["local_hits"]
+    for _ in range(3):
+        assert all(c.get(k) == [k] for k in keys)
+    print("hits", c.metrics.totals["local_hits"] - before)
+    c.close()
+""")
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+def test_the_tier_works_without_hiredis(cluster: LocalCluster, sentinel: LocalSentinel,
+                                        namespace: str, topology: str) -> None:
+    url = cluster.url if topology == "cluster" else sentinel.url
+    out = subprocess.run([sys.executable, "-c", _NO_HIREDIS, url, namespace],
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "hits 90" in out.stdout, out.stdout + out.stderr[-2000:]

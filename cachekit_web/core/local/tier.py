@@ -578,8 +578,7 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
         if kind not in _WARNED:
             _WARNED.add(kind)
             why = ("memory:// already lives in this process" if kind == "memory" else
-                   f"not implemented for {kind} (replica reads could fill it with values "
-                   "its primary's tracking connection never sees change)")
+                   f"not implemented for {kind} (REPLICA_URLS: use Sentinel or Cluster)")
             log.warning("E070 in-process tier turned off: %s", why)
         return None
     # Decoded entries are only as trustworthy as the keys that opened them: clients that

@@ -24,6 +24,7 @@ import logging
 import os
 import threading
 import weakref
+from binascii import crc_hqx
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..data.codec import Entry
 from .tier import LocalTier
 
 log = logging.getLogger("cachekit_web.local")
+_SLOT_MASK = REDIS_CLUSTER_HASH_SLOTS - 1
 
 
 class ClusterTier:
@@ -102,7 +104,10 @@ class ClusterTier:
     # -- the read path -------------------------------------------------------
     def lookup(self, fk: str) -> Entry | None:
         """The entry for ``fk`` if its slot owner's link serves it now, else None."""
-        link = self._slots[key_slot(fk.encode("utf-8", "surrogateescape"))]
+        if "{" in fk:  # a hash tag: redis-py's rule
+            link = self._slots[key_slot(fk.encode("utf-8", "surrogateescape"))]
+        else:  # key_slot without its call and tag search (the hot path)
+            link = self._slots[crc_hqx(fk.encode("utf-8", "surrogateescape"), 0) & _SLOT_MASK]
         return None if link is None else link.lookup(fk)
 
     def begin(self, fk: str) -> Any:
