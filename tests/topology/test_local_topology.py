@@ -212,3 +212,97 @@ def test_the_tier_works_without_hiredis(cluster: LocalCluster, sentinel: LocalSe
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "hits 90" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def _move_slot(cluster: LocalCluster, slot: int, source: int, target: int) -> None:
+    """Move ``slot`` with its keys from nodes[source] to nodes[target] (MIGRATE deletes
+    them on the source), the way redis-cli --cluster reshard does."""
+    src, dst = cluster.nodes[source], cluster.nodes[target]
+    with cluster.client(src) as s, cluster.client(dst) as d:
+        src_id, dst_id = s.cluster("myid"), d.cluster("myid")
+        src_id = src_id.decode() if isinstance(src_id, bytes) else src_id
+        dst_id = dst_id.decode() if isinstance(dst_id, bytes) else dst_id
+        d.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        s.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        keys = s.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+        if keys:
+            s.execute_command("MIGRATE", "127.0.0.1", dst.port, "", 0, 5000, "KEYS", *keys)
+        for node in cluster.nodes:
+            with cluster.client(node) as c:
+                c.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+
+
+def test_cluster_slot_move_is_followed(namespace: str) -> None:
+    with LocalCluster(3) as cluster:
+        c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        writer = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        try:
+            keys = [f"k{i}" for i in range(30)]
+            for k in keys:
+                c.set(k, f"v-{k}")
+            _filled(c, keys)
+            ports = [n.port for n in cluster.nodes]
+            k = next(k for k, port in _owner_ports(cluster, c, keys).items()
+                     if port == ports[0])
+            with cluster.client(cluster.nodes[0]) as raw:
+                slot = int(raw.cluster("keyslot", c.full_key(k)))
+            reloads = c._local.reloads
+            _move_slot(cluster, slot, 0, 1)
+            moved_at = time.monotonic()
+            writer.set(k, "after the move")  # the writer's call has returned
+            written = time.monotonic()
+            # Any read that starts a lease after the write returned sees it.
+            while time.monotonic() < written + FAST["LOCAL_CACHE_LEASE"] + 0.05:
+                c.get(k)
+                time.sleep(0.005)
+            assert c.get(k) == "after the move"
+            # The tier reloads its map and serves the key from the new owner's link.
+            wait_for("the map reload", lambda: c._local.reloads > reloads, 5)
+            link = c._local.link_for(c.full_key(k))
+            assert link is not None and link.address == f"127.0.0.1:{ports[1]}"
+            wait_for("the key served from the new owner's link", lambda: (
+                c.get(k) == "after the move" and c.full_key(k) in link._entries), 5)
+            before = c.metrics.totals["local_hits"]
+            assert c.get(k) == "after the move"
+            assert c.metrics.totals["local_hits"] == before + 1
+            writer.set(k, "again")
+            wait_for("the new owner's invalidation", lambda: c.get(k) == "again", 2)
+            assert time.monotonic() - moved_at < 15
+        finally:
+            c.close()
+            writer.close()
+
+
+def test_cluster_fill_from_an_untracked_owner_is_not_kept(namespace: str) -> None:
+    """The data path learned a slot move (MOVED) before the tier's map did: a value read
+    from the new owner must not be kept under the old owner's link, which never sees
+    the new owner's writes."""
+    with LocalCluster(3) as cluster:
+        c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        writer = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        try:
+            keys = [f"k{i}" for i in range(30)]
+            for k in keys:
+                c.set(k, f"v-{k}")
+            _filled(c, keys)
+            tier = c._local
+            ports = [n.port for n in cluster.nodes]
+            k = next(k for k, port in _owner_ports(cluster, c, keys).items()
+                     if port == ports[0])
+            old_link = tier.link_for(c.full_key(k))
+            assert old_link is not None and old_link.address == f"127.0.0.1:{ports[0]}"
+            tier.lease = 60.0  # the tier's map is not reloaded during the race below
+            time.sleep(FAST["LOCAL_CACHE_LEASE"] + 0.2)
+            reloads = tier.reloads
+            with cluster.client(cluster.nodes[0]) as raw:
+                slot = int(raw.cluster("keyslot", c.full_key(k)))
+            _move_slot(cluster, slot, 0, 1)
+            for _ in range(5):  # the first read meets MOVED; the next ones read the new owner
+                assert c.get(k) == f"v-{k}"
+            assert tier.reloads == reloads and tier.link_for(c.full_key(k)) is old_link
+            assert c.full_key(k) not in old_link._entries
+            writer.set(k, "new")
+            assert c.get(k) == "new"
+        finally:
+            c.close()
+            writer.close()
