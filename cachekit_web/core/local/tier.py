@@ -37,13 +37,14 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
 from ..data.codec import Entry
 from ..registry import reset_in_forked_child
 from ..settings import Settings
 from .copying import Copier, TooDeep, copier, weight
 from .resp import Incomplete, TrackingError, command, parse, server_version
+from .topology import ClusterTier
 
 log = logging.getLogger("cachekit_web.local")
 
@@ -81,6 +82,8 @@ class LocalTier:
         # The clients using a tier made by tier_for (None: made directly, never retires);
         # when none is left, the reader thread retires the tier (thread and connection).
         self.users: weakref.WeakSet[Any] | None = None
+        # Set by tier_for: takes this tier out of its table once no client uses it.
+        self.retire: Callable[[Any], bool] | None = None
         self.invalidations = 0
         self.flushes = 0
         self.bad_messages = 0  # what came on the channel that was not a list of keys
@@ -427,7 +430,7 @@ class LocalTier:
         """Whether no client uses this tier any more: then it is retired (taken out of
         tier_for's table, its connection closed) and its thread ends."""
         users = self.users
-        if users is None or len(users) or not _retire(self):
+        if users is None or len(users) or self.retire is None or not self.retire(self):
             return False
         with self._lock:
             self._lost("closed")  # retired, not an outage: no E070
@@ -594,6 +597,7 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
         tier = _TIERS.get(key)
         if tier is None:
             tier = _TIERS[key] = _make_tier(url, settings, kind)
+            tier.retire = _retire
         if metrics is not None:
             tier.sinks.add(metrics)
         if user is not None and not tier.disabled:
@@ -610,7 +614,6 @@ def _make_tier(url: str, settings: Settings, kind: str) -> Tier:
                             "lease": settings.LOCAL_CACHE_LEASE}
     if kind == "cluster":
         from .._sync.cluster import ClusterBackend
-        from .topology import ClusterTier
 
         # Its own cluster client: the slot map this tier routes by (never the data path).
         backend = ClusterBackend(url, settings)
@@ -658,9 +661,6 @@ def close_all() -> None:
     for tier in tiers:
         tier.close()
 
-
-if TYPE_CHECKING:
-    from .topology import ClusterTier
 
 # What a client holds: one Redis or Sentinel's LocalTier, or a Cluster's per-primary links.
 Tier: TypeAlias = "LocalTier | ClusterTier"

@@ -26,33 +26,58 @@ import threading
 import weakref
 from binascii import crc_hqx
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from ..data.codec import Entry
-from .tier import LocalTier
 
 log = logging.getLogger("cachekit_web.local")
 _SLOT_MASK = REDIS_CLUSTER_HASH_SLOTS - 1
 
 
+class Link(Protocol):
+    """What a ClusterTier needs of a node's tracking link (tier.LocalTier)."""
+
+    address: str | None
+    sinks: weakref.WeakSet[Any]
+    invalidations: int
+    bad_messages: int
+    flushes: int
+
+    @property
+    def live(self) -> bool: ...
+    @property
+    def size_bytes(self) -> int: ...
+    def __len__(self) -> int: ...
+    def lookup(self, fk: str) -> Entry | None: ...
+    def begin(self, fk: str) -> Any: ...
+    def finish(self, fk: str, token: Any, entry: Entry | None = None, size: int = 0,
+               pttl_ms: int = -2, node: str | None = None) -> bool: ...
+    def forget(self, fk: str) -> None: ...
+    def flush(self) -> None: ...
+    def drain(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class ClusterTier:
     """One LocalTier per cluster primary; a key is served by its slot owner's link."""
 
-    def __init__(self, open_map: Callable[[], Any], make_link: Callable[[Any], LocalTier],
+    def __init__(self, open_map: Callable[[], Any], make_link: Callable[[Any], Link],
                  prefix: str, *, lease: float, start: bool = True) -> None:
         self._open_map = open_map  # () -> a sync RedisCluster (its slot map is reloaded)
         self._make_link = make_link  # (redis-py ClusterNode) -> a started LocalTier
+        # Set by tier_for: takes this tier out of its table once no client uses it.
+        self.retire: Callable[[Any], bool] | None = None
         self.prefix = prefix
         self.lease = lease
         self.disabled: str | None = None
         self.sinks: weakref.WeakSet[Any] = weakref.WeakSet()  # shared with every link
         self.users: weakref.WeakSet[Any] | None = None
         self._lock = threading.Lock()
-        self._links: dict[str, LocalTier] = {}
+        self._links: dict[str, Link] = {}
         # Slot -> the link of its primary (None: no primary known or no link yet).
-        self._slots: list[LocalTier | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
+        self._slots: list[Link | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._owners: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         self._rc: Any = None
         self._wake = threading.Event()
@@ -75,7 +100,7 @@ class ClusterTier:
         return bool(links) and all(link.live for link in links)
 
     @property
-    def links(self) -> dict[str, LocalTier]:
+    def links(self) -> dict[str, Link]:
         """Node name ("host:port") -> its tracking link (a copy)."""
         return dict(self._links)
 
@@ -97,7 +122,7 @@ class ClusterTier:
         """Messages on the channels that were not a list of keys, over every link."""
         return sum(link.bad_messages for link in list(self._links.values()))
 
-    def link_for(self, fk: str) -> LocalTier | None:
+    def link_for(self, fk: str) -> Link | None:
         """The link of the primary that owns ``fk``'s slot in this tier's map."""
         return self._slots[key_slot(fk.encode("utf-8", "surrogateescape"))]
 
@@ -220,11 +245,7 @@ class ClusterTier:
 
     def _unused(self) -> bool:
         users = self.users
-        if users is None or len(users):
-            return False
-        from .tier import _retire
-
-        if not _retire(self):
+        if users is None or len(users) or self.retire is None or not self.retire(self):
             return False
         self.close()
         return True
