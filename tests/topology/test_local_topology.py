@@ -92,9 +92,13 @@ def test_cluster_tier_hits_on_every_primary(cluster: LocalCluster, namespace: st
         c.close()
 
 
-def test_cluster_tier_hits_async(cluster: LocalCluster, namespace: str) -> None:
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+def test_tier_hits_async(cluster: LocalCluster, sentinel: LocalSentinel, namespace: str,
+                         topology: str) -> None:
+    url = cluster.url if topology == "cluster" else sentinel.url
+
     async def main() -> int:
-        ac = AsyncCacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        ac = AsyncCacheClient.from_url(url, NAMESPACE=namespace, **FAST)
         try:
             keys = [f"a{i}" for i in range(12)]
             for k in keys:
@@ -303,6 +307,76 @@ def test_cluster_fill_from_an_untracked_owner_is_not_kept(namespace: str) -> Non
             assert c.full_key(k) not in old_link._entries
             writer.set(k, "new")
             assert c.get(k) == "new"
+        finally:
+            c.close()
+            writer.close()
+
+
+def _tracking_clients(cluster: LocalCluster) -> int:
+    n = 0
+    for node in cluster.nodes:
+        with cluster.client(node) as raw:
+            n += sum(1 for c in raw.client_list() if "t" in c.get("flags", ""))
+    return n
+
+
+def test_cluster_tier_ends_with_its_last_client(cluster: LocalCluster, namespace: str) -> None:
+    """Dropped clients are collected; then the map thread, every link's thread and every
+    tracking connection end."""
+    import gc
+    import weakref
+
+    before = _tracking_clients(cluster)
+    c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+    keys = [f"k{i}" for i in range(30)]
+    for k in keys:
+        c.set(k, f"v-{k}")
+    _filled(c, keys)
+    tier = c._local
+    threads = [tier._thread, *(link._thread for link in tier.links.values())]
+    assert len(threads) == 4 and all(t is not None and t.is_alive() for t in threads)
+    assert _tracking_clients(cluster) == before + 3
+    ref = weakref.ref(c)
+    c.close()
+    del c, tier
+    gc.collect()
+    wait_for("the client to be collected", lambda: ref() is None, 5)
+    wait_for("the tier's threads to end",
+             lambda: not any(t is not None and t.is_alive() for t in threads), 10)
+    wait_for("the tracking connections to close",
+             lambda: _tracking_clients(cluster) == before, 5)
+
+
+def test_cluster_manual_failover_keeps_the_bound(namespace: str) -> None:
+    """CLUSTER FAILOVER: the old primary stays up as a replica (its tracking connection is
+    not dropped); a write to the new primary is seen a lease after it returned."""
+    with LocalCluster(3, replicas=1) as cluster:
+        c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        writer = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+        try:
+            keys = [f"k{i}" for i in range(30)]
+            for k in keys:
+                c.set(k, f"v-{k}")
+            _filled(c, keys)
+            mine = [k for k, port in _owner_ports(cluster, c, keys).items()
+                    if port == cluster.nodes[0].port]
+            with cluster.client(cluster.replicas[0]) as r:
+                r.execute_command("CLUSTER", "FAILOVER")
+                wait_for("the promotion", lambda: r.info("replication")["role"] == "master",
+                         10)
+            for k in mine:
+                assert writer.set(k, "new") is True
+            written = time.monotonic()
+            stale = []
+            while time.monotonic() < written + 1.5:
+                late = time.monotonic() - written > FAST["LOCAL_CACHE_LEASE"] + 0.05
+                stale += [k for k in mine if c.get(k) != "new" and late]
+                time.sleep(0.005)
+            assert not stale, stale[:5]
+            wait_for("tier hits from the new primary's link", lambda: all(
+                c.get(k) == "new" for k in mine) and c.metrics.totals["local_hits"] > 0, 5)
+            link = c._local.link_for(c.full_key(mine[0]))
+            assert link is not None and link.address == f"127.0.0.1:{cluster.replicas[0].port}"
         finally:
             c.close()
             writer.close()
