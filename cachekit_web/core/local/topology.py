@@ -122,6 +122,11 @@ class ClusterTier:
         """Messages on the channels that were not a list of keys, over every link."""
         return sum(link.bad_messages for link in list(self._links.values()))
 
+    @property
+    def flushes(self) -> int:
+        """Flushes of every link (connection lost, FLUSHDB, garbage, slots moved away)."""
+        return sum(link.flushes for link in list(self._links.values()))
+
     def link_for(self, fk: str) -> Link | None:
         """The link of the primary that owns ``fk``'s slot in this tier's map."""
         return self._slots[key_slot(fk.encode("utf-8", "surrogateescape"))]
