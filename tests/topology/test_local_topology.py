@@ -20,6 +20,7 @@ import pytest
 import redis
 
 from cachekit_web import AsyncCacheClient, CacheClient
+from cachekit_web.core.data.codec import Entry
 
 from .servers import LocalCluster, LocalSentinel
 
@@ -380,3 +381,29 @@ def test_cluster_manual_failover_keeps_the_bound(namespace: str) -> None:
         finally:
             c.close()
             writer.close()
+
+
+def test_sentinel_tier_keeps_only_what_its_tracked_primary_answered(
+        sentinel: LocalSentinel, namespace: str) -> None:
+    """A value is kept only if the data path read it from the node the tracking
+    connection tracks (the pool and the tracking connection may, during a failover,
+    each name another primary)."""
+    c = CacheClient.from_url(sentinel.url, NAMESPACE=namespace, **FAST)
+    try:
+        keys = [f"k{i}" for i in range(3)]
+        for k in keys:
+            c.set(k, k)
+        c.get(keys[0])
+        tier = c._local
+        wait_for("the tier to go live", lambda: tier.live, 10)
+        host, port = sentinel.master_address()
+        assert tier.address == f"{host}:{port}"
+        fk = c.full_key(keys[1])
+        token = tier.begin(fk)
+        assert not tier.finish(fk, token, Entry(1), 1, -1, "127.0.0.1:1")  # another node
+        token = tier.begin(fk)
+        assert not tier.finish(fk, token, Entry(1), 1, -1, None)  # unknown node
+        token = tier.begin(fk)
+        assert tier.finish(fk, token, Entry(1), 1, -1, tier.address)
+    finally:
+        c.close()
