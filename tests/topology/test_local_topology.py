@@ -26,7 +26,7 @@ from .servers import LocalCluster, LocalSentinel
 
 FAST: dict[str, Any] = {"SOCKET_TIMEOUT": 0.5, "SOCKET_CONNECT_TIMEOUT": 0.5,
         "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": 1.0, "LOCAL_CACHE": True,
-        "LOCAL_CACHE_LEASE": 0.5}
+        "LOCAL_CACHE_LEASE": 1.0}
 
 
 def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
