@@ -122,6 +122,16 @@ def _check(writer: dict[str, list[list[object]]], reader: dict[str, list[list[ob
             stale.append((k, v, required, round(float(t0) - times[i - 1], 3)))  # type: ignore[arg-type]
     assert checked > 1000, checked
     assert not stale, f"{len(stale)} stale reads of {checked}, first: {stale[:5]}"
+    # Measured, not asserted: the longest a read saw an older value than one whose write
+    # had returned before the read started (the bound above allows LEASE + SLACK).
+    window = 0.0
+    for k, v, t0 in reader["log"]:
+        times, values = writes.get(str(k), ([], []))
+        i = bisect.bisect_right(times, float(t0))  # type: ignore[arg-type]
+        if i and v is not None and int(v) < max(values[:i]):  # type: ignore[call-overload]
+            newer = [t for t, n in zip(times[:i], values[:i], strict=True) if n > int(v)]  # type: ignore[call-overload]
+            window = max(window, float(t0) - newer[0])  # type: ignore[arg-type]
+    print(f"stale window: {window * 1000:.1f} ms max over {checked} reads")
     killed_at = float(reader["killed_at"][0][0])  # type: ignore[arg-type]
     assert max(values[-1] for _, values in writes.values()) > 1
     # The tier served before the kill, and again after the new primary took over.
