@@ -33,7 +33,7 @@ from .errors import (
     UnsupportedOperationError,
 )
 from .keys import escape_glob, lock_key
-from .local.tier import LocalTier, release, tier_for
+from .local.tier import Tier, release, tier_for
 from .observe.fleet import MAX_PROCESSES, FleetPublisher, aggregate, decode_snapshots, open_roster
 from .observe.health import HealthReport, build_report
 from .observe.logs import LogLimiter, log
@@ -412,7 +412,7 @@ class ClientEngine(Generic[B]):
         """Whether ``local`` (None: the LOCAL_CACHE setting) asks for the in-process tier."""
         return bool(self.settings.LOCAL_CACHE if local is None else local)
 
-    def _local_tier(self, local: bool | None) -> LocalTier | None:
+    def _local_tier(self, local: bool | None) -> Tier | None:
         """The in-process tier if ``local`` (default: LOCAL_CACHE) asks for it and it works."""
         if not self.wants_tier(local):
             return None
@@ -433,7 +433,7 @@ class ClientEngine(Generic[B]):
             return None
         return self._from_memory(tier, self.full_key(key), accept)
 
-    def _from_memory(self, tier: LocalTier, fk: str,
+    def _from_memory(self, tier: Tier, fk: str,
                      accept: Callable[[Any], bool] | None = None) -> Entry | None:
         """The entry of the fresh (and accepted) value ``tier`` holds for ``fk``, counted as
         a hit; None, counting nothing, otherwise (owed an invalidation, absent, stale)."""

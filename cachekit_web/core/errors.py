@@ -395,15 +395,17 @@ REGISTRY: dict[str, ErrorSpec] = {
             causes=(
                 "LOCAL_CACHE (or local=True) was asked for, but the Redis server is older "
                 "than 6.0 and has no CLIENT TRACKING",
-                "the backend is Cluster, Sentinel, read replicas or memory://, where the "
-                "tier is not available",
+                "the backend is read replicas (REPLICA_URLS) or memory://, where the "
+                "tier is not available (on Sentinel and Cluster it tracks every primary)",
+                "on a Cluster, the tier's own slot map cannot be loaded: keys of primaries "
+                "it has no tracking connection to go to Redis until it loads",
                 "the tier's tracking connection was lost (Redis restarted, CLIENT KILL, "
                 "network) or cannot be opened: the tier is off until it reconnects, "
                 "which it retries in the background (logged once per outage)",
             ),
-            fix="Upgrade Redis to 6.0 or later and use a redis://, rediss:// or unix:// URL; "
-            "for a lost tracking connection, check that Redis is reachable (the message "
-            "says why it failed). Reads work as before (from Redis) meanwhile.",
+            fix="Upgrade Redis to 6.0 or later; use a redis://, rediss://, unix://, Sentinel "
+            "or Cluster URL; for a lost tracking connection, check that Redis is reachable "
+            "(the message says why it failed). Reads work as before (from Redis) meanwhile.",
         ),
         _spec(
             "E080", "Spool folder refused", "configuration",

@@ -341,8 +341,8 @@ DESCRIPTIONS: dict[str, str] = {
     "PROMETHEUS": "Mirror the metrics into prometheus_client (the prometheus extra) for a "
     "/metrics view; set PROMETHEUS_MULTIPROC_DIR under gunicorn.",
     "LOCAL_CACHE": "Serve reads from an in-process tier kept coherent by Redis CLIENT TRACKING "
-    "(Redis 6+, not Cluster/Sentinel); decorators can opt in or out with local=True/False. "
-    "See docs/scaling.md.",
+    "(Redis 6+; on Cluster and Sentinel one tracking connection per primary); decorators "
+    "can opt in or out with local=True/False. See docs/scaling.md.",
     "LOCAL_CACHE_MAX_ENTRIES": "Entries the in-process tier keeps before evicting the oldest.",
     "LOCAL_CACHE_MAX_BYTES": "Decoded bytes (the values' size in memory) the in-process tier "
     "keeps before evicting the oldest.",

@@ -185,10 +185,11 @@ class AsyncRedisBackend:
     async def get(self, key: str) -> bytes | None:
         return cast("bytes | None", await self._run("GET", key))
 
-    async def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
-        """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
+    async def get_with_ttl(self, key: str) -> tuple[bytes | None, int, str | None]:
+        """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing,
+        the node that answered: None here, one server is the only one)."""
         raw, ms = await self._run_many((("GET", key), ("PTTL", key)))
-        return raw, int(ms)
+        return raw, int(ms), None
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:

@@ -19,7 +19,7 @@ from ..data.codec import Entry
 from ..engine import DATA_ERRORS, ClientEngine
 from ..errors import CachekitError, UnsupportedOperationError
 from ..flavours import Counters, Flights, Slot
-from ..local.tier import LocalTier
+from ..local.tier import Tier
 from ..observe.logs import log
 from ..resilience.breaker import State
 from ..results import UNAVAILABLE, Unavailable
@@ -125,7 +125,7 @@ class GuardedClient(ClientEngine[Backend]):
         """Whether the breaker currently lets calls through."""
         return self.breaker.state is not State.OPEN
 
-    def _local_entry(self, tier: LocalTier, fk: str) -> Entry | None:
+    def _local_entry(self, tier: Tier, fk: str) -> Entry | None:
         """From process memory if there, else from Redis (kept in memory if still valid)."""
         if self._owed(fk):  # a write or delete of it could not reach Redis: not this value
             tier.forget(fk)
@@ -138,16 +138,17 @@ class GuardedClient(ClientEngine[Backend]):
         token = tier.begin(fk)
         raw: bytes | None = None
         pttl = -2
+        node: str | None = None
         try:
-            # Only the plain Redis backend has it, and the tier exists only for that backend.
-            got: tuple[bytes | None, int] | Unavailable = self._call(
+            # The Redis, Sentinel and Cluster backends have it (the tier exists for those).
+            got: tuple[bytes | None, int, str | None] | Unavailable = self._call(
                 "get", self.backend.get_with_ttl, fk)  # type: ignore[attr-defined]
             if got is UNAVAILABLE:
                 return None
-            raw, pttl = got
+            raw, pttl, node = got
             entry = self._decode(fk, raw)
         finally:
-            tier.finish(fk, token, entry, len(raw or b""), pttl)
+            tier.finish(fk, token, entry, len(raw or b""), pttl, node)
         return entry
 
     def _compare_and_set(self, fk: str, expected: bytes, new: bytes, ttl: float | None,

@@ -341,6 +341,28 @@ class ClusterBackend:
             return None  # its delete has not landed: whatever a node holds may be stale
         return cast("bytes | None", self._on_key(key, cmd("get", key)))
 
+    def get_with_ttl(self, key: str) -> tuple[bytes | None, int, str | None]:
+        """GET and PTTL from the primary the slot map names for ``key``, redirections not
+        followed, and that node's name: the in-process tier keeps the value only under
+        that node's tracking link. A redirected key is read through the cluster (-2: keep
+        nothing), which also reloads the slot map."""
+        self._maybe_replay()
+        if self.deferred.covers(key):
+            return None, -2, None  # its delete has not landed: whatever a node holds may be stale
+        rc = self.cluster()
+        node = slot_owner(rc, key)
+
+        def direct(_rc: Any) -> list[Any]:
+            pipe = self._node_client(rc, node).pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            return cast("list[Any]", pipe.execute(raise_on_error=False))
+
+        raw, ms = self._on_key(key, direct)
+        if isinstance(raw, BaseException) or isinstance(ms, BaseException):  # MOVED, ASK
+            return self.get(key), -2, None
+        return raw, int(ms), str(node.name)
+
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []

@@ -187,10 +187,11 @@ class RedisBackend:
     def get(self, key: str) -> bytes | None:
         return cast("bytes | None", self._run("GET", key))
 
-    def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
-        """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing)."""
+    def get_with_ttl(self, key: str) -> tuple[bytes | None, int, str | None]:
+        """GET and PTTL in one round trip: (value, ms left; -1 = no expiry, -2 = missing,
+        the node that answered: None here, one server is the only one)."""
         raw, ms = self._run_many((("GET", key), ("PTTL", key)))
-        return raw, int(ms)
+        return raw, int(ms), None
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:

@@ -278,6 +278,17 @@ class SentinelBackend(_ReplicaReads, RedisBackend):
         names another one, so the breaker probes it then, not a recovery timeout later."""
         self.sentinel.watch.start(on_change, self._watch_limit)
 
+    def get_with_ttl(self, key: str) -> tuple[bytes | None, int, str | None]:
+        """GET and PTTL from the primary, and the primary the pool connects to ("host:port",
+        None if it changed during the call: the reply may come from either): the
+        in-process tier keeps the value only if it tracks that node."""
+        before = getattr(self.pool, "master_address", None)
+        raw, ms, _ = super().get_with_ttl(key)
+        address = getattr(self.pool, "master_address", None)
+        if not address or address != before:
+            return raw, ms, None
+        return raw, ms, f"{address[0]}:{address[1]}"
+
     def primary_address(self) -> tuple[str, int]:
         """The (host, port) Sentinel currently names as primary; raises E014 if none."""
         with translated():

@@ -50,7 +50,7 @@ class AsyncThreadedBackend:
     async def get(self, key: str) -> bytes | None:
         return await self._run(self.backend.get, key)
 
-    async def get_with_ttl(self, key: str) -> tuple[bytes | None, int]:
+    async def get_with_ttl(self, key: str) -> tuple[bytes | None, int, str | None]:
         return await self._run(self.backend.get_with_ttl, key)  # type: ignore[attr-defined]
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:

@@ -17,7 +17,11 @@ entry's deadline comes from a PTTL read in the same round trip as its GET, since
 server's own expiry notice may come late. Values are returned as copies unless they are
 immutable (str, bytes, numbers, ...), so a caller mutating a result changes nothing.
 
-Not on Cluster or Sentinel (the tier turns itself off there, logged once with E070).
+On Sentinel the one tracking connection goes to the primary Sentinel names at each
+(re)connect: a failover drops it (Sentinel kills the demoted primary's clients, or the
+primary is gone), which flushes the tier until it tracks the new primary; a value is
+kept only if the backend read it from the node this connection tracks (``verify_node``).
+On a Cluster, ``topology.ClusterTier`` holds one such LocalTier per primary.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 from ..data.codec import Entry
 from ..registry import reset_in_forked_child
 from ..settings import Settings
 from .copying import Copier, TooDeep, copier, weight
 from .resp import Incomplete, TrackingError, command, parse, server_version
+from .topology import ClusterTier
 
 log = logging.getLogger("cachekit_web.local")
 
@@ -58,8 +63,14 @@ class LocalTier:
 
     def __init__(self, connect: Callable[[], Any], prefix: str, *, max_entries: int,
                  max_bytes: int, lease: float,
-                 clock: Callable[[], float] = time.monotonic, start: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, start: bool = True,
+                 address: str | None = None, verify_node: bool = False) -> None:
         self._connect_fn = connect
+        # Where the tracking connection goes ("host:port"): fixed for a cluster node's link,
+        # learned at each connect through Sentinel. With verify_node, a value is kept only
+        # when the reader says it came from exactly that node (see finish).
+        self.address = address
+        self.verify_node = verify_node
         self.prefix = prefix
         self.max_entries = max_entries
         self.max_bytes = max_bytes
@@ -71,6 +82,8 @@ class LocalTier:
         # The clients using a tier made by tier_for (None: made directly, never retires);
         # when none is left, the reader thread retires the tier (thread and connection).
         self.users: weakref.WeakSet[Any] | None = None
+        # Set by tier_for: takes this tier out of its table once no client uses it.
+        self.retire: Callable[[Any], bool] | None = None
         self.invalidations = 0
         self.flushes = 0
         self.bad_messages = 0  # what came on the channel that was not a list of keys
@@ -164,10 +177,13 @@ class LocalTier:
             return self._generation, self._seq, self.clock()
 
     def finish(self, fk: str, token: tuple[int, int, float], entry: Entry | None = None,
-               size: int = 0, pttl_ms: int = -2) -> bool:
-        """Keep ``entry`` (read under ``token``) unless an invalidation of ``fk`` or a
-        flush came since; always ends the token. True if stored."""
+               size: int = 0, pttl_ms: int = -2, node: str | None = None) -> bool:
+        """Keep ``entry`` (read under ``token`` from ``node``) unless an invalidation of
+        ``fk`` or a flush came since, or (verify_node) ``node`` is not the tracked one;
+        always ends the token. True if stored."""
         generation, seq, sent = token
+        if self.verify_node and (node is None or node != self.address):
+            entry = None  # read from a node whose writes this connection may not see
         if self._pid != os.getpid():
             _after_fork_in_child(self)
             return False
@@ -387,6 +403,8 @@ class LocalTier:
                 self.disabled = why
                 conn.disconnect()
                 return
+            if self.verify_node:
+                self.address = f"{conn.host}:{conn.port}"
             conn.send_command("CLIENT", "ID")
             client_id = int(conn.read_response())
             conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
@@ -412,14 +430,8 @@ class LocalTier:
         """Whether no client uses this tier any more: then it is retired (taken out of
         tier_for's table, its connection closed) and its thread ends."""
         users = self.users
-        if users is None or len(users):
+        if users is None or len(users) or self.retire is None or not self.retire(self):
             return False
-        with _TIERS_LOCK:  # tier_for adds users under this lock
-            if len(users):
-                return False
-            for key in [k for k, t in _TIERS.items() if t is self]:
-                del _TIERS[key]
-            self.disabled = "no client uses it"
         with self._lock:
             self._lost("closed")  # retired, not an outage: no E070
         return True
@@ -524,9 +536,21 @@ def tracking_kwargs(pool: Any) -> dict[str, Any]:
 
 
 # -- one tier per process and per (node, namespace) ------------------------
-_TIERS: dict[tuple[str, str, str], LocalTier] = {}
+_TIERS: dict[tuple[str, str, str], Tier] = {}
 _TIERS_LOCK = threading.Lock()
 _WARNED: set[str] = set()
+
+
+def _retire(tier: Tier) -> bool:
+    """Take ``tier`` out of tier_for's table if no client uses it (then True)."""
+    users = tier.users
+    with _TIERS_LOCK:  # tier_for adds users under this lock
+        if users is None or len(users):
+            return False
+        for key in [k for k, t in _TIERS.items() if t is tier]:
+            del _TIERS[key]
+        tier.disabled = "no client uses it"
+    return True
 
 
 def _after_fork_in_child(tier: LocalTier) -> None:
@@ -546,17 +570,18 @@ _ALL: weakref.WeakSet[LocalTier] = reset_in_forked_child(_after_fork_in_child)
 
 
 def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
-             user: Any = None) -> LocalTier | None:
+             user: Any = None) -> Tier | None:
     """This process's tier for ``url`` and the namespace, or None where it cannot work.
 
+    One Redis: one tracking connection. Sentinel: one, to the primary Sentinel names at
+    each (re)connect. Cluster: one per primary (see topology.ClusterTier).
     ``user`` (a client, held weakly) keeps the tier alive until it is collected or
-    calls ``release``; a tier without users ends its thread and connection."""
-    if kind != "redis":
+    calls ``release``; a tier without users ends its threads and connections."""
+    if kind not in ("redis", "sentinel", "cluster"):
         if kind not in _WARNED:
             _WARNED.add(kind)
             why = ("memory:// already lives in this process" if kind == "memory" else
-                   f"not implemented for {kind} (one tracking connection per node would be "
-                   "needed, and a failover moves the keys)")
+                   f"not implemented for {kind} (REPLICA_URLS: use Sentinel or Cluster)")
             log.warning("E070 in-process tier turned off: %s", why)
         return None
     # Decoded entries are only as trustworthy as the keys that opened them: clients that
@@ -571,13 +596,8 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
     with _TIERS_LOCK:
         tier = _TIERS.get(key)
         if tier is None:
-            from .._sync.redis import pool_for
-
-            pool = pool_for(url, settings)
-            tier = _TIERS[key] = LocalTier(
-                lambda: pool.connection_class(**tracking_kwargs(pool)),
-                settings.NAMESPACE + ":", max_entries=settings.LOCAL_CACHE_MAX_ENTRIES,
-                max_bytes=settings.LOCAL_CACHE_MAX_BYTES, lease=settings.LOCAL_CACHE_LEASE)
+            tier = _TIERS[key] = _make_tier(url, settings, kind)
+            tier.retire = _retire
         if metrics is not None:
             tier.sinks.add(metrics)
         if user is not None and not tier.disabled:
@@ -587,7 +607,47 @@ def tier_for(url: str, settings: Settings, kind: str, metrics: Any = None,
     return None if tier.disabled else tier
 
 
-def release(tier: LocalTier, user: Any) -> None:
+def _make_tier(url: str, settings: Settings, kind: str) -> Tier:
+    prefix = settings.NAMESPACE + ":"
+    caps: dict[str, Any] = {"max_entries": settings.LOCAL_CACHE_MAX_ENTRIES,
+                            "max_bytes": settings.LOCAL_CACHE_MAX_BYTES,
+                            "lease": settings.LOCAL_CACHE_LEASE}
+    if kind == "cluster":
+        from .._sync.cluster import ClusterBackend
+
+        # Its own cluster client: the slot map this tier routes by (never the data path).
+        backend = ClusterBackend(url, settings)
+
+        def link(node: Any) -> LocalTier:
+            pool = node.redis_connection.connection_pool
+            return LocalTier(lambda: pool.connection_class(**tracking_kwargs(pool)), prefix,
+                             address=str(node.name), verify_node=True, **caps)
+
+        return ClusterTier(backend.cluster, link, prefix, lease=settings.LOCAL_CACHE_LEASE)
+    if kind == "sentinel":
+        import redis
+
+        from .._sync.sentinel import SentinelBackend
+
+        sentinel = SentinelBackend(url, settings)  # its own: asked at every reconnect
+        pool = sentinel.pool
+        tls = issubclass(pool.connection_class, redis.SSLConnection)
+
+        def connect() -> Any:
+            host, port = sentinel.sentinel.discover_master(sentinel.service)
+            kwargs = tracking_kwargs(pool)
+            kwargs.pop("connection_pool", None)
+            kwargs.update(host=host, port=port)
+            return (redis.SSLConnection if tls else redis.Connection)(**kwargs)
+
+        return LocalTier(connect, prefix, verify_node=True, **caps)
+    from .._sync.redis import pool_for
+
+    pool = pool_for(url, settings)
+    return LocalTier(lambda: pool.connection_class(**tracking_kwargs(pool)), prefix, **caps)
+
+
+def release(tier: Tier, user: Any) -> None:
     """``user`` (a closed client) no longer uses ``tier``."""
     if tier.users is not None:
         tier.users.discard(user)
@@ -602,4 +662,7 @@ def close_all() -> None:
         tier.close()
 
 
-__all__ = ["LocalTier", "close_all", "tier_for", "tracking_kwargs"]
+# What a client holds: one Redis or Sentinel's LocalTier, or a Cluster's per-primary links.
+Tier: TypeAlias = "LocalTier | ClusterTier"
+
+__all__ = ["LocalTier", "Tier", "close_all", "tier_for", "tracking_kwargs"]
