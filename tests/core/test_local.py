@@ -507,3 +507,27 @@ def test_local_hit_serves_only_what_the_tier_may_serve(make_client: MakeClient) 
     client.clock = lambda: now
     client.pending.add([client.full_key("k")])  # as set() does when Redis is unreachable
     assert client.local_hit("k") is None
+
+
+@pytest.mark.parametrize("shape", ["rows of dicts", "nested lists", "a page"])
+def test_the_memory_cap_counts_what_keeping_an_entry_holds(shape: str) -> None:
+    """size_bytes covers the kept copy and the plan for copying it out on each hit."""
+    import tracemalloc
+
+    rows = [{"id": i, "name": f"item {i}", "tags": ["a", "b", [i, i + 1]], "price": i * 1.5}
+            for i in range(500)]
+    value: Any = {"rows of dicts": rows, "nested lists": [[[i, [i]] for i in range(50)]
+                                                           for _ in range(20)],
+                  "a page": "x" * 50_000}[shape]
+    tier = LocalTier(lambda: None, "ns:", max_entries=10, max_bytes=1 << 30, lease=1.0,
+                     start=False)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with tier._lock:
+            assert tier._keep_locked("ns:k", Entry(value, None, None), 0.0, 0, -1)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert tier.size_bytes >= 0.9 * held, (tier.size_bytes, held)  # malloc rounding aside
+    assert tier.size_bytes <= 3 * max(held, 1) + 60_000  # and not wildly more

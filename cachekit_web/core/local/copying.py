@@ -13,6 +13,7 @@ import decimal
 import sys
 import uuid
 from collections.abc import Callable, Iterable
+from types import FunctionType
 from typing import Any
 
 _IMMUTABLE: set[type] = {str, bytes, int, float, bool, type(None), complex, _dt.datetime,
@@ -83,6 +84,32 @@ def copier(value: Any, _depth: int = 0) -> Copier | None:
 
         return copy_seq
     return copy.deepcopy
+
+
+def plan_weight(copy_fn: Copier | None) -> int:
+    """Bytes a copier made by ``copier`` holds (its functions, cells and part lists), which
+    a kept entry holds beside its value: for many small mutable parts, more than the value."""
+    if copy_fn is None:
+        return 0
+    total, seen, todo = 0, set(), [copy_fn]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        kind = type(obj)
+        if kind is FunctionType:
+            total += sys.getsizeof(obj)  # (not __dict__: asking for it would make one)
+            for cell in obj.__closure__ or ():
+                total += sys.getsizeof(cell)
+                todo.append(cell.cell_contents)
+        elif kind is list or kind is tuple:
+            total += sys.getsizeof(obj)
+            todo.extend(obj)
+        elif kind is int:
+            total += sys.getsizeof(obj)
+        # str (dict keys: the value's own), builtins (dict.copy...), types: shared
+    return total
 
 
 def weight(value: Any) -> int:

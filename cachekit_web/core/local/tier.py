@@ -42,7 +42,7 @@ from typing import Any, TypeAlias
 from ..data.codec import Entry
 from ..registry import reset_in_forked_child
 from ..settings import Settings
-from .copying import Copier, TooDeep, copier, weight
+from .copying import Copier, TooDeep, copier, plan_weight, weight
 from .resp import Incomplete, TrackingError, command, parse, server_version
 from .topology import ClusterTier
 
@@ -215,6 +215,10 @@ class LocalTier:
         try:
             copy_fn = copier(entry.value)
             if copy_fn is not None:
+                size += plan_weight(copy_fn)  # held as long as the entry: under the cap too
+                if size > self.max_bytes:
+                    self._drop_locked(fk)
+                    return False
                 entry = Entry(copy_fn(entry.value), entry.fresh_until, entry.expires_at)
         except (TooDeep, RecursionError):
             self._drop_locked(fk)
