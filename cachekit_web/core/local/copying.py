@@ -91,7 +91,8 @@ def plan_weight(copy_fn: Copier | None) -> int:
     a kept entry holds beside its value: for many small mutable parts, more than the value."""
     if copy_fn is None:
         return 0
-    total, seen, todo = 0, set(), [copy_fn]
+    total, seen = 0, set()
+    todo: list[Any] = [copy_fn]
     while todo:
         obj = todo.pop()
         if id(obj) in seen:
