@@ -283,11 +283,11 @@ def _tier_live(client: Any, timeout: float = 5.0) -> None:
     client.get("tier-warmup")  # starts the tier
     tier = client._local
     end = time.monotonic() + timeout
-    while not (tier and tier.live) and time.monotonic() < end:
+    while not (tier is not None and tier.live) and time.monotonic() < end:
         time.sleep(0.005)
         tier = client._local
-    if not (tier and tier.live):
-        raise AssertionError("the in-process tier did not start")
+    if not (tier is not None and tier.live):  # an empty tier is falsy (len 0)
+        raise AssertionError(f"the in-process tier did not start: {tier!r}")
 
 
 def _django_views(url: str) -> dict[str, Batch]:
