@@ -19,11 +19,11 @@ from flask.globals import _cv_app, _cv_request
 
 from ..core.client import AsyncCacheClient, CacheClient, Result
 from ..core.errors import InvalidKeyError
-from ..core.web import cookie_key_parts, normalized_query, view_cache_key
+from ..core.web import cookie_key_parts, is_page, normalized_query, view_cache_key
 from .config import core_timeout
 from .keys import canonical
 from .request import base_url, bypass_reason, bypass_status, endpoint_of, is_dispatched
-from .responses import acceptor, finish, package, storable, thaw
+from .responses import acceptor, finish, package, page_hit, storable, thaw
 
 if TYPE_CHECKING:
     from .extension import State
@@ -201,10 +201,16 @@ class _Call:
                       ran=self.ran)
 
 
-def _wrap(f: Callable[..., Any], plan: Callable[..., _Call], options: _Options) -> Any:
-    """The wrapper of ``f`` that runs ``plan``'s calls (async if ``f`` is)."""
+def _wrap(f: Callable[..., Any], plan: Callable[..., _Call], options: _Options,
+          hit: Callable[[], Any] | None = None) -> Any:
+    """The wrapper of ``f`` that runs ``plan``'s calls (async if ``f`` is); ``hit()``, when
+    given, answers first with a response from the in-process tier, or None."""
     if inspect.iscoroutinefunction(f):
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            if hit is not None:
+                found = hit()
+                if found is not None:
+                    return found
             call = await plan(args, kwargs).aprepare()
             if call.key is None:
                 return call.uncached(await f(*args, **kwargs))
@@ -212,6 +218,10 @@ def _wrap(f: Callable[..., Any], plan: Callable[..., _Call], options: _Options) 
         wrapper: Any = awrapper
     else:
         def swrapper(*args: Any, **kwargs: Any) -> Any:
+            if hit is not None:
+                found = hit()
+                if found is not None:
+                    return found
             call = plan(args, kwargs).prepare()
             if call.key is None:
                 return call.uncached(f(*args, **kwargs))
@@ -446,7 +456,29 @@ class CacheDecorators:
                     call.key = wrapper.make_cache_key(*args, **kwargs)
                 return call
 
-            wrapper = _wrap(f, plan, options)
+            def tier_hit() -> Any:
+                """The response for a fresh page the in-process tier holds for the view
+                serving this request, with what ``plan`` would check (dispatch, bypass, key)
+                and nothing it only needs to compute or fetch; None: plan the call."""
+                ctx = _cv_request.get(None)
+                if ctx is None or wrapper.make_cache_key is not keys.default:
+                    return None
+                state = self._state()
+                client = state.client
+                if not (client.wants_tier(local) and client.authenticated
+                        and is_dispatched(wrapper, ctx)
+                        and bypass_reason(ctx, True, True) is None):
+                    return None
+                entry = client.local_hit(keys.request_key(ctx, True, state), is_page,
+                                         local=local)
+                if entry is None:
+                    return None
+                return page_hit(entry.value, wrapper.cache_timeout, state, ctx.app)
+
+            # Anything that runs per call or changes a hit's response takes the planned path.
+            simple = (unless is None and forced_update is None and is_stale is None
+                      and make_cache_key is None and not response_hit_indication)
+            wrapper = _wrap(f, plan, options, tier_hit if simple else None)
             wrapper.cache_timeout = timeout
             wrapper.make_cache_key = keys.default
             return wrapper  # type: ignore[no-any-return]

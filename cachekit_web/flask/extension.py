@@ -23,7 +23,7 @@ from .config import FlaskOptions, core_timeout, load
 from .decorators import CacheDecorators
 from .health import make_blueprint
 from .jinja import CacheExtension
-from .request import unwatch_session, watch_cookies
+from .request import SESSION_MARKS_READS, unwatch_session, watch_cookies
 
 EXTENSION_KEY = "cachekit"
 log = logging.getLogger("cachekit_web")
@@ -77,7 +77,7 @@ class Cache(CacheDecorators):
         if watch_cookies not in hooks:
             hooks.insert(0, watch_cookies)  # before the app's hooks, which may read cookies
         after = app.after_request_funcs.setdefault(None, [])
-        if unwatch_session not in after:
+        if not SESSION_MARKS_READS and unwatch_session not in after:
             after.append(unwatch_session)  # after hooks run last-added first
         if self.with_jinja2_ext:
             app.jinja_env.add_extension(CacheExtension)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import current_app, request
+from flask.ctx import RequestContext
 from flask.globals import _cv_request
 from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict
@@ -25,9 +26,16 @@ class WatchedCookies(CookieReads, ImmutableMultiDict[str, str]):  # type: ignore
     """request.cookies, recording which cookies the request's code read."""
 
 
+# Flask 3.1+ opens the session lazily behind a property that marks it accessed on any use:
+# nothing to watch (and no class to give back after the view).
+SESSION_MARKS_READS = isinstance(inspect.getattr_static(RequestContext, "session", None),
+                                 property)
+
+
 def watch_cookies() -> None:
     """First before_request hook: from here on, cookie and session reads are recorded."""
-    _watch_session()
+    if not SESSION_MARKS_READS:
+        _watch_session()
     req = _cv_request.get().request
     found = req.__dict__.get("cookies")
     if isinstance(found, WatchedCookies):

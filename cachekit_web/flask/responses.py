@@ -133,6 +133,26 @@ def _ttl(value: Any, timeout: Any, state: State) -> float | None:
 
 
 _HIT_STATUS = cache_status("hit")  # a page that never expires: no ttl to tell
+_PREPARED_MAX = 256  # pages whose replayed headers are kept worked out
+
+
+# id(page) -> (page, its headers as served, Content-Length included, Age and Cache-Status
+# not): a page is immutable, and the tier hands out the same page object on every hit.
+# Holding the page keeps its id from being reused; a full table starts over.
+_prepared: dict[int, tuple[StoredPage, list[tuple[str, str]]]] = {}
+
+
+def _served_headers(page: StoredPage) -> list[tuple[str, str]]:
+    """The page's replayed headers with its own Content-Length (a new list each call)."""
+    found = _prepared.get(id(page))
+    if found is not None and found[0] is page:
+        return found[1].copy()
+    headers = [h for h in page.replay_headers() if h[0].lower() != "content-length"]
+    headers.append(("Content-Length", str(len(page.body))))
+    if len(_prepared) >= _PREPARED_MAX:
+        _prepared.clear()
+    _prepared[id(page)] = (page, headers)
+    return headers.copy()
 
 
 def _page_response(page: StoredPage, status_header: bool, app: Flask,
@@ -140,14 +160,18 @@ def _page_response(page: StoredPage, status_header: bool, app: Flask,
     """The response for a view hit: one construction from the stored header tuples, Age
     (and Cache-Status) appended; the body as a one-item list with its own Content-Length
     (what ``set_data`` would do, without setting that header a second time)."""
-    body = page.body
-    headers = [h for h in page.replay_headers() if h[0].lower() != "content-length"]
-    headers.append(("Content-Length", str(len(body))))
+    headers = _served_headers(page)
     headers.append(("Age", str(page.age())))
     if status_header:
         headers.append((CACHE_STATUS_HEADER,
                         _HIT_STATUS if ttl is None else cache_status("hit", ttl=ttl)))
-    return app.response_class([body], status=page.status, headers=headers)
+    return app.response_class([page.body], status=page.status, headers=headers)
+
+
+def page_hit(page: StoredPage, view_timeout: float | None, state: State, app: Flask) -> Response:
+    """A view hit's response; ``view_timeout`` is the view's own (Flask-Caching's meaning)."""
+    return _page_response(page, state.options.CACHE_STATUS_HEADER, app,
+                          _ttl(page, core_timeout(view_timeout), state))
 
 
 def finish(value: Any, status: str, detail: str | None, view: bool, hit_indication: bool,
