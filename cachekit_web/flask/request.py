@@ -32,8 +32,10 @@ SESSION_MARKS_READS = isinstance(inspect.getattr_static(RequestContext, "session
                                  property)
 
 
-def watch_cookies() -> None:
-    """First before_request hook: from here on, cookie and session reads are recorded."""
+def watch_cookies(endpoint: str | None = None, values: dict[str, Any] | None = None) -> None:
+    """First URL value preprocessor (run before every other and before the before_request
+    hooks, and called without ``ensure_sync``): from here on, cookie and session reads
+    are recorded."""
     if not SESSION_MARKS_READS:
         _watch_session()
     req = _cv_request.get().request
