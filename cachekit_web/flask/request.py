@@ -25,6 +25,14 @@ from ..core.web import CookieReads, EnvironHeaders, request_bypass_reason
 class WatchedCookies(CookieReads, ImmutableMultiDict[str, str]):  # type: ignore[misc]
     """request.cookies, recording which cookies the request's code read."""
 
+    @classmethod
+    def empty(cls) -> WatchedCookies:
+        """The jar of a request without a Cookie header, made on every such request: an
+        empty dict is all of an empty MultiDict's state, so its ``__init__`` is skipped."""
+        jar = cls.__new__(cls)
+        jar.reads = set()
+        return jar
+
 
 # Flask 3.1+ opens the session lazily behind a property that marks it accessed on any use:
 # nothing to watch (and no class to give back after the view).
@@ -43,7 +51,7 @@ def watch_cookies(endpoint: str | None = None, values: dict[str, Any] | None = N
     if isinstance(found, WatchedCookies):
         return
     if found is None and not req.environ.get("HTTP_COOKIE"):
-        req.cookies = WatchedCookies()  # no Cookie header: nothing to parse
+        req.cookies = WatchedCookies.empty()  # no Cookie header: nothing to parse
     else:
         req.cookies = WatchedCookies(req.cookies)
 
