@@ -50,10 +50,10 @@ def watch_cookies(endpoint: str | None = None, values: dict[str, Any] | None = N
     found = req.__dict__.get("cookies")
     if isinstance(found, WatchedCookies):
         return
-    if found is None and not req.environ.get("HTTP_COOKIE"):
-        req.cookies = WatchedCookies.empty()  # no Cookie header: nothing to parse
-    else:
-        req.cookies = WatchedCookies(req.cookies)
+    if found is None and req.environ.get("HTTP_COOKIE"):
+        found = req.cookies
+    # No cookies (no header, or the session interface found none): nothing to copy.
+    req.cookies = WatchedCookies(found) if found else WatchedCookies.empty()
 
 
 def cookies_read() -> set[str]:
