@@ -7,12 +7,16 @@ and each goal is reported as the median of per-repeat time ratios against its re
 from __future__ import annotations
 
 import io
+import json
+import os
 import re
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,8 +28,10 @@ from .harness import Batch, Config, Stat, Table, fmt_spread, fmt_us, measure, sm
 
 COLUMNS = ("goal", "contender", "us/op", "spread", "time vs ref", "goal met")
 TIER_FLASK = "cachekit Flask @cached, in-process tier"
+FLASK_ROWS = ("the view uncached (Flask's request handling, session opened)",
+              "Flask-Caching @cached (RedisCache)", "cachekit Flask @cached, network path (signed)",
+              TIER_FLASK)
 TIER_DJANGO = "cachekit Django cache_page, in-process tier"
-BARE_FLASK = "floor: the view uncached (Flask's request handling, session opened)"
 SECRET_KEY = "benchmark-secret-key-not-a-secret-0123456789abcdef"
 _PAGE = "<!doctype html><html><body>" + "".join(
     f"<p class='row-{i % 2}'>Product {i}: {i * 37 % 1000} EUR</p>" for i in range(110)
@@ -165,6 +171,9 @@ def _wsgi_hit(app: Any, path: str) -> Batch:
 
 
 def _flask_apps(url: str) -> dict[str, Batch]:
+    """The Flask contenders, each a WSGI app serving /page: the view uncached, Flask-Caching's
+    ``@cached`` on its RedisCache, ours on the network path and ours with the in-process tier
+    (in FLASK_ROWS' order), filled and the tier live."""
     from flask import Flask
     from flask_caching import Cache as FlaskCaching
 
@@ -193,8 +202,8 @@ def _flask_apps(url: str) -> dict[str, Batch]:
 
         return app, cache
 
-    ours, _ = cachekit_app("bench-flask")
-    tiered, ckl = cachekit_app("bench-flask-local", CACHEKIT_LOCAL_CACHE=True)
+    ours, _ = cachekit_app(f"bench-flask-{os.getpid()}")
+    tiered, ckl = cachekit_app(f"bench-flask-local-{os.getpid()}", CACHEKIT_LOCAL_CACHE=True)
 
     bare = Flask("bench-flask-bare")  # the same page, no cache: Flask's own request cost
     bare.config.update(SECRET_KEY=SECRET_KEY)
@@ -203,15 +212,70 @@ def _flask_apps(url: str) -> dict[str, Batch]:
     def bare_page() -> str:
         return _PAGE
 
-    batches = {"Flask-Caching (RedisCache)": _wsgi_hit(theirs.wsgi_app, "/page"),
-               "cachekit Flask @cached (signed)": _wsgi_hit(ours.wsgi_app, "/page"),
-               TIER_FLASK: _wsgi_hit(tiered.wsgi_app, "/page"),
-               BARE_FLASK: _wsgi_hit(bare.wsgi_app, "/page")}
+    batches = dict(zip(FLASK_ROWS, (_wsgi_hit(bare.wsgi_app, "/page"),
+                                    _wsgi_hit(theirs.wsgi_app, "/page"),
+                                    _wsgi_hit(ours.wsgi_app, "/page"),
+                                    _wsgi_hit(tiered.wsgi_app, "/page")), strict=True))
     for batch in batches.values():
         batch(2)  # fill
     _tier_live(ckl.client)
     batches[TIER_FLASK](2)  # now kept in memory
+    if ckl.client.metrics.totals["local_hits"] < 1:
+        raise AssertionError("the Flask tier view did not hit the in-process tier")
     return batches
+
+
+# The Flask view rows, measured in a child process where hiredis cannot be imported: a
+# default install (redis-py's own parser for every contender, as without `pip install
+# hiredis`). sys.modules["hiredis"] = None before anything imports redis makes
+# `import hiredis` raise ImportError, which is how redis-py (and the tier) find it absent.
+_FLASK_CHILD = ("import sys; sys.modules['hiredis'] = None; "
+                "from benchmarks.hotpath import flask_child; flask_child()")
+
+
+def flask_child(argv: Sequence[str] | None = None) -> None:
+    """In the child: time the Flask contenders interleaved, print their samples as JSON."""
+    url, repeats, scale = argv or sys.argv[1:4]
+    import redis.utils
+
+    cfg = Config(repeats=int(repeats), scale=float(scale))
+    got = measure(_flask_apps(url), cfg.n(600), cfg.repeats)
+    print(json.dumps({"hiredis": bool(redis.utils.HIREDIS_AVAILABLE),
+                      "samples": {name: list(stat.samples) for name, stat in got.items()}}))
+
+
+def _flask_default_install(url: str, cfg: Config) -> tuple[bool, dict[str, Stat]]:
+    """The Flask contenders timed in a child process with hiredis blocked."""
+    root = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", _FLASK_CHILD, url, str(cfg.repeats),
+                          str(cfg.scale)], capture_output=True, text=True, check=False,
+                         cwd=root, env={**os.environ, "PYTHONPATH": root}, timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError(f"the Flask benchmark child failed:\n{out.stderr[-2000:]}")
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    return report["hiredis"], {k: Stat(tuple(v)) for k, v in report["samples"].items()}
+
+
+def _flask_view_rows(table: Table, url: str, cfg: Config) -> None:
+    """Issue 20's Flask goals: a tier hit <= 1.25x the view uncached (default install, and
+    with hiredis when it is installed); a network-path hit <= 0.9x Flask-Caching's."""
+    hiredis_in_child, child = _flask_default_install(url, cfg)
+    runs = [("default install (hiredis blocked)" if not hiredis_in_child
+             else "hiredis NOT blocked", child)]
+    try:
+        import hiredis  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        runs.append(("with hiredis", measure(_flask_apps(url), cfg.n(600), cfg.repeats)))
+    bare, theirs, ours, tier = FLASK_ROWS
+    for install, got in runs:
+        goal = f"Flask view hit (4 KB, WSGI), {install}"
+        _row(table, goal, bare, got[bare], None, None)
+        _row(table, goal, f"{tier} (vs the view uncached)", got[tier], got[bare], 1.25)
+        _row(table, goal, theirs, got[theirs], None, None)
+        _row(table, goal, f"{ours} (vs Flask-Caching)", got[ours], got[theirs], 0.9)
+        _row(table, goal, f"{tier} (vs Flask-Caching)", got[tier], got[theirs], None)
 
 
 def _tier_live(client: Any, timeout: float = 5.0) -> None:
@@ -219,11 +283,11 @@ def _tier_live(client: Any, timeout: float = 5.0) -> None:
     client.get("tier-warmup")  # starts the tier
     tier = client._local
     end = time.monotonic() + timeout
-    while not (tier and tier.live) and time.monotonic() < end:
+    while not (tier is not None and tier.live) and time.monotonic() < end:
         time.sleep(0.005)
         tier = client._local
-    if not (tier and tier.live):
-        raise AssertionError("the in-process tier did not start")
+    if not (tier is not None and tier.live):  # an empty tier is falsy (len 0)
+        raise AssertionError(f"the in-process tier did not start: {tier!r}")
 
 
 def _django_views(url: str) -> dict[str, Batch]:
@@ -343,7 +407,7 @@ def run_hotpath(url: str, cfg: Config) -> Table:
         table.add(goal, "cachekit vs django-redis", "", "",
                   f"{time_ratio(got['djr'], got['ck']):.2f}", f"{faster} (< 1)")
 
-        _view_rows(table, "Flask view hit (4 KB)", _flask_apps(url), (0.9, 0.3, None), cfg)
+        _flask_view_rows(table, url, cfg)
         _view_rows(table, "Django view hit (4 KB)", _django_views(url), (0.4, 0.1), cfg)
     finally:
         raw.close()

@@ -305,7 +305,7 @@ def _page_from(fields: Any) -> StoredPage | None:
 
 
 # The codec and the in-process tier learn pages here, so neither imports this module.
-register_extension(StoredPage, X_PAGE, "page", _page_fields, _page_from)
+register_extension(StoredPage, X_PAGE, "page", _page_fields, _page_from, immutable=True)
 register_immutable(StoredPage, lambda page: (page.headers, page.body, page.charset))
 
 

@@ -19,11 +19,11 @@ from flask.globals import _cv_app, _cv_request
 
 from ..core.client import AsyncCacheClient, CacheClient, Result
 from ..core.errors import InvalidKeyError
-from ..core.web import cookie_key_parts, normalized_query, view_cache_key
+from ..core.web import cookie_key_parts, is_page, normalized_query, view_cache_key
 from .config import core_timeout
 from .keys import canonical
 from .request import base_url, bypass_reason, bypass_status, endpoint_of, is_dispatched
-from .responses import acceptor, finish, package, storable, thaw
+from .responses import acceptor, finish, package, page_hit, storable, thaw
 
 if TYPE_CHECKING:
     from .extension import State
@@ -102,8 +102,8 @@ class _Call:
     version tokens a memoize key still needs (read by ``prepare``).
     """
 
-    __slots__ = ("args", "detail", "key", "kwargs", "make_key", "names", "options", "ran",
-                 "state", "status", "timeout", "view")
+    __slots__ = ("args", "asked_tier", "detail", "key", "kwargs", "make_key", "names",
+                 "options", "ran", "state", "status", "timeout", "view")
 
     def __init__(self, options: _Options, args: tuple[Any, ...], kwargs: dict[str, Any],
                  state: State | None = None, view: bool = False) -> None:
@@ -116,6 +116,7 @@ class _Call:
         self.make_key: Callable[[list[str]], str] | None = None
         self.timeout: Any = None
         self.ran = False
+        self.asked_tier = False  # the in-process tier had no fresh page for the key
 
     # -- the steps that touch Redis: the only sync/async twins ----------------
     def prepare(self) -> _Call:
@@ -162,7 +163,7 @@ class _Call:
                     fetching: dict[str, Any]) -> Result[Any] | None:
         """A fresh hit from the in-process tier (no refresh machinery needed), or None."""
         opts = self.options
-        if not opts.memory or fetching["force"] or opts.is_stale is not None:
+        if not opts.memory or fetching["force"] or opts.is_stale is not None or self.asked_tier:
             return None
         assert self.key is not None
         entry = client.local_hit(self.key, fetching["accept"], local=opts.local)
@@ -201,18 +202,27 @@ class _Call:
                       ran=self.ran)
 
 
-def _wrap(f: Callable[..., Any], plan: Callable[..., _Call], options: _Options) -> Any:
-    """The wrapper of ``f`` that runs ``plan``'s calls (async if ``f`` is)."""
+def _wrap(f: Callable[..., Any], plan: Callable[..., _Call], options: _Options,
+          quick: Callable[..., Any] | None = None) -> Any:
+    """The wrapper of ``f`` that runs ``plan``'s calls (async if ``f`` is). ``quick``, when
+    given, goes first: a response (a hit from the in-process tier), the call planned
+    already, or None (plan it)."""
     if inspect.iscoroutinefunction(f):
         async def awrapper(*args: Any, **kwargs: Any) -> Any:
-            call = await plan(args, kwargs).aprepare()
+            found = None if quick is None else quick(args, kwargs)
+            if found is not None and not isinstance(found, _Call):
+                return found
+            call = found or await plan(args, kwargs).aprepare()
             if call.key is None:
                 return call.uncached(await f(*args, **kwargs))
             return call.deliver(await call.afetch(lambda: call.apackage(f(*args, **kwargs))))
         wrapper: Any = awrapper
     else:
         def swrapper(*args: Any, **kwargs: Any) -> Any:
-            call = plan(args, kwargs).prepare()
+            found = None if quick is None else quick(args, kwargs)
+            if found is not None and not isinstance(found, _Call):
+                return found
+            call = found or plan(args, kwargs).prepare()
             if call.key is None:
                 return call.uncached(f(*args, **kwargs))
             return call.deliver(call.fetch(lambda: call.package(f(*args, **kwargs))))
@@ -446,7 +456,32 @@ class CacheDecorators:
                     call.key = wrapper.make_cache_key(*args, **kwargs)
                 return call
 
-            wrapper = _wrap(f, plan, options)
+            def view_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+                """For the view serving this request, with what ``plan`` would check
+                (authenticated, dispatch, bypass) passing: the response for a fresh page in
+                the in-process tier, else the call planned with its key. None: plan it."""
+                ctx = _cv_request.get(None)
+                if ctx is None or wrapper.make_cache_key is not keys.default:
+                    return None
+                state = self._state()
+                client = state.client
+                if not (client.authenticated and is_dispatched(wrapper, ctx)
+                        and bypass_reason(ctx, True, True) is None):
+                    return None
+                key = keys.request_key(ctx, True, state)
+                tier = client.wants_tier(local)
+                if tier:
+                    entry = client.local_hit(key, is_page, local=local)
+                    if entry is not None:
+                        return page_hit(entry.value, wrapper.cache_timeout, state, ctx.app)
+                call = _Call(options, args, kwargs, state, True)
+                call.key, call.asked_tier = key, tier
+                return call
+
+            # Anything that runs per call or changes a hit's response takes the planned path.
+            simple = (unless is None and forced_update is None and is_stale is None
+                      and make_cache_key is None and not response_hit_indication)
+            wrapper = _wrap(f, plan, options, view_call if simple else None)
             wrapper.cache_timeout = timeout
             wrapper.make_cache_key = keys.default
             return wrapper  # type: ignore[no-any-return]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import current_app, request
+from flask.ctx import RequestContext
 from flask.globals import _cv_request
 from flask.wrappers import Response
 from werkzeug.datastructures import ImmutableMultiDict
@@ -24,18 +25,35 @@ from ..core.web import CookieReads, EnvironHeaders, request_bypass_reason
 class WatchedCookies(CookieReads, ImmutableMultiDict[str, str]):  # type: ignore[misc]
     """request.cookies, recording which cookies the request's code read."""
 
+    @classmethod
+    def empty(cls) -> WatchedCookies:
+        """The jar of a request without a Cookie header, made on every such request: an
+        empty dict is all of an empty MultiDict's state, so its ``__init__`` is skipped."""
+        jar = cls.__new__(cls)
+        jar.reads = set()
+        return jar
 
-def watch_cookies() -> None:
-    """First before_request hook: from here on, cookie and session reads are recorded."""
-    _watch_session()
+
+# Flask 3.1+ opens the session lazily behind a property that marks it accessed on any use:
+# nothing to watch (and no class to give back after the view).
+SESSION_MARKS_READS = isinstance(inspect.getattr_static(RequestContext, "session", None),
+                                 property)
+
+
+def watch_cookies(endpoint: str | None = None, values: dict[str, Any] | None = None) -> None:
+    """First URL value preprocessor (run before every other and before the before_request
+    hooks, and called without ``ensure_sync``): from here on, cookie and session reads
+    are recorded."""
+    if not SESSION_MARKS_READS:
+        _watch_session()
     req = _cv_request.get().request
     found = req.__dict__.get("cookies")
     if isinstance(found, WatchedCookies):
         return
-    if found is None and not req.environ.get("HTTP_COOKIE"):
-        req.cookies = WatchedCookies()  # no Cookie header: nothing to parse
-    else:
-        req.cookies = WatchedCookies(req.cookies)
+    if found is None and req.environ.get("HTTP_COOKIE"):
+        found = req.cookies
+    # No cookies (no header, or the session interface found none): nothing to copy.
+    req.cookies = WatchedCookies(found) if found else WatchedCookies.empty()
 
 
 def cookies_read() -> set[str]:

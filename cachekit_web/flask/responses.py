@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 from flask.globals import _cv_app
 from flask.wrappers import Response
+from werkzeug.datastructures import Headers
 
 from ..core.client import DEFAULT, Expiring
 from ..core.web import (
@@ -133,21 +134,70 @@ def _ttl(value: Any, timeout: Any, state: State) -> float | None:
 
 
 _HIT_STATUS = cache_status("hit")  # a page that never expires: no ttl to tell
+_PREPARED_MAX = 256  # pages whose replayed headers are kept worked out
 
 
-def _page_response(page: StoredPage, status_header: bool, app: Flask,
-                   ttl: float | None = None) -> Response:
-    """The response for a view hit: one construction from the stored header tuples, Age
-    (and Cache-Status) appended; the body as a one-item list with its own Content-Length
-    (what ``set_data`` would do, without setting that header a second time)."""
-    body = page.body
+# id(page) -> (page, its headers as served, Content-Length included, Age and Cache-Status
+# not): a page is immutable, and the tier hands out the same page object on every hit.
+# Holding the page keeps its id from being reused; a full table starts over.
+_prepared: dict[int, tuple[StoredPage, list[tuple[str, str]]]] = {}
+_hit_statuses: dict[int, str] = {}  # ttl seconds -> a hit's Cache-Status (at most 4096)
+
+
+def _served_headers(page: StoredPage) -> list[tuple[str, str]]:
+    """The page's replayed headers with its own Content-Length (a new list each call),
+    checked as werkzeug checks what is added to Headers (ValueError on a line break)."""
+    found = _prepared.get(id(page))
+    if found is not None and found[0] is page:
+        return found[1].copy()
     headers = [h for h in page.replay_headers() if h[0].lower() != "content-length"]
-    headers.append(("Content-Length", str(len(body))))
-    headers.append(("Age", str(page.age())))
-    if status_header:
-        headers.append((CACHE_STATUS_HEADER,
-                        _HIT_STATUS if ttl is None else cache_status("hit", ttl=ttl)))
-    return app.response_class([body], status=page.status, headers=headers)
+    headers.append(("Content-Length", str(len(page.body))))
+    Headers(headers)  # raises as werkzeug does on a value it would refuse
+    if len(_prepared) >= _PREPARED_MAX:
+        _prepared.clear()
+    _prepared[id(page)] = (page, headers)
+    return headers.copy()
+
+
+def page_hit(page: StoredPage, view_timeout: float | None, state: State, app: Flask) -> Response:
+    """A view hit's response; ``view_timeout`` is the view's own, in Flask-Caching's terms."""
+    return _hit_response(page, core_timeout(view_timeout), state, app)
+
+
+def _hit_response(page: StoredPage, timeout: Any, state: State, app: Flask) -> Response:
+    """The response for a view hit: one construction from the page's served headers, Age
+    and Cache-Status (its ttl by the core ``timeout``) appended, the clock read once; the
+    body as a one-item list with its own Content-Length (what ``set_data`` would do,
+    without setting that header a second time)."""
+    age = page.age()
+    headers = _served_headers(page)
+    headers.append(("Age", str(age)))
+    if state.options.CACHE_STATUS_HEADER:
+        if timeout is DEFAULT:
+            timeout = state.settings.DEFAULT_TIMEOUT
+        if timeout is None:
+            status = _HIT_STATUS
+        else:
+            ttl = int(max(0.0, float(timeout) - age))
+            status = _hit_statuses.get(ttl) or _hit_status(ttl)
+        headers.append((CACHE_STATUS_HEADER, status))
+    return app.response_class([page.body], status=page.status, headers=_checked(headers))
+
+
+def _checked(items: list[tuple[str, str]]) -> Headers:
+    """Headers holding ``items``, already checked (see _served_headers; Age and
+    Cache-Status are ours), without werkzeug checking each again on every hit."""
+    headers = Headers()
+    headers._list = items
+    return headers
+
+
+def _hit_status(ttl: int) -> str:
+    """A hit's Cache-Status for ``ttl`` seconds left, remembered."""
+    if len(_hit_statuses) >= 4096:
+        _hit_statuses.clear()
+    found = _hit_statuses[ttl] = cache_status("hit", ttl=ttl)
+    return found
 
 
 def finish(value: Any, status: str, detail: str | None, view: bool, hit_indication: bool,
@@ -158,8 +208,7 @@ def finish(value: Any, status: str, detail: str | None, view: bool, hit_indicati
     the value (a miss it stored, rather than one it waited for).
     """
     if view and status == "hit" and not hit_indication and isinstance(value, StoredPage):
-        return _page_response(value, state.options.CACHE_STATUS_HEADER, _cv_app.get().app,
-                              _ttl(value, timeout, state))
+        return _hit_response(value, timeout, state, _cv_app.get().app)
     ttl = _ttl(value, timeout, state) if view and status == "hit" else None
     stored = ran and status == "miss" and not isinstance(value, Marker)
     if isinstance(value, Marker) and detail is None:  # this caller computed it

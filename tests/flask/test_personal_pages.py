@@ -142,3 +142,24 @@ def test_fragments_are_cached_only_when_values_are_authenticated(
     with app.app_context():
         stored = cache.get(make_template_fragment_key("box"))
     assert (stored is None) is (secret_key is None)
+
+
+def test_a_cookie_read_in_a_url_value_preprocessor_is_recorded(make_app: Any) -> None:
+    """The app's URL value preprocessors run before its before_request hooks; a cookie
+    read there makes the page personal as one read in a hook does."""
+    app, cache = make_app()
+
+    @app.url_value_preprocessor
+    def theme(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        g.theme = request.cookies.get("theme", "light")
+
+    @app.route("/p")
+    @cache.cached(60)
+    def page() -> str:
+        return "theme " + g.theme
+
+    dark, light = app.test_client(), app.test_client()
+    dark.set_cookie("theme", "dark")
+    first = dark.get("/p")
+    assert first.data == b"theme dark" and "detail=cookie" in first.headers["Cache-Status"]
+    assert light.get("/p").data == b"theme light"

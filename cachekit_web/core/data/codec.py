@@ -102,22 +102,30 @@ class Extension(NamedTuple):
 
 _EXTENSIONS: dict[type, Extension] = {}
 _BY_CODE: dict[int, Extension] = {}
+_SHARED: set[type] = set()  # registered kinds whose values are immutable
 
 
 def register_extension(kind: type, code: int, name: str, fields: Callable[[Any], list[Any]],
-                       build: Callable[[Any], Any]) -> None:
+                       build: Callable[[Any], Any], *, immutable: bool = False) -> None:
     """Store values of exactly ``kind`` as extension ``code`` (``core.web`` registers pages).
 
     ``fields(value)`` gives what is stored (msgpack types); ``build(fields)`` makes the
     value again, or returns None when the stored fields are malformed (E021).
+    ``immutable``: one decoded value may be handed to every reader of the same frame.
     """
     known = _BY_CODE.get(code)
     if code <= X_BIGINT or (known is not None and known.kind is not kind):
         raise ValueError(f"extension code {code} is taken")
     _EXTENSIONS[kind] = _BY_CODE[code] = Extension(code, kind, name, fields, build)
+    if immutable:
+        _SHARED.add(kind)
 
 
 SLOW: Any = object()  # Codec.value_of: this frame needs the general decode
+# Opened frames kept per codec for reuse (see Codec._opened_frames): at most this many,
+# each at most this many bytes (frame plus inflated payload): 4 MiB at worst.
+_REUSE_MAX_ENTRIES = 64
+_REUSE_MAX_BYTES = 64 * 1024
 
 
 class Entry(NamedTuple):
@@ -290,6 +298,10 @@ class Codec:
         self.compress_min_size = compress_min_size
         self.max_value_size = max_value_size
         self.pickle_fallback = pickle_fallback and keyring.authenticated
+        # Full key -> (frame, value) for frames value_of opened lately whose value is an
+        # immutable extension (a page): the same bytes under the same key (and keyring)
+        # open to the same value, so a repeat skips verify, inflate and unpack.
+        self._opened_frames: dict[bytes, tuple[bytes, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<Codec {self.keyring!r}>"
@@ -401,15 +413,32 @@ class Codec:
         flags = frame[3]
         if flags & F_FRESH or not self.keyring.authenticated:
             return SLOW
-        payload = self._opened(flags, frame[4:HEADER_SIZE], frame[:HEADER2_SIZE], key,
-                               frame[HEADER2_SIZE:])
+        seen = self._opened_frames.get(key)
+        if seen is not None and seen[0] == frame:
+            payload = b""  # opened before: authentic
+        else:
+            seen = None
+            payload = self._opened(flags, frame[4:HEADER_SIZE], frame[:HEADER2_SIZE], key,
+                                   frame[HEADER2_SIZE:])
         expires_at = _FRESH.unpack_from(frame, HEADER_SIZE)[0]
         if expires_at and expires_at <= now:
             raise DeserializationError("stored value is past its expiry (written back?)",
                                        code="E021")
+        if seen is not None:
+            return seen[1]
         if flags & (F_ZLIB | F_PICKLE):
-            return self._load(payload, flags)
-        return _unpack_checked(payload, "stored value")
+            if flags & F_ZLIB and not flags & F_PICKLE:
+                payload = self._inflate(payload)
+                value = self._load(payload, flags & ~F_ZLIB)
+            else:
+                return self._load(payload, flags)
+        else:
+            value = _unpack_checked(payload, "stored value")
+        if type(value) in _SHARED and len(frame) + len(payload) <= _REUSE_MAX_BYTES:
+            if len(self._opened_frames) >= _REUSE_MAX_ENTRIES:
+                self._opened_frames.clear()
+            self._opened_frames[key] = (frame, value)
+        return value
 
     def values_into(self, found: dict[Any, Any], names: Sequence[Any], keys: Sequence[str],
                     frames: Sequence[bytes | None], now: float,
@@ -581,7 +610,11 @@ class Codec:
     def _inflate(self, data: bytes) -> bytes:
         """Decompress at most MAX_VALUE_SIZE bytes; more is a bomb (E021)."""
         inflater = zlib.decompressobj()
-        out = inflater.decompress(data, self.max_value_size)
+        try:
+            out = inflater.decompress(data, self.max_value_size)
+        except zlib.error:
+            raise DeserializationError("cannot decode stored value (error)",
+                                       code="E021") from None
         if inflater.unconsumed_tail or not inflater.eof:
             raise DeserializationError(
                 f"compressed value inflates beyond MAX_VALUE_SIZE ({self.max_value_size}) "
