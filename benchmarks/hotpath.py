@@ -13,6 +13,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -226,43 +227,38 @@ def _tier_live(client: Any, timeout: float = 5.0) -> None:
         raise AssertionError("the in-process tier did not start")
 
 
-def _django_views(url: str) -> dict[str, Batch]:
-    configure_django(url)
-    from django.core.handlers.wsgi import WSGIRequest
-    from django.http import HttpResponse
-    from django.views.decorators.cache import cache_page as django_cache_page
+def _django_wsgi(url: str, cfg: Config, hiredis: bool) -> tuple[bool, dict[str, Stat]]:
+    """The Django view contenders through WSGIHandler, in a child process (django_wsgi):
+    without hiredis (``hiredis=False``) the child is a default install."""
+    import json
+    import sys
 
-    from cachekit_web.django import cache_page
+    cmd = [sys.executable, "-m", "benchmarks.django_wsgi", url, str(cfg.repeats),
+           str(cfg.n(600))]
+    if not hiredis:
+        cmd.append("--no-hiredis")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
+                          cwd=str(Path(__file__).resolve().parent.parent))
+    if done.returncode != 0:
+        raise AssertionError(f"the Django WSGI child failed:\n{done.stderr[-4000:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return got["hiredis"], {k: Stat(tuple(v)) for k, v in got["samples"].items()}
 
-    def page(request: Any) -> HttpResponse:
-        return HttpResponse(_PAGE)
 
-    theirs = django_cache_page(TTL, cache="redis")(page)
-    ours = cache_page(TTL, cache="cachekit-signed")(page)
-    tiered = cache_page(TTL, cache="cachekit-local")(page)
+def _django_view_rows(table: Table, url: str, cfg: Config) -> None:
+    """Issue 20's Django rows: uncached view, Django's cache_page, ours (network, tier);
+    a default install (no hiredis) first, then with hiredis."""
+    from .django_wsgi import OURS, THEIRS, TIER, UNCACHED
 
-    def call(view: Any) -> Batch:
-        base = _environ("/page/")
-
-        def run(n: int) -> None:
-            for _ in range(n):
-                response = view(WSGIRequest(dict(base)))
-                if response.status_code != 200:
-                    raise AssertionError(response.status_code)
-                response.content  # noqa: B018  (rendered, as a server would)
-
-        return run
-
-    batches = {"Django cache_page (RedisCache)": call(theirs),
-               "cachekit Django cache_page (signed)": call(ours),
-               TIER_DJANGO: call(tiered)}
-    for batch in batches.values():
-        batch(2)
-    from django.core.cache import caches
-
-    _tier_live(caches["cachekit-local"].client)
-    batches[TIER_DJANGO](2)
-    return batches
+    for want in (False, True):
+        hiredis, got = _django_wsgi(url, cfg, want)
+        if hiredis != want:
+            raise AssertionError(f"the child's hiredis is {hiredis}, wanted {want}")
+        goal = f"Django view hit (4 KB, WSGI), {'with hiredis' if want else 'no hiredis'}"
+        _row(table, goal, UNCACHED, got[UNCACHED], None, None)
+        _row(table, goal, TIER, got[TIER], got[UNCACHED], 1.25 if not want else None)
+        _row(table, goal, THEIRS, got[THEIRS], None, None)
+        _row(table, goal, OURS, got[OURS], got[THEIRS], 0.4)
 
 
 # -- the section --------------------------------------------------------------------------
@@ -344,7 +340,7 @@ def run_hotpath(url: str, cfg: Config) -> Table:
                   f"{time_ratio(got['djr'], got['ck']):.2f}", f"{faster} (< 1)")
 
         _view_rows(table, "Flask view hit (4 KB)", _flask_apps(url), (0.9, 0.3, None), cfg)
-        _view_rows(table, "Django view hit (4 KB)", _django_views(url), (0.4, 0.1), cfg)
+        _django_view_rows(table, url, cfg)
     finally:
         raw.close()
         enc.close()
