@@ -376,9 +376,25 @@ def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
             return web.cache_status("uncacheable", detail=outcome["reason"])
         return web.cache_status(status, stored=status == "miss")
     if status == "hit" and page is not None and timeout is not None:
-        return web.cache_status("hit", ttl=max(0.0, timeout - (page.age() if age is None
-                                                               else age)))
+        return _hit_status(int(max(0.0, timeout - (page.age() if age is None else age))))
     return web.cache_status(status)
+
+
+# Cache-Status of a hit by its whole seconds to live (bounded by the longest timeout).
+_HIT_STATUS: dict[int, str] = {}
+_MAX_HIT_STATUS = 4096
+
+
+def _hit_status(ttl: int) -> str:
+    """``web.cache_status("hit", ttl=ttl)``, remembered."""
+    try:
+        return _HIT_STATUS[ttl]
+    except KeyError:
+        pass
+    if len(_HIT_STATUS) >= _MAX_HIT_STATUS:
+        _HIT_STATUS.clear()
+    value = _HIT_STATUS[ttl] = web.cache_status("hit", ttl=ttl)
+    return value
 
 
 def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:
