@@ -1,7 +1,8 @@
 """Django view hits through the WSGI entry point, run in a child process.
 
 ``python -m benchmarks.django_wsgi URL REPEATS N [--no-hiredis]`` prints one JSON object:
-``{"hiredis": bool, "samples": {contender: [seconds per request, ...]}}``.
+``{"hiredis": bool, "tier_requests": int, "tier_hits": int, "samples": {contender:
+[seconds per request, ...]}}`` (the tier row's requests and how many the tier answered).
 
 A child process so that ``--no-hiredis`` is a default install (``pip install
 cachekit-web[django]`` does not bring hiredis): ``sys.modules["hiredis"] = None`` is set
@@ -76,10 +77,21 @@ def run(url: str, repeats: int, n: int) -> dict[str, Any]:
     batches = {name: _wsgi_hit(app, PATHS[name]) for name in CONTENDERS}
     for batch in batches.values():
         batch(2)  # fill
-    _tier_live(caches["cachekit-local"].client)
+    tiered = caches["cachekit-local"].client
+    _tier_live(tiered)
     batches[TIER](2)  # now kept in memory
+    sent = [0]
+    tier_batch = batches[TIER]
+
+    def counted(k: int) -> None:
+        sent[0] += k
+        tier_batch(k)
+
+    batches[TIER] = counted
+    before = tiered.metrics.totals["local_hits"]
     got = measure(batches, n, repeats)
-    return {"hiredis": bool(HIREDIS_AVAILABLE),
+    return {"hiredis": bool(HIREDIS_AVAILABLE), "tier_requests": sent[0],
+            "tier_hits": tiered.metrics.totals["local_hits"] - before,
             "samples": {name: list(stat.samples) for name, stat in got.items()}}
 
 

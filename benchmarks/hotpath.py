@@ -241,6 +241,9 @@ def _django_wsgi(url: str, cfg: Config, hiredis: bool) -> tuple[bool, dict[str, 
     if done.returncode != 0:
         raise AssertionError(f"the Django WSGI child failed:\n{done.stderr[-4000:]}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
+    if got["tier_hits"] < got["tier_requests"]:  # the tier row must time tier hits only
+        raise AssertionError(f"the in-process tier answered {got['tier_hits']} of "
+                             f"{got['tier_requests']} requests")
     return got["hiredis"], {k: Stat(tuple(v)) for k, v in got["samples"].items()}
 
 
