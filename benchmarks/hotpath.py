@@ -281,52 +281,49 @@ def _flask_view_rows(table: Table, url: str, cfg: Config) -> None:
 def _tier_live(client: Any, timeout: float = 5.0) -> None:
     """Wait until the client's in-process tier holds its lease (hits are served from it)."""
     client.get("tier-warmup")  # starts the tier
-    tier = client._local
     end = time.monotonic() + timeout
-    while not (tier is not None and tier.live) and time.monotonic() < end:
+    # Not `tier and tier.live`: a tier holding no entries is falsy (it has a __len__).
+    while not getattr(client._local, "live", False) and time.monotonic() < end:
         time.sleep(0.005)
-        tier = client._local
-    if not (tier is not None and tier.live):  # an empty tier is falsy (len 0)
-        raise AssertionError(f"the in-process tier did not start: {tier!r}")
+    if not getattr(client._local, "live", False):
+        raise AssertionError("the in-process tier did not start")
 
 
-def _django_views(url: str) -> dict[str, Batch]:
-    configure_django(url)
-    from django.core.handlers.wsgi import WSGIRequest
-    from django.http import HttpResponse
-    from django.views.decorators.cache import cache_page as django_cache_page
+def _django_wsgi(url: str, cfg: Config, hiredis: bool) -> tuple[bool, dict[str, Stat]]:
+    """The Django view contenders through WSGIHandler, in a child process (django_wsgi):
+    without hiredis (``hiredis=False``) the child is a default install."""
+    import json
+    import sys
 
-    from cachekit_web.django import cache_page
+    cmd = [sys.executable, "-m", "benchmarks.django_wsgi", url, str(cfg.repeats),
+           str(cfg.n(600))]
+    if not hiredis:
+        cmd.append("--no-hiredis")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False,
+                          cwd=str(Path(__file__).resolve().parent.parent))
+    if done.returncode != 0:
+        raise AssertionError(f"the Django WSGI child failed:\n{done.stderr[-4000:]}")
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    if got["tier_hits"] < got["tier_requests"]:  # the tier row must time tier hits only
+        raise AssertionError(f"the in-process tier answered {got['tier_hits']} of "
+                             f"{got['tier_requests']} requests")
+    return got["hiredis"], {k: Stat(tuple(v)) for k, v in got["samples"].items()}
 
-    def page(request: Any) -> HttpResponse:
-        return HttpResponse(_PAGE)
 
-    theirs = django_cache_page(TTL, cache="redis")(page)
-    ours = cache_page(TTL, cache="cachekit-signed")(page)
-    tiered = cache_page(TTL, cache="cachekit-local")(page)
+def _django_view_rows(table: Table, url: str, cfg: Config) -> None:
+    """Issue 20's Django rows: uncached view, Django's cache_page, ours (network, tier);
+    a default install (no hiredis) first, then with hiredis."""
+    from .django_wsgi import OURS, THEIRS, TIER, UNCACHED
 
-    def call(view: Any) -> Batch:
-        base = _environ("/page/")
-
-        def run(n: int) -> None:
-            for _ in range(n):
-                response = view(WSGIRequest(dict(base)))
-                if response.status_code != 200:
-                    raise AssertionError(response.status_code)
-                response.content  # noqa: B018  (rendered, as a server would)
-
-        return run
-
-    batches = {"Django cache_page (RedisCache)": call(theirs),
-               "cachekit Django cache_page (signed)": call(ours),
-               TIER_DJANGO: call(tiered)}
-    for batch in batches.values():
-        batch(2)
-    from django.core.cache import caches
-
-    _tier_live(caches["cachekit-local"].client)
-    batches[TIER_DJANGO](2)
-    return batches
+    for want in (False, True):
+        hiredis, got = _django_wsgi(url, cfg, want)
+        if hiredis != want:
+            raise AssertionError(f"the child's hiredis is {hiredis}, wanted {want}")
+        goal = f"Django view hit (4 KB, WSGI), {'with hiredis' if want else 'no hiredis'}"
+        _row(table, goal, UNCACHED, got[UNCACHED], None, None)
+        _row(table, goal, TIER, got[TIER], got[UNCACHED], 1.25 if not want else None)
+        _row(table, goal, THEIRS, got[THEIRS], None, None)
+        _row(table, goal, OURS, got[OURS], got[THEIRS], 0.4)
 
 
 # -- the section --------------------------------------------------------------------------
@@ -338,16 +335,6 @@ def _row(table: Table, goal: str, name: str, stat: Stat, ref: Stat | None,
               "ref" if ratio is None else f"{ratio:.2f}", met if limit is None else
               f"{met} (<= {limit})")
     return met
-
-
-def _view_rows(table: Table, goal: str, batches: dict[str, Batch],
-               limits: Sequence[float | None], cfg: Config) -> None:
-    """Time the view hits interleaved; the first batch is the reference of the others."""
-    got = measure(batches, cfg.n(600), cfg.repeats)
-    ref, *others = batches
-    _row(table, goal, ref, got[ref], None, None)
-    for name, limit in zip(others, limits, strict=True):
-        _row(table, goal, name, got[name], got[ref], limit)
 
 
 def run_hotpath(url: str, cfg: Config) -> Table:
@@ -408,7 +395,7 @@ def run_hotpath(url: str, cfg: Config) -> Table:
                   f"{time_ratio(got['djr'], got['ck']):.2f}", f"{faster} (< 1)")
 
         _flask_view_rows(table, url, cfg)
-        _view_rows(table, "Django view hit (4 KB)", _django_views(url), (0.4, 0.1), cfg)
+        _django_view_rows(table, url, cfg)
     finally:
         raw.close()
         enc.close()

@@ -70,3 +70,19 @@ def test_counters_benchmark_runs_every_contender_without_errors() -> None:
                       "cachekit sealed (encrypted)", "cachekit PLAIN_COUNTERS (signed)"):
         assert f"| {contender} |" in proc.stdout, contender
     assert "| NO |" not in proc.stdout
+
+
+@pytest.mark.parametrize("hiredis", [False, True])
+def test_django_wsgi_rows_run_and_the_tier_row_is_all_tier_hits(redis_url: str,
+                                                                hiredis: bool) -> None:
+    pytest.importorskip("django_redis")
+    if hiredis:
+        pytest.importorskip("hiredis")
+    cmd = [sys.executable, "-m", "benchmarks.django_wsgi", redis_url, "1", "20"]
+    done = subprocess.run(cmd if hiredis else [*cmd, "--no-hiredis"], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["hiredis"] is hiredis
+    assert got["tier_requests"] > 0 and got["tier_hits"] == got["tier_requests"]
+    assert len(got["samples"]) == 4 and all(len(v) == 1 for v in got["samples"].values())

@@ -571,7 +571,14 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     def local_hit(self, key: Any, accept: Callable[[Any], bool] | None = None, *,
                   version: int | None = None, local: bool | None = None) -> Entry | None:
         """A fresh value's entry from the in-process tier (a hit), else None (ask ``fetch``)."""
-        return self._client.local_hit(self._key(key, version), accept, local=local)
+        memo = self._memo(version) if type(key) is str else None
+        made = None if memo is None else memo.get(key)
+        if made is None:
+            made = self._key(key, version)
+            if memo is not None and len(memo) < _MEMO_SIZE and not self._own_key_rules() \
+                    and len(made) <= _MEMCACHE_SAFE and " " not in made and made.isprintable():
+                memo[key] = made  # as _made_keys: a key Django warns about never is
+        return self._client.local_hit(made, accept, local=local)
 
     def health(self) -> HealthReport:
         """The core health report for this cache."""

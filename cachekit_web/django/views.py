@@ -12,6 +12,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
@@ -19,8 +20,10 @@ from django.conf import settings
 from django.core.cache import DEFAULT_CACHE_ALIAS, InvalidCacheBackendError, caches
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils import timezone, translation
+from django.http.response import ResponseHeaders
+from django.utils import timezone
 from django.utils.cache import patch_response_headers, patch_vary_headers
+from django.utils.translation import trans_real
 
 from ..core import web
 from ..core.client import Result
@@ -51,12 +54,17 @@ def _setting(name: str, default: Any) -> Any:
 _BACKENDS: dict[str, CachekitCache] = {}
 _ORIGINS: dict[tuple[Any, ...], str] = {}
 _MAX_ORIGINS = 256  # Host is the client's to choose: a bounded memo
+# Page keys without Vary by (method, absolute URL, key prefix, language, time zone): the
+# hash is the costly part of a key. The URL is the client's to choose: bounded.
+_PAGE_KEYS: dict[tuple[str, ...], str] = {}
+_MAX_PAGE_KEYS = 1024
 
 
 def _forget_settings(**kwargs: Any) -> None:
     _SETTINGS.clear()
     _BACKENDS.clear()
     _ORIGINS.clear()
+    _PAGE_KEYS.clear()
 
 
 setting_changed.connect(_forget_settings, dispatch_uid="cachekit_web.django.views.settings")
@@ -104,8 +112,8 @@ def _variant() -> list[str]:
     # LocaleMiddleware and the time zone pick a page variant before the view runs
     # (and add Vary/Content-Language after it): the active ones are part of the key.
     out = []
-    if _setting("USE_I18N", True):
-        out.append("lang=" + (translation.get_language() or ""))
+    if _setting("USE_I18N", True):  # translation.get_language is trans_real's then
+        out.append("lang=" + (trans_real.get_language() or ""))
     if _setting("USE_TZ", True):
         out.append("tz=" + timezone.get_current_timezone_name())
     return out
@@ -154,6 +162,19 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
     names = list(vary_on_headers)
     cookies = list(vary_on_cookies)
     context = _variant()
+    method = request.method or "GET"
+    if not names and not cookies:  # the key is a function of these facts: remembered
+        facts = (method, _absolute_uri(request), key_prefix or "", *context)
+        try:
+            return _PAGE_KEYS[facts]
+        except KeyError:
+            pass
+        key = web.view_cache_key(facts[1], method=method, prefix=_prefix(key_prefix),
+                                 context=context)
+        if len(_PAGE_KEYS) >= _MAX_PAGE_KEYS:
+            _PAGE_KEYS.clear()
+        _PAGE_KEYS[facts] = key
+        return key
     if cookies:
         context += web.cookie_key_parts(request.COOKIES, cookies)
     values: dict[str, str] = {}
@@ -162,7 +183,7 @@ def page_cache_key(request: HttpRequest, *, key_prefix: str | None = None,
         values = {n: headers.get(n, "") for n in names}
     return web.view_cache_key(
         _absolute_uri(request),
-        method=request.method or "GET",
+        method=method,
         headers=values,
         vary_on=names,
         prefix=_prefix(key_prefix),
@@ -262,29 +283,85 @@ def _capture(request: HttpRequest, response: HttpResponseBase, timeout: float | 
                                   response.content, response.charset)
 
 
-# A page's filtered headers by the page object (the in-process tier serves one object per
-# entry; it is immutable): (page, headers), the page kept so that its id is not reused.
-_REPLAY: dict[int, tuple[web.StoredPage, dict[str, str]]] = {}
-_MAX_REPLAY = 64
+# The attributes HttpResponse(bytes, status=, headers=) sets, and those of them a response
+# must not share with another (mutable). A Django whose responses differ from this takes the
+# plain constructor (see _Prepared.of).
+_RESPONSE_FIELDS = frozenset({"headers", "_charset", "_resource_closers", "_handler_class",
+                              "cookies", "closed", "status_code", "_reason_phrase",
+                              "_container"})
+_FRESH_FIELDS = frozenset({"headers", "cookies", "_resource_closers", "_container"})
 
 
-def _tier_replay_headers(page: web.StoredPage) -> dict[str, str]:
-    """``dict(page.replay_headers())`` of a page the in-process tier served, remembered."""
-    found = _REPLAY.get(id(page))
+class _Prepared:
+    """A stored page turned into a response once (headers checked by Django then); each hit
+    is a copy with fresh mutable parts and Age and Cache-Status set."""
+
+    __slots__ = ("body", "state", "store")
+
+    def __init__(self, body: bytes, state: dict[str, Any],
+                 store: dict[str, tuple[str, str]]) -> None:
+        self.body, self.state, self.store = body, state, store
+
+    @classmethod
+    def of(cls, page: web.StoredPage) -> _Prepared | None:
+        """The prepared form of ``page``; None if this Django's responses are shaped
+        otherwise than this copy knows (then each hit uses the constructor)."""
+        template = HttpResponse(page.body, status=page.status,
+                                headers=dict(page.replay_headers()))
+        fields = vars(template)
+        store = getattr(template.headers, "_store", None)
+        if fields.keys() != _RESPONSE_FIELDS or type(template.headers) is not ResponseHeaders \
+                or type(store) is not dict or template._container != [page.body]:
+            return None
+        state = {k: v for k, v in fields.items() if k not in _FRESH_FIELDS}
+        return cls(page.body, state, store)
+
+    def response(self, age: str, status: str | None) -> HttpResponse:
+        """A new response: the page's, with ``Age`` and ``Cache-Status`` (ours: ASCII)."""
+        response = HttpResponse.__new__(HttpResponse)
+        fields = response.__dict__
+        fields.update(self.state)
+        headers = ResponseHeaders.__new__(ResponseHeaders)
+        store = headers._store = self.store.copy()
+        store["age"] = ("Age", age)
+        if status is not None:
+            store[_STATUS_LOWER] = (web.CACHE_STATUS_HEADER, status)
+        fields["headers"] = headers
+        fields["cookies"] = SimpleCookie()
+        fields["_resource_closers"] = []
+        fields["_container"] = [self.body]  # bytes are immutable: shared, not copied
+        return response
+
+
+_STATUS_LOWER = web.CACHE_STATUS_HEADER.lower()
+
+# Prepared pages by the page object (the in-process tier serves one object per entry; it
+# is immutable): (page, prepared), the page kept so that its id is not reused.
+_PREPARED: dict[int, tuple[web.StoredPage, _Prepared | None]] = {}
+_MAX_PREPARED = 64
+
+
+def _tier_prepared(page: web.StoredPage) -> _Prepared | None:
+    """The prepared form of a page the in-process tier served, remembered."""
+    found = _PREPARED.get(id(page))
     if found is not None and found[0] is page:
         return found[1]
-    headers = dict(page.replay_headers())
-    if len(_REPLAY) >= _MAX_REPLAY:
-        _REPLAY.clear()
-    _REPLAY[id(page)] = (page, headers)
-    return headers
+    prepared = _Prepared.of(page)
+    if len(_PREPARED) >= _MAX_PREPARED:
+        _PREPARED.clear()
+    _PREPARED[id(page)] = (page, prepared)
+    return prepared
 
 
 def _from_page(page: web.StoredPage, cache_status: str | None = None,
                age: int | None = None, tier: bool = False) -> HttpResponse:
-    # Built once from the stored header tuples, Age (and Cache-Status) appended.
-    headers = dict(_tier_replay_headers(page)) if tier else dict(page.replay_headers())
-    headers["Age"] = str(page.age() if age is None else age)
+    """The response serving ``page``: its stored headers, Age (and Cache-Status)."""
+    age_value = str(page.age() if age is None else age)
+    prepared = _tier_prepared(page) if tier else None
+    if prepared is not None:
+        return prepared.response(age_value, cache_status)
+    headers = dict(page.replay_headers())
+    headers["Age"] = age_value
     if cache_status is not None:
         headers[web.CACHE_STATUS_HEADER] = cache_status
     return HttpResponse(page.body, status=page.status, headers=headers)
@@ -299,9 +376,25 @@ def _status_header(status: str, outcome: Outcome, page: web.StoredPage | None,
             return web.cache_status("uncacheable", detail=outcome["reason"])
         return web.cache_status(status, stored=status == "miss")
     if status == "hit" and page is not None and timeout is not None:
-        return web.cache_status("hit", ttl=max(0.0, timeout - (page.age() if age is None
-                                                               else age)))
+        return _hit_status(int(max(0.0, timeout - (page.age() if age is None else age))))
     return web.cache_status(status)
+
+
+# Cache-Status of a hit by its whole seconds to live (bounded by the longest timeout).
+_HIT_STATUS: dict[int, str] = {}
+_MAX_HIT_STATUS = 4096
+
+
+def _hit_status(ttl: int) -> str:
+    """``web.cache_status("hit", ttl=ttl)``, remembered."""
+    try:
+        return _HIT_STATUS[ttl]
+    except KeyError:
+        pass
+    if len(_HIT_STATUS) >= _MAX_HIT_STATUS:
+        _HIT_STATUS.clear()
+    value = _HIT_STATUS[ttl] = web.cache_status("hit", ttl=ttl)
+    return value
 
 
 def _direct(response: HttpResponseBase, header: str) -> HttpResponseBase:

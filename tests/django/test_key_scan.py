@@ -132,3 +132,27 @@ def test_a_subclass_validate_key_runs_for_single_keys(redis_url: str, namespace:
     strict.get("a")
     strict.set("b", 1)
     assert len(seen) == 2
+
+
+def test_local_hit_remembers_keys_only_as_get_many_does(use_caches: Any, redis_url: str,
+                                                        namespace: str, cache: Any) -> None:
+    made: list[str] = []
+
+    def counted(key: str, key_prefix: str, version: int) -> str:
+        made.append(key)
+        return f"{key_prefix}:{version}:{key}"
+
+    for _ in range(2):  # a warned key warns on every lookup
+        with pytest.warns(CacheKeyWarning):
+            cache.local_hit("has space", local=True)
+    cache.local_hit("k", local=True)
+    assert cache._made.get("k") == cache.make_key("k")  # the default key rules: remembered
+    cache.key_prefix = "other"
+    cache.local_hit("k", local=True)
+    assert cache._made.get("k") == "other:1:k"  # follows KEY_PREFIX
+    conf = cache_conf(redis_url, namespace)
+    conf["KEY_FUNCTION"] = counted
+    own = use_caches({"default": conf})
+    for _ in range(3):
+        own.local_hit("k", local=True)
+    assert made == ["k", "k", "k"]  # a key function is asked every time

@@ -109,3 +109,47 @@ def test_an_async_view_hits_the_tier(cache: Any) -> None:
     assert response.content == b"async page"
     assert response["Cache-Status"].startswith("cachekit; hit")
     assert client.metrics.totals["local_hits"] == before + 1 and calls == [1]
+
+
+def test_tier_hits_share_no_mutable_state(cache: Any) -> None:
+    """Each tier hit is its own response (built from a prepared copy of the page): what
+    middleware does to one (headers, cookies, closing) never shows in the next."""
+    @cache_page(60, local=True)
+    def view(request: Any) -> HttpResponse:
+        response = HttpResponse(b"shared?")
+        response["X-Page"] = "1"
+        return response
+
+    factory = RequestFactory()
+    view(factory.get("/mutable/"))
+    client = cache.client
+    _wait_live(client)
+    view(factory.get("/mutable/"))  # read from Redis into the tier
+    first = view(factory.get("/mutable/"))
+    before = client.metrics.totals["local_hits"]
+    first["X-Page"] = "changed"
+    first["X-Added"] = "yes"
+    first.set_cookie("sessionid", "alice")
+    first.write(b" appended")
+    first.close()
+    second = view(factory.get("/mutable/"))
+    assert client.metrics.totals["local_hits"] == before + 1  # both were tier hits
+    assert second.content == b"shared?" and second["X-Page"] == "1"
+    assert "X-Added" not in second and not second.cookies and not second.closed
+    assert second["Cache-Status"].startswith("cachekit; hit") and int(second["Age"]) >= 0
+    assert first.content == b"shared? appended"
+
+
+def test_a_django_with_other_response_fields_uses_the_constructor(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cachekit_web.core.web import StoredPage
+    from cachekit_web.django import views
+
+    page = StoredPage(200, (("Content-Type", "text/plain"), ("X-A", "1")), b"body", 0.0)
+    assert views._Prepared.of(page) is not None
+    monkeypatch.setattr(views, "_RESPONSE_FIELDS", views._RESPONSE_FIELDS | {"new_field"})
+    assert views._Prepared.of(page) is None
+    views._PREPARED.clear()
+    response: Any = views._from_page(page, "cachekit; hit", tier=True)
+    assert response.content == b"body" and response["X-A"] == "1"
+    assert response["Content-Type"] == "text/plain" and response["Cache-Status"] == "cachekit; hit"

@@ -79,3 +79,22 @@ def test_forwarded_host_and_scheme_enter_the_remembered_origin() -> None:
                                            HTTP_X_FORWARDED_HOST=forwarded,
                                            HTTP_X_FORWARDED_PROTO=proto)
             assert _absolute_uri(request) == request.build_absolute_uri()
+
+
+def test_a_remembered_page_key_follows_language_and_time_zone() -> None:
+    from django.utils import timezone, translation
+
+    from cachekit_web.django.views import page_cache_key
+
+    request = RequestFactory().get("/page/")
+    first = page_cache_key(request)
+    assert page_cache_key(request) == first  # remembered
+    with translation.override("fr"):
+        french = page_cache_key(request)
+    with timezone.override("Europe/Paris"):
+        paris = page_cache_key(request)
+    assert len({first, french, paris}) == 3
+    assert page_cache_key(request, key_prefix="p") != first
+    assert page_cache_key(RequestFactory().head("/page/")) == first  # HEAD shares GET
+    assert page_cache_key(RequestFactory().get("/page/?a=1")) != first
+    assert page_cache_key(request, vary_on_headers=["Accept"]) != first
