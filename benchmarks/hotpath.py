@@ -31,7 +31,6 @@ TIER_FLASK = "cachekit Flask @cached, in-process tier"
 FLASK_ROWS = ("the view uncached (Flask's request handling, session opened)",
               "Flask-Caching @cached (RedisCache)", "cachekit Flask @cached, network path (signed)",
               TIER_FLASK)
-TIER_DJANGO = "cachekit Django cache_page, in-process tier"
 SECRET_KEY = "benchmark-secret-key-not-a-secret-0123456789abcdef"
 _PAGE = "<!doctype html><html><body>" + "".join(
     f"<p class='row-{i % 2}'>Product {i}: {i * 37 % 1000} EUR</p>" for i in range(110)
