@@ -81,14 +81,20 @@ def test_refused_password_opens_the_breaker_and_stops_reconnecting(
             client.close()
 
 
+def _on_a_stepped_breaker(server: EmbeddedRedis, namespace: str, timeout: float,
+                          now: list[float]) -> tuple[CacheClient, CircuitBreaker, CacheClient]:
+    """(a client for its settings, a breaker on the clock ``now``, a client using it)."""
+    probe = CacheClient.from_url(server.url, NAMESPACE=namespace, SOCKET_TIMEOUT=timeout,
+                                 SOCKET_CONNECT_TIMEOUT=timeout)
+    breaker = CircuitBreaker(failure_threshold=5, slow_call_duration=0.25, slow_in_flight=3,
+                             clock=lambda: now[0])
+    return probe, breaker, CacheClient(probe.settings, breaker=breaker)
+
+
 def test_calls_piling_up_on_a_hung_server_open_the_breaker_for_the_next_caller(
         own_redis: EmbeddedRedis) -> None:
     now = [0.0]
-    settings = dict(NAMESPACE="hung", SOCKET_TIMEOUT=2.0, SOCKET_CONNECT_TIMEOUT=2.0)
-    probe = CacheClient.from_url(own_redis.url, **settings)
-    breaker = CircuitBreaker(failure_threshold=5, slow_call_duration=0.25, slow_in_flight=3,
-                             clock=lambda: now[0])
-    client = CacheClient(probe.settings, breaker=breaker)
+    probe, breaker, client = _on_a_stepped_breaker(own_redis, "hung", 2.0, now)
     try:
         for _ in range(4):  # warm four pooled connections
             client.set("k", 1)
@@ -118,11 +124,7 @@ def test_calls_stuck_on_a_hung_server_are_cut_short_without_a_new_caller(
     """Every thread is blocked in a read (no caller left to notice): the watchdog opens
     the breaker and the blocked calls fail open at once, not after SOCKET_TIMEOUT."""
     now = [0.0]
-    settings = dict(NAMESPACE="hung-cut", SOCKET_TIMEOUT=5.0, SOCKET_CONNECT_TIMEOUT=5.0)
-    probe = CacheClient.from_url(own_redis.url, **settings)
-    breaker = CircuitBreaker(failure_threshold=5, slow_call_duration=0.25, slow_in_flight=3,
-                             clock=lambda: now[0])
-    client = CacheClient(probe.settings, breaker=breaker)
+    probe, breaker, client = _on_a_stepped_breaker(own_redis, "hung-cut", 5.0, now)
     results: list[object] = []
     try:
         client.set("k", 1)

@@ -39,6 +39,16 @@ def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 10.0) ->
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _filled_key_on_first_primary(cluster: LocalCluster, c: CacheClient) -> str:
+    """Thirty keys written and kept in the tier; one whose slot the first primary owns."""
+    keys = [f"k{i}" for i in range(30)]
+    for k in keys:
+        c.set(k, f"v-{k}")
+    _filled(c, keys)
+    return next(k for k, port in _owner_ports(cluster, c, keys).items()
+                if port == cluster.nodes[0].port)
+
+
 def _owner_ports(cluster: LocalCluster, c: CacheClient, keys: list[str]) -> dict[str, int]:
     with cluster.client(cluster.nodes[0]) as p:
         out = {}
@@ -242,13 +252,8 @@ def test_cluster_slot_move_is_followed(namespace: str) -> None:
         c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
         writer = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
         try:
-            keys = [f"k{i}" for i in range(30)]
-            for k in keys:
-                c.set(k, f"v-{k}")
-            _filled(c, keys)
             ports = [n.port for n in cluster.nodes]
-            k = next(k for k, port in _owner_ports(cluster, c, keys).items()
-                     if port == ports[0])
+            k = _filled_key_on_first_primary(cluster, c)
             with cluster.client(cluster.nodes[0]) as raw:
                 slot = int(raw.cluster("keyslot", c.full_key(k)))
             reloads = c._local.reloads
@@ -286,14 +291,9 @@ def test_cluster_fill_from_an_untracked_owner_is_not_kept(namespace: str) -> Non
         c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
         writer = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
         try:
-            keys = [f"k{i}" for i in range(30)]
-            for k in keys:
-                c.set(k, f"v-{k}")
-            _filled(c, keys)
-            tier = c._local
             ports = [n.port for n in cluster.nodes]
-            k = next(k for k, port in _owner_ports(cluster, c, keys).items()
-                     if port == ports[0])
+            k = _filled_key_on_first_primary(cluster, c)
+            tier = c._local
             old_link = tier.link_for(c.full_key(k))
             assert old_link is not None and old_link.address == f"127.0.0.1:{ports[0]}"
             tier.lease = 60.0  # the tier's map is not reloaded during the race below
