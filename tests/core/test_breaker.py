@@ -549,3 +549,18 @@ def test_the_watchdog_lets_go_of_a_breaker_with_no_call_in_flight() -> None:
     assert b._watched == 0  # one call alone is not a crowd
     b.begin()
     assert b._watched == os.getpid()  # a new crowd registers again
+
+
+def test_the_watchdog_never_opens_before_redis_ever_answered() -> None:
+    """A cold start (a Cluster client reading its slot map, connections being made) is slow,
+    not hung: the watchdog acts only on a server that answered before and then stopped."""
+    now = [0.0]
+    b = _rated(now, slow_call_duration=0.25, slow_in_flight=3)
+    calls = [b.begin() for _ in range(3)]
+    now[0] += 0.5
+    assert not b.check_stuck() and b.state is State.CLOSED
+    for call in calls:
+        b.record_success(call)
+    calls = [b.begin() for _ in range(3)]
+    now[0] += 0.5
+    assert b.check_stuck() and b.state is State.OPEN

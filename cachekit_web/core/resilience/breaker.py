@@ -247,6 +247,8 @@ class CircuitBreaker:
         it opened."""
         if not self.enabled or self._state is not State.CLOSED or not self._maybe_stuck():
             return False
+        if self._last_answer == float("-inf"):
+            return False  # never answered yet: a slow start (connecting, a slot map), not a hang
         with self._lock:
             if self._state is not State.CLOSED:
                 return False
