@@ -3,7 +3,9 @@
 Starts a private redis-server and gunicorn (2 workers x 4 threads by default) on free
 127.0.0.1 ports, drives a bounded number of client threads against a cached page and a
 get/set view, and goes through five phases of equal length: normal, Redis killed, Redis
-restarted, Redis hung (SIGSTOP), Redis resumed. Prints per phase: requests, non-200
+restarted, Redis hung (SIGSTOP), Redis resumed; ``--cycles N`` goes through the five
+phases N times on the same site (the shares and first-hit times are then medians over the
+cycles, each cycle's share against its own normal phase). Prints per phase: requests, non-200
 responses (a client timeout or a refused connection counts as one), p50, p99, the share
 of requests the cache answered, throughput relative to the normal phase (and the hung
 phase's relative to the killed one), and for the phases where Redis answers again the
@@ -159,8 +161,9 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0)
 
 
 def run(app: str, seconds: float, warmup: float, clients: int, workers: int, threads: int,
-        settings: dict[str, str], log_path: str) -> list[PhaseStats]:
-    """Run the five phases against a fresh Redis and gunicorn; return their statistics."""
+        settings: dict[str, str], log_path: str, cycles: int = 1) -> list[list[PhaseStats]]:
+    """Run the five phases ``cycles`` times against a fresh Redis and gunicorn; return each
+    cycle's statistics."""
     redis_server = EmbeddedRedis().start()
     port = free_port()
     env = {k: v for k, v in os.environ.items()
@@ -175,18 +178,19 @@ def run(app: str, seconds: float, warmup: float, clients: int, workers: int, thr
     with open(log_path, "wb") as log:
         gunicorn = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log)
     load = Load(port, clients)
-    stats = [PhaseStats(name) for name, _ in PHASES]
+    runs = [[PhaseStats(name) for name, _ in PHASES] for _ in range(cycles)]
     try:
         _wait_ready(port, gunicorn)
         load.start()
         time.sleep(warmup)  # fills the page cache and every worker's pool; not counted
-        for phase, (_, action) in zip(stats, PHASES, strict=True):
-            if action is not None:
-                action(redis_server)
-            started = phase.started = time.perf_counter()
-            load.phase = phase
-            time.sleep(seconds)
-            phase.seconds = time.perf_counter() - started
+        for stats in runs:
+            for phase, (_, action) in zip(stats, PHASES, strict=True):
+                if action is not None:
+                    action(redis_server)
+                started = phase.started = time.perf_counter()
+                load.phase = phase
+                time.sleep(seconds)
+                phase.seconds = time.perf_counter() - started
         load.phase = None
     finally:
         load.join()
@@ -198,46 +202,92 @@ def run(app: str, seconds: float, warmup: float, clients: int, workers: int, thr
             gunicorn.kill()
             gunicorn.wait(5)
         redis_server.stop()
-    return stats
+    return runs
 
 
 def _share(s: PhaseStats, of: PhaseStats) -> float:
     return s.throughput / (of.throughput or 1.0)
 
 
-def table(app: str, stats: Sequence[PhaseStats], clients: int) -> str:
-    """The per-phase table, as markdown, and the issue 21 goals."""
-    by = {s.name: s for s in stats}
+def shares(cycle: Sequence[PhaseStats]) -> dict[str, float]:
+    """One cycle's throughput per phase relative to its normal phase, and "hung/killed"."""
+    by = {s.name: s for s in cycle}
+    out = {s.name: _share(s, cycle[0]) for s in cycle}
+    if "hung" in by and "killed" in by:
+        out["hung/killed"] = _share(by["hung"], by["killed"])
+    return out
+
+
+def median_shares(runs: Sequence[Sequence[PhaseStats]]) -> dict[str, float]:
+    """The median over the cycles of each share (see ``shares``)."""
+    each = [shares(cycle) for cycle in runs]
+    return {k: statistics.median(c[k] for c in each) for k in each[0]}
+
+
+def pooled(runs: Sequence[Sequence[PhaseStats]]) -> list[PhaseStats]:
+    """Each phase's requests over every cycle, as one PhaseStats (first hits left out)."""
+    out = []
+    for phases in zip(*runs, strict=True):
+        merged = PhaseStats(phases[0].name)
+        for s in phases:
+            merged.seconds += s.seconds
+            merged.latencies += s.latencies
+            merged.non_200 += s.non_200
+            merged.hits += s.hits
+        out.append(merged)
+    return out
+
+
+def first_hit_ms(runs: Sequence[Sequence[PhaseStats]], name: str,
+                 clients: int) -> tuple[float, float] | None:
+    """(median over the cycles of the p50, max over the cycles of the max) time from Redis
+    answering to a client thread's first cache hit in phase ``name``, in ms."""
+    got = [s.first_hit_ms(clients) for cycle in runs for s in cycle if s.name == name]
+    p50s = [p for p, _ in got if p is not None]
+    tops = [t for _, t in got if t is not None]
+    return (statistics.median(p50s), max(tops)) if p50s and tops else None
+
+
+def table(app: str, runs: Sequence[Sequence[PhaseStats]], clients: int) -> str:
+    """The per-phase table (requests of every cycle pooled, shares the median over the
+    cycles, with each cycle's when more than one), as markdown, and the issue 21 goals."""
+    share = median_shares(runs)
+    each = [shares(cycle) for cycle in runs]
     lines = [f"### {app}", "",
              "| phase | requests | non-200 | p50 ms | p99 ms | max ms | > 100 ms | req/s "
              "| hits | vs normal | first hit ms p50 / max |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for s in stats:
+    for s in pooled(runs):
         slow = sum(1 for x in s.latencies if x > 0.1)
         worst = max(s.latencies, default=0.0) * 1000
-        vs = f"{_share(s, stats[0]):.0%}"
-        if s.name == "hung" and "killed" in by:
-            vs += f" ({_share(s, by['killed']):.0%} of killed)"
-        p50, top = s.first_hit_ms(clients) if s.name in BACK else (None, None)
-        first = "" if p50 is None else f"{p50:.0f} / {top:.0f}"
+        vs = f"{share[s.name]:.0%}"
+        if s.name == "hung" and "hung/killed" in share:
+            vs += f" ({share['hung/killed']:.0%} of killed)"
+        if len(runs) > 1:
+            vs += " [" + ", ".join(f"{c[s.name]:.0%}" for c in each) + "]"
+        first = first_hit_ms(runs, s.name, clients) if s.name in BACK else None
+        shown = "" if first is None else f"{first[0]:.0f} / {first[1]:.0f}"
         lines.append(f"| {s.name} | {s.requests} | {s.non_200} | {s.percentile(0.5):.1f} | "
                      f"{s.percentile(0.99):.1f} | {worst:.0f} | {slow} | {s.throughput:.0f} | "
-                     f"{s.hits / (s.requests or 1):.0%} | {vs} | {first} |")
+                     f"{s.hits / (s.requests or 1):.0%} | {vs} | {shown} |")
+    if len(runs) > 1 and "hung/killed" in share:
+        per_cycle = ", ".join(f"{c['hung/killed']:.0%}" for c in each)
+        lines.append(f"| hung vs killed, each cycle | | | | | | | | | {per_cycle} | |")
     lines += ["", "goals: " + ", ".join(f"{k} {'ok' if v else 'MISSED'}"
-                                        for k, v in goals(stats).items())]
+                                        for k, v in goals(runs).items())]
     return "\n".join(lines)
 
 
-def goals(stats: Sequence[PhaseStats]) -> dict[str, bool]:
-    """Issue 21's goals for one run."""
-    by = {s.name: s for s in stats}
-    normal = stats[0]
-    out = {f"{name} >= 75% of normal": _share(by[name], normal) >= 0.75
-           for name in BACK if name in by}
-    if "hung" in by and "killed" in by:
-        out["hung >= 90% of killed"] = _share(by["hung"], by["killed"]) >= 0.9
-    out["0 non-200"] = not any(s.non_200 for s in stats)
-    out["p99 <= 50 ms"] = all(s.percentile(0.99) <= 50 for s in stats)
+def goals(runs: Sequence[Sequence[PhaseStats]]) -> dict[str, bool]:
+    """Issue 21's goals for one run: shares as medians over its cycles; no non-200 and a
+    p99 within 50 ms in every phase of every cycle."""
+    share = median_shares(runs)
+    out = {f"{name} >= 75% of normal": share[name] >= 0.75 for name in BACK if name in share}
+    if "hung/killed" in share:
+        out["hung >= 90% of killed"] = share["hung/killed"] >= 0.9
+    phases = [s for cycle in runs for s in cycle]
+    out["0 non-200"] = not any(s.non_200 for s in phases)
+    out["p99 <= 50 ms"] = all(s.percentile(0.99) <= 50 for s in phases)
     return out
 
 
@@ -251,34 +301,38 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a cachekit setting for the site, e.g. SOCKET_TIMEOUT=0.25")
+    parser.add_argument("--cycles", type=int, default=1,
+                        help="go through the five phases this many times (at most 10)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    if not 0 < args.seconds <= 120 or not 1 <= args.clients <= 64:
-        parser.error("--seconds must be in (0, 120] and --clients in [1, 64]")
+    if not 0 < args.seconds <= 120 or not 1 <= args.clients <= 64 or not 1 <= args.cycles <= 10:
+        parser.error("--seconds must be in (0, 120], --clients in [1, 64], --cycles in [1, 10]")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the scenario once and print its table."""
+    """Run the scenario and print its table."""
     args = _parse(argv)
     settings = dict(item.split("=", 1) for item in args.set)
     log_path = os.path.join(tempfile.gettempdir(), f"cachekit-outage-{args.app}.log")
-    stats = run(args.app, args.seconds, args.warmup, args.clients, args.workers, args.threads,
-                settings, log_path)
+    runs = run(args.app, args.seconds, args.warmup, args.clients, args.workers, args.threads,
+               settings, log_path, args.cycles)
     print(f"{args.app}: gunicorn {args.workers} workers x {args.threads} threads, "
-          f"{args.clients} client threads, {args.seconds:g} s per phase; "
-          f"settings {settings or 'default'}; site log {log_path}")
-    print(table(args.app, stats, args.clients))
+          f"{args.clients} client threads, {args.seconds:g} s per phase, "
+          f"{args.cycles} cycle(s); settings {settings or 'default'}; site log {log_path}")
+    print(table(args.app, runs, args.clients))
     if args.json:
-        normal = stats[0].throughput or 1.0
+        share = median_shares(runs)
+        each = [shares(cycle) for cycle in runs]
         Path(args.json).write_text(json.dumps([
             {"phase": s.name, "requests": s.requests, "non_200": s.non_200,
              "p50_ms": s.percentile(0.5), "p99_ms": s.percentile(0.99),
-             "throughput": s.throughput, "relative": s.throughput / normal,
-             "hits": s.hits, "first_hit_ms": s.first_hit_ms(args.clients)
+             "throughput": s.throughput, "relative": share[s.name],
+             "relative_per_cycle": [c[s.name] for c in each], "hits": s.hits,
+             "first_hit_ms": first_hit_ms(runs, s.name, args.clients)
              if s.name in BACK else None}
-            for s in stats], indent=1))
-    return 1 if any(s.non_200 for s in stats) else 0
+            for s in pooled(runs)], indent=1))
+    return 1 if any(s.non_200 for cycle in runs for s in cycle) else 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_outage_benchmark_runs_every_phase_without_errors(app: str, tmp_path: Pa
     out = tmp_path / "outage.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.outage", "--app", app, "--seconds", "0.4",
-         "--warmup", "0.3", "--clients", "2", "--workers", "1", "--threads", "2",
+         "--warmup", "0.3", "--clients", "2", "--workers", "1", "--threads", "2", "--cycles", "2",
          # Redis is back (and hangs calls again) within the short phases: a shorter wait.
          "--set", "SOCKET_TIMEOUT=0.1", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
@@ -53,7 +53,12 @@ def test_outage_benchmark_runs_every_phase_without_errors(app: str, tmp_path: Pa
     # A request that meets the SIGSTOP can outlast a short hung phase on a loaded machine,
     # so that phase may start none; every other phase must have served some.
     assert all(p["requests"] > 0 for p in phases if p["phase"] != "hung"), phases
-    assert "| hung |" in proc.stdout
+    assert "| hung |" in proc.stdout and "| hung vs killed, each cycle |" in proc.stdout
+    # each cycle's share against its own normal phase; the median of two is their mean
+    for p in phases:
+        assert len(p["relative_per_cycle"]) == 2, p
+        assert p["relative"] == pytest.approx(sum(p["relative_per_cycle"]) / 2), p
+    assert phases[0]["relative_per_cycle"] == [1.0, 1.0]
     assert phases[0]["hits"] > 0 and "goals: " in proc.stdout  # hits are told apart
     assert all(len(p["first_hit_ms"]) == 2 for p in phases if p["phase"] in ("restarted",
                                                                             "resumed"))
