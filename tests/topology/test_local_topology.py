@@ -313,6 +313,35 @@ def test_cluster_fill_from_an_untracked_owner_is_not_kept(namespace: str) -> Non
             writer.close()
 
 
+def test_cluster_map_that_disagrees_with_the_slots_reply_is_loaded_again(
+        cluster: LocalCluster, namespace: str) -> None:
+    """redis-py loads its map from a node of its own choosing; one whose gossip lags names
+    the old owners while the node asked named the new ones. The tier must not take that
+    reply as loaded, or it keeps the old map until the reply changes again (after a
+    CLUSTER FAILOVER: no hits from the new primary, test below, 3 runs in 8)."""
+    c = CacheClient.from_url(cluster.url, NAMESPACE=namespace, **FAST)
+    try:
+        _filled_key_on_first_primary(cluster, c)
+        tier = c._local
+        tier.lease = 60.0  # only the reloads below
+        time.sleep(FAST["LOCAL_CACHE_LEASE"] + 0.2)
+        owners = list(tier._owners)
+        ahead = [list(row) for row in tier._slots_reply(tier._rc)]
+        ahead[0][2], ahead[1][2] = ahead[1][2], ahead[0][2]  # a change redis-py has not seen
+        tier._slots_reply = lambda rc: ahead
+        before = tier.reloads
+        tier.reload()  # the reply changed: redis-py reloads, and finds the old owners
+        tier.reload()  # the same reply: the map still disagrees with it, so load again
+        assert tier.reloads == before + 2
+        assert tier._owners == owners  # the map is redis-py's, never the reply's guess
+        del tier._slots_reply  # the node's true reply: it agrees, and is taken as loaded
+        tier.reload()
+        tier.reload()
+        assert tier.reloads == before + 3 and tier._owners == owners
+    finally:
+        c.close()
+
+
 def _client_ids(cluster: LocalCluster) -> set[tuple[int, int]]:
     """(port, client id) of every connection to every primary."""
     out = set()

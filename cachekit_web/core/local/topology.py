@@ -36,6 +36,25 @@ log = logging.getLogger("cachekit_web.local")
 _SLOT_MASK = REDIS_CLUSTER_HASH_SLOTS - 1
 
 
+def _names_owners(reply: Any, owners: list[str | None]) -> bool:
+    """Whether ``owners`` (slot -> "host:port") names the primary of each range of a
+    CLUSTER SLOTS ``reply`` (an empty host, the node's own, matches any)."""
+    try:
+        for row in reply:
+            host, port = row[2][0], int(row[2][1])
+            host = host.decode() if isinstance(host, bytes) else str(host)
+            for slot in (int(row[0]), int(row[1])):
+                have = owners[slot]
+                if have is None:
+                    return False
+                have_host, _, have_port = have.rpartition(":")
+                if int(have_port) != port or (host and host != have_host):
+                    return False
+    except (TypeError, ValueError, IndexError):  # None (not asked) or not a reply
+        return False
+    return True
+
+
 class Link(Protocol):
     """What a ClusterTier needs of a node's tracking link (tier.LocalTier)."""
 
@@ -194,7 +213,6 @@ class ClusterTier:
             if reply is not None and reply == self._last_reply:
                 return
             rc.nodes_manager.initialize()
-        self._last_reply = reply
         cache = rc.nodes_manager.slots_cache
         owners: list[str | None] = [None] * REDIS_CLUSTER_HASH_SLOTS
         nodes: dict[str, Any] = {}
@@ -202,6 +220,9 @@ class ClusterTier:
             if holders:
                 owners[slot] = holders[0].name
                 nodes[holders[0].name] = holders[0]
+        # redis-py asks a node of its choosing, whose gossip may lag the one asked above:
+        # a map that does not name the reply's owners is loaded again at the next check.
+        self._last_reply = reply if _names_owners(reply, owners) else None
         with self._lock:
             if self._stop.is_set():
                 return
