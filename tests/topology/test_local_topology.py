@@ -311,6 +311,7 @@ def test_cluster_fill_from_an_untracked_owner_is_not_kept(namespace: str) -> Non
         finally:
             c.close()
             writer.close()
+            c._local.close()  # its map thread waits out the 60 s lease before it looks at users
 
 
 def test_cluster_map_that_disagrees_with_the_slots_reply_is_loaded_again(
@@ -340,6 +341,7 @@ def test_cluster_map_that_disagrees_with_the_slots_reply_is_loaded_again(
         assert tier.reloads == before + 3 and tier._owners == owners
     finally:
         c.close()
+        c._local.close()  # its map thread waits out the 60 s lease before it looks at users
 
 
 def _client_ids(cluster: LocalCluster) -> set[tuple[int, int]]:
