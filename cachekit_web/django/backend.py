@@ -563,7 +563,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
               accept: Callable[[Any], bool] | None = None, force: bool = False,
               version: int | None = None, local: bool | None = None) -> Result[Any]:
         """Like get_or_set, also saying hit / miss / stale / bypass (see the core's fetch)."""
-        k = self._key(key, version)
+        k = self._remembered_key(key, version)
         with _pickling_errors():
             return self._client.fetch(k, compute, self._timeout(timeout), stale_ttl, should_cache,
                                       force=force, accept=accept, local=local)
@@ -571,6 +571,10 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
     def local_hit(self, key: Any, accept: Callable[[Any], bool] | None = None, *,
                   version: int | None = None, local: bool | None = None) -> Entry | None:
         """A fresh value's entry from the in-process tier (a hit), else None (ask ``fetch``)."""
+        return self._client.local_hit(self._remembered_key(key, version), accept, local=local)
+
+    def _remembered_key(self, key: Any, version: int | None) -> str:
+        """``_key``, remembered as ``_made_keys`` remembers (page keys repeat)."""
         memo = self._memo(version) if type(key) is str else None
         made = None if memo is None else memo.get(key)
         if made is None:
@@ -578,7 +582,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
             if memo is not None and len(memo) < _MEMO_SIZE and not self._own_key_rules() \
                     and len(made) <= _MEMCACHE_SAFE and " " not in made and made.isprintable():
                 memo[key] = made  # as _made_keys: a key Django warns about never is
-        return self._client.local_hit(made, accept, local=local)
+        return made
 
     def health(self) -> HealthReport:
         """The core health report for this cache."""

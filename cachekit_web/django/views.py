@@ -335,29 +335,45 @@ class _Prepared:
 
 _STATUS_LOWER = web.CACHE_STATUS_HEADER.lower()
 
-# Prepared pages by the page object (the in-process tier serves one object per entry; it
-# is immutable): (page, prepared), the page kept so that its id is not reused.
-_PREPARED: dict[int, tuple[web.StoredPage, _Prepared | None]] = {}
+# Prepared pages by the page object (immutable; the in-process tier serves one object per
+# entry, the codec one per stored frame read again): (page, prepared or _SEEN_ONCE), the
+# page kept so that its id is not reused.
+_PREPARED: dict[int, tuple[web.StoredPage, Any]] = {}
 _MAX_PREPARED = 64
+_SEEN_ONCE: Any = object()  # read from Redis once: prepared if the same object comes again
+# Larger pages read from Redis are never prepared: the codec makes a new object on every
+# read of a frame over 64 KiB, and this bounds what _PREPARED holds.
+_MAX_PREPARED_BODY = 64 * 1024
 
 
-def _tier_prepared(page: web.StoredPage) -> _Prepared | None:
-    """The prepared form of a page the in-process tier served, remembered."""
+def _prepared(page: web.StoredPage, tier: bool) -> _Prepared | None:
+    """The prepared form of ``page``, remembered: at once for a page from the in-process
+    tier, else once the same page object is served a second time (None until then)."""
     found = _PREPARED.get(id(page))
     if found is not None and found[0] is page:
-        return found[1]
+        if found[1] is not _SEEN_ONCE:
+            return found[1]  # type: ignore[no-any-return]
+    elif not tier:
+        if len(page.body) > _MAX_PREPARED_BODY:
+            return None
+        _remember(page, _SEEN_ONCE)  # e.g. a stale_ttl page: a new object on every read
+        return None
     prepared = _Prepared.of(page)
+    _remember(page, prepared)
+    return prepared
+
+
+def _remember(page: web.StoredPage, prepared: Any) -> None:
     if len(_PREPARED) >= _MAX_PREPARED:
         _PREPARED.clear()
     _PREPARED[id(page)] = (page, prepared)
-    return prepared
 
 
 def _from_page(page: web.StoredPage, cache_status: str | None = None,
                age: int | None = None, tier: bool = False) -> HttpResponse:
     """The response serving ``page``: its stored headers, Age (and Cache-Status)."""
     age_value = str(page.age() if age is None else age)
-    prepared = _tier_prepared(page) if tier else None
+    prepared = _prepared(page, tier)
     if prepared is not None:
         return prepared.response(age_value, cache_status)
     headers = dict(page.replay_headers())
@@ -414,6 +430,13 @@ class _PageOptions:
     vary_cookies: tuple[str, ...]
     local: bool | None
 
+    @functools.cached_property
+    def fetching(self) -> dict[str, Any]:
+        """The core fetch's arguments after the key and compute function (never mutated:
+        passed as ``**fetching``)."""
+        return {"timeout": self.timeout, "stale_ttl": self.stale_ttl,
+                "should_cache": web.is_page, "accept": web.is_page, "local": self.local}
+
 
 class _PageCall:
     """One page request's plan, made by the pre-flight before the view runs. The sync and
@@ -468,9 +491,7 @@ class _PageCall:
     @property
     def fetching(self) -> dict[str, Any]:
         """The core fetch's arguments after the key and compute function."""
-        opts = self.options
-        return {"timeout": opts.timeout, "stale_ttl": opts.stale_ttl,
-                "should_cache": web.is_page, "accept": web.is_page, "local": opts.local}
+        return self.options.fetching
 
     def uncached(self, response: HttpResponseBase) -> HttpResponseBase:
         """The response of a view that ran without the cache."""

@@ -116,7 +116,7 @@ class _Call:
         self.make_key: Callable[[list[str]], str] | None = None
         self.timeout: Any = None
         self.ran = False
-        self.asked_tier = False  # the in-process tier had no fresh page for the key
+        self.asked_tier = False  # the in-process tier was asked (no fresh page) or is unwanted
 
     # -- the steps that touch Redis: the only sync/async twins ----------------
     def prepare(self) -> _Call:
@@ -475,7 +475,7 @@ class CacheDecorators:
                     if entry is not None:
                         return page_hit(entry.value, wrapper.cache_timeout, state, ctx.app)
                 call = _Call(options, args, kwargs, state, True)
-                call.key, call.asked_tier = key, tier
+                call.key, call.asked_tier = key, True  # asked above, or not wanted
                 return call
 
             # Anything that runs per call or changes a hit's response takes the planned path.

@@ -98,3 +98,52 @@ def test_a_remembered_page_key_follows_language_and_time_zone() -> None:
     assert page_cache_key(RequestFactory().head("/page/")) == first  # HEAD shares GET
     assert page_cache_key(RequestFactory().get("/page/?a=1")) != first
     assert page_cache_key(request, vary_on_headers=["Accept"]) != first
+
+
+def test_network_hits_share_no_mutable_state(cache: Any) -> None:
+    """Hits read from Redis (no in-process tier) are built from one prepared copy per page
+    object: what middleware does to one response never shows in the next."""
+    from django.http import HttpResponse
+
+    from cachekit_web.django import cache_page
+
+    @cache_page(60, local=False)
+    def view(request: Any) -> HttpResponse:
+        response = HttpResponse(b"shared?")
+        response["X-Page"] = "1"
+        return response
+
+    factory = RequestFactory()
+    view(factory.get("/net-mutable/"))
+    hits = [view(factory.get("/net-mutable/")) for _ in range(3)]  # the later ones prepared
+    for first in hits[:2]:
+        first["X-Page"] = "changed"
+        first["X-Added"] = "yes"
+        first.set_cookie("sessionid", "alice")
+        first.write(b" appended")
+        first.close()
+    second = view(factory.get("/net-mutable/"))
+    assert second.content == b"shared?" and second["X-Page"] == "1"
+    assert "X-Added" not in second and not second.cookies and not second.closed
+    assert second["Cache-Status"].startswith("cachekit; hit") and int(second["Age"]) >= 0
+    untouched = [(k, v) for k, v in hits[2].items() if k != "Age"]
+    assert [(k, v) for k, v in second.items() if k != "Age"] == untouched
+    assert hits[1].content == b"shared? appended"
+
+
+def test_a_page_read_anew_each_time_is_never_prepared() -> None:
+    """A page object served once (e.g. decoded again on every read: stale_ttl entries,
+    large frames) is built by the constructor; the same object served again is prepared."""
+    from cachekit_web.django import views
+
+    views._PREPARED.clear()
+    page = StoredPage(200, (("Content-Type", "text/plain"),), b"x", 0.0)
+    first: Any = views._from_page(page, "cachekit; hit")
+    assert views._PREPARED[id(page)][1] is views._SEEN_ONCE
+    again: Any = views._from_page(page, "cachekit; hit")
+    assert isinstance(views._PREPARED[id(page)][1], views._Prepared)
+    assert list(first.items()) == list(again.items()) and first.content == again.content
+    big = StoredPage(200, (("Content-Type", "text/plain"),), b"x" * (64 * 1024 + 1), 0.0)
+    views._from_page(big, "cachekit; hit")
+    views._from_page(big, "cachekit; hit")
+    assert id(big) not in views._PREPARED
