@@ -134,7 +134,10 @@ def _ttl(value: Any, timeout: Any, state: State) -> float | None:
 
 
 _HIT_STATUS = cache_status("hit")  # a page that never expires: no ttl to tell
-_PREPARED_MAX = 256  # pages whose replayed headers are kept worked out
+_PREPARED_MAX = 64  # pages whose replayed headers are kept worked out
+# Larger pages are not kept: read from Redis, each read is a new object (the codec reuses
+# only smaller frames), and this bounds what _prepared holds to ~4 MiB.
+_PREPARED_BODY_MAX = 64 * 1024
 
 
 # id(page) -> (page, its headers as served, Content-Length included, Age and Cache-Status
@@ -153,6 +156,8 @@ def _served_headers(page: StoredPage) -> list[tuple[str, str]]:
     headers = [h for h in page.replay_headers() if h[0].lower() != "content-length"]
     headers.append(("Content-Length", str(len(page.body))))
     Headers(headers)  # raises as werkzeug does on a value it would refuse
+    if len(page.body) > _PREPARED_BODY_MAX:
+        return headers
     if len(_prepared) >= _PREPARED_MAX:
         _prepared.clear()
     _prepared[id(page)] = (page, headers)
