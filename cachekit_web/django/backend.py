@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import functools
 import inspect
+import itertools
 import math
 import pickle
 import re
@@ -114,6 +115,7 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         self._reverse_key_func = resolved.reverse_key_func
         self._shared: CacheClient | None = None
         self._made: dict[str, str] = {}  # _memo: caller's key -> made key
+        self._fulls: dict[str, str] = {}  # get_many: remembered key -> the core's full key
         self._made_for: tuple[Any, Any] | None = None  # the KEY_PREFIX and VERSION it is for
         if resolved.settings is None:
             return  # raised on first use; `manage.py check` reports it with its code
@@ -225,15 +227,39 @@ class CachekitCache(BaseCache):  # type: ignore[misc]
         memo = self._made
         if self._made_for != state or len(memo) >= _MEMO_SIZE:
             memo = self._made = {}
+            self._fulls = {}
             self._made_for = state
         return memo
 
     def get_many(self, keys: Iterable[Any], version: int | None = None) -> dict[Any, Any]:
         """The found keys and their values (stored None kept)."""
-        by_key = self._made_keys(keys, version)
-        if not by_key:
-            return {}
-        return self._client.get_many_as(by_key)
+        if self._own_key_rules() or self._memo(version) is None:
+            by_key = self._made_keys(keys, version)
+            return self._client.get_many_as(by_key) if by_key else {}
+        # Remembered keys go straight to their full keys: one pass, no second lookup in
+        # the core; from the first key not remembered on, the general path.
+        get = self._fulls.get
+        by_full: dict[str, Any] = {}
+        rest = iter(keys)
+        for k in rest:
+            fk = get(k) if type(k) is str else None
+            if fk is None:
+                self._full_keys_of(by_full, itertools.chain((k,), rest), version)
+                break
+            by_full[fk] = k
+        return self._client.get_many_full(by_full) if by_full else {}
+
+    def _full_keys_of(self, by_full: dict[str, Any], keys: Iterable[Any],
+                      version: int | None) -> None:
+        """Add full key -> caller's key for ``keys`` to ``by_full`` (as _made_keys, then the
+        core's key rules: E023), remembering the full keys of remembered made keys."""
+        by_key = self._made_keys(keys, version)  # Django's warnings first, for every key
+        full_key, made_memo, fulls = self._client.full_key, self._made, self._fulls
+        for made, k in by_key.items():
+            fk = full_key(made)
+            by_full[fk] = k
+            if type(k) is str and made_memo.get(k) == made and len(fulls) < _MEMO_SIZE:
+                fulls[k] = fk
 
     def has_key(self, key: Any, version: int | None = None) -> bool:
         """Whether ``key`` holds a value."""

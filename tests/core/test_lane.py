@@ -45,6 +45,28 @@ def test_a_thread_keeps_its_connection(make_client: Any, redis_url: str) -> None
     raw.close()
 
 
+def test_a_multi_key_read_sends_what_redis_py_would(make_client: Any) -> None:
+    client = make_client()
+    keys = ["plain", "ключ", "☃ x", "a" * 300]
+    client.set_many(dict.fromkeys(keys, "v"))
+    lane = client.backend._lane
+    assert client.get_many(keys) == dict.fromkeys(keys, "v")
+    conn, _ = lane._idle[-1]
+    sent: list[bytes] = []
+    send = conn.send_packed_command
+    conn.send_packed_command = lambda command, *a, **k: sent.append(b"".join(command)) or \
+        send(command, *a, **k)
+    fks = [client.full_key(k) for k in keys]
+    assert client.get_many(keys) == dict.fromkeys(keys, "v")
+    assert sent[-1] == b"".join(conn.pack_command("MGET", *fks))  # redis-py's own packing
+    conn.encoder.encoding = "latin-1"  # not what hiredis packs: redis-py packs it
+    try:
+        assert client.backend.get_many(["\xe9"]) == [None]
+        assert sent[-1] == b"".join(conn.pack_command("MGET", "\xe9"))
+    finally:
+        conn.encoder.encoding = "utf-8"
+
+
 def test_a_batch_with_an_error_reply_raises_and_the_connection_stays_usable(
         make_client: Any) -> None:
     client = make_client()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.cache import CacheKeyWarning
 
+from cachekit_web.core.errors import InvalidKeyError
 from cachekit_web.django import CachekitCache
 
 from .conftest import cache_conf
@@ -112,7 +113,33 @@ def test_many_distinct_keys_stay_right(cache: Any) -> None:
     cache.set_many(dict.fromkeys(keys[::500], "v"))
     for _ in range(2):
         assert cache.get_many(keys) == dict.fromkeys(keys[::500], "v")
-    assert len(cache._made) <= 4096
+    assert len(cache._made) <= 4096 and len(cache._fulls) <= 4096
+
+
+def test_remembered_and_new_keys_mix_in_one_read(cache: Any) -> None:
+    cache.set_many({"a": 1, "b": 2, "c": 3})
+    assert cache.get_many(["a", "b"]) == {"a": 1, "b": 2}  # now remembered
+    for keys in (["a", "c", "b", "a"], iter(["a", "c", "b", "a"]), ("a", "c", "b", "a")):
+        got = cache.get_many(keys)
+        assert got == {"a": 1, "c": 3, "b": 2} and list(got) == ["a", "c", "b"]
+    got = cache.get_many(["c", 1, "a"])
+    assert got == {"c": 3, "a": 1} and list(got) == ["c", "a"]
+    assert asyncio.run(cache.aget_many(iter(["b", "z", "a"]))) == {"b": 2, "a": 1}
+
+
+def test_an_invalid_key_after_remembered_ones_is_e023(cache: Any) -> None:
+    cache.set("a", 1)
+    for _ in range(2):  # before and after "a" is remembered
+        assert cache.get_many(["a"]) == {"a": 1}
+        with pytest.raises(InvalidKeyError) as info:
+            cache.get_many(["a", "b\ud800", "c"])
+        assert info.value.code == "E023"
+    with warnings.catch_warnings(record=True) as seen:  # every key is scanned before E023
+        warnings.simplefilter("always", CacheKeyWarning)
+        with pytest.raises(InvalidKeyError):
+            cache.get_many(["a", "b\ud800", "has space"])
+    assert len(seen) == 1
+    assert "b\ud800" not in cache._fulls and "has space" not in cache._fulls
 
 
 def test_single_key_operations_warn_exactly_as_django(cache: Any) -> None:

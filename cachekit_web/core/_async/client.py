@@ -163,6 +163,11 @@ class AsyncCacheClient(AsyncComputeOnce, AsyncKeyspace, AsyncCollections):
         adapter's caller's key: no second dict to translate the answer)."""
         return await self._get_many(list(names.values()), self._full_keys(list(names)))
 
+    async def get_many_full(self, names: Mapping[str, Any]) -> dict[Any, Any]:
+        """get_many_as for keys already made by ``full_key`` (an adapter remembers them):
+        each found value under the full key's name."""
+        return await self._get_many(list(names.values()), list(names))
+
     async def _get_many(self, names: list[Any], fks: list[str]) -> dict[Any, Any]:
         if not fks:
             return {}

@@ -173,6 +173,15 @@ class AsyncRedisBackend:
         except _REDIS_ERRORS as exc:
             raise translate(exc) from None
 
+    async def _run_strs(self, *args: str) -> Any:
+        """``_run`` for a command whose arguments are all str (its keys)."""
+        try:
+            return await self._lane.call_strs(*args)
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
+
     async def _run_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Idempotent commands in one round trip on the lean data path, errors translated."""
         try:
@@ -194,7 +203,7 @@ class AsyncRedisBackend:
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return cast("list[bytes | None]", await self._run("MGET", *keys))
+        return cast("list[bytes | None]", await self._run_strs("MGET", *keys))
 
     async def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:

@@ -165,6 +165,11 @@ class CacheClient(ComputeOnce, Keyspace, Collections):
         adapter's caller's key: no second dict to translate the answer)."""
         return self._get_many(list(names.values()), self._full_keys(list(names)))
 
+    def get_many_full(self, names: Mapping[str, Any]) -> dict[Any, Any]:
+        """get_many_as for keys already made by ``full_key`` (an adapter remembers them):
+        each found value under the full key's name."""
+        return self._get_many(list(names.values()), list(names))
+
     def _get_many(self, names: list[Any], fks: list[str]) -> dict[Any, Any]:
         if not fks:
             return {}

@@ -175,6 +175,15 @@ class RedisBackend:
         except _REDIS_ERRORS as exc:
             raise translate(exc) from None
 
+    def _run_strs(self, *args: str) -> Any:
+        """``_run`` for a command whose arguments are all str (its keys)."""
+        try:
+            return self._lane.call_strs(*args)
+        except CachekitError:
+            raise
+        except _REDIS_ERRORS as exc:
+            raise translate(exc) from None
+
     def _run_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Idempotent commands in one round trip on the lean data path, errors translated."""
         try:
@@ -196,7 +205,7 @@ class RedisBackend:
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         if not keys:
             return []
-        return cast("list[bytes | None]", self._run("MGET", *keys))
+        return cast("list[bytes | None]", self._run_strs("MGET", *keys))
 
     def set(self, key: str, value: bytes, ttl: float | None, *, nx: bool = False,
                   xx: bool = False) -> bool:

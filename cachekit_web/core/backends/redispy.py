@@ -33,6 +33,13 @@ import redis.sentinel as ssentinel
 
 from .errors import ConnectRefused, ConnectTimeout, PoolExhausted
 
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:  # what redis-py's hiredis packer calls (redis-py uses it only with hiredis >= 3)
+    from hiredis import pack_command as _hiredis_pack
+except ImportError:
+    _hiredis_pack = None
+_HIREDIS_PACKER = getattr(sconn, "HiredisRespSerializer", None)
+
 Redis = redis.Redis
 AsyncRedis = aredis.Redis
 Connection = sconn.Connection
@@ -257,6 +264,10 @@ class Lane:
         """Send one command and read its reply; redis-py errors propagate."""
         return self._on_connection(_one, args)
 
+    def call_strs(self, *args: str) -> Any:
+        """``call`` for a command whose arguments are all str (MGET and its keys)."""
+        return self._on_connection(_one_strs, args)
+
     def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Several idempotent commands in one write, their replies in order (a pipeline
         without MULTI); the first error reply is raised once every reply is read."""
@@ -315,6 +326,23 @@ def _one(conn: Any, args: tuple[Any, ...]) -> Any:
     return conn.read_response()
 
 
+def _one_strs(conn: Any, args: tuple[str, ...]) -> Any:
+    # Where redis-py packs with hiredis and UTF-8, one hiredis call makes the same bytes
+    # without redis-py's Python work per argument (about 0.4 us a key).
+    encoder = conn.encoder
+    if (type(conn._command_packer) is _HIREDIS_PACKER and _hiredis_pack is not None
+            and encoder.encoding == "utf-8" and encoder.encoding_errors == "strict"):
+        try:
+            packed = _hiredis_pack(args)
+        except TypeError:  # not str after all: redis-py's own packing says so
+            conn.send_command(*args)
+        else:
+            conn.send_packed_command([packed])
+    else:
+        conn.send_command(*args)
+    return conn.read_response()
+
+
 def _many(conn: Any, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     conn.send_packed_command(conn.pack_commands(commands))
     replies: list[Any] = []
@@ -344,6 +372,8 @@ class PooledLane:
     def call(self, *args: Any) -> Any:
         """Send one command and read its reply."""
         return self._client.execute_command(*args)
+
+    call_strs = call
 
     def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one round trip (a pipeline without MULTI)."""
@@ -377,6 +407,8 @@ class AsyncLane:
     async def call(self, *args: Any) -> Any:
         """Send one command and read its reply."""
         return await self._client.execute_command(*args)
+
+    call_strs = call
 
     async def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one round trip (a pipeline without MULTI)."""
