@@ -330,7 +330,8 @@ def _one_strs(conn: Any, args: tuple[str, ...]) -> Any:
     # Where redis-py packs with hiredis and UTF-8, one hiredis call makes the same bytes
     # without redis-py's Python work per argument (about 0.4 us a key).
     encoder = conn.encoder
-    if (type(conn._command_packer) is _HIREDIS_PACKER and _hiredis_pack is not None
+    packer = getattr(conn, "_command_packer", None)  # private: absent means redis-py packs
+    if (type(packer) is _HIREDIS_PACKER and _hiredis_pack is not None
             and encoder.encoding == "utf-8" and encoder.encoding_errors == "strict"):
         try:
             packed = _hiredis_pack(args)
