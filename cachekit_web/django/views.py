@@ -21,12 +21,11 @@ from django.core.cache import DEFAULT_CACHE_ALIAS, InvalidCacheBackendError, cac
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.http.response import ResponseHeaders
-from django.utils import timezone
 from django.utils.cache import patch_response_headers, patch_vary_headers
-from django.utils.translation import trans_real
 
 from ..core import web
 from ..core.client import Result
+from . import active
 from .backend import CachekitCache
 
 Outcome = dict[str, Any]
@@ -111,11 +110,12 @@ def _vary_on_authorization(request: HttpRequest, response: HttpResponseBase) -> 
 def _variant() -> list[str]:
     # LocaleMiddleware and the time zone pick a page variant before the view runs
     # (and add Vary/Content-Language after it): the active ones are part of the key.
+    # active.*: trans_real.get_language() and timezone.get_current_timezone_name(), faster.
     out = []
-    if _setting("USE_I18N", True):  # translation.get_language is trans_real's then
-        out.append("lang=" + (trans_real.get_language() or ""))
+    if _setting("USE_I18N", True):
+        out.append("lang=" + (active.language() or ""))
     if _setting("USE_TZ", True):
-        out.append("tz=" + timezone.get_current_timezone_name())
+        out.append("tz=" + active.timezone_name())
     return out
 
 

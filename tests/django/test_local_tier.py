@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -153,3 +154,123 @@ def test_a_django_with_other_response_fields_uses_the_constructor(
     response: Any = views._from_page(page, "cachekit; hit", tier=True)
     assert response.content == b"body" and response["X-A"] == "1"
     assert response["Content-Type"] == "text/plain" and response["Cache-Status"] == "cachekit; hit"
+
+
+def _variant_view(calls: list[int]) -> Any:
+    from django.utils import timezone, translation
+
+    @cache_page(60, local=True)
+    def view(request: Any) -> HttpResponse:
+        calls.append(1)
+        return HttpResponse(f"{translation.get_language()} "
+                            f"{timezone.get_current_timezone_name()} #{len(calls)}")
+
+    return view
+
+
+def _tier_page(client: Any, serve: Any) -> bytes:
+    """What ``serve()`` answers once the in-process tier holds its page (a tier hit)."""
+    for _ in range(3):  # a miss, a read from Redis into the tier, then the tier
+        before = client.metrics.totals["local_hits"]
+        response = serve()
+        if client.metrics.totals["local_hits"] == before + 1:
+            assert response["Cache-Status"].startswith("cachekit; hit")
+            return bytes(response.content)
+    raise AssertionError("no tier hit")
+
+
+def test_tier_hits_follow_the_active_language_and_time_zone(cache: Any) -> None:
+    from django.utils import timezone, translation
+
+    calls: list[int] = []
+    view = _variant_view(calls)
+    factory = RequestFactory()
+    client = cache.client
+    view(factory.get("/variant/"))
+    _wait_live(client)
+
+    def page() -> bytes:
+        return _tier_page(client, lambda: view(factory.get("/variant/")))
+
+    base = page()
+    with translation.override("fr"):
+        french = page()
+        with timezone.override("Europe/Paris"):
+            paris = page()
+    with translation.override("de"):
+        german = page()
+    with translation.override(None):
+        none = page()
+    assert french.startswith(b"fr UTC #") and paris.startswith(b"fr Europe/Paris #")
+    assert german.startswith(b"de UTC #") and none.startswith(b"None UTC #")
+    assert len({base, french, paris, german, none}) == 5
+    rendered = len(calls)
+    assert page() == base  # each variant is served again from the tier, not rendered
+    with translation.override("fr"), timezone.override("Europe/Paris"):
+        assert page() == paris
+    with translation.override("de"):
+        assert page() == german
+
+    # A thread reads its own language, whatever the thread that started it has active.
+    answers: dict[str, bytes] = {}
+
+    def in_thread(lang: str | None) -> None:
+        if lang is None:  # nothing activated in this thread
+            answers["None"] = page()
+            return
+        with translation.override(lang):
+            answers[lang] = page()
+
+    with translation.override("de"), timezone.override("Europe/Paris"):
+        for lang in ("fr", None):  # one after the other: _tier_page counts the tier's hits
+            worker = threading.Thread(target=in_thread, args=(lang,))
+            worker.start()
+            worker.join()
+    assert answers == {"fr": french, "None": base}
+    assert len(calls) == rendered
+
+
+def test_async_tier_hits_follow_the_active_language_and_time_zone(cache: Any) -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.utils import timezone, translation
+
+    calls: list[int] = []
+    sync_view = _variant_view(calls)
+    async_calls: list[int] = []
+
+    @cache_page(60, local=True)
+    async def async_view(request: Any) -> HttpResponse:
+        async_calls.append(1)
+        return HttpResponse(f"{translation.get_language()} "
+                            f"{timezone.get_current_timezone_name()} #{len(async_calls)}")
+
+    factory = RequestFactory()
+    client = cache.client
+    sync_view(factory.get("/variant-sync/"))
+    _wait_live(client)
+
+    async def one(lang: str, tz: str, view: Any, path: str) -> Any:
+        with translation.override(lang), timezone.override(tz):
+            await asyncio.sleep(0)  # the other tasks run and activate theirs
+            return await view(factory.get(path))
+
+    variants = (("fr", "Europe/Paris"), ("de", "Europe/Berlin"), ("es", "UTC"))
+
+    async def main(view: Any, path: str) -> tuple[list[bytes], int]:
+        for lang, tz in variants:  # one at a time: a miss, a read into the tier, a tier hit
+            for _ in range(3):
+                await one(lang, tz, view, path)
+        before = client.metrics.totals["local_hits"]
+        responses = await asyncio.gather(*(one(lang, tz, view, path) for lang, tz in variants))
+        assert all(r["Cache-Status"].startswith("cachekit; hit") for r in responses)
+        return [bytes(r.content) for r in responses], client.metrics.totals["local_hits"] - before
+
+    # A sync view served the ASGI way: in a thread, under the request's context.
+    thread_served = asyncio.run(main(sync_to_async(sync_view), "/variant-sync/"))
+    native = asyncio.run(main(async_view, "/variant-async/"))
+    for pages, tier_hits in (thread_served, native):
+        assert tier_hits == 3  # all at once, each its own variant, from the tier
+        for (lang, tz), page in zip(variants, pages, strict=True):
+            assert page.startswith(f"{lang} {tz} #".encode())
