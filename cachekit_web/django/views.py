@@ -341,9 +341,10 @@ _STATUS_LOWER = web.CACHE_STATUS_HEADER.lower()
 _PREPARED: dict[int, tuple[web.StoredPage, Any]] = {}
 _MAX_PREPARED = 64
 _SEEN_ONCE: Any = object()  # read from Redis once: prepared if the same object comes again
-# Larger pages read from Redis are never prepared: the codec makes a new object on every
-# read of a frame over 64 KiB, and this bounds what _PREPARED holds.
-_MAX_PREPARED_BODY = 64 * 1024
+# Larger pages read from Redis are never prepared: the codec reuses a page object only while
+# its frame and payload together fit in 64 KiB (a body up to 32 KiB always does), so a
+# larger one is a new object on every read; this also bounds what _PREPARED holds.
+_MAX_PREPARED_BODY = 32 * 1024
 
 
 def _prepared(page: web.StoredPage, tier: bool) -> _Prepared | None:

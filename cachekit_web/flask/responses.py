@@ -135,9 +135,10 @@ def _ttl(value: Any, timeout: Any, state: State) -> float | None:
 
 _HIT_STATUS = cache_status("hit")  # a page that never expires: no ttl to tell
 _PREPARED_MAX = 64  # pages whose replayed headers are kept worked out
-# Larger pages are not kept: read from Redis, each read is a new object (the codec reuses
-# only smaller frames), and this bounds what _prepared holds to ~4 MiB.
-_PREPARED_BODY_MAX = 64 * 1024
+# Larger pages are not kept: the codec reuses a page object only while its frame and payload
+# together fit in 64 KiB (a body up to 32 KiB always does), so a larger one read from Redis
+# is a new object on every read; this also bounds what _prepared holds to 2 MiB.
+_PREPARED_BODY_MAX = 32 * 1024
 
 
 # id(page) -> (page, its headers as served, Content-Length included, Age and Cache-Status

@@ -128,17 +128,27 @@ def test_tier_hits_share_no_mutable_state(cache: Any) -> None:
     view(factory.get("/mutable/"))  # read from Redis into the tier
     first = view(factory.get("/mutable/"))
     before = client.metrics.totals["local_hits"]
-    first["X-Page"] = "changed"
-    first["X-Added"] = "yes"
-    first.set_cookie("sessionid", "alice")
-    first.write(b" appended")
-    first.close()
+    spoil(first)
     second = view(factory.get("/mutable/"))
     assert client.metrics.totals["local_hits"] == before + 1  # both were tier hits
-    assert second.content == b"shared?" and second["X-Page"] == "1"
-    assert "X-Added" not in second and not second.cookies and not second.closed
-    assert second["Cache-Status"].startswith("cachekit; hit") and int(second["Age"]) >= 0
+    assert_pristine(second)
     assert first.content == b"shared? appended"
+
+
+def spoil(response: Any) -> None:
+    """What middleware may do to a hit's response: headers, a cookie, more body, close."""
+    response["X-Page"] = "changed"
+    response["X-Added"] = "yes"
+    response.set_cookie("sessionid", "alice")
+    response.write(b" appended")
+    response.close()
+
+
+def assert_pristine(response: Any) -> None:
+    """A hit of the b"shared?" page with X-Page: 1, untouched by what spoil did to another."""
+    assert response.content == b"shared?" and response["X-Page"] == "1"
+    assert "X-Added" not in response and not response.cookies and not response.closed
+    assert response["Cache-Status"].startswith("cachekit; hit") and int(response["Age"]) >= 0
 
 
 def test_a_django_with_other_response_fields_uses_the_constructor(

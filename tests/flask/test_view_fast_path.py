@@ -176,9 +176,11 @@ def test_tier_hits_are_counted_and_never_outlive_a_delete(make_app: Any) -> None
 
 
 def test_served_headers_never_keep_a_large_page_alive() -> None:
-    """A page over 64 KiB read from Redis is a new object on every read (the codec reuses
-    only smaller frames): remembering its headers would keep each one alive, up to the
-    table's size, for nothing. Smaller pages are remembered and served alike."""
+    """A page over 32 KiB read from Redis can be a new object on every read (the codec
+    reuses a page only while frame and payload fit in 64 KiB): remembering its headers
+    would keep each one alive, up to the table's size, for nothing. Smaller pages are
+    remembered and served alike."""
+    from cachekit_web.core.data import codec
     from cachekit_web.core.web import StoredPage
     from cachekit_web.flask import responses
 
@@ -186,9 +188,11 @@ def test_served_headers_never_keep_a_large_page_alive() -> None:
     small = StoredPage(200, (("Content-Type", "text/plain"),), b"x", 0.0)
     assert responses._served_headers(small) == responses._served_headers(small)
     assert id(small) in responses._prepared
-    big = StoredPage(200, (("Content-Type", "text/plain"),), b"x" * (64 * 1024 + 1), 0.0)
+    size = responses._PREPARED_BODY_MAX + 1
+    big = StoredPage(200, (("Content-Type", "text/plain"),), b"x" * size, 0.0)
     headers = responses._served_headers(big)
-    assert ("Content-Length", str(64 * 1024 + 1)) in headers
+    assert ("Content-Length", str(size)) in headers
     assert headers == responses._served_headers(big)
     assert id(big) not in responses._prepared
-    assert responses._PREPARED_MAX * 64 * 1024 <= 4 * 1024 * 1024  # at most ~4 MiB held
+    assert 2 * responses._PREPARED_BODY_MAX <= codec._REUSE_MAX_BYTES  # kept ones are reused
+    assert responses._PREPARED_MAX * responses._PREPARED_BODY_MAX <= 2 * 1024 * 1024

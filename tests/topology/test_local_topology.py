@@ -344,6 +344,30 @@ def test_cluster_map_that_disagrees_with_the_slots_reply_is_loaded_again(
         c._local.close()  # its map thread waits out the 60 s lease before it looks at users
 
 
+def test_slots_reply_hosts_are_named_as_redis_py_names_them() -> None:
+    """A reply names a node by an empty host (the answering node's own), a null one
+    (unknown-endpoint), bytes, or ``localhost``, which redis-py names by its address: each
+    agrees with a map that names the same node, so the map is not loaded again every lease."""
+    import socket
+
+    from cachekit_web.core.local.topology import _names_owners
+
+    def name_of(host: str, port: int) -> str:
+        return f"{socket.gethostbyname(host) if host == 'localhost' else host}:{port}"
+
+    local = socket.gethostbyname("localhost")
+    owners: list[str | None] = [f"{local}:7000"] * 100 + ["10.0.0.2:7001"] * 100
+    for first in ("", None, b"", "localhost", b"localhost", local):
+        reply = [[0, 99, [first, 7000, b"id0"]], [100, 199, [b"10.0.0.2", 7001, b"id1"]]]
+        assert _names_owners(reply, owners, name_of), first
+    moved = [[0, 99, [b"10.0.0.3", 7000, b"id2"]], [100, 199, [b"10.0.0.2", 7001, b"id1"]]]
+    assert not _names_owners(moved, owners, name_of)  # same port, another host
+    assert not _names_owners([[0, 99, [b"", 7002, b"id0"]]], owners, name_of)
+    assert not _names_owners([[0, 199, [b"10.0.0.2", 7001, b"id1"]]], owners, name_of)
+    assert not _names_owners(None, owners, name_of)  # not asked
+    assert not _names_owners([[0, 99, [None, 7000, b"id0"]]], [None] * 200, name_of)
+
+
 def _client_ids(cluster: LocalCluster) -> set[tuple[int, int]]:
     """(port, client id) of every connection to every primary."""
     out = set()

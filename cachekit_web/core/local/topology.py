@@ -28,31 +28,47 @@ from binascii import crc_hqx
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from redis.cluster import ClusterNode
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from ..data.codec import Entry
 
 log = logging.getLogger("cachekit_web.local")
 _SLOT_MASK = REDIS_CLUSTER_HASH_SLOTS - 1
+_CLUSTER_NODE: Any = ClusterNode  # untyped in some redis-py versions
 
 
-def _names_owners(reply: Any, owners: list[str | None]) -> bool:
-    """Whether ``owners`` (slot -> "host:port") names the primary of each range of a
-    CLUSTER SLOTS ``reply`` (an empty host, the node's own, matches any)."""
+def _names_owners(reply: Any, owners: list[str | None],
+                  name_of: Callable[[str, int], str]) -> bool:
+    """Whether ``owners`` (slot -> node name) names the primary of each range of a CLUSTER
+    SLOTS ``reply``, each named by ``name_of(host, port)`` as redis-py names it (an empty or
+    null host, the answering node's own, matches any host on that port)."""
     try:
         for row in reply:
             host, port = row[2][0], int(row[2][1])
-            host = host.decode() if isinstance(host, bytes) else str(host)
+            host = host.decode() if isinstance(host, bytes) else host
+            want = name_of(host, port) if host else None
             for slot in (int(row[0]), int(row[1])):
                 have = owners[slot]
-                if have is None:
+                if have is None or (have != want if want is not None
+                                    else not have.endswith(f":{port}")):
                     return False
-                have_host, _, have_port = have.rpartition(":")
-                if int(have_port) != port or (host and host != have_host):
-                    return False
-    except (TypeError, ValueError, IndexError):  # None (not asked) or not a reply
+    except (TypeError, ValueError, IndexError, AttributeError):  # None, or not a reply
         return False
     return True
+
+
+def _node_namer(rc: Any) -> Callable[[str, int], str]:
+    """How ``rc`` names the node a CLUSTER SLOTS reply gives as (host, port): its address
+    remapping, then redis-py's own naming (``localhost`` is named by its address)."""
+    remap = getattr(rc.nodes_manager, "remap_host_port", None)
+
+    def name_of(host: str, port: int) -> str:
+        if remap is not None:
+            host, port = remap(host, port)
+        return str(_CLUSTER_NODE(host, port).name)
+
+    return name_of
 
 
 class Link(Protocol):
@@ -222,7 +238,7 @@ class ClusterTier:
                 nodes[holders[0].name] = holders[0]
         # redis-py asks a node of its choosing, whose gossip may lag the one asked above:
         # a map that does not name the reply's owners is loaded again at the next check.
-        self._last_reply = reply if _names_owners(reply, owners) else None
+        self._last_reply = reply if _names_owners(reply, owners, _node_namer(rc)) else None
         with self._lock:
             if self._stop.is_set():
                 return
