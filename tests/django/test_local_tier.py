@@ -115,12 +115,7 @@ def test_an_async_view_hits_the_tier(cache: Any) -> None:
 def test_tier_hits_share_no_mutable_state(cache: Any) -> None:
     """Each tier hit is its own response (built from a prepared copy of the page): what
     middleware does to one (headers, cookies, closing) never shows in the next."""
-    @cache_page(60, local=True)
-    def view(request: Any) -> HttpResponse:
-        response = HttpResponse(b"shared?")
-        response["X-Page"] = "1"
-        return response
-
+    view = shared_page_view(local=True)
     factory = RequestFactory()
     view(factory.get("/mutable/"))
     client = cache.client
@@ -133,6 +128,17 @@ def test_tier_hits_share_no_mutable_state(cache: Any) -> None:
     assert client.metrics.totals["local_hits"] == before + 1  # both were tier hits
     assert_pristine(second)
     assert first.content == b"shared? appended"
+
+
+def shared_page_view(local: bool) -> Any:
+    """A cache_page view of the b"shared?" page with X-Page: 1."""
+    @cache_page(60, local=local)
+    def view(request: Any) -> HttpResponse:
+        response = HttpResponse(b"shared?")
+        response["X-Page"] = "1"
+        return response
+
+    return view
 
 
 def spoil(response: Any) -> None:

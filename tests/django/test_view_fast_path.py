@@ -10,7 +10,7 @@ from django.test import RequestFactory, override_settings
 from cachekit_web.core.web import StoredPage
 from cachekit_web.django.views import _absolute_uri, _from_page
 
-from .test_local_tier import assert_pristine, spoil
+from .test_local_tier import assert_pristine, shared_page_view, spoil
 
 
 @pytest.mark.parametrize("path", ["/page/", "/a/b.c~d-e_f", "//double", "/caf%C3%A9/",
@@ -105,16 +105,7 @@ def test_a_remembered_page_key_follows_language_and_time_zone() -> None:
 def test_network_hits_share_no_mutable_state(cache: Any) -> None:
     """Hits read from Redis (no in-process tier) are built from one prepared copy per page
     object: what middleware does to one response never shows in the next."""
-    from django.http import HttpResponse
-
-    from cachekit_web.django import cache_page
-
-    @cache_page(60, local=False)
-    def view(request: Any) -> HttpResponse:
-        response = HttpResponse(b"shared?")
-        response["X-Page"] = "1"
-        return response
-
+    view = shared_page_view(local=False)
     factory = RequestFactory()
     view(factory.get("/net-mutable/"))
     hits = [view(factory.get("/net-mutable/")) for _ in range(3)]  # the later ones prepared
