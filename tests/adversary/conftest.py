@@ -37,6 +37,7 @@ class Adversary:
         self._rng = random.Random(seed)
         self._kill_every = kill_every
         self._max_seconds = max_seconds
+        self._planted: set[bytes] = set()  # what copy() wrote: never copied again
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="test-adversary", daemon=True)
 
@@ -56,9 +57,23 @@ class Adversary:
     def stop(self) -> None:
         """Stop attacking and wait for the thread (bounded)."""
         self._stop.set()
-        self._thread.join(timeout=10)
-        assert not self._thread.is_alive(), "the adversary thread did not stop"
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=10)
+            assert not self._thread.is_alive(), "the adversary thread did not stop"
         self._redis.close()
+
+    def copy(self, source: bytes | str, target: bytes | str) -> bool:
+        """Write ``source``'s value over ``target`` (keeping its TTL); False if none.
+
+        Never bytes it planted itself: a frame copied from ``target`` to another key and
+        back would be ``target``'s own earlier value, a replay that sealing accepts until
+        the frame's expiry (docs/security.md), not a forgery the cache must refuse."""
+        data = self._redis.get(source)
+        if not isinstance(data, bytes) or data in self._planted:  # None: nothing to copy
+            return False
+        self._redis.set(target, data, keepttl=True)
+        self._planted.add(data)
+        return True
 
     def _keys(self, namespace: str) -> list[bytes]:
         return [k for k in self._redis.scan_iter(match=f"{namespace}:*", count=200)
@@ -99,21 +114,15 @@ class Adversary:
             return
         target = rng.choice(keys)
         kind = rng.choice(["digits", "garbage", "other-key", "other-namespace"])
-        if kind == "digits":
-            data = rng.choice(DIGITS)
-        elif kind == "garbage":
-            data = rng.choice(GARBAGE)
+        if kind in ("digits", "garbage"):
+            self._redis.set(target, rng.choice(DIGITS if kind == "digits" else GARBAGE),
+                            keepttl=True)
         else:
             pool = (keys if kind == "other-key"
                     else [k for ns in self.others for k in self._keys(ns)])
             pool = [k for k in pool if k != target]
-            if not pool:
+            if not pool or not self.copy(rng.choice(pool), target):
                 return
-            got = self._redis.get(rng.choice(pool))
-            if got is None:
-                return
-            data = got
-        self._redis.set(target, data, keepttl=True)
         self.counts[kind] += 1
 
 
