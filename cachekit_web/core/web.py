@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .data.codec import X_PAGE, register_extension
+from .data.codec import REUSE_MAX_BYTES, X_PAGE, register_extension
 from .local.copying import register_immutable
 
 CACHE_STATUS_HEADER = "Cache-Status"
@@ -256,6 +256,13 @@ def fragment_cache_key(name: str, vary_on: Iterable[Any] = (), *,
                        prefix: str = "fragment:") -> str:
     """The cache key of a template fragment: its name and the values it varies on."""
     return f"{prefix}{name}:{vary_token(vary_on)}"
+
+
+# Adapters remember per-page work (a prepared response, served headers) by page object
+# only for bodies up to this: the codec hands back the same page object for a frame read
+# again only while frame and payload (each holding the body) fit its reuse limit, so a
+# larger page read from Redis is a new object per read; it also bounds what they hold.
+MEMO_BODY_MAX = REUSE_MAX_BYTES // 2
 
 
 @dataclass(frozen=True)

@@ -81,9 +81,8 @@ def _direct_timezone_name(local: Any, read: Callable[[], Any],
     def timezone_name() -> str:
         if timezone._active is not local:
             return timezone.get_current_timezone_name()  # type: ignore[no-any-return]
-        default = get_default()  # as get_current_timezone: getattr(_active, "value", default)
-        found = read()
-        return name_of(default if found is _MISSING else found)
+        found = read()  # as get_current_timezone: getattr(_active, "value", default)
+        return name_of(get_default() if found is _MISSING else found)
 
     return timezone_name
 

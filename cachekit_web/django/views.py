@@ -341,10 +341,6 @@ _STATUS_LOWER = web.CACHE_STATUS_HEADER.lower()
 _PREPARED: dict[int, tuple[web.StoredPage, Any]] = {}
 _MAX_PREPARED = 64
 _SEEN_ONCE: Any = object()  # read from Redis once: prepared if the same object comes again
-# Larger pages read from Redis are never prepared: the codec reuses a page object only while
-# its frame and payload together fit in 64 KiB (a body up to 32 KiB always does), so a
-# larger one is a new object on every read; this also bounds what _PREPARED holds.
-_MAX_PREPARED_BODY = 32 * 1024
 
 
 def _prepared(page: web.StoredPage, tier: bool) -> _Prepared | None:
@@ -355,7 +351,7 @@ def _prepared(page: web.StoredPage, tier: bool) -> _Prepared | None:
         if found[1] is not _SEEN_ONCE:
             return found[1]  # type: ignore[no-any-return]
     elif not tier:
-        if len(page.body) > _MAX_PREPARED_BODY:
+        if len(page.body) > web.MEMO_BODY_MAX:  # larger ones read from Redis
             return None
         _remember(page, _SEEN_ONCE)  # e.g. a stale_ttl page: a new object on every read
         return None

@@ -20,6 +20,7 @@ from werkzeug.datastructures import Headers
 from ..core.client import DEFAULT, Expiring
 from ..core.web import (
     CACHE_STATUS_HEADER,
+    MEMO_BODY_MAX,
     StoredPage,
     cache_status,
     is_page,
@@ -134,11 +135,7 @@ def _ttl(value: Any, timeout: Any, state: State) -> float | None:
 
 
 _HIT_STATUS = cache_status("hit")  # a page that never expires: no ttl to tell
-_PREPARED_MAX = 64  # pages whose replayed headers are kept worked out
-# Larger pages are not kept: the codec reuses a page object only while its frame and payload
-# together fit in 64 KiB (a body up to 32 KiB always does), so a larger one read from Redis
-# is a new object on every read; this also bounds what _prepared holds to 2 MiB.
-_PREPARED_BODY_MAX = 32 * 1024
+_PREPARED_MAX = 64  # pages (bodies up to web.MEMO_BODY_MAX) whose served headers are kept
 
 
 # id(page) -> (page, its headers as served, Content-Length included, Age and Cache-Status
@@ -157,7 +154,7 @@ def _served_headers(page: StoredPage) -> list[tuple[str, str]]:
     headers = [h for h in page.replay_headers() if h[0].lower() != "content-length"]
     headers.append(("Content-Length", str(len(page.body))))
     Headers(headers)  # raises as werkzeug does on a value it would refuse
-    if len(page.body) > _PREPARED_BODY_MAX:
+    if len(page.body) > MEMO_BODY_MAX:
         return headers
     if len(_prepared) >= _PREPARED_MAX:
         _prepared.clear()

@@ -130,10 +130,11 @@ def test_a_page_read_anew_each_time_is_never_prepared() -> None:
     again: Any = views._from_page(page, "cachekit; hit")
     assert isinstance(views._PREPARED[id(page)][1], views._Prepared)
     assert list(first.items()) == list(again.items()) and first.content == again.content
+    from cachekit_web.core import web
     from cachekit_web.core.data import codec
 
-    assert 2 * views._MAX_PREPARED_BODY <= codec._REUSE_MAX_BYTES  # prepared ones are reused
-    big = StoredPage(200, (("Content-Type", "text/plain"),), b"x" * (32 * 1024 + 1), 0.0)
+    assert 2 * web.MEMO_BODY_MAX <= codec.REUSE_MAX_BYTES  # prepared ones are reused
+    big = StoredPage(200, (("Content-Type", "text/plain"),), b"x" * (web.MEMO_BODY_MAX + 1), 0.0)
     views._from_page(big, "cachekit; hit")
     views._from_page(big, "cachekit; hit")
     assert id(big) not in views._PREPARED

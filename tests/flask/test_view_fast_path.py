@@ -180,6 +180,7 @@ def test_served_headers_never_keep_a_large_page_alive() -> None:
     reuses a page only while frame and payload fit in 64 KiB): remembering its headers
     would keep each one alive, up to the table's size, for nothing. Smaller pages are
     remembered and served alike."""
+    from cachekit_web.core import web
     from cachekit_web.core.data import codec
     from cachekit_web.core.web import StoredPage
     from cachekit_web.flask import responses
@@ -188,11 +189,11 @@ def test_served_headers_never_keep_a_large_page_alive() -> None:
     small = StoredPage(200, (("Content-Type", "text/plain"),), b"x", 0.0)
     assert responses._served_headers(small) == responses._served_headers(small)
     assert id(small) in responses._prepared
-    size = responses._PREPARED_BODY_MAX + 1
+    size = web.MEMO_BODY_MAX + 1
     big = StoredPage(200, (("Content-Type", "text/plain"),), b"x" * size, 0.0)
     headers = responses._served_headers(big)
     assert ("Content-Length", str(size)) in headers
     assert headers == responses._served_headers(big)
     assert id(big) not in responses._prepared
-    assert 2 * responses._PREPARED_BODY_MAX <= codec._REUSE_MAX_BYTES  # kept ones are reused
-    assert responses._PREPARED_MAX * responses._PREPARED_BODY_MAX <= 2 * 1024 * 1024
+    assert 2 * web.MEMO_BODY_MAX <= codec.REUSE_MAX_BYTES  # kept ones are reused
+    assert responses._PREPARED_MAX * web.MEMO_BODY_MAX <= 2 * 1024 * 1024

@@ -125,7 +125,7 @@ SLOW: Any = object()  # Codec.value_of: this frame needs the general decode
 # Opened frames kept per codec for reuse (see Codec._opened_frames): at most this many,
 # each at most this many bytes (frame plus inflated payload): 4 MiB at worst.
 _REUSE_MAX_ENTRIES = 64
-_REUSE_MAX_BYTES = 64 * 1024
+REUSE_MAX_BYTES = 64 * 1024
 
 
 class Entry(NamedTuple):
@@ -434,7 +434,7 @@ class Codec:
                 return self._load(payload, flags)
         else:
             value = _unpack_checked(payload, "stored value")
-        if type(value) in _SHARED and len(frame) + len(payload) <= _REUSE_MAX_BYTES:
+        if type(value) in _SHARED and len(frame) + len(payload) <= REUSE_MAX_BYTES:
             if len(self._opened_frames) >= _REUSE_MAX_ENTRIES:
                 self._opened_frames.clear()
             self._opened_frames[key] = (frame, value)
